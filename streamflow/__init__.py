@@ -1,0 +1,35 @@
+"""streamflow: an event-sourced workflow engine on Redis Streams."""
+
+__version__ = "0.1.0"
+
+from streamflow.actors import Actor, Message
+from streamflow.app import App, WorkflowHandle, WorkflowStatus
+from streamflow.canvas import Chain, Group, WithDelay
+from streamflow.errors import (
+    DecodeError,
+    DefinitionError,
+    EncodeError,
+    StreamflowError,
+    WorkflowFailedError,
+    WorkflowNotFoundError,
+    WorkflowTimeoutError,
+)
+
+__all__ = [
+    "Actor",
+    "App",
+    "Chain",
+    "DecodeError",
+    "DefinitionError",
+    "EncodeError",
+    "Group",
+    "Message",
+    "StreamflowError",
+    "WithDelay",
+    "WorkflowFailedError",
+    "WorkflowHandle",
+    "WorkflowNotFoundError",
+    "WorkflowStatus",
+    "WorkflowTimeoutError",
+    "__version__",
+]

@@ -1,0 +1,108 @@
+"""Actors (the functions a worker runs) and messages (one call of an actor)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+
+if TYPE_CHECKING:
+    from streamflow.canvas import Canvas, Chain
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+DEFAULT_QUEUE = "default"
+
+
+def to_ms(value: float | datetime.timedelta | None, name: str) -> int:
+    """Seconds (or a timedelta) as whole milliseconds, validated."""
+    if value is None:
+        return 0
+    if isinstance(value, datetime.timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ValueError(f"{name} must be a non-negative number of seconds (got {value!r})")
+    return round(value * 1000)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ActorOptions:
+    """What the definition records about an actor (everything ``decide`` needs)."""
+
+    queue: str = DEFAULT_QUEUE
+    """Queue its messages go to."""
+    max_retries: int = 0
+    """Retries after a failed attempt before the node fails for good."""
+    min_backoff_ms: int = 1000
+    """Delay before the first retry; doubles per retry, with jitter."""
+    max_backoff_ms: int = 60_000
+    """Upper bound of the retry delay."""
+    time_limit_ms: int | None = None
+    """Longest a single attempt may run (None: no limit)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Message:
+    """One call of an actor, ready to be placed in a canvas. Build with ``actor.message``."""
+
+    actor_name: str
+    options: ActorOptions
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    pipe_ignore: bool = False
+    """Do not append the previous chain step's result to the arguments."""
+    delay_ms: int = 0
+    """Wait this long after the message becomes ready before running it."""
+
+    def __or__(self, other: Canvas) -> Chain:
+        from streamflow.canvas import Chain
+
+        return Chain(self, other)
+
+
+class Actor(Generic[P, R]):
+    """A registered function. Calling it runs the function directly, in process."""
+
+    def __init__(self, fn: Callable[P, R], *, name: str, options: ActorOptions) -> None:
+        self.fn = fn
+        self.name = name
+        self.options = options
+        self.is_async = inspect.iscoroutinefunction(fn)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.fn(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"Actor({self.name!r}, queue={self.options.queue!r})"
+
+    def message(self, *args: Any, **kwargs: Any) -> Message:
+        """A message calling this actor with these arguments."""
+        return Message(actor_name=self.name, options=self.options, args=args, kwargs=kwargs)
+
+    def message_with_options(
+        self,
+        *,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        pipe_ignore: bool = False,
+        delay: float | datetime.timedelta | None = None,
+    ) -> Message:
+        """A message with per-message options.
+
+        Args:
+            args: positional arguments.
+            kwargs: keyword arguments.
+            pipe_ignore: do not receive the previous chain step's result.
+            delay: seconds (or a timedelta) to wait once the message is ready.
+        """
+        return Message(
+            actor_name=self.name,
+            options=self.options,
+            args=tuple(args),
+            kwargs=dict(kwargs or {}),
+            pipe_ignore=pipe_ignore,
+            delay_ms=to_ms(delay, "delay"),
+        )

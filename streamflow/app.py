@@ -1,0 +1,391 @@
+"""App: the connection, the actor registry, submitting workflows and their handles."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+import redis
+import structlog
+
+from streamflow import __version__
+from streamflow.actors import DEFAULT_QUEUE, Actor, ActorOptions, to_ms
+from streamflow.canvas import Canvas, compile_canvas
+from streamflow.core import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    TERMINAL_STATUSES,
+    State,
+    decide,
+    fold_all,
+)
+from streamflow.definition import Definition, TaskNode, assemble
+from streamflow.errors import WorkflowFailedError, WorkflowNotFoundError, WorkflowTimeoutError
+from streamflow.events import Entry, WorkflowSubmitted, encode_event
+from streamflow.history import read_history
+from streamflow.keys import Keys, encode_wake, new_workflow_id
+from streamflow.projector import APPLY_CHUNK, Definitions, Projector, decision_slots
+from streamflow.scripts import Reply, Scripts, reply_code
+
+if TYPE_CHECKING:
+    from streamflow.worker import Worker
+
+log = structlog.get_logger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class App:
+    """The entry point: where workflows are submitted and actors registered.
+
+    Args:
+        url: Redis URL. Without one, ``STREAMFLOW_REDIS_URL`` is used, and without that a
+            private embedded Redis is started for this process.
+        prefix: prefix of every key (default ``sf``).
+        shards: number of shards workflows are spread over (1 on a single Redis).
+        recovery_grace_ms: how long a recorded outcome may wait for its projection before
+            a recovery projector takes it over.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        prefix: str = "sf",
+        shards: int = 1,
+        recovery_grace_ms: int = 10_000,
+    ) -> None:
+        if shards < 1:
+            raise ValueError(f"shards must be at least 1 (got {shards!r})")
+        if url is None:
+            url = os.environ.get("STREAMFLOW_REDIS_URL")
+        if url is None:
+            from streamflow.embedded import shared_server
+
+            url = shared_server().start()
+        self.url = url
+        self.client = redis.Redis.from_url(url)
+        self.keys = Keys(prefix)
+        self.shards = shards
+        self.actors: dict[str, Actor[Any, Any]] = {}
+        self.scripts = Scripts(self.client)
+        self.definitions = Definitions(self.client, self.keys)
+        self.projector = Projector(
+            self.client,
+            self.keys,
+            self.scripts,
+            self.definitions,
+            recovery_grace_ms=recovery_grace_ms,
+        )
+        self._next_shard = 0
+
+    def __repr__(self) -> str:
+        return f"App({self.url!r}, actors={sorted(self.actors)})"
+
+    # -- actors ---------------------------------------------------------------------
+
+    @overload
+    def actor(self, fn: F) -> Actor[Any, Any]: ...
+
+    @overload
+    def actor(
+        self,
+        fn: None = None,
+        *,
+        actor_name: str | None = None,
+        queue: str = DEFAULT_QUEUE,
+        max_retries: int = 0,
+        min_backoff: float = 1.0,
+        max_backoff: float = 60.0,
+        time_limit: float | None = None,
+    ) -> Callable[[F], Actor[Any, Any]]: ...
+
+    def actor(
+        self,
+        fn: F | None = None,
+        *,
+        actor_name: str | None = None,
+        queue: str = DEFAULT_QUEUE,
+        max_retries: int = 0,
+        min_backoff: float = 1.0,
+        max_backoff: float = 60.0,
+        time_limit: float | None = None,
+    ) -> Actor[Any, Any] | Callable[[F], Actor[Any, Any]]:
+        """Register a function (plain or ``async``) as an actor.
+
+        Usable bare (``@app.actor``) or with options (``@app.actor(queue="io")``).
+
+        Args:
+            actor_name: name in definitions and messages (default: the function's name).
+            queue: queue its messages go to.
+            max_retries: retries after a failed attempt before the node fails for good.
+            min_backoff: seconds before the first retry (doubles per retry, with jitter).
+            max_backoff: upper bound of the retry delay, in seconds.
+            time_limit: longest an attempt may run, in seconds (None: no limit).
+        """
+        if not queue or ":" in queue or "{" in queue:
+            raise ValueError(f"queue must be a non-empty name without ':' or '{{' (got {queue!r})")
+        if max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0 (got {max_retries!r})")
+        options = ActorOptions(
+            queue=queue,
+            max_retries=max_retries,
+            min_backoff_ms=to_ms(min_backoff, "min_backoff"),
+            max_backoff_ms=to_ms(max_backoff, "max_backoff"),
+            time_limit_ms=None if time_limit is None else to_ms(time_limit, "time_limit"),
+        )
+
+        def register(func: F) -> Actor[Any, Any]:
+            name = actor_name or func.__name__
+            if name in self.actors and self.actors[name].fn is not func:
+                raise ValueError(f"an actor named {name!r} is already registered")
+            registered: Actor[Any, Any] = Actor(func, name=name, options=options)
+            self.actors[name] = registered
+            return registered
+
+        return register(fn) if fn is not None else register
+
+    # -- workflows ------------------------------------------------------------------
+
+    def submit(self, canvas: Canvas, *, workflow_id: str | None = None) -> WorkflowHandle:
+        """Compile ``canvas``, store its definition once, and start the workflow.
+
+        Args:
+            canvas: a Message, Chain, Group or WithDelay, nested freely.
+            workflow_id: an id from ``new_workflow_id`` to make a retried submit
+                idempotent (default: a fresh one).
+
+        Raises:
+            TypeError: ``canvas`` is not a canvas.
+            EncodeError: an argument cannot be encoded (nothing is written to Redis).
+        """
+        compiled = compile_canvas(canvas)
+        definition = compiled.definition
+        if workflow_id is None:
+            workflow_id = self.new_workflow_id()
+        submitted = WorkflowSubmitted(
+            def_hash=definition.hash,
+            args=compiled.args,
+            options={},
+            engine_version=__version__,
+        )
+        payload = encode_event(submitted)  # may raise EncodeError: before any write
+        self.definitions.put(definition)
+        state = fold_all([Entry(seq=1, stream_id="0-0", event=submitted)])
+        decisions = decide(definition, state, Entry(seq=1, stream_id="0-0", event=submitted))
+        self._submit(workflow_id, definition, payload, compiled.args, decisions)
+        log.info(
+            "workflow_submitted",
+            workflow_id=workflow_id,
+            tasks=definition.task_count,
+            def_hash=definition.hash,
+        )
+        return WorkflowHandle(self, workflow_id)
+
+    def new_workflow_id(self) -> str:
+        """A fresh workflow id (choose it before submitting to make retries idempotent)."""
+        shard = self._next_shard
+        self._next_shard = (shard + 1) % self.shards
+        return new_workflow_id(shard)
+
+    def _submit(
+        self,
+        workflow_id: str,
+        definition: Definition,
+        payload: bytes,
+        args: dict[int, bytes],
+        decisions: list[Any],
+    ) -> None:
+        keys = self.keys
+        shard = int(workflow_id.partition("-")[0])
+        first, rest = decisions[:APPLY_CHUNK], decisions[APPLY_CHUNK:]
+        key_list = [
+            keys.log(workflow_id),
+            keys.idx(workflow_id),
+            keys.archive(workflow_id),
+            keys.active(shard),
+            keys.wake_due(shard),
+        ]
+        # Due times relative to the submission: the script adds its own clock.
+        slots = decision_slots(workflow_id, definition, first, {}, keys, key_list)
+        arg_pairs: list[Any] = []
+        for node, blob in args.items():
+            arg_pairs += [node, blob]
+        wake = encode_wake(workflow_id, "sub") if rest else b""
+        raw = self.scripts.call(
+            "submit",
+            key_list,
+            [
+                workflow_id,
+                payload,
+                definition.hash,
+                wake,
+                self.projector.recovery_grace_ms,
+                len(args),
+                *arg_pairs,
+                len(first),
+                *slots,
+            ],
+        )
+        if reply_code(raw) is Reply.EXISTS:
+            log.info("workflow_already_submitted", workflow_id=workflow_id)
+            return
+        if rest:
+            # The remaining roots go in chunks; the wake-up scheduled above finishes the
+            # job if this process dies before the last one.
+            submitted_ms = int(raw[3].decode().split("-")[0])
+            cause = Entry(
+                seq=1,
+                stream_id=f"{submitted_ms}-0",
+                event=WorkflowSubmitted(
+                    def_hash=definition.hash, args={}, options={}, engine_version=__version__
+                ),
+            )
+            from streamflow.projector import Trigger
+
+            self.projector.project(
+                workflow_id,
+                cause,
+                Trigger(queue_key=keys.log(workflow_id), msg_id="", wake_member=wake),
+            )
+
+    def handle(self, workflow_id: str) -> WorkflowHandle:
+        """A handle on an existing workflow (nothing is checked until it is used)."""
+        return WorkflowHandle(self, workflow_id)
+
+    def worker(self, **options: Any) -> Worker:
+        """A worker for this app's actors (see ``streamflow.Worker`` for the options)."""
+        from streamflow.worker import Worker
+
+        return Worker(self, **options)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self.client.close()
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowStatus:
+    """A small summary of a workflow, folded from its log."""
+
+    workflow_id: str
+    status: str
+    """``running``, ``completed``, ``failed`` or ``cancelled``."""
+    counts: dict[str, int]
+    """Tasks per state: ``waiting``, ``queued``, ``running``, ``succeeded``, ``failed``."""
+    events: int
+    """Length of the log."""
+    archived: bool
+    error: dict[str, Any] | None = None
+    """The failure, for a failed workflow."""
+    reason: str | None = None
+    """Why it was cancelled, for a cancelled one."""
+
+    @property
+    def done(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def failed(self) -> bool:
+        return self.status in (FAILED, CANCELLED)
+
+
+def task_counts(definition: Definition, state: State) -> dict[str, int]:
+    """Tasks per state, from a fold."""
+    counts = dict.fromkeys(("waiting", "queued", "running", "succeeded", "failed"), 0)
+    for node in definition.nodes:
+        if not isinstance(node, TaskNode):
+            continue
+        attempt = state.attempt.get(node.id)
+        if node.id in state.results:
+            counts["succeeded"] += 1
+        elif node.id in state.failures:
+            counts["failed"] += 1
+        elif attempt is None:
+            counts["waiting"] += 1
+        elif state.deliveries.get(node.id):
+            counts["running"] += 1
+        else:
+            counts["queued"] += 1
+    return counts
+
+
+class WorkflowHandle:
+    """A submitted workflow: its status, its result, its history."""
+
+    def __init__(self, app: App, workflow_id: str) -> None:
+        self.app = app
+        self.id = workflow_id
+
+    def __repr__(self) -> str:
+        return f"WorkflowHandle({self.id!r})"
+
+    def history(self) -> list[Entry]:
+        """Every event, in order, from the live log or the archive.
+
+        Raises:
+            WorkflowNotFoundError: no such workflow.
+        """
+        return read_history(self.app.client, self.app.keys, self.id)
+
+    def _fold(self) -> tuple[State, Definition, bool]:
+        entries = self.history()
+        state = fold_all(entries)
+        if not state.def_hash:
+            raise WorkflowNotFoundError(self.id)
+        archived = self.app.client.exists(self.app.keys.archive(self.id)) == 1
+        return state, self.app.definitions.get(state.def_hash), archived
+
+    def status(self) -> WorkflowStatus:
+        """Where the workflow stands now."""
+        state, definition, archived = self._fold()
+        return WorkflowStatus(
+            workflow_id=self.id,
+            status=state.status,
+            counts=task_counts(definition, state),
+            events=state.n,
+            archived=archived,
+            error=state.end.get("error"),
+            reason=state.end.get("reason"),
+        )
+
+    def wait(self, timeout: float | None = None) -> WorkflowStatus:
+        """Block until the workflow ends (pub/sub notification, no polling loop).
+
+        Raises:
+            WorkflowTimeoutError: it did not end within ``timeout`` seconds.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pubsub = self.app.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        try:
+            pubsub.subscribe(self.app.keys.done_channel(self.id))
+            while True:
+                # Subscribed first, then looked: an end between the two is not missed.
+                current = self.status()
+                if current.done:
+                    return current
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise WorkflowTimeoutError(self.id, timeout or 0)
+                # Wake up at least every few seconds to look again: a notification is
+                # not durable (it is lost if we reconnect), the log is.
+                pubsub.get_message(timeout=min(remaining or 5.0, 5.0))
+        finally:
+            pubsub.close()
+
+    def result(self, timeout: float | None = None) -> Any:
+        """The workflow's result: its top-level canvas's value, assembled from the log.
+
+        Raises:
+            WorkflowTimeoutError: not finished within ``timeout`` seconds.
+            WorkflowFailedError: it failed or was cancelled.
+        """
+        current = self.wait(timeout)
+        if current.status != COMPLETED:
+            error = current.error or {"reason": current.reason or ""}
+            raise WorkflowFailedError(self.id, current.status, error)
+        state, definition, _ = self._fold()
+        return assemble(definition.root_spec, state.results)

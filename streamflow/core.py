@@ -1,0 +1,284 @@
+"""The pure core: ``fold`` (log -> state) and ``decide`` (what follows an event).
+
+No I/O, no clock, no randomness: times come from the events' stream ids and anything
+random (retry jitter) is drawn by the shell and recorded in the event that needs it.
+Decisions are monotone - they depend on facts present in the log, never on the absence
+of a fact other than a terminal status - so a projector with a stale fold can only be
+late, never wrong. ``decide`` returns the whole closure for one cause (decrement ->
+release -> enqueues -> completion) so that one script call applies it.
+
+``fold`` updates ``state`` in place and returns it (a reducer that owns its state): a
+copy per event would make folding a 100,000-event log quadratic. Use ``State.copy`` to
+keep a snapshot.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Iterable
+from typing import Any
+
+from streamflow.definition import NONE, Definition
+from streamflow.events import (
+    BarrierDecremented,
+    BarrierReleased,
+    Entry,
+    Event,
+    TaskEnqueued,
+    TaskFailed,
+    TaskStarted,
+    TaskSucceeded,
+    WorkflowCancelled,
+    WorkflowCompleted,
+    WorkflowFailed,
+    WorkflowSubmitted,
+)
+
+PENDING = "pending"
+RUNNING = "running"
+COMPLETED = "completed"
+FAILED = "failed"
+CANCELLED = "cancelled"
+TERMINAL_STATUSES = frozenset({COMPLETED, FAILED, CANCELLED})
+
+
+@dataclasses.dataclass(slots=True)
+class State:
+    """Everything the log says about one workflow, as of sequence number ``n``."""
+
+    n: int = 0
+    """Sequence number of the last event folded."""
+    last_id: str = "0-0"
+    """Stream id of the last event folded."""
+    last_decision: int = 0
+    """Sequence number of the last decision (enqueue, release, terminal)."""
+    status: str = PENDING
+    def_hash: str = ""
+    args: dict[int, bytes] = dataclasses.field(default_factory=dict)
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    submitted_ms: int = 0
+    finished_ms: int = 0
+    end: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """The terminal event's data: ``error`` or ``reason``."""
+    keys: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Idempotency key -> stream id of the event holding it."""
+    attempt: dict[int, int] = dataclasses.field(default_factory=dict)
+    """Task node -> its latest enqueued attempt."""
+    owner: dict[int, str] = dataclasses.field(default_factory=dict)
+    """Task node -> queue message id that first started its current attempt."""
+    deliveries: dict[int, int] = dataclasses.field(default_factory=dict)
+    """Task node -> TaskStarted events of its current attempt."""
+    results: dict[int, Any] = dataclasses.field(default_factory=dict)
+    """Task node -> its result (success only)."""
+    result_ids: dict[int, str] = dataclasses.field(default_factory=dict)
+    """Task node -> stream id of its TaskSucceeded."""
+    failures: dict[int, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    """Task node -> error of its final failure."""
+    decremented: dict[int, set[int]] = dataclasses.field(default_factory=dict)
+    """Barrier -> sources recorded as succeeded."""
+    released: set[int] = dataclasses.field(default_factory=set)
+
+    def copy(self) -> State:
+        return copy.deepcopy(self)
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+
+def fold(state: State, entry: Entry) -> State:
+    """Apply one log entry to ``state`` (in place) and return it.
+
+    Entries at or below ``state.n`` were already folded and are ignored, so catching up
+    from overlapping reads is safe.
+    """
+    if entry.seq <= state.n:
+        return state
+    state.n = entry.seq
+    state.last_id = entry.stream_id
+    event = entry.event
+    key = event.idempotency_key()
+    if key is not None:
+        state.keys[key] = entry.stream_id
+    if isinstance(event, TaskStarted):
+        if state.attempt.get(event.node) == event.attempt:
+            state.owner.setdefault(event.node, event.msg_id)
+            state.deliveries[event.node] = state.deliveries.get(event.node, 0) + 1
+    elif isinstance(event, TaskSucceeded):
+        state.results[event.node] = event.result
+        state.result_ids[event.node] = entry.stream_id
+    elif isinstance(event, BarrierDecremented):
+        state.decremented.setdefault(event.barrier, set()).add(event.source)
+    elif isinstance(event, TaskEnqueued):
+        state.attempt[event.node] = event.attempt
+        state.owner.pop(event.node, None)
+        state.deliveries.pop(event.node, None)
+        state.last_decision = entry.seq
+    elif isinstance(event, TaskFailed):
+        if event.retry_delay_ms is None:
+            state.failures[event.node] = event.error
+    elif isinstance(event, BarrierReleased):
+        state.released.add(event.barrier)
+        state.last_decision = entry.seq
+    elif isinstance(event, WorkflowSubmitted):
+        state.status = RUNNING
+        state.def_hash = event.def_hash
+        state.args = event.args
+        state.options = event.options
+        state.submitted_ms = entry.time_ms
+    elif isinstance(event, (WorkflowCompleted, WorkflowFailed, WorkflowCancelled)):
+        state.status = _END_STATUS[type(event)]
+        state.finished_ms = entry.time_ms
+        state.last_decision = entry.seq
+        if isinstance(event, WorkflowFailed):
+            state.end = {"error": event.error}
+        elif isinstance(event, WorkflowCancelled):
+            state.end = {"reason": event.reason}
+    return state
+
+
+_END_STATUS: dict[type[Event], str] = {
+    WorkflowCompleted: COMPLETED,
+    WorkflowFailed: FAILED,
+    WorkflowCancelled: CANCELLED,
+}
+
+
+def fold_all(entries: Iterable[Entry], state: State | None = None) -> State:
+    """Fold every entry, starting from ``state`` or an empty one."""
+    state = state if state is not None else State()
+    for entry in entries:
+        fold(state, entry)
+    return state
+
+
+class _Closure:
+    """Decisions being gathered for one cause, each at most once."""
+
+    def __init__(self, state: State, cause: int) -> None:
+        self.state = state
+        self.cause = cause
+        self.events: list[Event] = []
+        self.keys: set[str] = set()
+
+    def ensure(self, event: Event) -> bool:
+        key = event.idempotency_key()
+        assert key is not None
+        if key in self.state.keys or key in self.keys:
+            return False
+        self.keys.add(key)
+        self.events.append(event)
+        return True
+
+    def has(self, key: str) -> bool:
+        return key in self.state.keys or key in self.keys
+
+
+def decide(definition: Definition, state: State, entry: Entry) -> list[Event]:
+    """What must follow ``entry``, given ``state`` (which has folded it).
+
+    Returns the whole closure (decrement -> release -> enqueues -> completion), without
+    events the log already holds. Nothing is decided for a workflow that has ended.
+    """
+    if state.status != RUNNING:
+        return []
+    closure = _Closure(state, entry.seq)
+    event = entry.event
+    if isinstance(event, WorkflowSubmitted):
+        if definition.task_count == 0:
+            closure.ensure(WorkflowCompleted(cause=entry.seq))
+        for root in definition.roots:
+            _enqueue(definition, closure, root, 1, definition.task(root).delay_ms)
+    elif isinstance(event, TaskSucceeded):
+        _succeeded(definition, closure, event.node)
+    elif isinstance(event, TaskFailed):
+        _failed(definition, closure, event)
+    elif isinstance(event, BarrierDecremented):
+        _check_barrier(definition, closure, event.barrier)
+    elif isinstance(event, BarrierReleased):
+        for target in definition.barrier(event.barrier).targets:
+            _enqueue(definition, closure, target, 1, definition.task(target).delay_ms)
+    return closure.events
+
+
+def decide_all(definition: Definition, state: State, entries: Iterable[Entry]) -> list[Event]:
+    """The union of ``decide`` over ``entries`` (for recovery: anything left undone)."""
+    out: list[Event] = []
+    seen: set[str] = set()
+    for entry in entries:
+        for event in decide(definition, state, entry):
+            key = event.idempotency_key()
+            if key not in seen:
+                seen.add(key)  # type: ignore[arg-type]
+                out.append(event)
+    return out
+
+
+def _enqueue(
+    definition: Definition, closure: _Closure, node: int, attempt: int, delay_ms: int
+) -> None:
+    closure.ensure(TaskEnqueued(node=node, attempt=attempt, delay_ms=delay_ms, cause=closure.cause))
+
+
+def _succeeded(definition: Definition, closure: _Closure, node: int) -> None:
+    barrier = definition.task(node).succ
+    if barrier == NONE:
+        if len(closure.state.results) == definition.task_count:
+            closure.ensure(WorkflowCompleted(cause=closure.cause))
+        return
+    closure.ensure(BarrierDecremented(barrier=barrier, source=node, cause=closure.cause))
+    _check_barrier(definition, closure, barrier)
+
+
+def _check_barrier(definition: Definition, closure: _Closure, barrier: int) -> None:
+    node = definition.barrier(barrier)
+    recorded = closure.state.decremented.get(barrier, set())
+    if len(recorded) < len(node.sources):
+        # Sources decremented in this very closure count too (the fold has not seen them).
+        pending = {
+            e.source
+            for e in closure.events
+            if isinstance(e, BarrierDecremented) and e.barrier == barrier
+        }
+        if len(recorded | pending) < len(node.sources):
+            return
+    closure.ensure(BarrierReleased(barrier=barrier, cause=closure.cause))
+    for target in node.targets:
+        _enqueue(definition, closure, target, 1, definition.task(target).delay_ms)
+
+
+def _failed(definition: Definition, closure: _Closure, event: TaskFailed) -> None:
+    task = definition.task(event.node)
+    if event.retry_delay_ms is not None and event.attempt <= task.options.max_retries:
+        _enqueue(definition, closure, event.node, event.attempt + 1, event.retry_delay_ms)
+        return
+    error = {**event.error, "node": event.node, "attempt": event.attempt, "actor": task.actor}
+    closure.ensure(WorkflowFailed(error=error, cause=closure.cause))
+
+
+def index_fields(state: State) -> dict[str, str | bytes | int]:
+    """The derived index (``idx`` hash) that the scripts keep, rebuilt from a state.
+
+    Fields: ``n``, ``d`` (last decision), ``st`` (status), ``def``; every idempotency key
+    -> stream id; ``a:<node>`` attempt; ``m:<node>`` owning message id; ``c:<node>``
+    deliveries; ``ok:<node>`` stream id of the result; ``x:<node>`` encoded arguments.
+    """
+    fields: dict[str, str | bytes | int] = {
+        "n": state.n,
+        "d": state.last_decision,
+        "st": state.status,
+        "def": state.def_hash,
+    }
+    fields.update(state.keys)
+    for node, attempt in state.attempt.items():
+        fields[f"a:{node}"] = attempt
+    for node, msg_id in state.owner.items():
+        fields[f"m:{node}"] = msg_id
+    for node, count in state.deliveries.items():
+        fields[f"c:{node}"] = count
+    for node, stream_id in state.result_ids.items():
+        fields[f"ok:{node}"] = stream_id
+    for node, blob in state.args.items():
+        fields[f"x:{node}"] = blob
+    return fields

@@ -1,0 +1,216 @@
+"""The event types of a workflow log (DESIGN §6).
+
+Each event is one stream entry: field ``e`` holds ``encode_event(event)``, field ``s`` its
+sequence number (assigned by the script). Its time is the stream id's milliseconds, the
+Redis clock. ``cause`` is the sequence number of the event it reacts to (0: none).
+
+Existing event codes keep their meaning forever; new types get new codes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+from streamflow import codec
+from streamflow.errors import DecodeError
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """Base of every event."""
+
+    code: ClassVar[int] = 0
+    cause: int = 0
+    """Sequence number of the event this one reacts to (0: none)."""
+
+    def idempotency_key(self) -> str | None:
+        """The index key under which at most one such event may exist, or None."""
+        return None
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowSubmitted(Event):
+    code: ClassVar[int] = 1
+    def_hash: str
+    """Content hash of the definition (key ``sf:def:<hash>``)."""
+    args: dict[int, bytes]
+    """Per task node: ``codec.encode([args, kwargs])``; nodes without arguments are absent."""
+    options: dict[str, Any]
+    """Workflow options (queue overrides, durability, ...)."""
+    engine_version: str
+    """streamflow version that submitted it."""
+
+    def idempotency_key(self) -> str:
+        return "sub"
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class TaskEnqueued(Event):
+    code: ClassVar[int] = 2
+    node: int
+    attempt: int
+    delay_ms: int = 0
+    """Due time = time of the cause event + delay_ms."""
+
+    def idempotency_key(self) -> str:
+        return f"enq:{self.node}:{self.attempt}"
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class TaskStarted(Event):
+    code: ClassVar[int] = 3
+    node: int
+    attempt: int
+    worker: str
+    msg_id: str
+    """Queue message id of this delivery (tells deliveries of one attempt apart)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class TaskSucceeded(Event):
+    code: ClassVar[int] = 4
+    node: int
+    attempt: int
+    result: Any = None
+
+    def idempotency_key(self) -> str:
+        return f"out:{self.node}:{self.attempt}"
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class TaskFailed(Event):
+    code: ClassVar[int] = 5
+    node: int
+    attempt: int
+    error: dict[str, Any]
+    """``type``, ``message``, ``traceback`` as plain data."""
+    retry_delay_ms: int | None = None
+    """None: the failure is final; otherwise the next attempt is due this long after it."""
+
+    def idempotency_key(self) -> str:
+        return f"out:{self.node}:{self.attempt}"
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class BarrierDecremented(Event):
+    code: ClassVar[int] = 6
+    barrier: int
+    source: int
+
+    def idempotency_key(self) -> str:
+        return f"dec:{self.barrier}:{self.source}"
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class BarrierReleased(Event):
+    code: ClassVar[int] = 7
+    barrier: int
+
+    def idempotency_key(self) -> str:
+        return f"rel:{self.barrier}"
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowCompleted(Event):
+    code: ClassVar[int] = 8
+
+    def idempotency_key(self) -> str:
+        return "end"
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowFailed(Event):
+    code: ClassVar[int] = 9
+    error: dict[str, Any]
+
+    def idempotency_key(self) -> str:
+        return "end"
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowCancelled(Event):
+    code: ClassVar[int] = 10
+    reason: str
+
+    def idempotency_key(self) -> str:
+        return "end"
+
+
+TERMINAL = (WorkflowCompleted, WorkflowFailed, WorkflowCancelled)
+DECISIONS = (TaskEnqueued, BarrierReleased, BarrierDecremented, *TERMINAL)
+
+_TYPES: dict[int, type[Event]] = {
+    cls.code: cls
+    for cls in (
+        WorkflowSubmitted,
+        TaskEnqueued,
+        TaskStarted,
+        TaskSucceeded,
+        TaskFailed,
+        BarrierDecremented,
+        BarrierReleased,
+        WorkflowCompleted,
+        WorkflowFailed,
+        WorkflowCancelled,
+    )
+}
+_FIELDS: dict[int, tuple[str, ...]] = {
+    code: tuple(f.name for f in dataclasses.fields(cls)) for code, cls in _TYPES.items()
+}
+
+
+def encode_event(event: Event) -> bytes:
+    """Encode as ``[code, field values in declaration order]`` (cause first)."""
+    values = [getattr(event, name) for name in _FIELDS[event.code]]
+    return codec.encode([event.code, *values], what=type(event).__name__)
+
+
+def encode_with_cause_hole(event: Event) -> tuple[bytes, bytes]:
+    """The encoding of ``event`` split where its cause goes, for a script to fill in.
+
+    A script that appends an event right after one whose sequence number it assigns
+    itself (the outcome script's BarrierDecremented) joins ``prefix``, the msgpack
+    encoding of the cause, and ``suffix``. Only for small events (never compressed).
+    """
+    values = [getattr(event, name) for name in _FIELDS[event.code]]
+    assert _FIELDS[event.code][0] == "cause" and len(values) < 15
+    head = bytes([codec.VERSION << 4, 0x90 | (len(values) + 1)]) + codec.pack(event.code)
+    tail = b"".join(codec.pack(v) for v in values[1:])
+    return head, tail
+
+
+def decode_event(data: bytes) -> Event:
+    """Inverse of ``encode_event``.
+
+    Raises:
+        DecodeError: unknown event code or malformed fields.
+    """
+    raw = codec.decode(data)
+    if not isinstance(raw, list) or not raw or raw[0] not in _TYPES:
+        raise DecodeError(f"not an event: {raw!r:.80}", data)
+    code = raw[0]
+    names = _FIELDS[code]
+    values = raw[1:]
+    if len(values) > len(names):
+        raise DecodeError(f"event {code} has {len(values)} fields, expected {len(names)}", data)
+    try:
+        return _TYPES[code](**dict(zip(names, values, strict=False)))
+    except TypeError as exc:
+        raise DecodeError(f"malformed event {code}: {exc}", data) from exc
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Entry:
+    """One event as it sits in the log."""
+
+    seq: int
+    """Sequence number, dense from 1."""
+    stream_id: str
+    """Stream id (``<ms>-<n>``); its milliseconds are the event's time."""
+    event: Event
+
+    @property
+    def time_ms(self) -> int:
+        """The event's time: the Redis clock when it was appended."""
+        return int(self.stream_id.split("-", 1)[0])

@@ -1,0 +1,62 @@
+-- Shared helpers, prepended by scripts.py to every script that names them.
+-- Return codes are strings; scripts.py maps them to the Reply enum.
+
+-- The live log's length according to the index, or an error code:
+-- 'GONE' (archived: never write again), 'REBUILD' (index does not match the log).
+local function live_length(log, idx, archive)
+  if redis.call('EXISTS', archive) == 1 then return nil, 'GONE' end
+  local n = tonumber(redis.call('HGET', idx, 'n') or '0')
+  if redis.call('XLEN', log) ~= n then return nil, 'REBUILD' end
+  return n, nil
+end
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function is_terminal(status)
+  return status == 'completed' or status == 'failed' or status == 'cancelled'
+end
+
+-- Appends decisions, 8 ARGV slots each from position pos:
+--   kind ('E' enqueue, 'D' decrement, 'R' release, 'T' terminal), idempotency key,
+--   encoded event, node (status for 'T'), attempt, index into KEYS of the queue stream
+--   or delayed set, queue message, due time in ms (0: now; added to due_base).
+-- Each is appended at most once, by its idempotency key. Returns n, d, ended.
+local function append_decisions(log, idx, active, wf, pos, count, n, d, due_base)
+  local ended = false
+  local now = nil
+  for i = 0, count - 1 do
+    local b = pos + i * 8
+    local kind, key = ARGV[b], ARGV[b + 1]
+    if redis.call('HEXISTS', idx, key) == 0 then
+      n = n + 1
+      local id = redis.call('XADD', log, 'NOMKSTREAM', '*', 'e', ARGV[b + 2], 's', n)
+      redis.call('HSET', idx, key, id)
+      if kind == 'E' then
+        local node = ARGV[b + 3]
+        redis.call('HSET', idx, 'a:' .. node, ARGV[b + 4])
+        redis.call('HDEL', idx, 'm:' .. node, 'c:' .. node)
+        local target, due = KEYS[tonumber(ARGV[b + 5])], tonumber(ARGV[b + 7])
+        if due > 0 then due = due + due_base end
+        if due > 0 and now == nil then now = now_ms() end
+        if due > 0 and due > now then
+          redis.call('ZADD', target, due, ARGV[b + 6])
+        else
+          redis.call('XADD', target, '*', 'm', ARGV[b + 6])
+        end
+        d = n
+      elseif kind == 'R' then
+        d = n
+      elseif kind == 'T' then
+        redis.call('HSET', idx, 'st', ARGV[b + 3])
+        redis.call('SREM', active, wf)
+        d = n
+        ended = true
+      end
+    end
+  end
+  redis.call('HSET', idx, 'n', n, 'd', d)
+  return n, d, ended
+end

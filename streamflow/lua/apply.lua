@@ -1,0 +1,35 @@
+-- Applies the closure of decisions for one cause, adds their queue messages, and
+-- acknowledges the trigger (the task message whose outcome caused them) in the last chunk.
+--
+-- KEYS[1] log stream, KEYS[2] idx hash, KEYS[3] archive string, KEYS[4] active set,
+-- KEYS[5] wake-due sorted set, KEYS[6] trigger's queue stream (any key if none),
+-- KEYS[7..] queue streams / delayed sets named by decisions
+-- ARGV[1] workflow id   ARGV[2] last decision seq the caller folded (CONFLICT if newer)
+-- ARGV[3] trigger message id ('' none)   ARGV[4] wake-up member to remove ('' none)
+-- ARGV[5] channel to publish on when the workflow ends   ARGV[6] archive grace in ms
+-- ARGV[7] archive wake-up member   ARGV[8] decision count k, then 8 slots per decision
+--
+-- Returns {'OK', n, d} | {'CONFLICT', d} | {'REBUILD'} | {'GONE'} | {'TERMINAL'};
+-- GONE and TERMINAL still acknowledge the trigger (nothing more can follow from it).
+local log, idx, archive, active, wake_due = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local function ack()
+  if ARGV[3] ~= '' then
+    redis.call('XACK', KEYS[6], 'workers', ARGV[3])
+    redis.call('XDEL', KEYS[6], ARGV[3])
+  end
+  if ARGV[4] ~= '' then redis.call('ZREM', wake_due, ARGV[4]) end
+end
+local n, err = live_length(log, idx, archive)
+if err == 'GONE' then ack() return {err} end
+if err then return {err} end
+if is_terminal(redis.call('HGET', idx, 'st')) then ack() return {'TERMINAL'} end
+local d = tonumber(redis.call('HGET', idx, 'd') or '0')
+if d > tonumber(ARGV[2]) then return {'CONFLICT', d} end
+local ended
+n, d, ended = append_decisions(log, idx, active, ARGV[1], 9, tonumber(ARGV[8]), n, d, 0)
+ack()
+if ended then
+  redis.call('ZADD', wake_due, now_ms() + tonumber(ARGV[6]), ARGV[7])
+  redis.call('PUBLISH', ARGV[5], n)
+end
+return {'OK', n, d}

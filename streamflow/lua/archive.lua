@@ -1,0 +1,22 @@
+-- Replaces a finished workflow's log and index by one compressed archive string, by a
+-- compare-and-set on the log length so that no late event is lost.
+--
+-- KEYS[1] log stream, KEYS[2] idx hash, KEYS[3] archive string, KEYS[4] active set,
+-- KEYS[5] wake-due set
+-- ARGV[1] workflow id   ARGV[2] log length the archive holds   ARGV[3] archive bytes
+-- ARGV[4] archive wake-up member to remove
+--
+-- Returns {'OK'} | {'GONE'} (already archived) | {'CONFLICT'} (the log grew) |
+-- {'RUNNING'} (the log has no terminal event).
+local log, idx, archive = KEYS[1], KEYS[2], KEYS[3]
+if redis.call('EXISTS', archive) == 1 then
+  redis.call('ZREM', KEYS[5], ARGV[4])
+  return {'GONE'}
+end
+if redis.call('XLEN', log) ~= tonumber(ARGV[2]) then return {'CONFLICT'} end
+if not is_terminal(redis.call('HGET', idx, 'st')) then return {'RUNNING'} end
+redis.call('SET', archive, ARGV[3])
+redis.call('DEL', log, idx)
+redis.call('SREM', KEYS[4], ARGV[1])
+redis.call('ZREM', KEYS[5], ARGV[4])
+return {'OK'}

@@ -1,0 +1,360 @@
+"""Projection: catch a workflow's state up from its log, decide what follows, apply it.
+
+Runs inline in the worker thread that recorded an outcome, and in the recovery loop on
+the wake-up streams (``RecoveryLoop``). Decisions are serialised per workflow by the
+apply script (CONFLICT when the log holds a newer decision) and deduplicated by their
+idempotency keys, so any number of projectors may work on one workflow at once.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import threading
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import redis
+import structlog
+
+from streamflow.core import PENDING, State, decide, decide_all, fold, index_fields
+from streamflow.definition import Definition
+from streamflow.errors import DefinitionError, ScriptError
+from streamflow.events import (
+    BarrierDecremented,
+    BarrierReleased,
+    Entry,
+    Event,
+    TaskEnqueued,
+    WorkflowCancelled,
+    WorkflowCompleted,
+    WorkflowFailed,
+    encode_event,
+)
+from streamflow.history import RawEntry, encode_archive, iter_log, to_entry
+from streamflow.keys import Keys, encode_task_message, encode_wake, shard_of
+from streamflow.scripts import Reply, Scripts, reply_code
+
+log = structlog.get_logger(__name__)
+
+APPLY_CHUNK = 1000
+"""At most this many decisions per script call, so no call blocks Redis for long."""
+MAX_ROUNDS = 50
+_TERMINAL_STATUS = {
+    WorkflowCompleted: "completed",
+    WorkflowFailed: "failed",
+    WorkflowCancelled: "cancelled",
+}
+
+
+class Definitions:
+    """Definitions by content hash, read once from Redis (they are immutable)."""
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self._client = client
+        self._keys = keys
+        self._cache: dict[str, Definition] = {}
+
+    def put(self, definition: Definition) -> None:
+        """Store once (``SET NX``) and remember."""
+        self._client.set(self._keys.definition(definition.hash), definition.to_bytes, nx=True)
+        self._cache[definition.hash] = definition
+
+    def get(self, def_hash: str) -> Definition:
+        """The definition stored under ``def_hash``.
+
+        Raises:
+            DefinitionError: nothing is stored under that hash.
+        """
+        found = self._cache.get(def_hash)
+        if found is None:
+            data: Any = self._client.get(self._keys.definition(def_hash))
+            if data is None:
+                raise DefinitionError(f"no definition stored under hash {def_hash!r}")
+            found = self._cache[def_hash] = Definition.from_bytes(data)
+        return found
+
+
+@dataclasses.dataclass(slots=True)
+class Trigger:
+    """What a projection acknowledges when its decisions are in the log."""
+
+    queue_key: str
+    """Queue stream of the task message whose outcome caused the projection."""
+    msg_id: str
+    wake_member: bytes = b""
+    """Recovery wake-up to cancel (scheduled by the outcome script)."""
+
+
+class _Cached:
+    __slots__ = ("lock", "state")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.state = State()
+
+
+def decision_slots(
+    workflow_id: str,
+    definition: Definition,
+    events: Sequence[Event],
+    time_of: dict[int, int],
+    keys: Keys,
+    key_list: list[str],
+) -> list[Any]:
+    """ARGV slots (8 per decision, see ``lua/_lib.lua``) for ``events``.
+
+    Queue and delayed-set keys are appended to ``key_list`` (1-based positions are
+    referenced from the slots). ``time_of`` maps a cause's sequence number to its time;
+    a cause missing from it makes due times relative (the submit script adds its own).
+    """
+    shard = shard_of(workflow_id)
+    positions = {key: i + 1 for i, key in enumerate(key_list)}
+    slots: list[Any] = []
+    for event in events:
+        key = event.idempotency_key()
+        payload = encode_event(event)
+        if isinstance(event, TaskEnqueued):
+            queue = definition.task(event.node).options.queue
+            target = keys.delayed(shard, queue) if event.delay_ms else keys.queue(shard, queue)
+            if target not in positions:
+                key_list.append(target)
+                positions[target] = len(key_list)
+            due = event.delay_ms + time_of.get(event.cause, 0) if event.delay_ms else 0
+            message = encode_task_message(workflow_id, event.node, event.attempt, definition.hash)
+            slots += ["E", key, payload, event.node, event.attempt, positions[target], message, due]
+        elif isinstance(event, BarrierDecremented):
+            slots += ["D", key, payload, "", "", 0, "", 0]
+        elif isinstance(event, BarrierReleased):
+            slots += ["R", key, payload, "", "", 0, "", 0]
+        elif isinstance(event, (WorkflowCompleted, WorkflowFailed, WorkflowCancelled)):
+            slots += ["T", key, payload, _TERMINAL_STATUS[type(event)], "", 0, "", 0]
+        else:
+            raise TypeError(f"{type(event).__name__} is not a decision")
+    return slots
+
+
+class Projector:
+    """Projects workflows on one Redis: cached folds, decide, apply, archive, rebuild."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        scripts: Scripts,
+        definitions: Definitions,
+        *,
+        recovery_grace_ms: int = 10_000,
+        cache_size: int = 1024,
+    ) -> None:
+        self.client = client
+        self.keys = keys
+        self.scripts = scripts
+        self.definitions = definitions
+        self.recovery_grace_ms = recovery_grace_ms
+        self._cache: collections.OrderedDict[str, _Cached] = collections.OrderedDict()
+        self._cache_size = cache_size
+        self._cache_lock = threading.Lock()
+
+    # -- the fold cache -------------------------------------------------------------
+
+    def cached(self, workflow_id: str) -> _Cached:
+        with self._cache_lock:
+            found = self._cache.get(workflow_id)
+            if found is None:
+                found = self._cache[workflow_id] = _Cached()
+                while len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+            else:
+                self._cache.move_to_end(workflow_id)
+            return found
+
+    def forget(self, workflow_id: str) -> None:
+        with self._cache_lock:
+            self._cache.pop(workflow_id, None)
+
+    def last_id(self, workflow_id: str) -> str:
+        """Stream id up to which the cached fold has read (``0-0``: nothing)."""
+        return self.cached(workflow_id).state.last_id
+
+    def fold_raw(self, workflow_id: str, raw: Iterable[RawEntry]) -> None:
+        """Fold entries read elsewhere (e.g. returned by the outcome script) into the cache."""
+        cached = self.cached(workflow_id)
+        with cached.lock:
+            for item in raw:
+                if item[1] == cached.state.n + 1:
+                    fold(cached.state, to_entry(item))
+
+    def _catch_up(self, workflow_id: str, cached: _Cached) -> None:
+        for item in iter_log(self.client, self.keys.log(workflow_id), cached.state.last_id):
+            if item[1] == cached.state.n + 1:
+                fold(cached.state, to_entry(item))
+            elif item[1] > cached.state.n + 1:
+                # A gap means the cache is not a prefix of this log (it was rebuilt or
+                # replaced): start over from the beginning.
+                cached.state = State()
+                self._catch_up(workflow_id, cached)
+                return
+
+    # -- projection -----------------------------------------------------------------
+
+    def project(
+        self, workflow_id: str, cause: Entry | None, trigger: Trigger | None = None
+    ) -> Reply:
+        """Decide and apply what follows ``cause`` (None: everything the log implies).
+
+        Acknowledges ``trigger`` with the last chunk. Returns the final reply: OK,
+        TERMINAL or GONE (the workflow has ended: nothing to decide), or STALE if the
+        workflow does not exist.
+        """
+        bound = log.bind(workflow_id=workflow_id)
+        for _ in range(MAX_ROUNDS):
+            cached = self.cached(workflow_id)
+            with cached.lock:
+                self._catch_up(workflow_id, cached)
+                state = cached.state
+                if state.status == PENDING:
+                    if trigger is not None:
+                        self._ack(trigger)
+                    return Reply.STALE
+                definition = self.definitions.get(state.def_hash)
+                if cause is None:
+                    entries = [
+                        to_entry(item) for item in iter_log(self.client, self.keys.log(workflow_id))
+                    ]
+                    entries = [e for e in entries if e.seq <= state.n]
+                    decisions = decide_all(definition, state, entries)
+                    time_of = {e.seq: e.time_ms for e in entries}
+                else:
+                    decisions = decide(definition, state, cause)
+                    time_of = {cause.seq: cause.time_ms}
+                expected = state.last_decision
+                terminal = state.terminal
+            if terminal:
+                if trigger is not None:
+                    self._ack(trigger)
+                self.archive(workflow_id)
+                return Reply.TERMINAL
+            reply, ended = self._apply(
+                workflow_id, definition, decisions, time_of, expected, trigger
+            )
+            if reply is Reply.OK:
+                if decisions:
+                    bound.debug("decisions_applied", count=len(decisions), cause=expected)
+                if ended:
+                    self.archive(workflow_id)
+                return reply
+            if reply is Reply.REBUILD:
+                self.rebuild(workflow_id)
+            elif reply in (Reply.TERMINAL, Reply.GONE):
+                if reply is Reply.TERMINAL:
+                    self.archive(workflow_id)
+                return reply
+            # CONFLICT: a newer decision exists; catch up and decide again.
+        raise ScriptError(f"projection of {workflow_id} did not settle in {MAX_ROUNDS} rounds")
+
+    def _apply(
+        self,
+        workflow_id: str,
+        definition: Definition,
+        decisions: list[Event],
+        time_of: dict[int, int],
+        expected: int,
+        trigger: Trigger | None,
+    ) -> tuple[Reply, bool]:
+        keys = self.keys
+        shard = shard_of(workflow_id)
+        ended = False
+        chunks = [decisions[i : i + APPLY_CHUNK] for i in range(0, len(decisions), APPLY_CHUNK)]
+        for i, chunk in enumerate(chunks or [[]]):
+            last = i == len(chunks) - 1 or not chunks
+            key_list = [
+                keys.log(workflow_id),
+                keys.idx(workflow_id),
+                keys.archive(workflow_id),
+                keys.active(shard),
+                keys.wake_due(shard),
+                trigger.queue_key if trigger is not None and last else keys.log(workflow_id),
+            ]
+            slots = decision_slots(workflow_id, definition, chunk, time_of, keys, key_list)
+            args = [
+                workflow_id,
+                expected,
+                trigger.msg_id if trigger is not None and last else "",
+                trigger.wake_member if trigger is not None and last else "",
+                keys.done_channel(workflow_id),
+                self.recovery_grace_ms,
+                encode_wake(workflow_id, "end"),
+                len(chunk),
+                *slots,
+            ]
+            raw = self.scripts.call("apply", key_list, args)
+            reply = reply_code(raw)
+            if reply is not Reply.OK:
+                return reply, False
+            expected = int(raw[2])
+            ended = ended or any(
+                isinstance(e, (WorkflowCompleted, WorkflowFailed, WorkflowCancelled)) for e in chunk
+            )
+        return Reply.OK, ended
+
+    def _ack(self, trigger: Trigger) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.xack(trigger.queue_key, "workers", trigger.msg_id)
+        pipe.xdel(trigger.queue_key, trigger.msg_id)
+        pipe.execute()
+
+    # -- archive and rebuild --------------------------------------------------------
+
+    def archive(self, workflow_id: str) -> bool:
+        """Replace a finished workflow's log and index by one archive string."""
+        keys = self.keys
+        shard = shard_of(workflow_id)
+        for _ in range(5):
+            raw = list(iter_log(self.client, keys.log(workflow_id)))
+            if not raw:
+                return False
+            reply = reply_code(
+                self.scripts.call(
+                    "archive",
+                    [
+                        keys.log(workflow_id),
+                        keys.idx(workflow_id),
+                        keys.archive(workflow_id),
+                        keys.active(shard),
+                        keys.wake_due(shard),
+                    ],
+                    [workflow_id, len(raw), encode_archive(raw), encode_wake(workflow_id, "end")],
+                )
+            )
+            if reply is Reply.OK:
+                self.forget(workflow_id)
+                log.debug("workflow_archived", workflow_id=workflow_id, events=len(raw))
+                return True
+            if reply in (Reply.GONE, Reply.RUNNING):
+                return False
+        return False
+
+    def rebuild(self, workflow_id: str) -> None:
+        """Rebuild the derived index from the log with the pure fold (compare-and-set)."""
+        keys = self.keys
+        for _ in range(MAX_ROUNDS):
+            raw = list(iter_log(self.client, keys.log(workflow_id)))
+            state = State()
+            for item in raw:
+                fold(state, to_entry(item))
+            pairs: list[Any] = []
+            for field, value in index_fields(state).items():
+                pairs += [field, value]
+            reply = reply_code(
+                self.scripts.call(
+                    "rebuild",
+                    [keys.log(workflow_id), keys.idx(workflow_id), keys.archive(workflow_id)],
+                    [len(raw), *pairs],
+                )
+            )
+            if reply in (Reply.OK, Reply.GONE):
+                self.forget(workflow_id)
+                log.warning("index_rebuilt", workflow_id=workflow_id, events=len(raw))
+                return
+        raise ScriptError(f"rebuilding the index of {workflow_id} did not settle")

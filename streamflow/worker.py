@@ -1,0 +1,600 @@
+"""The worker: reads task messages in batches, runs actors, records outcomes, projects.
+
+One ``Worker`` runs every role by default: task execution (sync actors in a thread
+pool, async actors on one event loop), inline projection in the thread that recorded an
+outcome, the timer (delayed tasks, retries, recovery wake-ups) and a recovery projector
+on the wake-up streams.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import random
+import signal
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import redis
+import structlog
+
+from streamflow import codec
+from streamflow.actors import Actor
+from streamflow.app import App
+from streamflow.definition import NONE, Definition, TaskNode, assemble
+from streamflow.errors import DecodeError, DefinitionError, EncodeError, StreamflowError
+from streamflow.events import (
+    BarrierDecremented,
+    Entry,
+    Event,
+    TaskFailed,
+    TaskStarted,
+    TaskSucceeded,
+    decode_event,
+    encode_event,
+    encode_with_cause_hole,
+)
+from streamflow.history import parse_raw
+from streamflow.keys import (
+    PROJECTOR_GROUP,
+    WORKER_GROUP,
+    decode_task_message,
+    decode_wake,
+    encode_wake,
+    shard_of,
+)
+from streamflow.projector import Trigger
+from streamflow.scripts import Reply, reply_code
+from streamflow.timer import move_due
+
+log = structlog.get_logger(__name__)
+
+RESULTS_CHUNK = 1000
+CATCH_UP = 1000
+
+
+@dataclasses.dataclass(slots=True)
+class _Job:
+    queue_key: str
+    msg_id: str
+    data: bytes
+    workflow_id: str
+    node: int
+    attempt: int
+    definition: Definition
+    task: TaskNode
+    actor: Actor[Any, Any]
+    start_seq: int = 0
+    args_blob: bytes | None = None
+    piped: Any = None
+    started: float = 0.0
+
+
+class Worker:
+    """Runs the actors of ``app`` on the given queues.
+
+    Args:
+        app: the App whose actors this worker runs.
+        queues: queues to read (default: every queue of the registered actors).
+        concurrency: threads running sync actors (and concurrent async ones).
+        lease_ms: a message not acknowledged for this long is taken over by others.
+        max_unknown_deliveries: deliveries of a message for an actor no worker here
+            knows before it fails as poison.
+        recovery: run a recovery projector on the wake-up streams.
+        timer: move due delayed tasks, retries and wake-ups into their streams.
+        consumer: consumer name (default: host, pid and a random suffix).
+    """
+
+    def __init__(
+        self,
+        app: App,
+        *,
+        queues: Sequence[str] | None = None,
+        concurrency: int = 8,
+        lease_ms: int = 30_000,
+        max_unknown_deliveries: int = 5,
+        recovery: bool = True,
+        timer: bool = True,
+        consumer: str | None = None,
+        block_ms: int = 500,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1 (got {concurrency!r})")
+        self.app = app
+        self.client = app.client
+        self.keys = app.keys
+        self.scripts = app.scripts
+        self.projector = app.projector
+        self.queues = tuple(queues or sorted({a.options.queue for a in app.actors.values()}))
+        if not self.queues:
+            raise ValueError("the worker has no queue to read (no actor registered, none given)")
+        self.shards = tuple(range(app.shards))
+        self.concurrency = concurrency
+        self.lease_ms = lease_ms
+        self.max_unknown_deliveries = max_unknown_deliveries
+        self.recovery = recovery
+        self.timer = timer
+        self.block_ms = block_ms
+        self.consumer = consumer or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
+        self._queue_keys = [self.keys.queue(s, q) for s in self.shards for q in self.queues]
+        self._stopping = threading.Event()
+        self._inflight = 0
+        self._inflight_cv = threading.Condition()
+        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="streamflow-task")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._threads: list[threading.Thread] = []
+        self._log = log.bind(consumer=self.consumer)
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Run until ``stop`` (or SIGTERM/SIGINT when called from the main thread)."""
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: self._stopping.set())
+        self._setup()
+        self._log.info("worker_started", queues=self.queues, concurrency=self.concurrency)
+        try:
+            self._fetch_loop()
+        finally:
+            self._shutdown()
+
+    def start(self) -> Worker:
+        """Run in a background thread (for tests and embedding); returns self."""
+        thread = threading.Thread(target=self.run, name="streamflow-worker", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop fetching, let in-flight work finish (up to ``timeout`` s), then return."""
+        self._stopping.set()
+        for thread in self._threads:
+            thread.join(timeout)
+
+    def __enter__(self) -> Worker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _setup(self) -> None:
+        for key in self._queue_keys:
+            self._create_group(key, WORKER_GROUP)
+        for shard in self.shards:
+            self._create_group(self.keys.wake(shard), PROJECTOR_GROUP)
+        if any(a.is_async for a in self.app.actors.values()):
+            self._loop = asyncio.new_event_loop()
+            self._spawn(self._loop.run_forever, "streamflow-asyncio", join=False)
+        if self.timer:
+            self._spawn(self._timer_loop, "streamflow-timer")
+        if self.recovery:
+            self._spawn(self._recovery_loop, "streamflow-recovery")
+
+    def _spawn(self, target: Any, name: str, join: bool = True) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        if join:
+            self._helpers.append(thread)
+
+    @property
+    def _helpers(self) -> list[threading.Thread]:
+        helpers: list[threading.Thread] = self.__dict__.setdefault("_helper_threads", [])
+        return helpers
+
+    def _create_group(self, key: str, group: str) -> None:
+        try:
+            self.client.xgroup_create(key, group, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def _shutdown(self, grace_s: float = 30.0) -> None:
+        deadline = time.monotonic() + grace_s
+        with self._inflight_cv:
+            while self._inflight and time.monotonic() < deadline:
+                self._inflight_cv.wait(deadline - time.monotonic())
+        self._pool.shutdown(wait=self._inflight == 0, cancel_futures=True)
+        for thread in self._helpers:
+            thread.join(5)
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        self._log.info("worker_stopped", unfinished=self._inflight)
+
+    # -- fetching -------------------------------------------------------------------
+
+    def _fetch_loop(self) -> None:
+        last_claim = 0.0
+        prefetch = self.concurrency * 2
+        while not self._stopping.is_set():
+            with self._inflight_cv:
+                while self._inflight >= prefetch and not self._stopping.is_set():
+                    self._inflight_cv.wait(0.5)
+                room = prefetch - self._inflight
+            if self._stopping.is_set():
+                return
+            messages: list[tuple[str, str, bytes]] = []
+            if time.monotonic() - last_claim > self.lease_ms / 2000:
+                last_claim = time.monotonic()
+                messages += self._claim_stale(room)
+            if not messages:
+                reply: Any = self.client.xreadgroup(
+                    WORKER_GROUP,
+                    self.consumer,
+                    dict.fromkeys(self._queue_keys, ">"),
+                    count=room,
+                    block=self.block_ms,
+                )
+                for key, entries in reply or []:
+                    for msg_id, fields in entries:
+                        messages.append((key.decode(), msg_id.decode(), fields.get(b"m", b"")))
+            if messages:
+                self._dispatch(messages)
+
+    def _claim_stale(self, count: int) -> list[tuple[str, str, bytes]]:
+        """Messages whose holder has not acknowledged them within the lease."""
+        out: list[tuple[str, str, bytes]] = []
+        for key in self._queue_keys:
+            claim: Any = self.client.xautoclaim(
+                key, WORKER_GROUP, self.consumer, self.lease_ms, "0-0", count=count
+            )
+            for msg_id, fields in claim[1]:
+                if fields:  # deleted meanwhile: XAUTOCLAIM drops it from the PEL
+                    out.append((key, msg_id.decode(), fields.get(b"m", b"")))
+        return out
+
+    def _dispatch(self, messages: list[tuple[str, str, bytes]]) -> None:
+        jobs: list[_Job] = []
+        for queue_key, msg_id, data in messages:
+            job = self._parse(queue_key, msg_id, data)
+            if job is not None:
+                jobs.append(job)
+        while jobs:
+            jobs = self._start(jobs)
+
+    def _parse(self, queue_key: str, msg_id: str, data: bytes) -> _Job | None:
+        try:
+            workflow_id, node, attempt, def_hash = decode_task_message(data)
+            definition = self.app.definitions.get(def_hash)
+            task = definition.nodes[node] if 0 <= node < len(definition.nodes) else None
+            if not isinstance(task, TaskNode):
+                raise DecodeError(f"node {node} is not a task of definition {def_hash}", data)
+        except (DecodeError, DefinitionError) as exc:
+            self._dead_letter(queue_key, msg_id, data, f"undecodable message: {exc}")
+            self._ack(queue_key, msg_id)
+            return None
+        actor = self.app.actors.get(task.actor)
+        if actor is None:
+            self._unknown_actor(queue_key, msg_id, data, workflow_id, node, attempt, task)
+            return None
+        return _Job(queue_key, msg_id, data, workflow_id, node, attempt, definition, task, actor)
+
+    def _start(self, jobs: list[_Job]) -> list[_Job]:
+        """Run the start script for each job (one round trip); returns jobs to retry."""
+        calls: list[tuple[str, list[str], list[Any]]] = []
+        spans: list[tuple[int, int]] = []
+        for job in jobs:
+            keys = self._wf_keys(job.workflow_id)
+            started = TaskStarted(
+                node=job.node, attempt=job.attempt, worker=self.consumer, msg_id=job.msg_id
+            )
+            first = len(calls)
+            calls.append(
+                ("start", keys[:3], [job.node, job.attempt, job.msg_id, encode_event(started)])
+            )
+            leaves = job.definition.pipe_leaves(job.node)
+            for i in range(0, len(leaves), RESULTS_CHUNK):
+                calls.append(("results", keys[:2], leaves[i : i + RESULTS_CHUNK]))
+            spans.append((first, len(calls)))
+        results = self.scripts.batch(self.client, calls)
+        retry: list[_Job] = []
+        for job, (first, end) in zip(jobs, spans, strict=True):
+            raw = results[first]
+            if isinstance(raw, Exception):
+                raise raw
+            reply = reply_code(raw)
+            bound = self._log.bind(workflow_id=job.workflow_id, node=job.node, attempt=job.attempt)
+            bound.debug("task_delivered", reply=reply.value, msg_id=job.msg_id)
+            if reply is Reply.RUN:
+                job.start_seq = int(raw[1])
+                job.args_blob = raw[3] or None
+                if job.task.pipe != NONE:
+                    payloads = [p for chunk in results[first + 1 : end] for p in chunk]
+                    values = {}
+                    for leaf, payload in zip(
+                        job.definition.pipe_leaves(job.node), payloads, strict=True
+                    ):
+                        event = decode_event(payload)
+                        assert isinstance(event, TaskSucceeded), f"no result for node {leaf}"
+                        values[leaf] = event.result
+                    job.piped = assemble(job.definition.specs[job.task.pipe], values)
+                self._submit(job)
+            elif reply in (Reply.DUP, Reply.STALE):
+                self._ack(job.queue_key, job.msg_id)
+            elif reply is Reply.ALREADY_DONE:
+                self._track(self._pool.submit(self._reproject, job))
+            elif reply is Reply.REBUILD:
+                self.projector.rebuild(job.workflow_id)
+                retry.append(job)
+        return retry
+
+    def _track(self, future: Future[Any]) -> None:
+        with self._inflight_cv:
+            self._inflight += 1
+
+        def done(f: Future[Any]) -> None:
+            if not f.cancelled() and f.exception() is not None:
+                self._log.error("worker_job_crashed", exc_info=f.exception())
+            with self._inflight_cv:
+                self._inflight -= 1
+                self._inflight_cv.notify_all()
+
+        future.add_done_callback(done)
+
+    # -- running --------------------------------------------------------------------
+
+    def _arguments(self, job: _Job) -> tuple[list[Any], dict[str, Any]]:
+        args: list[Any] = []
+        kwargs: dict[str, Any] = {}
+        if job.args_blob:
+            args, kwargs = codec.decode(job.args_blob)
+        if job.task.pipe != NONE:
+            args = [*args, job.piped]
+        return args, kwargs
+
+    def _submit(self, job: _Job) -> None:
+        job.started = time.monotonic()
+        if job.actor.is_async and self._loop is not None:
+            with self._inflight_cv:
+                self._inflight += 1
+            args, kwargs = self._arguments(job)
+            future = asyncio.run_coroutine_threadsafe(job.actor.fn(*args, **kwargs), self._loop)
+
+            def done(f: Future[Any]) -> None:
+                try:
+                    self._track(self._pool.submit(self._complete_async, job, f))
+                finally:
+                    with self._inflight_cv:
+                        self._inflight -= 1
+                        self._inflight_cv.notify_all()
+
+            future.add_done_callback(done)
+        else:
+            self._track(self._pool.submit(self._run_sync, job))
+
+    def _run_sync(self, job: _Job) -> None:
+        try:
+            args, kwargs = self._arguments(job)
+            result = job.actor.fn(*args, **kwargs)
+        except Exception as exc:
+            self._finish(job, self._failure(job, exc))
+        else:
+            self._finish(job, self._success(job, result))
+
+    def _complete_async(self, job: _Job, future: Future[Any]) -> None:
+        try:
+            result = future.result()
+        except Exception as exc:
+            self._finish(job, self._failure(job, exc))
+        else:
+            self._finish(job, self._success(job, result))
+
+    def _success(self, job: _Job, result: Any) -> Event:
+        event = TaskSucceeded(
+            node=job.node, attempt=job.attempt, result=result, cause=job.start_seq
+        )
+        try:
+            encode_event(event)
+        except EncodeError as exc:
+            error = EncodeError(
+                f"result of {job.actor.name}{exc.path[len('TaskSucceeded') :]}", exc.type_name
+            )
+            return self._failure(job, error)
+        return event
+
+    def _failure(self, job: _Job, exc: BaseException) -> Event:
+        options = job.task.options
+        retry_delay_ms = None
+        if job.attempt <= options.max_retries:
+            backoff = min(options.max_backoff_ms, options.min_backoff_ms * 2 ** (job.attempt - 1))
+            # Jitter is drawn here, by the shell, and recorded in the event.
+            retry_delay_ms = int(backoff * random.uniform(0.5, 1.0))
+        error = {
+            "type": type(exc).__name__,
+            "message": str(exc),
+            "traceback": "".join(traceback.format_exception(exc)),
+        }
+        return TaskFailed(
+            node=job.node,
+            attempt=job.attempt,
+            error=error,
+            retry_delay_ms=retry_delay_ms,
+            cause=job.start_seq,
+        )
+
+    # -- recording and projecting ---------------------------------------------------
+
+    def _finish(self, job: _Job, event: Event) -> None:
+        """Record the outcome, project it inline, and acknowledge the message."""
+        duration_ms = round((time.monotonic() - job.started) * 1000, 3) if job.started else 0
+        bound = self._log.bind(
+            workflow_id=job.workflow_id, node=job.node, attempt=job.attempt, actor=job.actor.name
+        )
+        ok = isinstance(event, TaskSucceeded)
+        bound.debug("task_finished", ok=ok, duration_ms=duration_ms)
+        if not ok:
+            assert isinstance(event, TaskFailed)
+            bound.info(
+                "task_failed",
+                error=event.error["type"],
+                message=event.error["message"],
+                retry_delay_ms=event.retry_delay_ms,
+            )
+        self._record(job, event)
+
+    def _record(self, job: _Job, event: Event) -> None:
+        wf = job.workflow_id
+        keys = self._wf_keys(wf)
+        ok = isinstance(event, TaskSucceeded)
+        decrement_key, head, tail = "", b"", b""
+        if ok and job.task.succ != NONE:
+            decrement = BarrierDecremented(barrier=job.task.succ, source=job.node)
+            decrement_key = decrement.idempotency_key()
+            head, tail = encode_with_cause_hole(decrement)
+        wake = encode_wake(wf, f"out:{job.node}:{job.attempt}")
+        payload = encode_event(event)
+        for _ in range(10):
+            raw = self.scripts.call(
+                "outcome",
+                [keys[0], keys[1], keys[2], keys[3]],
+                [
+                    job.node,
+                    job.attempt,
+                    payload,
+                    "1" if ok else "0",
+                    decrement_key,
+                    head,
+                    wake,
+                    self.projector.recovery_grace_ms,
+                    self.projector.last_id(wf),
+                    CATCH_UP,
+                    tail,
+                ],
+            )
+            reply = reply_code(raw)
+            if reply is Reply.REBUILD:
+                self.projector.rebuild(wf)
+                continue
+            if reply is Reply.STALE:
+                self._log.info(
+                    "outcome_rejected", workflow_id=wf, node=job.node, attempt=job.attempt
+                )
+                self._ack(job.queue_key, job.msg_id)
+                return
+            seq, stream_id = int(raw[1]), raw[2].decode()
+            self.projector.fold_raw(wf, parse_raw(raw[3]))
+            cause = Entry(seq=seq, stream_id=stream_id, event=event)
+            self.projector.project(wf, cause, Trigger(job.queue_key, job.msg_id, wake))
+            return
+        raise StreamflowError(f"recording the outcome of {wf} node {job.node} did not settle")
+
+    def _reproject(self, job: _Job) -> None:
+        """The attempt already has its outcome: issue its projection again, then ack."""
+        self.projector.project(job.workflow_id, None, Trigger(job.queue_key, job.msg_id))
+
+    def _wf_keys(self, workflow_id: str) -> list[str]:
+        keys = self.keys
+        return [
+            keys.log(workflow_id),
+            keys.idx(workflow_id),
+            keys.archive(workflow_id),
+            keys.wake_due(shard_of(workflow_id)),
+        ]
+
+    def _ack(self, queue_key: str, msg_id: str) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.xack(queue_key, WORKER_GROUP, msg_id)
+        pipe.xdel(queue_key, msg_id)
+        pipe.execute()
+
+    # -- poison ---------------------------------------------------------------------
+
+    def _dead_letter(self, queue_key: str, msg_id: str, data: bytes, reason: str) -> None:
+        self.client.xadd(
+            self.keys.dead(),
+            {"reason": reason, "queue": queue_key, "msg_id": msg_id, "data": data},
+        )
+        self._log.error("message_dead_lettered", queue=queue_key, msg_id=msg_id, reason=reason)
+
+    def _unknown_actor(
+        self,
+        queue_key: str,
+        msg_id: str,
+        data: bytes,
+        workflow_id: str,
+        node: int,
+        attempt: int,
+        task: TaskNode,
+    ) -> None:
+        """Leave the message for a worker that knows the actor, up to a bound."""
+        pending = self.client.xpending_range(
+            queue_key, WORKER_GROUP, min=msg_id, max=msg_id, count=1
+        )
+        deliveries = int(pending[0]["times_delivered"]) if pending else 1
+        bound = self._log.bind(workflow_id=workflow_id, node=node, attempt=attempt)
+        if deliveries < self.max_unknown_deliveries:
+            bound.warning("actor_unknown_here", actor=task.actor, deliveries=deliveries)
+            return
+        reason = f"actor {task.actor!r} unknown after {deliveries} deliveries"
+        error = {"type": "UnknownActorError", "message": reason, "traceback": ""}
+        event = TaskFailed(node=node, attempt=attempt, error=error, retry_delay_ms=None)
+        self._dead_letter(queue_key, msg_id, data, reason)
+        job = _Job(
+            queue_key,
+            msg_id,
+            data,
+            workflow_id,
+            node,
+            attempt,
+            self.app.definitions.get(decode_task_message(data)[3]),
+            task,
+            Actor(lambda: None, name=task.actor, options=task.options),
+        )
+        self._record(job, event)
+
+    # -- timer and recovery ---------------------------------------------------------
+
+    def _timer_loop(self) -> None:
+        while not self._stopping.wait(0.05):
+            try:
+                move_due(self.client, self.scripts, self.keys, self.shards, self.queues)
+            except redis.RedisError as exc:
+                self._log.warning("timer_failed", error=str(exc))
+                self._stopping.wait(1.0)
+
+    def _recovery_loop(self) -> None:
+        wake_keys = [self.keys.wake(s) for s in self.shards]
+        last_claim = 0.0
+        while not self._stopping.is_set():
+            try:
+                entries: list[tuple[str, str, bytes]] = []
+                if time.monotonic() - last_claim > self.lease_ms / 2000:
+                    last_claim = time.monotonic()
+                    for key in wake_keys:
+                        claim: Any = self.client.xautoclaim(
+                            key, PROJECTOR_GROUP, self.consumer, self.lease_ms, "0-0", count=10
+                        )
+                        entries += [(key, i.decode(), f.get(b"m", b"")) for i, f in claim[1] if f]
+                reply: Any = self.client.xreadgroup(
+                    PROJECTOR_GROUP,
+                    self.consumer,
+                    dict.fromkeys(wake_keys, ">"),
+                    count=10,
+                    block=self.block_ms,
+                )
+                for stream, items in reply or []:
+                    entries += [(stream.decode(), i.decode(), f.get(b"m", b"")) for i, f in items]
+                for key, msg_id, data in entries:
+                    self._recover(key, msg_id, data)
+            except redis.RedisError as exc:
+                self._log.warning("recovery_failed", error=str(exc))
+                self._stopping.wait(1.0)
+
+    def _recover(self, wake_key: str, msg_id: str, data: bytes) -> None:
+        try:
+            workflow_id, tag = decode_wake(data)
+        except DecodeError as exc:
+            self._dead_letter(wake_key, msg_id, data, f"undecodable wake-up: {exc}")
+        else:
+            self._log.info("recovery_projection", workflow_id=workflow_id, tag=tag)
+            self.projector.project(workflow_id, None)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.xack(wake_key, PROJECTOR_GROUP, msg_id)
+        pipe.xdel(wake_key, msg_id)
+        pipe.execute()
