@@ -8,12 +8,15 @@ server is a failure, never a skip.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 
 import pytest
 import redis
+import structlog
 from hypothesis import HealthCheck, settings
 
 from streamflow.embedded import EmbeddedRedis, find_server_binary
@@ -65,3 +68,13 @@ def r(redis_url: str) -> Iterator[redis.Redis]:
         yield client
     finally:
         client.close()
+
+
+# Library logs go to stderr in tests (never stdout: CI reads pytest's last lines there),
+# at WARNING unless STREAMFLOW_TEST_LOG_LEVEL says otherwise.
+structlog.configure(
+    wrapper_class=structlog.make_filtering_bound_logger(
+        getattr(logging, os.getenv("STREAMFLOW_TEST_LOG_LEVEL", "WARNING"))
+    ),
+    logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+)

@@ -34,6 +34,8 @@ from typing import Any, Self
 import redis
 import structlog
 
+from streamflow.errors import StreamflowError
+
 __all__ = ["EmbeddedRedis", "EmbeddedRedisError", "find_server_binary", "shared_server"]
 
 logger = structlog.get_logger(__name__)
@@ -48,7 +50,7 @@ _MAX_SOCKET_PATH = 100
 _PR_SET_PDEATHSIG = 1
 
 
-class EmbeddedRedisError(RuntimeError):
+class EmbeddedRedisError(StreamflowError, RuntimeError):
     """
     The embedded server could not be found, started or stopped.
     """

@@ -86,6 +86,7 @@ class Worker:
         lease_ms: a message not acknowledged for this long is taken over by others.
         max_unknown_deliveries: deliveries of a message for an actor no worker here
             knows before it fails as poison.
+        tasks: run tasks (False: a process for the other roles only).
         recovery: run a recovery projector on the wake-up streams.
         timer: move due delayed tasks, retries and wake-ups into their streams.
         consumer: consumer name (default: host, pid and a random suffix).
@@ -99,6 +100,7 @@ class Worker:
         concurrency: int = 8,
         lease_ms: int = 30_000,
         max_unknown_deliveries: int = 5,
+        tasks: bool = True,
         recovery: bool = True,
         timer: bool = True,
         consumer: str | None = None,
@@ -112,12 +114,13 @@ class Worker:
         self.scripts = app.scripts
         self.projector = app.projector
         self.queues = tuple(queues or sorted({a.options.queue for a in app.actors.values()}))
-        if not self.queues:
+        if not self.queues and tasks:
             raise ValueError("the worker has no queue to read (no actor registered, none given)")
         self.shards = tuple(range(app.shards))
         self.concurrency = concurrency
         self.lease_ms = lease_ms
         self.max_unknown_deliveries = max_unknown_deliveries
+        self.tasks = tasks
         self.recovery = recovery
         self.timer = timer
         self.block_ms = block_ms
@@ -139,9 +142,17 @@ class Worker:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: self._stopping.set())
         self._setup()
-        self._log.info("worker_started", queues=self.queues, concurrency=self.concurrency)
+        self._log.info(
+            "worker_started",
+            queues=self.queues,
+            concurrency=self.concurrency,
+            roles=[r for r in ("tasks", "timer", "recovery") if getattr(self, r)],
+        )
         try:
-            self._fetch_loop()
+            if self.tasks:
+                self._fetch_loop()
+            else:
+                self._stopping.wait()
         finally:
             self._shutdown()
 

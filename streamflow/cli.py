@@ -1,0 +1,239 @@
+"""The ``streamflow`` command: worker, status, demo."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import importlib
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+
+from streamflow.app import App, WorkflowHandle
+from streamflow.canvas import Chain, Group
+from streamflow.events import TaskEnqueued, WorkflowSubmitted
+from streamflow.keys import encode_task_message
+
+
+def configure_logging(level: str) -> None:
+    """Human-readable structlog output on stderr (only the CLI configures logging)."""
+    structlog.configure(
+        wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="%H:%M:%S", utc=False),
+            structlog.processors.format_exc_info,
+            structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty()),
+        ],
+    )
+
+
+def load_app(spec: str) -> App:
+    """Import ``module:attribute`` and return the App it names.
+
+    Raises:
+        SystemExit: the spec is malformed or does not name an App.
+    """
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise SystemExit(f"expected module:app (got {spec!r})")
+    sys.path.insert(0, os.getcwd())
+    module = importlib.import_module(module_name)
+    app = getattr(module, attribute, None)
+    if not isinstance(app, App):
+        raise SystemExit(f"{spec} is not a streamflow App (got {type(app).__name__})")
+    return app
+
+
+def _url(args: argparse.Namespace) -> str:
+    url: str | None = args.url or os.environ.get("STREAMFLOW_REDIS_URL")
+    if not url:
+        raise SystemExit("no Redis URL: pass --url or set STREAMFLOW_REDIS_URL")
+    return url
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    if args.url:
+        # Before the import: an App() without a URL in the module picks this up.
+        os.environ["STREAMFLOW_REDIS_URL"] = args.url
+    app = load_app(args.app)
+    worker = app.worker(
+        queues=args.queues or None,
+        concurrency=args.concurrency,
+        lease_ms=args.lease_ms,
+        tasks="tasks" in args.roles,
+        recovery="recovery" in args.roles,
+        timer="timer" in args.roles,
+    )
+    worker.run()
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    app = App(_url(args), prefix=args.prefix)
+    status = app.handle(args.workflow_id).status()
+    if args.json:
+        print(json.dumps(dataclasses.asdict(status), default=str))
+    else:
+        print(f"workflow  {status.workflow_id}")
+        print(f"status    {status.status}{' (archived)' if status.archived else ''}")
+        print(f"events    {status.events}")
+        print("tasks     " + "  ".join(f"{k} {v}" for k, v in status.counts.items()))
+        if status.error:
+            print(f"error     {status.error.get('type')}: {status.error.get('message')}")
+        if status.reason:
+            print(f"reason    {status.reason}")
+    return 0
+
+
+def _largest_message(handle: WorkflowHandle) -> tuple[int, int]:
+    """Largest queue message (bytes) and log length, from the workflow's history."""
+    history = handle.history()
+    submitted = history[0].event
+    assert isinstance(submitted, WorkflowSubmitted)
+    largest = 0
+    for entry in history:
+        if isinstance(entry.event, TaskEnqueued):
+            message = encode_task_message(
+                handle.id, entry.event.node, entry.event.attempt, submitted.def_hash
+            )
+            largest = max(largest, len(message))
+    return largest, len(history)
+
+
+def _run_with_progress(app: App, name: str, canvas: Any) -> None:
+    started = time.monotonic()
+    handle = app.submit(canvas)
+    while True:
+        status = handle.status()
+        total = sum(status.counts.values())
+        done = status.counts["succeeded"]
+        print(f"\r  {name}: {done}/{total} tasks done", end="", flush=True)
+        if status.done:
+            break
+        with contextlib.suppress(TimeoutError):
+            handle.wait(timeout=0.25)
+    elapsed = time.monotonic() - started
+    result = handle.result(timeout=1)
+    largest, events = _largest_message(handle)
+    shown = repr(result)
+    if len(shown) > 100:
+        shown = shown[:97] + "..."
+    print(f"\r  {name}: {done}/{total} tasks done in {elapsed:.2f} s")
+    print(f"    result          {shown}")
+    print(f"    largest message {largest} bytes")
+    print(f"    log length      {events} events")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    print("streamflow demo: starting an embedded Redis and an in-process worker")
+    app = App(os.environ.get("STREAMFLOW_REDIS_URL") or None)
+
+    @app.actor
+    def t1() -> int:
+        return 3
+
+    @app.actor
+    def double(x: int) -> int:
+        return x * 2
+
+    @app.actor
+    def increment(x: int) -> int:
+        return x + 1
+
+    @app.actor
+    def times_ten(x: int) -> int:
+        return x * 10
+
+    @app.actor
+    def square(x: int) -> int:
+        return x * x
+
+    @app.actor
+    async def negate(x: int) -> int:
+        return -x
+
+    @app.actor
+    def summarize(parts: list[Any]) -> str:
+        return f"t8 got {parts}"
+
+    @app.actor
+    def item(i: int) -> int:
+        return i
+
+    @app.actor
+    def total(values: list[int]) -> int:
+        return sum(values)
+
+    with app.worker(concurrency=8):
+        # The seed DAG: Chain(t1, Group(Chain(t2, t5), t3, Chain(t4, Group(t6, t7))), t8)
+        seed = Chain(
+            t1.message(),
+            Group(
+                Chain(double.message(), increment.message()),
+                times_ten.message(),
+                Chain(increment.message(), Group(square.message(), negate.message())),
+            ),
+            summarize.message(),
+        )
+        _run_with_progress(app, "seed DAG (8 tasks)", seed)
+        wide = Chain(
+            t1.message(),
+            Group(*(item.message_with_options(args=(i,), pipe_ignore=True) for i in range(1000))),
+            total.message(),
+        )
+        _run_with_progress(app, "Chain(a, Group(1000), c)", wide)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="streamflow", description=__doc__)
+    parser.add_argument(
+        "--log-level", help="debug, info, warning, error (default: info; warning for demo)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    worker = sub.add_parser("worker", help="run a worker for module:app")
+    worker.add_argument("app", help="module:attribute naming a streamflow App")
+    worker.add_argument("--queues", nargs="+", help="queues to read (default: all)")
+    worker.add_argument("--concurrency", type=int, default=8)
+    worker.add_argument("--url", help="Redis URL (default: STREAMFLOW_REDIS_URL)")
+    worker.add_argument("--lease-ms", type=int, default=30_000)
+    worker.add_argument(
+        "--roles",
+        nargs="+",
+        choices=("tasks", "timer", "recovery"),
+        default=["tasks", "timer", "recovery"],
+        help="what this process does (default: everything)",
+    )
+    worker.set_defaults(func=cmd_worker)
+
+    status = sub.add_parser("status", help="show a workflow's status")
+    status.add_argument("workflow_id")
+    status.add_argument("--url", help="Redis URL (default: STREAMFLOW_REDIS_URL)")
+    status.add_argument("--prefix", default="sf")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
+
+    demo = sub.add_parser("demo", help="run the seed DAG and a 1,000-task group")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args.log_level or ("warning" if args.command == "demo" else "info"))
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

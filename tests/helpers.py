@@ -1,0 +1,57 @@
+"""Helpers shared by the integration tests: reading logs and checking the contract."""
+
+from __future__ import annotations
+
+import collections
+from typing import Any
+
+from streamflow import App
+from streamflow.definition import NONE, BarrierNode, Definition, TaskNode
+from streamflow.events import (
+    BarrierReleased,
+    Entry,
+    TaskEnqueued,
+    TaskStarted,
+    TaskSucceeded,
+    WorkflowSubmitted,
+)
+
+
+def definition_of(app: App, history: list[Entry]) -> Definition:
+    submitted = history[0].event
+    assert isinstance(submitted, WorkflowSubmitted)
+    return app.definitions.get(submitted.def_hash)
+
+
+def check_contract(definition: Definition, history: list[Entry]) -> None:
+    """Contract items 1 and 2 (DESIGN §1), from the log alone."""
+    assert [e.seq for e in history] == list(range(1, len(history) + 1)), "seqs not dense"
+    succeeded_at: dict[int, int] = {}
+    enqueues: collections.Counter[tuple[int, int]] = collections.Counter()
+    releases: collections.Counter[int] = collections.Counter()
+    for entry in history:
+        event = entry.event
+        if isinstance(event, TaskSucceeded):
+            succeeded_at.setdefault(event.node, entry.seq)
+        elif isinstance(event, TaskEnqueued):
+            enqueues[(event.node, event.attempt)] += 1
+        elif isinstance(event, BarrierReleased):
+            releases[event.barrier] += 1
+        elif isinstance(event, TaskStarted):
+            task = definition.nodes[event.node]
+            assert isinstance(task, TaskNode)
+            if task.pred != NONE:
+                barrier = definition.nodes[task.pred]
+                assert isinstance(barrier, BarrierNode)
+                for source in barrier.sources:
+                    assert succeeded_at.get(source, 10**12) < entry.seq, (
+                        f"node {event.node} started at seq {entry.seq} before its "
+                        f"predecessor {source} succeeded"
+                    )
+    assert all(count == 1 for count in enqueues.values()), f"double enqueue: {enqueues}"
+    barriers = [n.id for n in definition.nodes if isinstance(n, BarrierNode)]
+    assert all(releases[b] == 1 for b in barriers), f"releases: {dict(releases)}"
+
+
+def events_of(history: list[Entry], kind: type[Any]) -> list[Any]:
+    return [e.event for e in history if isinstance(e.event, kind)]

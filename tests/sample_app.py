@@ -1,0 +1,30 @@
+"""An app for worker processes started by tests: ``streamflow worker tests.sample_app:app``.
+
+Every task body counts its runs in Redis (``runs:<tag>``) so tests can tell whether a
+body ran twice.
+"""
+
+from __future__ import annotations
+
+import os
+
+import redis
+
+from streamflow import App
+
+app = App(os.environ["STREAMFLOW_REDIS_URL"], recovery_grace_ms=0)
+_client = redis.Redis.from_url(os.environ["STREAMFLOW_REDIS_URL"])
+
+
+@app.actor
+def counted(tag: str, *piped: object) -> str:
+    """Count this run and return the tag."""
+    _client.incr(f"runs:{tag}")
+    return tag
+
+
+@app.actor
+def gather(*piped: object) -> int:
+    """Return how many values were piped in (a list counts its items)."""
+    value = piped[-1] if piped else []
+    return len(value) if isinstance(value, list) else 1

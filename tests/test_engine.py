@@ -1,0 +1,365 @@
+"""The engine end to end on a real Redis: submit, run on workers, read results."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from structlog.testing import capture_logs
+
+from streamflow import App, Chain, EncodeError, Group, WithDelay, WorkflowFailedError
+from streamflow.events import (
+    BarrierReleased,
+    TaskEnqueued,
+    TaskStarted,
+    TaskSucceeded,
+    WorkflowCompleted,
+)
+from streamflow.worker import Worker
+from tests.helpers import check_contract, definition_of, events_of
+from tests.waiting import wait_until
+
+
+@pytest.fixture
+def app(r: redis.Redis, redis_url: str) -> Iterator[App]:
+    application = App(redis_url)
+    yield application
+    application.close()
+
+
+def run_worker(app: App, **options: Any) -> Worker:
+    return app.worker(concurrency=options.pop("concurrency", 4), **options).start()
+
+
+def seed_dag(app: App) -> Any:
+    @app.actor
+    def t1() -> int:
+        return 1
+
+    @app.actor
+    def t2(x: int) -> int:
+        return x + 1
+
+    @app.actor
+    def t3(x: int) -> int:
+        return x * 10
+
+    @app.actor
+    def t4(x: int) -> int:
+        return x + 3
+
+    @app.actor
+    def t5(x: int) -> int:
+        return x * 5
+
+    @app.actor
+    def t6(x: int) -> int:
+        return x * 6
+
+    @app.actor
+    def t7(x: int) -> int:
+        return x * 7
+
+    @app.actor
+    def t8(parts: list[Any]) -> list[Any]:
+        return parts
+
+    return Chain(
+        t1.message(),
+        Group(
+            Chain(t2.message(), t5.message()),
+            t3.message(),
+            Chain(t4.message(), Group(t6.message(), t7.message())),
+        ),
+        t8.message(),
+    )
+
+
+def test_seed_dag_runs_in_order_and_pipes_results(app: App) -> None:
+    canvas = seed_dag(app)
+    with run_worker(app):
+        handle = app.submit(canvas)
+        # t1=1; t2=2, t5=10; t3=10; t4=4, t6=24, t7=28
+        assert handle.result(timeout=30) == [10, 10, [24, 28]]
+    history = handle.history()
+    check_contract(definition_of(app, history), history)
+    assert len(events_of(history, WorkflowCompleted)) == 1
+    assert handle.status().archived
+
+
+def test_issue_example(app: App) -> None:
+    @app.actor
+    def add(x: int, y: int = 0) -> int:
+        return x + y
+
+    canvas = Chain(
+        add.message(1, 2),
+        Group(add.message(10), add.message(20)),
+        WithDelay(add.message_with_options(args=(5, 5), pipe_ignore=True), 0.5),
+    )
+    with run_worker(app):
+        assert app.submit(canvas).result(timeout=30) == 10
+
+
+def test_group_to_group_releases_each_barrier_once(app: App) -> None:
+    @app.actor
+    def one(*piped: Any) -> int:
+        return 1
+
+    canvas = Chain(
+        Group(*(one.message() for _ in range(1000))),
+        Group(*(one.message_with_options(pipe_ignore=True) for _ in range(1000))),
+    )
+    with run_worker(app, concurrency=8):
+        handle = app.submit(canvas)
+        assert handle.result(timeout=120) == [1] * 1000
+    history = handle.history()
+    definition = definition_of(app, history)
+    assert definition.edge_count == 2000
+    releases = events_of(history, BarrierReleased)
+    assert len(releases) == 1
+    check_contract(definition, history)
+
+
+def test_nested_five_levels_async_and_pipe_ignore(app: App) -> None:
+    @app.actor
+    def tag(name: str, *piped: Any) -> list[Any]:
+        return [name, *piped]
+
+    @app.actor(queue="io")
+    async def slow_tag(name: str, *piped: Any) -> list[Any]:
+        await asyncio.sleep(0.01)
+        return [name, *piped]
+
+    canvas = Chain(
+        tag.message("a"),
+        Group(
+            Chain(
+                slow_tag.message("b"),
+                Group(
+                    Chain(tag.message("c"), Group(tag.message("d"), slow_tag.message("e"))),
+                    tag.message_with_options(args=("f",), pipe_ignore=True),
+                ),
+            ),
+            tag.message("g"),
+        ),
+        tag.message_with_options(args=("h",), pipe_ignore=True),
+    )
+    with run_worker(app):
+        handle = app.submit(canvas)
+        assert handle.result(timeout=30) == ["h"]
+    history = handle.history()
+    results = {e.node: e.result for e in events_of(history, TaskSucceeded)}
+    # b receives a's result; c receives b's; d and e receive c's; f ignores its input.
+    assert results[2] == ["b", ["a"]]
+    assert ["f"] in results.values()
+    assert ["d", ["c", ["b", ["a"]]]] in results.values()
+    assert ["e", ["c", ["b", ["a"]]]] in results.values()
+    check_contract(definition_of(app, history), history)
+
+
+def test_delays_are_honoured(app: App) -> None:
+    @app.actor
+    def step(*piped: Any) -> int:
+        return 1
+
+    canvas = Chain(
+        step.message(), WithDelay(step.message(), 0.3), step.message_with_options(delay=0.2)
+    )
+    with run_worker(app):
+        handle = app.submit(canvas)
+        handle.result(timeout=30)
+    history = handle.history()
+    by_seq = {e.seq: e for e in history}
+    for entry in history:
+        event = entry.event
+        if isinstance(event, TaskEnqueued) and event.delay_ms:
+            started = next(
+                e
+                for e in history
+                if isinstance(e.event, TaskStarted)
+                and e.event.node == event.node
+                and e.event.attempt == event.attempt
+            )
+            due = by_seq[event.cause].time_ms + event.delay_ms
+            assert started.time_ms >= due, (event, started)
+    delays = sorted(e.delay_ms for e in events_of(history, TaskEnqueued))
+    assert delays == [0, 200, 300]
+
+
+def test_empty_groups_yield_empty_lists(app: App) -> None:
+    @app.actor
+    def echo(*piped: Any) -> list[Any]:
+        return list(piped)
+
+    with run_worker(app):
+        assert app.submit(Group()).result(timeout=10) == []
+        assert app.submit(Chain(echo.message(), Group())).result(timeout=10) == []
+        assert app.submit(Chain(Group(), echo.message())).result(timeout=10) == [[]]
+        assert app.submit(Chain(echo.message(), Group(), echo.message())).result(timeout=10) == [[]]
+
+
+def test_failure_fails_the_workflow(app: App) -> None:
+    @app.actor
+    def boom() -> None:
+        raise RuntimeError("kaput")
+
+    @app.actor
+    def never(*piped: Any) -> None:
+        raise AssertionError("must not run")
+
+    with run_worker(app):
+        handle = app.submit(Chain(boom.message(), never.message()))
+        with pytest.raises(WorkflowFailedError, match="kaput") as info:
+            handle.result(timeout=10)
+    assert info.value.status == "failed"
+    assert info.value.error["type"] == "RuntimeError"
+    assert info.value.error["node"] == 0
+    history = handle.history()
+    assert not [e for e in events_of(history, TaskEnqueued) if e.node != 0]
+
+
+def test_retry_then_success(app: App, r: redis.Redis) -> None:
+    @app.actor(max_retries=2, min_backoff=0.05, max_backoff=0.1)
+    def flaky() -> str:
+        if r.incr("flaky") < 3:
+            raise ValueError("not yet")
+        return "ok"
+
+    with run_worker(app):
+        handle = app.submit(flaky.message())
+        assert handle.result(timeout=30) == "ok"
+    attempts = [e.attempt for e in events_of(handle.history(), TaskEnqueued)]
+    assert attempts == [1, 2, 3]
+
+
+def test_definition_stored_once_and_messages_small(app: App, r: redis.Redis) -> None:
+    @app.actor
+    def f(i: int) -> int:
+        return i
+
+    for i in range(100):
+        app.submit(Group(f.message(i), f.message(i + 1), f.message(i + 2)))
+    assert len(list(r.scan_iter("sf:def:*"))) == 1
+
+    app.submit(Group(*(f.message(i) for i in range(10_000))))
+    queue = app.keys.queue(0, "default")
+    sizes = [len(fields[b"m"]) for _, fields in r.xrange(queue)]
+    assert len(sizes) == 10_300
+    assert max(sizes) <= 200, max(sizes)
+
+
+def test_unencodable_argument_writes_nothing(app: App, r: redis.Redis) -> None:
+    @app.actor
+    def add(x: Any, y: Any) -> Any:
+        return x + y
+
+    class Foo:
+        pass
+
+    before = r.dbsize()
+    with pytest.raises(
+        EncodeError, match=r"args\[1\] of add: object of type Foo cannot be encoded"
+    ):
+        app.submit(Chain(add.message(1, 2), add.message(1, Foo())))
+    assert r.dbsize() == before
+
+
+def test_non_canvas_is_a_type_error(app: App) -> None:
+    with pytest.raises(TypeError, match="got 42 of type int"):
+        app.submit(42)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="'oops'"):
+        Group("oops")  # type: ignore[arg-type]
+
+
+def test_corrupt_queue_message_goes_to_dead_letters(app: App, r: redis.Redis) -> None:
+    @app.actor
+    def f() -> int:
+        return 7
+
+    queue = app.keys.queue(0, "default")
+    with run_worker(app):
+        r.xadd(queue, {"m": b"\xffnot a message"})
+        wait_until(lambda: r.xlen("sf:dead") == 1, 10, message="dead letter")
+        assert app.submit(f.message()).result(timeout=10) == 7
+    ((_, fields),) = r.xrange("sf:dead")
+    assert fields[b"data"] == b"\xffnot a message"
+    assert b"undecodable" in fields[b"reason"]
+    assert r.xlen(queue) == 0
+
+
+def test_unknown_actor_fails_as_poison(app: App, r: redis.Redis, redis_url: str) -> None:
+    @app.actor
+    def mystery() -> None:
+        raise AssertionError("this worker must not know me")
+
+    handle = app.submit(mystery.message())
+    other = App(redis_url)
+
+    @other.actor
+    def known() -> None:
+        pass
+
+    with (
+        capture_logs() as logs,
+        run_worker(other, lease_ms=100, max_unknown_deliveries=3),
+        pytest.raises(WorkflowFailedError, match="unknown after 3 deliveries"),
+    ):
+        handle.result(timeout=30)
+    ((_, fields),) = r.xrange("sf:dead")
+    assert b"mystery" in fields[b"reason"]
+    assert any(log["event"] == "message_dead_lettered" for log in logs)
+    other.close()
+
+
+def test_rebuild_after_index_deleted(app: App, r: redis.Redis) -> None:
+    @app.actor
+    def gate(*piped: Any) -> str:
+        r.blpop(["gate"], timeout=30)
+        return "opened"
+
+    @app.actor
+    def after(value: str) -> str:
+        return value + "!"
+
+    with capture_logs() as logs, run_worker(app):
+        handle = app.submit(Chain(gate.message(), after.message()))
+        wait_until(lambda: any(isinstance(e.event, TaskStarted) for e in handle.history()), 10)
+        r.delete(app.keys.idx(handle.id))
+        r.lpush("gate", 1)
+        assert handle.result(timeout=30) == "opened!"
+    assert any(log["event"] == "index_rebuilt" for log in logs)
+    history = handle.history()
+    check_contract(definition_of(app, history), history)
+
+
+def test_archived_workflow_is_never_resurrected(app: App, r: redis.Redis) -> None:
+    @app.actor
+    def f() -> int:
+        return 1
+
+    with run_worker(app):
+        handle = app.submit(f.message())
+        handle.result(timeout=10)
+    wait_until(lambda: r.exists(app.keys.archive(handle.id)), 10)
+    keys = [app.keys.log(handle.id), app.keys.idx(handle.id), app.keys.archive(handle.id)]
+    reply = app.scripts.call("start", keys, [0, 1, "1-1", b"x"])
+    assert reply[0] == b"STALE"
+    assert not r.exists(app.keys.log(handle.id))
+    assert len(handle.history()) == 5
+
+
+def test_result_timeout(app: App) -> None:
+    from streamflow import WorkflowTimeoutError
+
+    @app.actor
+    def f() -> int:
+        return 1
+
+    handle = app.submit(f.message())  # no worker
+    with pytest.raises(WorkflowTimeoutError, match=r"within 0\.2 s"):
+        handle.result(timeout=0.2)
+    assert handle.status().counts["queued"] == 1
