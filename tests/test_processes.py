@@ -1,0 +1,110 @@
+"""Several worker and recovery-projector processes on one workflow (real OS processes)."""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from streamflow import App, Chain, Group
+from streamflow.events import TaskStarted
+from tests.helpers import check_contract, definition_of
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def spawn(redis_url: str, *roles: str, log: Path) -> subprocess.Popen[bytes]:
+    command = [
+        sys.executable,
+        "-m",
+        "streamflow.cli",
+        "--log-level",
+        "info",
+        "worker",
+        "tests.sample_app:app",
+        "--url",
+        redis_url,
+        "--concurrency",
+        "4",
+        "--roles",
+        *roles,
+    ]
+    env = {**os.environ, "STREAMFLOW_REDIS_URL": redis_url}
+    return subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb")
+    )
+
+
+@pytest.fixture
+def processes(redis_url: str, tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_two_workers_two_projectors_one_workflow(
+    r: redis.Redis,
+    redis_url: str,
+    tmp_path: Path,
+    processes: list[subprocess.Popen[bytes]],
+) -> None:
+    app = App(redis_url)
+
+    @app.actor
+    def counted(tag: str, *piped: Any) -> str:
+        raise AssertionError("runs in the worker processes only")
+
+    @app.actor
+    def gather(*piped: Any) -> int:
+        raise AssertionError("runs in the worker processes only")
+
+    canvas = Chain(
+        Group(*(counted.message(f"root{i}") for i in range(10))),
+        Group(*(counted.message(f"mid{i}") for i in range(489))),
+        gather.message(),
+    )
+    handle = app.submit(canvas)
+    queue = app.keys.queue(0, "default")
+    # Duplicate queue messages (at-least-once delivery): each must be dropped as DUP
+    # (or ALREADY_DONE), never run twice.
+    for _, fields in r.xrange(queue, count=3):
+        r.xadd(queue, fields)
+    assert r.xlen(queue) == 13
+
+    logs = [tmp_path / f"proc{i}.log" for i in range(4)]
+    processes += [spawn(redis_url, "tasks", "timer", log=logs[i]) for i in range(2)]
+    processes += [spawn(redis_url, "recovery", "timer", log=logs[i]) for i in range(2, 4)]
+
+    assert handle.result(timeout=120) == 489
+    history = handle.history()
+    definition = definition_of(app, history)
+    assert definition.task_count == 500
+    check_contract(definition, history)
+    starts = collections.Counter(
+        (e.event.node, e.event.attempt) for e in history if isinstance(e.event, TaskStarted)
+    )
+    assert set(starts.values()) == {1}, "a body ran twice"
+    runs = {key.decode(): int(value) for key, value in ((k, r.get(k)) for k in r.keys("runs:*"))}
+    assert len(runs) == 499
+    assert set(runs.values()) == {1}
+
+    for process in processes:
+        process.send_signal(signal.SIGTERM)
+    for process in processes:
+        assert process.wait(timeout=60) == 0
+    projector_logs = "".join(path.read_text() for path in logs[2:])
+    # The sample app's recovery grace is 0: recovery projectors raced every inline one.
+    assert "recovery_projection" in projector_logs
+    assert r.xlen(queue) == 0
+    app.close()
