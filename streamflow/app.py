@@ -9,7 +9,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import redis
-import structlog
 
 from streamflow import __version__
 from streamflow.actors import DEFAULT_QUEUE, Actor, ActorOptions, to_ms
@@ -28,13 +27,14 @@ from streamflow.errors import WorkflowFailedError, WorkflowNotFoundError, Workfl
 from streamflow.events import Entry, WorkflowSubmitted, encode_event
 from streamflow.history import read_history
 from streamflow.keys import Keys, encode_wake, new_workflow_id
+from streamflow.logs import get_logger
 from streamflow.projector import APPLY_CHUNK, Definitions, Projector, decision_slots
 from streamflow.scripts import Reply, Scripts, reply_code
 
 if TYPE_CHECKING:
     from streamflow.worker import Worker
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 
 

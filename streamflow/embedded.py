@@ -32,13 +32,13 @@ from types import TracebackType
 from typing import Any, Self
 
 import redis
-import structlog
 
 from streamflow.errors import StreamflowError
+from streamflow.logs import get_logger
 
 __all__ = ["EmbeddedRedis", "EmbeddedRedisError", "find_server_binary", "shared_server"]
 
-logger = structlog.get_logger(__name__)
+logger = get_logger(__name__)
 
 _READY_TIMEOUT_S = 10.0
 _STOP_TIMEOUT_S = 10.0

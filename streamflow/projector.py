@@ -15,7 +15,6 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import redis
-import structlog
 
 from streamflow.core import PENDING, State, decide, decide_all, fold, index_fields
 from streamflow.definition import Definition
@@ -33,9 +32,10 @@ from streamflow.events import (
 )
 from streamflow.history import RawEntry, encode_archive, iter_log, to_entry
 from streamflow.keys import Keys, encode_task_message, encode_wake, shard_of
+from streamflow.logs import get_logger
 from streamflow.scripts import Reply, Scripts, reply_code
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 APPLY_CHUNK = 1000
 """At most this many decisions per script call, so no call blocks Redis for long."""
@@ -56,9 +56,10 @@ class Definitions:
         self._cache: dict[str, Definition] = {}
 
     def put(self, definition: Definition) -> None:
-        """Store once (``SET NX``) and remember."""
-        self._client.set(self._keys.definition(definition.hash), definition.to_bytes, nx=True)
-        self._cache[definition.hash] = definition
+        """Store once (``SET NX``) and remember (a known hash costs no round trip)."""
+        if definition.hash not in self._cache:
+            self._client.set(self._keys.definition(definition.hash), definition.to_bytes, nx=True)
+            self._cache[definition.hash] = definition
 
     def get(self, def_hash: str) -> Definition:
         """The definition stored under ``def_hash``.

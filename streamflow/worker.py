@@ -22,7 +22,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import redis
-import structlog
 
 from streamflow import codec
 from streamflow.actors import Actor
@@ -49,11 +48,12 @@ from streamflow.keys import (
     encode_wake,
     shard_of,
 )
+from streamflow.logs import get_logger
 from streamflow.projector import Trigger
 from streamflow.scripts import Reply, reply_code
 from streamflow.timer import move_due
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 RESULTS_CHUNK = 1000
 CATCH_UP = 1000

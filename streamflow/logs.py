@@ -1,0 +1,51 @@
+"""Loggers for library code.
+
+If the application configured structlog, its configuration is used as is. If not,
+streamflow logs at ``STREAMFLOW_LOG_LEVEL`` (default INFO) to stderr, instead of
+structlog's default of every level on stdout: a task system's per-task debug lines
+must not flood a program that never asked for them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any
+
+import structlog
+
+_fallback_wrapper: Any = None
+
+
+def _fallback() -> Any:
+    global _fallback_wrapper
+    if _fallback_wrapper is None:
+        level = os.environ.get("STREAMFLOW_LOG_LEVEL", "INFO").upper()
+        _fallback_wrapper = structlog.make_filtering_bound_logger(
+            getattr(logging, level, logging.INFO)
+        )
+    return _fallback_wrapper
+
+
+class _LazyLogger:
+    """Resolves the structlog configuration at use, not at import."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def _logger(self) -> Any:
+        if structlog.is_configured():
+            return structlog.get_logger(self._name)
+        return structlog.wrap_logger(structlog.PrintLogger(sys.stderr), wrapper_class=_fallback())
+
+    def bind(self, **values: Any) -> Any:
+        return self._logger().bind(**values)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._logger(), name)
+
+
+def get_logger(name: str) -> Any:
+    """The logger for module ``name``."""
+    return _LazyLogger(name)
