@@ -26,6 +26,7 @@ __all__ = [
     "Message",
     "StreamflowError",
     "WithDelay",
+    "Worker",
     "WorkflowFailedError",
     "WorkflowHandle",
     "WorkflowNotFoundError",
