@@ -167,7 +167,9 @@ class _Compiler:
         node = len(self.tasks)
         if message.args or message.kwargs:
             try:
-                self.args[node] = codec.encode([list(message.args), dict(message.kwargs)])
+                self.args[node] = codec.encode_checked(
+                    [list(message.args), dict(message.kwargs)], what="args"
+                )
             except EncodeError:
                 path, type_name = _find_bad_argument(message)
                 raise EncodeError(f"{path} of {message.actor_name}", type_name) from None
@@ -208,14 +210,7 @@ class _Compiler:
 
 
 def _find_bad_argument(message: Message) -> tuple[str, str]:
-    for i, arg in enumerate(message.args):
-        try:
-            codec.pack(arg)
-        except (TypeError, ValueError, OverflowError):
-            return codec.find_unencodable(arg, f"args[{i}]")
-    for key, value in message.kwargs.items():
-        try:
-            codec.pack(value)
-        except (TypeError, ValueError, OverflowError):
-            return codec.find_unencodable(value, f"kwargs[{key!r}]")
-    return "args", "unknown"
+    path, type_name = codec.find_unencodable(list(message.args), "args")
+    if path != "args":
+        return path, type_name
+    return codec.find_unencodable(dict(message.kwargs), "kwargs")

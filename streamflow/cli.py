@@ -69,6 +69,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         queues=args.queues or None,
         concurrency=args.concurrency,
         lease_ms=args.lease_ms,
+        grace_s=args.grace,
         tasks="tasks" in args.roles,
         recovery="recovery" in args.roles,
         timer="timer" in args.roles,
@@ -207,6 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--concurrency", type=int, default=8)
     worker.add_argument("--url", help="Redis URL (default: STREAMFLOW_REDIS_URL)")
     worker.add_argument("--lease-ms", type=int, default=30_000)
+    worker.add_argument(
+        "--grace", type=float, default=30.0, help="seconds in-flight tasks get on SIGTERM"
+    )
     worker.add_argument(
         "--roles",
         nargs="+",

@@ -46,7 +46,7 @@ def encode(value: Any, *, what: str = "value") -> bytes:
         path, type_name = find_unencodable(value, what)
         raise EncodeError(path, type_name) from None
     if len(body) >= COMPRESS_THRESHOLD:
-        compressed: bytes = lz4.frame.compress(body, store_size=False)
+        compressed: bytes = lz4.frame.compress(body, store_size=False, content_checksum=True)
         if len(compressed) < len(body):
             return _HEADER_LZ4 + compressed
     return _HEADER_PLAIN + body
@@ -63,6 +63,8 @@ def decode(data: bytes) -> Any:
     header = data[0]
     if header >> 4 != VERSION:
         raise DecodeError(f"unknown codec version {header >> 4} (expected {VERSION})", data)
+    if header & ~_FLAG_LZ4 & 0x0F:
+        raise DecodeError(f"unknown codec flags {header & 0x0F:#x}", data)
     body = data[1:]
     try:
         if header & _FLAG_LZ4:
@@ -72,8 +74,29 @@ def decode(data: bytes) -> Any:
         raise DecodeError(f"undecodable payload: {exc}", data) from exc
 
 
+def encode_checked(value: Any, *, what: str) -> bytes:
+    """``encode`` for user data, verified by decoding it back.
+
+    msgpack writes some values it cannot read back (a dict with tuple keys comes back
+    with unhashable list keys); such a value must fail here, not make a log unreadable.
+
+    Raises:
+        EncodeError: naming the path inside ``value`` (prefixed by ``what``).
+    """
+    data = encode(value, what=what)
+    try:
+        decode(data)
+    except DecodeError:
+        path, type_name = find_unencodable(value, what)
+        raise EncodeError(path, type_name) from None
+    return data
+
+
+_PLAIN_KEYS = (str, int, float, bytes, bool, type(None))
+
+
 def find_unencodable(value: Any, path: str) -> tuple[str, str]:
-    """Return the path and type name of the first value msgpack cannot carry."""
+    """Return the path and type name of the first value msgpack cannot carry both ways."""
     if isinstance(value, (list, tuple)):
         for i, item in enumerate(value):
             found = _check(item, f"{path}[{i}]")
@@ -81,7 +104,9 @@ def find_unencodable(value: Any, path: str) -> tuple[str, str]:
                 return found
     elif isinstance(value, dict):
         for key, item in value.items():
-            found = _check(key, f"{path} key {key!r}") or _check(item, f"{path}[{key!r}]")
+            if not isinstance(key, _PLAIN_KEYS):
+                return f"{path} key {key!r}", type(key).__name__
+            found = _check(item, f"{path}[{key!r}]")
             if found:
                 return found
     return path, type(value).__name__
@@ -92,4 +117,8 @@ def _check(value: Any, path: str) -> tuple[str, str] | None:
         pack(value)
     except (TypeError, ValueError, OverflowError):
         return find_unencodable(value, path)
+    if isinstance(value, (list, tuple, dict)):
+        found = find_unencodable(value, path)
+        if found[0] != path:
+            return found
     return None

@@ -187,7 +187,12 @@ def decode_event(data: bytes) -> Event:
         DecodeError: unknown event code or malformed fields.
     """
     raw = codec.decode(data)
-    if not isinstance(raw, list) or not raw or raw[0] not in _TYPES:
+    if (
+        not isinstance(raw, list)
+        or not raw
+        or type(raw[0]) is not int  # not bool, not a list: only known codes
+        or raw[0] not in _TYPES
+    ):
         raise DecodeError(f"not an event: {raw!r:.80}", data)
     code = raw[0]
     names = _FIELDS[code]

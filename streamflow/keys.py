@@ -8,12 +8,14 @@ script can touch one workflow and its shard's queues atomically on Redis Cluster
 from __future__ import annotations
 
 import dataclasses
+import re
 import secrets
 
 from streamflow import codec
 
 WORKER_GROUP = "workers"
 PROJECTOR_GROUP = "projectors"
+_WORKFLOW_ID = re.compile(r"([0-9]+)-[0-9a-f]+", re.ASCII)
 
 
 def new_workflow_id(shard: int) -> str:
@@ -27,10 +29,10 @@ def shard_of(workflow_id: str) -> int:
     Raises:
         ValueError: the id is not of the form ``<shard>-<hex>``.
     """
-    head, sep, _ = workflow_id.partition("-")
-    if not sep or not head.isdigit():
+    match = _WORKFLOW_ID.fullmatch(workflow_id)
+    if match is None:
         raise ValueError(f"workflow id must look like '<shard>-<hex>' (got {workflow_id!r})")
-    return int(head)
+    return int(match[1])
 
 
 def encode_task_message(workflow_id: str, node: int, attempt: int, def_hash: str) -> bytes:

@@ -230,12 +230,8 @@ class Projector:
                     decisions = decide(definition, state, cause)
                     time_of = {cause.seq: cause.time_ms}
                 expected = state.last_decision
-                terminal = state.terminal
-            if terminal:
-                if trigger is not None:
-                    self._ack(trigger)
-                self.archive(workflow_id)
-                return Reply.TERMINAL
+            # A terminal state decides nothing; the apply script still acknowledges the
+            # trigger and cancels its wake-up (answering TERMINAL).
             reply, ended = self._apply(
                 workflow_id, definition, decisions, time_of, expected, trigger
             )

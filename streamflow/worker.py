@@ -90,6 +90,7 @@ class Worker:
         recovery: run a recovery projector on the wake-up streams.
         timer: move due delayed tasks, retries and wake-ups into their streams.
         consumer: consumer name (default: host, pid and a random suffix).
+        grace_s: on stop, how long in-flight tasks may take to finish.
     """
 
     def __init__(
@@ -105,6 +106,7 @@ class Worker:
         timer: bool = True,
         consumer: str | None = None,
         block_ms: int = 500,
+        grace_s: float = 30.0,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1 (got {concurrency!r})")
@@ -124,10 +126,12 @@ class Worker:
         self.recovery = recovery
         self.timer = timer
         self.block_ms = block_ms
+        self.grace_s = grace_s
         self.consumer = consumer or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
         self._queue_keys = [self.keys.queue(s, q) for s in self.shards for q in self.queues]
         self._stopping = threading.Event()
         self._inflight = 0
+        self._last_claim = 0.0
         self._inflight_cv = threading.Condition()
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="streamflow-task")
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -206,8 +210,8 @@ class Worker:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    def _shutdown(self, grace_s: float = 30.0) -> None:
-        deadline = time.monotonic() + grace_s
+    def _shutdown(self) -> None:
+        deadline = time.monotonic() + self.grace_s
         with self._inflight_cv:
             while self._inflight and time.monotonic() < deadline:
                 self._inflight_cv.wait(deadline - time.monotonic())
@@ -220,8 +224,8 @@ class Worker:
 
     # -- fetching -------------------------------------------------------------------
 
-    def _fetch_loop(self) -> None:
-        last_claim = 0.0
+    def _fetch(self) -> None:
+        """Fetch and dispatch until stopped (raises on Redis errors)."""
         prefetch = self.concurrency * 2
         while not self._stopping.is_set():
             with self._inflight_cv:
@@ -231,8 +235,8 @@ class Worker:
             if self._stopping.is_set():
                 return
             messages: list[tuple[str, str, bytes]] = []
-            if time.monotonic() - last_claim > self.lease_ms / 2000:
-                last_claim = time.monotonic()
+            if time.monotonic() - self._last_claim > self.lease_ms / 2000:
+                self._last_claim = time.monotonic()
                 messages += self._claim_stale(room)
             if not messages:
                 reply: Any = self.client.xreadgroup(
@@ -247,6 +251,28 @@ class Worker:
                         messages.append((key.decode(), msg_id.decode(), fields.get(b"m", b"")))
             if messages:
                 self._dispatch(messages)
+
+    def _fetch_loop(self) -> None:
+        """Fetch and dispatch until stopped; Redis outages are waited out, not fatal."""
+        backoff_s = 0.0
+        while not self._stopping.is_set():
+            try:
+                self._fetch()
+            except redis.ConnectionError as exc:
+                if not backoff_s:
+                    self._log.error("redis_unreachable", error=str(exc))
+                backoff_s = min(max(backoff_s * 2, 0.1), 5.0)
+                self._stopping.wait(backoff_s)
+                continue
+            except Exception:
+                # A bug must not kill the worker: the batch's messages stay pending and
+                # are taken over after their lease.
+                self._log.exception("dispatch_failed")
+                self._stopping.wait(1.0)
+                continue
+            if backoff_s:
+                self._log.info("redis_reachable_again")
+                backoff_s = 0.0
 
     def _claim_stale(self, count: int) -> list[tuple[str, str, bytes]]:
         """Messages whose holder has not acknowledged them within the lease."""
@@ -401,12 +427,9 @@ class Worker:
             node=job.node, attempt=job.attempt, result=result, cause=job.start_seq
         )
         try:
-            encode_event(event)
+            codec.encode_checked(result, what=f"result of {job.actor.name}")
         except EncodeError as exc:
-            error = EncodeError(
-                f"result of {job.actor.name}{exc.path[len('TaskSucceeded') :]}", exc.type_name
-            )
-            return self._failure(job, error)
+            return self._failure(job, exc)
         return event
 
     def _failure(self, job: _Job, exc: BaseException) -> Event:

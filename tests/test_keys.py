@@ -1,0 +1,168 @@
+"""
+Unit tests of ``streamflow.keys``: ids, shards, key names, task messages and wake-ups.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from streamflow import codec, keys
+from streamflow.errors import DecodeError
+from streamflow.keys import Keys
+
+WF = "7-0123456789abcdef01234567"
+DEF_HASH = "00112233445566778899aabbccddeeff"
+
+
+def test_new_workflow_id_names_its_shard() -> None:
+    workflow_id = keys.new_workflow_id(12)
+
+    assert re.fullmatch(r"12-[0-9a-f]{24}", workflow_id)
+    assert keys.shard_of(workflow_id) == 12
+
+
+def test_new_workflow_ids_differ() -> None:
+    assert keys.new_workflow_id(0) != keys.new_workflow_id(0)
+
+
+@pytest.mark.parametrize(("workflow_id", "shard"), [("0-ab", 0), (WF, 7), ("123-f", 123)])
+def test_shard_of(workflow_id: str, shard: int) -> None:
+    assert keys.shard_of(workflow_id) == shard
+
+
+@pytest.mark.parametrize("workflow_id", ["", "abc", "-ab", "x-ab", "1x-ab", "+1-ab", " 1-ab", "12"])
+def test_shard_of_rejects_malformed_ids_naming_them(workflow_id: str) -> None:
+    with pytest.raises(ValueError) as info:
+        keys.shard_of(workflow_id)
+
+    assert repr(workflow_id) in str(info.value)
+    assert "<shard>-<hex>" in str(info.value)
+
+
+@pytest.mark.parametrize("workflow_id", ["1-", "1-xyz"])
+def test_shard_of_rejects_a_bad_hex_part(workflow_id: str) -> None:
+    with pytest.raises(ValueError, match="<shard>-<hex>"):
+        keys.shard_of(workflow_id)
+
+
+@pytest.mark.parametrize("workflow_id", ["\u00b2-ab", "\u0661-ab"])
+def test_shard_of_rejects_non_ascii_digits(workflow_id: str) -> None:
+    with pytest.raises(ValueError, match="<shard>-<hex>"):
+        keys.shard_of(workflow_id)
+
+
+def test_task_message_round_trips() -> None:
+    data = keys.encode_task_message(WF, 99999, 3, DEF_HASH)
+
+    assert keys.decode_task_message(data) == (WF, 99999, 3, DEF_HASH)
+
+
+def test_task_message_is_a_few_dozen_bytes() -> None:
+    workflow_id = keys.new_workflow_id(0)
+
+    data = keys.encode_task_message(workflow_id, 99999, 3, DEF_HASH)
+
+    assert len(data) < 60
+    assert data[0] == codec.VERSION << 4  # small: never compressed
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        None,
+        "text",
+        [],
+        [WF, 1, 1],
+        [WF, 1, 1, bytes.fromhex(DEF_HASH), "extra"],
+        [1, 1, 1, bytes.fromhex(DEF_HASH)],
+        [WF, "1", 1, bytes.fromhex(DEF_HASH)],
+        [WF, 1, 1.0, bytes.fromhex(DEF_HASH)],
+        [WF, 1, 1, DEF_HASH],
+        {"wf": WF},
+    ],
+    ids=repr,
+)
+def test_decode_task_message_rejects_junk(raw: object) -> None:
+    data = codec.encode(raw)
+
+    with pytest.raises(DecodeError) as info:
+        keys.decode_task_message(data)
+
+    assert info.value.data is data
+    assert "not a task message" in str(info.value)
+
+
+def test_decode_task_message_rejects_undecodable_bytes() -> None:
+    with pytest.raises(DecodeError):
+        keys.decode_task_message(b"\xff\x00")
+
+
+def test_wake_round_trips() -> None:
+    assert keys.decode_wake(keys.encode_wake(WF, "out:3:1")) == (WF, "out:3:1")
+
+
+@pytest.mark.parametrize("raw", [None, [], [WF], [WF, "t", "x"], [1, "t"], "wf"], ids=repr)
+def test_decode_wake_rejects_junk(raw: object) -> None:
+    data = codec.encode(raw)
+
+    with pytest.raises(DecodeError) as info:
+        keys.decode_wake(data)
+
+    assert info.value.data is data
+
+
+@pytest.mark.parametrize("prefix", ["sf", "app:sf"])
+def test_every_workflow_key_carries_the_shard_hash_tag(prefix: str) -> None:
+    k = Keys(prefix)
+    workflow_keys = [k.log(WF), k.idx(WF), k.archive(WF), k.done_channel(WF)]
+
+    assert workflow_keys == [
+        f"{prefix}:{{7}}:{WF}:log",
+        f"{prefix}:{{7}}:{WF}:idx",
+        f"{prefix}:{{7}}:{WF}:archive",
+        f"{prefix}:{{7}}:{WF}:done",
+    ]
+    assert len(set(workflow_keys)) == 4
+    # Redis Cluster hashes the first {...} of a key: it must be the shard.
+    assert all(re.search(r"\{(.*?)\}", key).group(1) == "7" for key in workflow_keys)  # type: ignore[union-attr]
+
+
+def test_shard_keys_carry_the_same_hash_tag() -> None:
+    k = Keys()
+    shard_keys = [
+        k.queue(7, "default"),
+        k.delayed(7, "default"),
+        k.wake(7),
+        k.wake_due(7),
+        k.active(7),
+    ]
+
+    assert shard_keys == [
+        "sf:{7}:q:default",
+        "sf:{7}:delayed:default",
+        "sf:{7}:wake",
+        "sf:{7}:wake-due",
+        "sf:{7}:active",
+    ]
+
+
+def test_global_keys_have_no_hash_tag() -> None:
+    k = Keys()
+
+    assert k.definition(DEF_HASH) == f"sf:def:{DEF_HASH}"
+    assert k.dead() == "sf:dead"
+
+
+def test_workflow_keys_reject_a_malformed_id() -> None:
+    with pytest.raises(ValueError, match="'nope'"):
+        Keys().log("nope")
+
+
+def test_two_workflows_on_one_shard_share_the_slot_but_not_keys() -> None:
+    k = Keys()
+    other = keys.new_workflow_id(7)
+
+    assert k.log(other) != k.log(WF)
+    assert k.log(other).split(":")[1] == k.log(WF).split(":")[1] == "{7}"
