@@ -28,3 +28,10 @@ def gather(*piped: object) -> int:
     """Return how many values were piped in (a list counts its items)."""
     value = piped[-1] if piped else []
     return len(value) if isinstance(value, list) else 1
+
+
+@app.actor
+def gated(*piped: object) -> str:
+    """Wait (up to 60 s) until a test pushes to the ``gate`` list."""
+    _client.blpop(["gate"], timeout=60)
+    return "through"

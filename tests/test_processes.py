@@ -17,6 +17,7 @@ import redis
 from streamflow import App, Chain, Group
 from streamflow.events import TaskStarted
 from tests.helpers import check_contract, definition_of
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -107,4 +108,39 @@ def test_two_workers_two_projectors_one_workflow(
     # The sample app's recovery grace is 0: recovery projectors raced every inline one.
     assert "recovery_projection" in projector_logs
     assert r.xlen(queue) == 0
+    app.close()
+
+
+def test_sigterm_finishes_in_flight_work_then_exits_zero(
+    r: redis.Redis,
+    redis_url: str,
+    tmp_path: Path,
+    processes: list[subprocess.Popen[bytes]],
+) -> None:
+    app = App(redis_url)
+
+    @app.actor
+    def gated(*piped: Any) -> str:
+        raise AssertionError("runs in the worker processes only")
+
+    @app.actor
+    def counted(tag: str, *piped: Any) -> str:
+        raise AssertionError("runs in the worker processes only")
+
+    handle = app.submit(Chain(gated.message(), counted.message("after")))
+    processes.append(spawn(redis_url, "tasks", "timer", log=tmp_path / "worker.log"))
+    wait_until(
+        lambda: any(isinstance(e.event, TaskStarted) for e in handle.history()),
+        30,
+        message="the gated task to start",
+    )
+    processes[0].send_signal(signal.SIGTERM)
+    r.lpush("gate", 1)
+    assert processes[0].wait(timeout=30) == 0
+    # The in-flight task finished and was recorded. (A message fetched in the last read
+    # before the signal is run too rather than stranded until its lease expires.)
+    assert handle.status().counts["succeeded"] >= 1
+    assert r.xpending(app.keys.queue(0, "default"), "workers")["pending"] == 0
+    processes.append(spawn(redis_url, "tasks", "timer", log=tmp_path / "worker2.log"))
+    assert handle.result(timeout=30) == "after"
     app.close()
