@@ -30,7 +30,7 @@ from streamflow.events import (
     WorkflowFailed,
     encode_event,
 )
-from streamflow.history import RawEntry, encode_archive, iter_log, to_entry
+from streamflow.history import RawEntry, encode_archive, iter_log, parse_raw, to_entry
 from streamflow.keys import Keys, encode_task_message, encode_wake, shard_of
 from streamflow.logs import get_logger
 from streamflow.scripts import Reply, Scripts, reply_code
@@ -40,6 +40,10 @@ log = get_logger(__name__)
 APPLY_CHUNK = 1000
 """At most this many decisions per script call, so no call blocks Redis for long."""
 MAX_ROUNDS = 50
+ARCHIVE_INLINE = 1000
+"""A workflow ending with at most this many events gets its log back from the apply
+script, to archive it without reading it again."""
+_TERMINAL_TYPES = (WorkflowCompleted, WorkflowFailed, WorkflowCancelled)
 _TERMINAL_STATUS = {
     WorkflowCompleted: "completed",
     WorkflowFailed: "failed",
@@ -200,19 +204,27 @@ class Projector:
     # -- projection -----------------------------------------------------------------
 
     def project(
-        self, workflow_id: str, cause: Entry | None, trigger: Trigger | None = None
+        self,
+        workflow_id: str,
+        cause: Entry | None,
+        trigger: Trigger | None = None,
+        *,
+        fresh: bool = False,
     ) -> Reply:
         """Decide and apply what follows ``cause`` (None: everything the log implies).
 
-        Acknowledges ``trigger`` with the last chunk. Returns the final reply: OK,
-        TERMINAL or GONE (the workflow has ended: nothing to decide), or STALE if the
-        workflow does not exist.
+        Acknowledges ``trigger`` with the last chunk. ``fresh``: the cached fold was just
+        brought to the log's end (by the outcome script's reply), so the first round
+        skips reading the log. Returns the final reply: OK, TERMINAL or GONE (the
+        workflow has ended: nothing to decide), or STALE if the workflow does not exist.
         """
         bound = log.bind(workflow_id=workflow_id)
         for _ in range(MAX_ROUNDS):
             cached = self.cached(workflow_id)
             with cached.lock:
-                self._catch_up(workflow_id, cached)
+                if not fresh:
+                    self._catch_up(workflow_id, cached)
+                fresh = False
                 state = cached.state
                 if state.status == PENDING:
                     if trigger is not None:
@@ -232,14 +244,14 @@ class Projector:
                 expected = state.last_decision
             # A terminal state decides nothing; the apply script still acknowledges the
             # trigger and cancels its wake-up (answering TERMINAL).
-            reply, ended = self._apply(
+            reply, ended, final_log = self._apply(
                 workflow_id, definition, decisions, time_of, expected, trigger
             )
             if reply is Reply.OK:
                 if decisions:
                     bound.debug("decisions_applied", count=len(decisions), cause=expected)
                 if ended:
-                    self.archive(workflow_id)
+                    self.archive(workflow_id, final_log)
                 return reply
             if reply is Reply.REBUILD:
                 self.rebuild(workflow_id)
@@ -258,10 +270,11 @@ class Projector:
         time_of: dict[int, int],
         expected: int,
         trigger: Trigger | None,
-    ) -> tuple[Reply, bool]:
+    ) -> tuple[Reply, bool, list[RawEntry] | None]:
         keys = self.keys
         shard = shard_of(workflow_id)
         ended = False
+        final_log: list[RawEntry] | None = None
         chunks = [decisions[i : i + APPLY_CHUNK] for i in range(0, len(decisions), APPLY_CHUNK)]
         for i, chunk in enumerate(chunks or [[]]):
             last = i == len(chunks) - 1 or not chunks
@@ -283,17 +296,19 @@ class Projector:
                 self.recovery_grace_ms,
                 encode_wake(workflow_id, "end"),
                 len(chunk),
+                ARCHIVE_INLINE,
                 *slots,
             ]
             raw = self.scripts.call("apply", key_list, args)
             reply = reply_code(raw)
             if reply is not Reply.OK:
-                return reply, False
+                return reply, False, None
             expected = int(raw[2])
-            ended = ended or any(
-                isinstance(e, (WorkflowCompleted, WorkflowFailed, WorkflowCancelled)) for e in chunk
-            )
-        return Reply.OK, ended
+            if raw[3]:
+                ended, final_log = True, parse_raw(raw[3])
+            else:
+                ended = ended or any(isinstance(e, _TERMINAL_TYPES) for e in chunk)
+        return Reply.OK, ended, final_log
 
     def _ack(self, trigger: Trigger) -> None:
         pipe = self.client.pipeline(transaction=False)
@@ -303,12 +318,16 @@ class Projector:
 
     # -- archive and rebuild --------------------------------------------------------
 
-    def archive(self, workflow_id: str) -> bool:
-        """Replace a finished workflow's log and index by one archive string."""
+    def archive(self, workflow_id: str, raw: list[RawEntry] | None = None) -> bool:
+        """Replace a finished workflow's log and index by one archive string.
+
+        ``raw``: the whole log, if the caller already has it.
+        """
         keys = self.keys
         shard = shard_of(workflow_id)
         for _ in range(5):
-            raw = list(iter_log(self.client, keys.log(workflow_id)))
+            if raw is None:
+                raw = list(iter_log(self.client, keys.log(workflow_id)))
             if not raw:
                 return False
             reply = reply_code(
@@ -330,6 +349,7 @@ class Projector:
                 return True
             if reply in (Reply.GONE, Reply.RUNNING):
                 return False
+            raw = None  # CONFLICT: the log grew; read it again
         return False
 
     def rebuild(self, workflow_id: str) -> None:

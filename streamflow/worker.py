@@ -512,9 +512,16 @@ class Worker:
                 self._ack(job.queue_key, job.msg_id)
                 return
             seq, stream_id = int(raw[1]), raw[2].decode()
-            self.projector.fold_raw(wf, parse_raw(raw[3]))
+            caught_up = parse_raw(raw[3])
+            self.projector.fold_raw(wf, caught_up)
             cause = Entry(seq=seq, stream_id=stream_id, event=event)
-            self.projector.project(wf, cause, Trigger(job.queue_key, job.msg_id, wake))
+            self.projector.project(
+                wf,
+                cause,
+                Trigger(job.queue_key, job.msg_id, wake),
+                # Fewer entries than asked for: the reply reached the log's end.
+                fresh=len(caught_up) < CATCH_UP and bool(caught_up),
+            )
             return
         raise StreamflowError(f"recording the outcome of {wf} node {job.node} did not settle")
 

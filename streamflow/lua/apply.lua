@@ -7,9 +7,12 @@
 -- ARGV[1] workflow id   ARGV[2] last decision seq the caller folded (CONFLICT if newer)
 -- ARGV[3] trigger message id ('' none)   ARGV[4] wake-up member to remove ('' none)
 -- ARGV[5] channel to publish on when the workflow ends   ARGV[6] archive grace in ms
--- ARGV[7] archive wake-up member   ARGV[8] decision count k, then 8 slots per decision
+-- ARGV[7] archive wake-up member   ARGV[8] decision count k   ARGV[9] log size limit
+-- ARGV[10..] 8 slots per decision
 --
--- Returns {'OK', n, d} | {'CONFLICT', d} | {'REBUILD'} | {'GONE'} | {'TERMINAL'};
+-- Returns {'OK', n, d, log} | {'CONFLICT', d} | {'REBUILD'} | {'GONE'} | {'TERMINAL'};
+-- log is the whole log when this call ended the workflow and it holds at most
+-- ARGV[9] entries (so the caller can archive it without reading it), else empty;
 -- GONE and TERMINAL still acknowledge the trigger (nothing more can follow from it).
 local log, idx, archive, active, wake_due = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local function ack()
@@ -26,10 +29,12 @@ if is_terminal(redis.call('HGET', idx, 'st')) then ack() return {'TERMINAL'} end
 local d = tonumber(redis.call('HGET', idx, 'd') or '0')
 if d > tonumber(ARGV[2]) then return {'CONFLICT', d} end
 local ended
-n, d, ended = append_decisions(log, idx, active, ARGV[1], 9, tonumber(ARGV[8]), n, d, 0)
+n, d, ended = append_decisions(log, idx, active, ARGV[1], 10, tonumber(ARGV[8]), n, d, 0)
 ack()
+local entries = {}
 if ended then
   redis.call('ZADD', wake_due, now_ms() + tonumber(ARGV[6]), ARGV[7])
   redis.call('PUBLISH', ARGV[5], n)
+  if n <= tonumber(ARGV[9]) then entries = redis.call('XRANGE', log, '-', '+') end
 end
-return {'OK', n, d}
+return {'OK', n, d, entries}
