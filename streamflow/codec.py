@@ -1,6 +1,8 @@
 """Bytes on the wire and in the log: a one-byte header, msgpack, and lz4 for larger payloads.
 
-Header byte: high nibble = codec version (1), bit 0 = payload is an lz4 frame.
+Header byte: high nibble = codec version (1), bit 0 = payload is an lz4 frame, bit 1 =
+written by a Lua script (``cmsgpack``, which writes every string as a msgpack str: they
+decode as bytes).
 Payloads under ``COMPRESS_THRESHOLD`` bytes are never compressed, and a compressed
 payload is kept only when it is smaller: an lz4 frame costs ~15 bytes of framing,
 which small msgpack payloads never win back (measured on lists, dicts and text of
@@ -18,6 +20,7 @@ from streamflow.errors import DecodeError, EncodeError
 
 VERSION = 1
 _FLAG_LZ4 = 0x01
+_FLAG_SCRIPT = 0x02
 COMPRESS_THRESHOLD = 512
 _HEADER_PLAIN = bytes([VERSION << 4])
 _HEADER_LZ4 = bytes([(VERSION << 4) | _FLAG_LZ4])
@@ -63,12 +66,14 @@ def decode(data: bytes) -> Any:
     header = data[0]
     if header >> 4 != VERSION:
         raise DecodeError(f"unknown codec version {header >> 4} (expected {VERSION})", data)
-    if header & ~_FLAG_LZ4 & 0x0F:
+    if header & ~(_FLAG_LZ4 | _FLAG_SCRIPT) & 0x0F:
         raise DecodeError(f"unknown codec flags {header & 0x0F:#x}", data)
     body = data[1:]
     try:
         if header & _FLAG_LZ4:
             body = lz4.frame.decompress(body)
+        if header & _FLAG_SCRIPT:
+            return msgpack.unpackb(body, raw=True, strict_map_key=False)
         return unpack(body)
     except Exception as exc:  # lz4 and msgpack raise many unrelated types
         raise DecodeError(f"undecodable payload: {exc}", data) from exc

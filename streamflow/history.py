@@ -55,11 +55,15 @@ def encode_archive(entries: list[RawEntry]) -> bytes:
 
 
 def decode_archive(data: bytes) -> list[RawEntry]:
-    """Inverse of ``encode_archive``."""
+    """Inverse of ``encode_archive`` (and of the apply script's inline archive, whose
+    stream ids arrive as bytes)."""
     raw = codec.decode(data)
     if not isinstance(raw, list):
         raise DecodeError("not a workflow archive", data)
-    return [(sid, seq, payload) for sid, seq, payload in raw]
+    return [
+        (sid.decode() if isinstance(sid, bytes) else sid, int(seq), payload)
+        for sid, seq, payload in raw
+    ]
 
 
 def read_raw(client: redis.Redis, keys: Keys, workflow_id: str) -> tuple[list[RawEntry], bool]:

@@ -30,7 +30,7 @@ from streamflow.events import (
     WorkflowFailed,
     encode_event,
 )
-from streamflow.history import RawEntry, encode_archive, iter_log, parse_raw, to_entry
+from streamflow.history import RawEntry, encode_archive, iter_log, to_entry
 from streamflow.keys import Keys, encode_task_message, encode_wake, shard_of
 from streamflow.logs import get_logger
 from streamflow.scripts import Reply, Scripts, reply_code
@@ -41,8 +41,8 @@ APPLY_CHUNK = 1000
 """At most this many decisions per script call, so no call blocks Redis for long."""
 MAX_ROUNDS = 50
 ARCHIVE_INLINE = 1000
-"""A workflow ending with at most this many events gets its log back from the apply
-script, to archive it without reading it again."""
+"""A workflow ending with at most this many events is archived by the apply script
+itself (uncompressed); a longer log is compressed and archived by the shell."""
 _TERMINAL_TYPES = (WorkflowCompleted, WorkflowFailed, WorkflowCancelled)
 _TERMINAL_STATUS = {
     WorkflowCompleted: "completed",
@@ -244,14 +244,16 @@ class Projector:
                 expected = state.last_decision
             # A terminal state decides nothing; the apply script still acknowledges the
             # trigger and cancels its wake-up (answering TERMINAL).
-            reply, ended, final_log = self._apply(
+            reply, ended, archived = self._apply(
                 workflow_id, definition, decisions, time_of, expected, trigger
             )
             if reply is Reply.OK:
                 if decisions:
                     bound.debug("decisions_applied", count=len(decisions), cause=expected)
-                if ended:
-                    self.archive(workflow_id, final_log)
+                if archived:
+                    self.forget(workflow_id)
+                elif ended:
+                    self.archive(workflow_id)
                 return reply
             if reply is Reply.REBUILD:
                 self.rebuild(workflow_id)
@@ -270,11 +272,13 @@ class Projector:
         time_of: dict[int, int],
         expected: int,
         trigger: Trigger | None,
-    ) -> tuple[Reply, bool, list[RawEntry] | None]:
+    ) -> tuple[Reply, bool, bool]:
+        """Apply in chunks; returns the last reply, whether the workflow ended, and
+        whether the script archived it already."""
         keys = self.keys
         shard = shard_of(workflow_id)
         ended = False
-        final_log: list[RawEntry] | None = None
+        archived = False
         chunks = [decisions[i : i + APPLY_CHUNK] for i in range(0, len(decisions), APPLY_CHUNK)]
         for i, chunk in enumerate(chunks or [[]]):
             last = i == len(chunks) - 1 or not chunks
@@ -302,13 +306,11 @@ class Projector:
             raw = self.scripts.call("apply", key_list, args)
             reply = reply_code(raw)
             if reply is not Reply.OK:
-                return reply, False, None
+                return reply, False, False
             expected = int(raw[2])
-            if raw[3]:
-                ended, final_log = True, parse_raw(raw[3])
-            else:
-                ended = ended or any(isinstance(e, _TERMINAL_TYPES) for e in chunk)
-        return Reply.OK, ended, final_log
+            archived = archived or bool(int(raw[3]))
+            ended = ended or any(isinstance(e, _TERMINAL_TYPES) for e in chunk)
+        return Reply.OK, ended, archived
 
     def _ack(self, trigger: Trigger) -> None:
         pipe = self.client.pipeline(transaction=False)
@@ -318,16 +320,12 @@ class Projector:
 
     # -- archive and rebuild --------------------------------------------------------
 
-    def archive(self, workflow_id: str, raw: list[RawEntry] | None = None) -> bool:
-        """Replace a finished workflow's log and index by one archive string.
-
-        ``raw``: the whole log, if the caller already has it.
-        """
+    def archive(self, workflow_id: str) -> bool:
+        """Replace a finished workflow's log and index by one compressed archive string."""
         keys = self.keys
         shard = shard_of(workflow_id)
         for _ in range(5):
-            if raw is None:
-                raw = list(iter_log(self.client, keys.log(workflow_id)))
+            raw = list(iter_log(self.client, keys.log(workflow_id)))
             if not raw:
                 return False
             reply = reply_code(
@@ -349,7 +347,6 @@ class Projector:
                 return True
             if reply in (Reply.GONE, Reply.RUNNING):
                 return False
-            raw = None  # CONFLICT: the log grew; read it again
         return False
 
     def rebuild(self, workflow_id: str) -> None:

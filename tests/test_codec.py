@@ -231,3 +231,9 @@ def test_decode_error_for_unknown_flag_bits() -> None:
 
     with pytest.raises(DecodeError):
         codec.decode(data)
+
+
+def test_script_written_payloads_decode_strings_as_bytes() -> None:
+    # Flag 0x02: written by a Lua script (cmsgpack), whose strings are bytes.
+    data = bytes([(codec.VERSION << 4) | 0x02]) + codec.pack(["1-0", 1, b"\x00e"])
+    assert codec.decode(data) == [b"1-0", 1, b"\x00e"]

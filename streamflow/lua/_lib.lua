@@ -60,3 +60,12 @@ local function append_decisions(log, idx, active, wf, pos, count, n, d, due_base
   redis.call('HSET', idx, 'n', n, 'd', d)
   return n, d, ended
 end
+
+-- Replaces a finished workflow's log and index by its archive: the entries
+-- {stream id, seq, encoded event} packed by cmsgpack, behind codec header 0x12
+-- (version 1, written by a script).
+local function archive_log(log, idx, archive, active, wf, entries)
+  redis.call('SET', archive, string.char(0x12) .. cmsgpack.pack(entries))
+  redis.call('DEL', log, idx)
+  redis.call('SREM', active, wf)
+end

@@ -10,9 +10,11 @@
 -- ARGV[7] archive wake-up member   ARGV[8] decision count k   ARGV[9] log size limit
 -- ARGV[10..] 8 slots per decision
 --
--- Returns {'OK', n, d, log} | {'CONFLICT', d} | {'REBUILD'} | {'GONE'} | {'TERMINAL'};
--- log is the whole log when this call ended the workflow and it holds at most
--- ARGV[9] entries (so the caller can archive it without reading it), else empty;
+-- A workflow this call ends is archived at once if its log holds at most ARGV[9]
+-- entries (uncompressed; see codec.py, flag 0x02); a longer log is left to the caller.
+--
+-- Returns {'OK', n, d, archived} | {'CONFLICT', d} | {'REBUILD'} | {'GONE'} |
+-- {'TERMINAL'};
 -- GONE and TERMINAL still acknowledge the trigger (nothing more can follow from it).
 local log, idx, archive, active, wake_due = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local function ack()
@@ -31,10 +33,18 @@ if d > tonumber(ARGV[2]) then return {'CONFLICT', d} end
 local ended
 n, d, ended = append_decisions(log, idx, active, ARGV[1], 10, tonumber(ARGV[8]), n, d, 0)
 ack()
-local entries = {}
+local archived = 0
 if ended then
-  redis.call('ZADD', wake_due, now_ms() + tonumber(ARGV[6]), ARGV[7])
   redis.call('PUBLISH', ARGV[5], n)
-  if n <= tonumber(ARGV[9]) then entries = redis.call('XRANGE', log, '-', '+') end
+  if n <= tonumber(ARGV[9]) then
+    local entries = {}
+    for i, entry in ipairs(redis.call('XRANGE', log, '-', '+')) do
+      entries[i] = {entry[1], tonumber(entry[2][4]), entry[2][2]}
+    end
+    archive_log(log, idx, archive, active, ARGV[1], entries)
+    archived = 1
+  else
+    redis.call('ZADD', wake_due, now_ms() + tonumber(ARGV[6]), ARGV[7])
+  end
 end
-return {'OK', n, d, entries}
+return {'OK', n, d, archived}
