@@ -227,7 +227,7 @@ def test_user_data_that_cannot_be_read_back_is_refused() -> None:
 
 
 def test_decode_error_for_unknown_flag_bits() -> None:
-    data = bytes([PLAIN | 0x02]) + codec.pack(5)
+    data = bytes([PLAIN | 0x04]) + codec.pack(5)
 
     with pytest.raises(DecodeError):
         codec.decode(data)
