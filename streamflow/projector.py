@@ -11,7 +11,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import redis
@@ -182,13 +182,18 @@ class Projector:
         """Stream id up to which the cached fold has read (``0-0``: nothing)."""
         return self.cached(workflow_id).state.last_id
 
-    def fold_raw(self, workflow_id: str, raw: Iterable[RawEntry]) -> None:
-        """Fold entries read elsewhere (e.g. returned by the outcome script) into the cache."""
+    def fold_raw(self, workflow_id: str, raw: Sequence[RawEntry]) -> bool:
+        """Fold entries read elsewhere (e.g. returned by the outcome script) into the cache.
+
+        Returns whether the cache now ends exactly where ``raw`` ends (it may not: a cache
+        evicted meanwhile starts over and cannot use a tail of the log).
+        """
         cached = self.cached(workflow_id)
         with cached.lock:
             for item in raw:
                 if item[1] == cached.state.n + 1:
                     fold(cached.state, to_entry(item))
+            return bool(raw) and cached.state.n == raw[-1][1]
 
     def _catch_up(self, workflow_id: str, cached: _Cached) -> None:
         for item in iter_log(self.client, self.keys.log(workflow_id), cached.state.last_id):

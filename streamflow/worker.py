@@ -513,15 +513,10 @@ class Worker:
                 return
             seq, stream_id = int(raw[1]), raw[2].decode()
             caught_up = parse_raw(raw[3])
-            self.projector.fold_raw(wf, caught_up)
+            # Fewer entries than asked for: the reply reached the log's end.
+            fresh = self.projector.fold_raw(wf, caught_up) and len(caught_up) < CATCH_UP
             cause = Entry(seq=seq, stream_id=stream_id, event=event)
-            self.projector.project(
-                wf,
-                cause,
-                Trigger(job.queue_key, job.msg_id, wake),
-                # Fewer entries than asked for: the reply reached the log's end.
-                fresh=len(caught_up) < CATCH_UP and bool(caught_up),
-            )
+            self.projector.project(wf, cause, Trigger(job.queue_key, job.msg_id, wake), fresh=fresh)
             return
         raise StreamflowError(f"recording the outcome of {wf} node {job.node} did not settle")
 
