@@ -9,11 +9,15 @@ from streamflow.errors import (
     DecodeError,
     DefinitionError,
     EncodeError,
+    ResultError,
+    ResultFailure,
+    ResultMissing,
+    ResultTimeout,
+    ResultTooLarge,
     StreamflowError,
-    WorkflowFailedError,
     WorkflowNotFoundError,
-    WorkflowTimeoutError,
 )
+from streamflow.worker import Worker
 
 __all__ = [
     "Actor",
@@ -24,13 +28,16 @@ __all__ = [
     "EncodeError",
     "Group",
     "Message",
+    "ResultError",
+    "ResultFailure",
+    "ResultMissing",
+    "ResultTimeout",
+    "ResultTooLarge",
     "StreamflowError",
     "WithDelay",
     "Worker",
-    "WorkflowFailedError",
     "WorkflowHandle",
     "WorkflowNotFoundError",
     "WorkflowStatus",
-    "WorkflowTimeoutError",
     "__version__",
 ]

@@ -23,7 +23,7 @@ from streamflow.core import (
     fold_all,
 )
 from streamflow.definition import Definition, TaskNode, assemble
-from streamflow.errors import WorkflowFailedError, WorkflowNotFoundError, WorkflowTimeoutError
+from streamflow.errors import ResultFailure, ResultTimeout, WorkflowNotFoundError
 from streamflow.events import Entry, WorkflowSubmitted, encode_event
 from streamflow.history import read_history
 from streamflow.keys import Keys, encode_wake, new_workflow_id
@@ -356,7 +356,7 @@ class WorkflowHandle:
         """Block until the workflow ends (pub/sub notification, no polling loop).
 
         Raises:
-            WorkflowTimeoutError: it did not end within ``timeout`` seconds.
+            ResultTimeout: it did not end within ``timeout`` seconds.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         pubsub = self.app.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
@@ -369,7 +369,7 @@ class WorkflowHandle:
                     return current
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
-                    raise WorkflowTimeoutError(self.id, timeout or 0)
+                    raise ResultTimeout(self.id, timeout or 0)
                 # Wake up at least every few seconds to look again: a notification is
                 # not durable (it is lost if we reconnect), the log is.
                 pubsub.get_message(timeout=min(remaining or 5.0, 5.0))
@@ -380,12 +380,12 @@ class WorkflowHandle:
         """The workflow's result: its top-level canvas's value, assembled from the log.
 
         Raises:
-            WorkflowTimeoutError: not finished within ``timeout`` seconds.
-            WorkflowFailedError: it failed or was cancelled.
+            ResultTimeout: not finished within ``timeout`` seconds.
+            ResultFailure: it failed or was cancelled.
         """
         current = self.wait(timeout)
         if current.status != COMPLETED:
             error = current.error or {"reason": current.reason or ""}
-            raise WorkflowFailedError(self.id, current.status, error)
+            raise ResultFailure(self.id, current.status, error)
         state, definition, _ = self._fold()
         return assemble(definition.root_spec, state.results)

@@ -45,30 +45,74 @@ class WorkflowNotFoundError(StreamflowError, LookupError):
         self.workflow_id = workflow_id
 
 
-class WorkflowFailedError(StreamflowError):
-    """The workflow ended without a result (a node failed for good, or it was cancelled).
+class ResultError(StreamflowError):
+    """A result could not be read (not there, not in time, or a failure)."""
+
+
+class ResultMissing(ResultError, LookupError):
+    """There is no result to read: not finished yet, expired, or never submitted.
 
     Attributes:
         workflow_id: the workflow.
-        status: ``"failed"`` or ``"cancelled"``.
-        error: the recorded error data (type, message, traceback, node, attempt), or the reason.
+        reason: ``"not finished"``, ``"expired"`` or ``"unknown"``.
     """
 
-    def __init__(self, workflow_id: str, status: str, error: dict[str, object]) -> None:
-        detail = error.get("message") or error.get("reason") or ""
-        super().__init__(f"workflow {workflow_id} {status}: {error.get('type', '')} {detail}")
+    def __init__(self, workflow_id: str, reason: str) -> None:
+        super().__init__(f"no result for workflow {workflow_id}: {reason}")
         self.workflow_id = workflow_id
-        self.status = status
-        self.error = error
+        self.reason = reason
 
 
-class WorkflowTimeoutError(StreamflowError, TimeoutError):
-    """The workflow did not finish within the timeout given to ``result``."""
+class ResultTimeout(ResultError, TimeoutError):
+    """The workflow did not finish within the timeout given to a blocking read."""
 
     def __init__(self, workflow_id: str, timeout_s: float) -> None:
         super().__init__(f"workflow {workflow_id} did not finish within {timeout_s} s")
         self.workflow_id = workflow_id
         self.timeout_s = timeout_s
+
+
+class ResultFailure(ResultError):
+    """The workflow ended without a result: a node failed for good, or it was cancelled.
+
+    Attributes:
+        workflow_id: the workflow.
+        status: ``"failed"`` or ``"cancelled"``.
+        error: the failure as plain data: ``type``, ``message``, ``traceback``, ``actor``,
+            ``node``, ``attempt`` (or ``reason`` for a cancellation).
+    """
+
+    def __init__(self, workflow_id: str, status: str, error: dict[str, object]) -> None:
+        detail = error.get("message") or error.get("reason") or ""
+        kind = error.get("type", "")
+        super().__init__(f"workflow {workflow_id} {status}: {kind} {detail}".rstrip())
+        self.workflow_id = workflow_id
+        self.status = status
+        self.error = error
+
+    @property
+    def actor(self) -> object:
+        return self.error.get("actor")
+
+    @property
+    def node(self) -> object:
+        return self.error.get("node")
+
+    @property
+    def attempt(self) -> object:
+        return self.error.get("attempt")
+
+    @property
+    def exception_type(self) -> object:
+        return self.error.get("type")
+
+    @property
+    def traceback(self) -> object:
+        return self.error.get("traceback")
+
+
+class ResultTooLarge(StreamflowError):
+    """A task's result exceeds the hard size limit; the task fails with this error."""
 
 
 class ScriptError(StreamflowError):

@@ -10,7 +10,7 @@ import pytest
 import redis
 from structlog.testing import capture_logs
 
-from streamflow import App, Chain, EncodeError, Group, WithDelay, WorkflowFailedError
+from streamflow import App, Chain, EncodeError, Group, WithDelay, ResultFailure
 from streamflow.events import (
     BarrierReleased,
     TaskEnqueued,
@@ -213,7 +213,7 @@ def test_failure_fails_the_workflow(app: App) -> None:
 
     with run_worker(app):
         handle = app.submit(Chain(boom.message(), never.message()))
-        with pytest.raises(WorkflowFailedError, match="kaput") as info:
+        with pytest.raises(ResultFailure, match="kaput") as info:
             handle.result(timeout=10)
     assert info.value.status == "failed"
     assert info.value.error["type"] == "RuntimeError"
@@ -306,7 +306,7 @@ def test_unknown_actor_fails_as_poison(app: App, r: redis.Redis, redis_url: str)
     with (
         capture_logs() as logs,
         run_worker(other, lease_ms=100, max_unknown_deliveries=3),
-        pytest.raises(WorkflowFailedError, match="unknown after 3 deliveries"),
+        pytest.raises(ResultFailure, match="unknown after 3 deliveries"),
     ):
         handle.result(timeout=30)
     ((_, fields),) = r.xrange("sf:dead")
@@ -353,13 +353,13 @@ def test_archived_workflow_is_never_resurrected(app: App, r: redis.Redis) -> Non
 
 
 def test_result_timeout(app: App) -> None:
-    from streamflow import WorkflowTimeoutError
+    from streamflow import ResultTimeout
 
     @app.actor
     def f() -> int:
         return 1
 
     handle = app.submit(f.message())  # no worker
-    with pytest.raises(WorkflowTimeoutError, match=r"within 0\.2 s"):
+    with pytest.raises(ResultTimeout, match=r"within 0\.2 s"):
         handle.result(timeout=0.2)
     assert handle.status().counts["queued"] == 1

@@ -37,3 +37,8 @@ def test_every_export_is_documented() -> None:
     for name in streamflow.__all__:
         if name != "__version__":
             assert f"`{name}" in README or f"**`{name}" in README, name
+
+
+def test_every_export_exists() -> None:
+    for name in streamflow.__all__:
+        assert getattr(streamflow, name) is not None, name
