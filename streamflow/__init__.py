@@ -3,7 +3,7 @@
 __version__ = "0.1.0"
 
 from streamflow.actors import Actor, Message
-from streamflow.app import App, WorkflowHandle, WorkflowStatus
+from streamflow.app import App
 from streamflow.canvas import Chain, Group, WithDelay
 from streamflow.errors import (
     DecodeError,
@@ -17,6 +17,7 @@ from streamflow.errors import (
     StreamflowError,
     WorkflowNotFoundError,
 )
+from streamflow.handles import WorkflowHandle, WorkflowStatus
 from streamflow.worker import Worker
 
 __all__ = [

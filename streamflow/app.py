@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
@@ -14,18 +12,12 @@ from streamflow import __version__
 from streamflow.actors import DEFAULT_QUEUE, Actor, ActorOptions, to_ms
 from streamflow.canvas import Canvas, compile_canvas
 from streamflow.core import (
-    CANCELLED,
-    COMPLETED,
-    FAILED,
-    TERMINAL_STATUSES,
-    State,
     decide,
     fold_all,
 )
-from streamflow.definition import Definition, TaskNode, assemble
-from streamflow.errors import ResultFailure, ResultTimeout, WorkflowNotFoundError
+from streamflow.definition import Definition
 from streamflow.events import Entry, WorkflowSubmitted, encode_event
-from streamflow.history import read_history
+from streamflow.handles import WorkflowHandle
 from streamflow.keys import Keys, encode_wake, new_workflow_id
 from streamflow.logs import get_logger
 from streamflow.projector import APPLY_CHUNK, Definitions, Projector, decision_slots
@@ -265,127 +257,3 @@ class App:
     def close(self) -> None:
         """Close the connection pool."""
         self.client.close()
-
-
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class WorkflowStatus:
-    """A small summary of a workflow, folded from its log."""
-
-    workflow_id: str
-    status: str
-    """``running``, ``completed``, ``failed`` or ``cancelled``."""
-    counts: dict[str, int]
-    """Tasks per state: ``waiting``, ``queued``, ``running``, ``succeeded``, ``failed``."""
-    events: int
-    """Length of the log."""
-    archived: bool
-    error: dict[str, Any] | None = None
-    """The failure, for a failed workflow."""
-    reason: str | None = None
-    """Why it was cancelled, for a cancelled one."""
-
-    @property
-    def done(self) -> bool:
-        return self.status in TERMINAL_STATUSES
-
-    @property
-    def failed(self) -> bool:
-        return self.status in (FAILED, CANCELLED)
-
-
-def task_counts(definition: Definition, state: State) -> dict[str, int]:
-    """Tasks per state, from a fold."""
-    counts = dict.fromkeys(("waiting", "queued", "running", "succeeded", "failed"), 0)
-    for node in definition.nodes:
-        if not isinstance(node, TaskNode):
-            continue
-        attempt = state.attempt.get(node.id)
-        if node.id in state.results:
-            counts["succeeded"] += 1
-        elif node.id in state.failures:
-            counts["failed"] += 1
-        elif attempt is None:
-            counts["waiting"] += 1
-        elif state.deliveries.get(node.id):
-            counts["running"] += 1
-        else:
-            counts["queued"] += 1
-    return counts
-
-
-class WorkflowHandle:
-    """A submitted workflow: its status, its result, its history."""
-
-    def __init__(self, app: App, workflow_id: str) -> None:
-        self.app = app
-        self.id = workflow_id
-
-    def __repr__(self) -> str:
-        return f"WorkflowHandle({self.id!r})"
-
-    def history(self) -> list[Entry]:
-        """Every event, in order, from the live log or the archive.
-
-        Raises:
-            WorkflowNotFoundError: no such workflow.
-        """
-        return read_history(self.app.client, self.app.keys, self.id)
-
-    def _fold(self) -> tuple[State, Definition, bool]:
-        entries = self.history()
-        state = fold_all(entries)
-        if not state.def_hash:
-            raise WorkflowNotFoundError(self.id)
-        archived = self.app.client.exists(self.app.keys.archive(self.id)) == 1
-        return state, self.app.definitions.get(state.def_hash), archived
-
-    def status(self) -> WorkflowStatus:
-        """Where the workflow stands now."""
-        state, definition, archived = self._fold()
-        return WorkflowStatus(
-            workflow_id=self.id,
-            status=state.status,
-            counts=task_counts(definition, state),
-            events=state.n,
-            archived=archived,
-            error=state.end.get("error"),
-            reason=state.end.get("reason"),
-        )
-
-    def wait(self, timeout: float | None = None) -> WorkflowStatus:
-        """Block until the workflow ends (pub/sub notification, no polling loop).
-
-        Raises:
-            ResultTimeout: it did not end within ``timeout`` seconds.
-        """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        pubsub = self.app.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
-        try:
-            pubsub.subscribe(self.app.keys.done_channel(self.id))
-            while True:
-                # Subscribed first, then looked: an end between the two is not missed.
-                current = self.status()
-                if current.done:
-                    return current
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    raise ResultTimeout(self.id, timeout or 0)
-                # Wake up at least every few seconds to look again: a notification is
-                # not durable (it is lost if we reconnect), the log is.
-                pubsub.get_message(timeout=min(remaining or 5.0, 5.0))
-        finally:
-            pubsub.close()
-
-    def result(self, timeout: float | None = None) -> Any:
-        """The workflow's result: its top-level canvas's value, assembled from the log.
-
-        Raises:
-            ResultTimeout: not finished within ``timeout`` seconds.
-            ResultFailure: it failed or was cancelled.
-        """
-        current = self.wait(timeout)
-        if current.status != COMPLETED:
-            error = current.error or {"reason": current.reason or ""}
-            raise ResultFailure(self.id, current.status, error)
-        state, definition, _ = self._fold()
-        return assemble(definition.root_spec, state.results)

@@ -16,9 +16,10 @@ from typing import Any
 
 import structlog
 
-from streamflow.app import App, WorkflowHandle
+from streamflow.app import App
 from streamflow.canvas import Chain, Group
 from streamflow.events import TaskEnqueued, WorkflowSubmitted
+from streamflow.handles import WorkflowHandle
 from streamflow.keys import encode_task_message
 
 

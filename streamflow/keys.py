@@ -91,6 +91,10 @@ class Keys:
     def archive(self, wf: str) -> str:
         return f"{self.prefix}:{{{shard_of(wf)}}}:{wf}:archive"
 
+    def tombstone(self, wf: str) -> str:
+        """Left behind (with a TTL) when a finished workflow is removed after retention."""
+        return f"{self.prefix}:{{{shard_of(wf)}}}:{wf}:expired"
+
     def done_channel(self, wf: str) -> str:
         """Pub/sub channel told when the workflow ends (not a key)."""
         return f"{self.prefix}:{{{shard_of(wf)}}}:{wf}:done"

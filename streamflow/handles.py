@@ -1,0 +1,196 @@
+"""Handles on submitted workflows: status, results, history."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import TYPE_CHECKING, Any
+
+from streamflow.core import CANCELLED, COMPLETED, FAILED, TERMINAL_STATUSES, State, fold_all
+from streamflow.definition import Definition, Spec, TaskNode, assemble
+from streamflow.errors import ResultFailure, ResultMissing, ResultTimeout, WorkflowNotFoundError
+from streamflow.events import Entry
+from streamflow.history import read_history
+
+if TYPE_CHECKING:
+    from streamflow.app import App
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowStatus:
+    """A small summary of a workflow, folded from its log."""
+
+    workflow_id: str
+    status: str
+    """``running``, ``completed``, ``failed`` or ``cancelled``."""
+    counts: dict[str, int]
+    """Tasks per state: ``waiting``, ``queued``, ``running``, ``succeeded``, ``failed``."""
+    events: int
+    """Length of the log."""
+    archived: bool
+    error: dict[str, Any] | None = None
+    """The failure, for a failed workflow."""
+    reason: str | None = None
+    """Why it was cancelled, for a cancelled one."""
+
+    @property
+    def done(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def failed(self) -> bool:
+        return self.status in (FAILED, CANCELLED)
+
+
+def task_counts(definition: Definition, state: State) -> dict[str, int]:
+    """Tasks per state, from a fold."""
+    counts = dict.fromkeys(("waiting", "queued", "running", "succeeded", "failed"), 0)
+    for node in definition.nodes:
+        if not isinstance(node, TaskNode):
+            continue
+        if node.id in state.results:
+            counts["succeeded"] += 1
+        elif node.id in state.failures:
+            counts["failed"] += 1
+        elif node.id not in state.attempt:
+            counts["waiting"] += 1
+        elif state.deliveries.get(node.id):
+            counts["running"] += 1
+        else:
+            counts["queued"] += 1
+    return counts
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A workflow's fold and definition, read once."""
+
+    state: State
+    definition: Definition
+    archived: bool
+
+
+class WorkflowHandle:
+    """A submitted workflow: its status, its result, its history."""
+
+    def __init__(self, app: App, workflow_id: str) -> None:
+        self.app = app
+        self.id = workflow_id
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.id!r})"
+
+    def history(self) -> list[Entry]:
+        """Every event, in order, from the live log or the archive.
+
+        Raises:
+            WorkflowNotFoundError: no such workflow (or it expired).
+        """
+        return read_history(self.app.client, self.app.keys, self.id)
+
+    def snapshot(self) -> Snapshot:
+        """Fold the workflow's log now.
+
+        Raises:
+            ResultMissing: no such workflow (``unknown``), or removed after its
+                retention (``expired``).
+        """
+        try:
+            entries = self.history()
+        except WorkflowNotFoundError:
+            expired = self.app.client.exists(self.app.keys.tombstone(self.id)) == 1
+            raise ResultMissing(self.id, "expired" if expired else "unknown") from None
+        state = fold_all(entries)
+        if not state.def_hash:
+            raise ResultMissing(self.id, "unknown")
+        archived = self.app.client.exists(self.app.keys.archive(self.id)) == 1
+        return Snapshot(state, self.app.definitions.get(state.def_hash), archived)
+
+    def status(self) -> WorkflowStatus:
+        """Where the workflow stands now."""
+        snap = self.snapshot()
+        return WorkflowStatus(
+            workflow_id=self.id,
+            status=snap.state.status,
+            counts=task_counts(snap.definition, snap.state),
+            events=snap.state.n,
+            archived=snap.archived,
+            error=snap.state.end.get("error"),
+            reason=snap.state.end.get("reason"),
+        )
+
+    def wait(self, timeout: float | None = None) -> Snapshot:
+        """Block until the workflow ends (a pub/sub notification, not a polling loop).
+
+        Raises:
+            ResultTimeout: it did not end within ``timeout`` seconds.
+            ResultMissing: no such workflow.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pubsub = self.app.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        try:
+            pubsub.subscribe(self.app.keys.done_channel(self.id))
+            while True:
+                # Subscribed first, then looked: an end between the two is not missed.
+                snap = self.snapshot()
+                if snap.state.terminal:
+                    return snap
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise ResultTimeout(self.id, timeout or 0)
+                # Look again at least every few seconds: a notification is not durable
+                # (lost if the connection drops), the log is.
+                pubsub.get_message(timeout=min(remaining or 5.0, 5.0))
+        finally:
+            pubsub.close()
+
+    def _read(self, block: bool, timeout: float | None) -> Snapshot:
+        snap = self.wait(timeout) if block else self.snapshot()
+        if not snap.state.terminal:
+            raise ResultMissing(self.id, "not finished")
+        return snap
+
+    def get_result(
+        self, *, block: bool = False, timeout: float | None = None, raise_on_error: bool = True
+    ) -> Any:
+        """The workflow's result: its top-level canvas's value, assembled from the log.
+
+        Args:
+            block: wait for the workflow to end (else raise ResultMissing if it has not).
+            timeout: with ``block``, seconds to wait at most (None: forever).
+            raise_on_error: if False, a failed workflow returns its ResultFailure
+                instead of raising it.
+
+        Raises:
+            ResultMissing: not finished (without ``block``), unknown or expired.
+            ResultTimeout: not finished within ``timeout``.
+            ResultFailure: it failed or was cancelled (unless ``raise_on_error=False``).
+        """
+        snap = self._read(block, timeout)
+        return self._value(snap, snap.definition.root_spec, raise_on_error)
+
+    def result(self, timeout: float | None = None) -> Any:
+        """Block until the workflow ends and return its result (see ``get_result``)."""
+        return self.get_result(block=True, timeout=timeout)
+
+    def _value(self, snap: Snapshot, spec: Spec, raise_on_error: bool) -> Any:
+        if snap.state.status != COMPLETED:
+            failure = self._failure(snap)
+            if raise_on_error:
+                raise failure
+            return failure
+        return assemble(spec, snap.state.results)
+
+    def _failure(self, snap: Snapshot) -> ResultFailure:
+        error = snap.state.end.get("error") or {"reason": snap.state.end.get("reason", "")}
+        return ResultFailure(self.id, snap.state.status, error)
+
+    def partial_results(self) -> Any:
+        """The result shape with what has succeeded so far (None where nothing has)."""
+        snap = self.snapshot()
+        return assemble(snap.definition.root_spec, _WithNone(snap.state.results))
+
+
+class _WithNone(dict[int, Any]):
+    def __missing__(self, key: int) -> None:
+        return None
