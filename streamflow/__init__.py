@@ -5,6 +5,7 @@ __version__ = "0.1.0"
 from streamflow.actors import Actor, Message
 from streamflow.app import App
 from streamflow.canvas import Chain, Group, WithDelay
+from streamflow.compose import group, pipeline
 from streamflow.errors import (
     DecodeError,
     DefinitionError,
@@ -41,4 +42,6 @@ __all__ = [
     "WorkflowNotFoundError",
     "WorkflowStatus",
     "__version__",
+    "group",
+    "pipeline",
 ]

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 if TYPE_CHECKING:
     from streamflow.canvas import Canvas, Chain
+    from streamflow.handles import WorkflowHandle
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -62,20 +63,25 @@ class Message:
     """Do not append the previous chain step's result to the arguments."""
     delay_ms: int = 0
     """Wait this long after the message becomes ready before running it."""
+    app: Any = dataclasses.field(default=None, compare=False, repr=False)
+    """The App its actor is registered with (used by ``send``, ``pipeline.run``)."""
 
     def __or__(self, other: Canvas) -> Chain:
-        from streamflow.canvas import Chain
+        from streamflow.compose import pipeline
 
-        return Chain(self, other)
+        return pipeline([self, other])
 
 
 class Actor(Generic[P, R]):
     """A registered function. Calling it runs the function directly, in process."""
 
-    def __init__(self, fn: Callable[P, R], *, name: str, options: ActorOptions) -> None:
+    def __init__(
+        self, fn: Callable[P, R], *, name: str, options: ActorOptions, app: Any = None
+    ) -> None:
         self.fn = fn
         self.name = name
         self.options = options
+        self.app = app
         self.is_async = inspect.iscoroutinefunction(fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -86,7 +92,9 @@ class Actor(Generic[P, R]):
 
     def message(self, *args: Any, **kwargs: Any) -> Message:
         """A message calling this actor with these arguments."""
-        return Message(actor_name=self.name, options=self.options, args=args, kwargs=kwargs)
+        return Message(
+            actor_name=self.name, options=self.options, args=args, kwargs=kwargs, app=self.app
+        )
 
     def message_with_options(
         self,
@@ -111,4 +119,24 @@ class Actor(Generic[P, R]):
             kwargs=dict(kwargs or {}),
             pipe_ignore=pipe_ignore,
             delay_ms=to_ms(delay, "delay"),
+            app=self.app,
         )
+
+    def send(self, *args: Any, **kwargs: Any) -> WorkflowHandle:
+        """Run this actor once, as a one-task workflow; returns its handle."""
+        return self.send_with_options(args=args, kwargs=kwargs)
+
+    def send_with_options(
+        self,
+        *,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        delay: float | datetime.timedelta | None = None,
+    ) -> WorkflowHandle:
+        """``send`` with options (``delay`` in seconds or a timedelta)."""
+        if self.app is None:
+            raise RuntimeError(f"actor {self.name!r} is not registered with an App")
+        handle: WorkflowHandle = self.app.submit(
+            self.message_with_options(args=args, kwargs=kwargs, delay=delay)
+        )
+        return handle

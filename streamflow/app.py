@@ -134,7 +134,7 @@ class App:
             name = actor_name or func.__name__
             if name in self.actors and self.actors[name].fn is not func:
                 raise ValueError(f"an actor named {name!r} is already registered")
-            registered: Actor[Any, Any] = Actor(func, name=name, options=options)
+            registered: Actor[Any, Any] = Actor(func, name=name, options=options, app=self)
             self.actors[name] = registered
             return registered
 

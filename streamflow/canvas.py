@@ -14,7 +14,9 @@ from streamflow.errors import EncodeError
 
 class _Composable:
     def __or__(self, other: Canvas) -> Chain:
-        return Chain(self, other)  # type: ignore[arg-type]
+        from streamflow.compose import pipeline
+
+        return pipeline([self, other])  # type: ignore[list-item]
 
 
 class Chain(_Composable):
@@ -60,8 +62,29 @@ class WithDelay(_Composable):
         return f"WithDelay({self.child!r}, {self.delay_ms / 1000})"
 
 
-Canvas: TypeAlias = Message | Chain | Group | WithDelay
-_CANVAS_TYPES = (Message, Chain, Group, WithDelay)
+class WithCallback(_Composable):
+    """Run ``callbacks`` once every task of ``child`` has succeeded (a barrier in the log).
+
+    The callbacks receive nothing piped; the value of the whole is ``child``'s.
+    """
+
+    def __init__(self, child: Canvas, *callbacks: Message) -> None:
+        _check_canvas(child, "WithCallback child")
+        for callback in callbacks:
+            if not isinstance(callback, Message):
+                raise TypeError(
+                    f"a completion callback must be a Message (got {callback!r} "
+                    f"of type {type(callback).__name__})"
+                )
+        self.child = child
+        self.callbacks = callbacks
+
+    def __repr__(self) -> str:
+        return f"WithCallback({self.child!r}, {', '.join(map(repr, self.callbacks))})"
+
+
+Canvas: TypeAlias = Message | Chain | Group | WithDelay | WithCallback
+_CANVAS_TYPES = (Message, Chain, Group, WithDelay, WithCallback)
 
 
 def _check_canvas(value: object, what: str) -> None:
@@ -73,12 +96,22 @@ def _check_canvas(value: object, what: str) -> None:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Part:
+    """One top-level step of a chain (or member of a group) of a compiled canvas."""
+
+    tasks: frozenset[int]
+    spec: Spec
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Compiled:
     """A definition plus the per-workflow arguments of one canvas."""
 
     definition: Definition
     args: dict[int, bytes]
     """Per task node with arguments: ``codec.encode([args, kwargs])``."""
+    parts: tuple[Part, ...] = ()
+    """The top-level chain's steps or group's members (through a WithCallback)."""
 
 
 def compile_canvas(canvas: Canvas) -> Compiled:
@@ -90,6 +123,8 @@ def compile_canvas(canvas: Canvas) -> Compiled:
     """
     _check_canvas(canvas, "a workflow")
     compiler = _Compiler()
+    main = canvas.child if isinstance(canvas, WithCallback) else canvas
+    compiler.record = main
     _, root_spec = compiler.compile(canvas, NONE, None, 0)
     nodes: list[Node] = []
     targets: dict[int, list[int]] = {}
@@ -105,7 +140,14 @@ def compile_canvas(canvas: Canvas) -> Compiled:
             node = dataclasses.replace(node, succ=compiler.succ[node.id])
         nodes.append(node)
     definition = Definition(nodes=tuple(nodes), specs=tuple(compiler.specs), root_spec=root_spec)
-    return Compiled(definition=definition, args=compiler.args)
+    parts = tuple(
+        Part(
+            tasks=frozenset(i for i in range(start, end) if isinstance(nodes[i], TaskNode)),
+            spec=spec,
+        )
+        for start, end, spec in compiler.parts
+    )
+    return Compiled(definition=definition, args=compiler.args, parts=parts)
 
 
 def has_tasks(canvas: Canvas) -> bool:
@@ -119,6 +161,8 @@ def has_tasks(canvas: Canvas) -> bool:
             stack.extend(item.steps)
         elif isinstance(item, Group):
             stack.extend(item.children)
+        elif isinstance(item, WithCallback):
+            return True
         else:
             stack.append(item.child)
     return False
@@ -131,6 +175,9 @@ class _Compiler:
         self.specs: list[Spec] = []
         self._spec_index: dict[bytes, int] = {}
         self.args: dict[int, bytes] = {}
+        self.record: Canvas | None = None
+        """The canvas whose steps or members are recorded as ``parts``."""
+        self.parts: list[tuple[int, int, Spec]] = []
 
     def _intern(self, spec: Spec) -> int:
         key = codec.pack(spec)
@@ -155,11 +202,27 @@ class _Compiler:
             sinks: list[int] = []
             specs: list[Spec] = []
             for child in canvas.children:
+                start = len(self.tasks)
                 child_sinks, child_spec = self.compile(child, pred, pipe, delay_ms)
+                if canvas is self.record:
+                    self.parts.append((start, len(self.tasks), child_spec))
                 sinks.extend(child_sinks)
                 specs.append(child_spec)
             return sinks, specs
+        if isinstance(canvas, WithCallback):
+            sinks, spec = self.compile(canvas.child, pred, pipe, delay_ms)
+            if sinks:
+                pred = self._barrier(sinks)
+            ends = [self._message(cb, pred, None, 0)[0][0] for cb in canvas.callbacks]
+            return ends or sinks, spec
         return self._chain(canvas, pred, pipe, delay_ms)
+
+    def _barrier(self, sources: list[int]) -> int:
+        barrier = len(self.tasks)
+        self.tasks.append(BarrierNode(id=barrier, sources=tuple(sources), targets=()))
+        for source in sources:
+            self.succ[source] = barrier
+        return barrier
 
     def _message(
         self, message: Message, pred: int, pipe: Spec, delay_ms: int
@@ -194,18 +257,17 @@ class _Compiler:
         last_sinks: list[int] = []
         spec: Spec = None
         for i, step in enumerate(steps):
+            start = len(self.tasks)
             sinks, spec = self.compile(step, pred, pipe, delay_ms)
+            if chain is self.record:
+                self.parts.append((start, len(self.tasks), spec))
             pipe = spec
             if not sinks:
                 continue  # an empty step: no barrier; its [] result is piped on
             delay_ms = 0  # a chain's delay applies to its first step with tasks
             last_sinks = sinks
             if later_has_tasks[i]:
-                barrier = len(self.tasks)
-                self.tasks.append(BarrierNode(id=barrier, sources=tuple(sinks), targets=()))
-                for sink in sinks:
-                    self.succ[sink] = barrier
-                pred = barrier
+                pred = self._barrier(sinks)
         return last_sinks, spec
 
 

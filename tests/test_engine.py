@@ -10,7 +10,7 @@ import pytest
 import redis
 from structlog.testing import capture_logs
 
-from streamflow import App, Chain, EncodeError, Group, WithDelay, ResultFailure
+from streamflow import App, Chain, EncodeError, Group, ResultFailure, WithDelay
 from streamflow.events import (
     BarrierReleased,
     TaskEnqueued,

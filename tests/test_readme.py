@@ -28,6 +28,8 @@ def test_example_runs(
     # Each example states what it prints in "# ->" or a trailing comment; spot-check.
     if index == 0:
         assert printed.splitlines()[0].endswith(" 10")
+    if index == 2:
+        assert printed.splitlines() == ["10", "[3, 6, 10]", "all done", "[2, 14]", "42"]
     if index == 1:
         assert "ValueError no luck" in printed
         assert "args[0] of fails: object of type object cannot be encoded" in printed
