@@ -18,6 +18,7 @@ from streamflow.errors import (
     StreamflowError,
     WorkflowNotFoundError,
 )
+from streamflow.failures import Failure
 from streamflow.handles import WorkflowHandle, WorkflowStatus
 from streamflow.worker import Worker
 
@@ -28,6 +29,7 @@ __all__ = [
     "DecodeError",
     "DefinitionError",
     "EncodeError",
+    "Failure",
     "Group",
     "Message",
     "ResultError",

@@ -51,6 +51,24 @@ class ActorOptions:
     """Longest a single attempt may run (None: no limit)."""
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Callback:
+    """An actor named as a callback: what the definition needs of it."""
+
+    actor_name: str
+    options: ActorOptions
+
+    @classmethod
+    def of(cls, actor: Actor[Any, Any] | None, what: str) -> Callback | None:
+        if actor is None:
+            return None
+        if not isinstance(actor, Actor):
+            raise TypeError(
+                f"{what} must be an actor (got {actor!r} of type {type(actor).__name__})"
+            )
+        return cls(actor.name, actor.options)
+
+
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Message:
     """One call of an actor, ready to be placed in a canvas. Build with ``actor.message``."""
@@ -63,6 +81,12 @@ class Message:
     """Do not append the previous chain step's result to the arguments."""
     delay_ms: int = 0
     """Wait this long after the message becomes ready before running it."""
+    allow_failure: bool = False
+    """A final failure yields a ``Failure`` value in the results; the workflow goes on."""
+    on_success: Callback | None = None
+    """Actor run after this message succeeded, with ``(message_data, result)``."""
+    on_failure: Callback | None = None
+    """Actor run after this message failed for good, with ``(message_data, failure)``."""
     app: Any = dataclasses.field(default=None, compare=False, repr=False)
     """The App its actor is registered with (used by ``send``, ``pipeline.run``)."""
 
@@ -103,6 +127,9 @@ class Actor(Generic[P, R]):
         kwargs: Mapping[str, Any] | None = None,
         pipe_ignore: bool = False,
         delay: float | datetime.timedelta | None = None,
+        allow_failure: bool = False,
+        on_success: Actor[Any, Any] | None = None,
+        on_failure: Actor[Any, Any] | None = None,
     ) -> Message:
         """A message with per-message options.
 
@@ -111,6 +138,11 @@ class Actor(Generic[P, R]):
             kwargs: keyword arguments.
             pipe_ignore: do not receive the previous chain step's result.
             delay: seconds (or a timedelta) to wait once the message is ready.
+            allow_failure: if it fails for good, its result is a ``Failure`` value and
+                the workflow goes on.
+            on_success: actor run after it succeeded, with ``(message_data, result)``.
+            on_failure: actor run after it failed for good, with
+                ``(message_data, failure_data)``.
         """
         return Message(
             actor_name=self.name,
@@ -119,6 +151,9 @@ class Actor(Generic[P, R]):
             kwargs=dict(kwargs or {}),
             pipe_ignore=pipe_ignore,
             delay_ms=to_ms(delay, "delay"),
+            allow_failure=allow_failure,
+            on_success=Callback.of(on_success, "on_success"),
+            on_failure=Callback.of(on_failure, "on_failure"),
             app=self.app,
         )
 

@@ -142,19 +142,28 @@ class App:
 
     # -- workflows ------------------------------------------------------------------
 
-    def submit(self, canvas: Canvas, *, workflow_id: str | None = None) -> WorkflowHandle:
+    def submit(
+        self,
+        canvas: Canvas,
+        *,
+        workflow_id: str | None = None,
+        on_failure: Actor[Any, Any] | None = None,
+    ) -> WorkflowHandle:
         """Compile ``canvas``, store its definition once, and start the workflow.
 
         Args:
             canvas: a Message, Chain, Group or WithDelay, nested freely.
             workflow_id: an id from ``new_workflow_id`` to make a retried submit
                 idempotent (default: a fresh one).
+            on_failure: actor run once if the workflow fails, with
+                ``(failure, partial_results)`` (partial results: the result's shape, with
+                None where nothing finished).
 
         Raises:
             TypeError: ``canvas`` is not a canvas.
             EncodeError: an argument cannot be encoded (nothing is written to Redis).
         """
-        compiled = compile_canvas(canvas)
+        compiled = compile_canvas(canvas, on_failure=on_failure)
         definition = compiled.definition
         if workflow_id is None:
             workflow_id = self.new_workflow_id()
@@ -216,6 +225,7 @@ class App:
                 definition.hash,
                 wake,
                 self.projector.recovery_grace_ms,
+                keys.done_channel(workflow_id),
                 len(args),
                 *arg_pairs,
                 len(first),

@@ -13,7 +13,7 @@ from streamflow.actors import Message
 from streamflow.canvas import Canvas, Chain, Compiled, Group, WithCallback, compile_canvas
 from streamflow.definition import assemble
 from streamflow.errors import ResultMissing
-from streamflow.handles import Snapshot, WorkflowHandle
+from streamflow.handles import Snapshot, WorkflowHandle, values
 
 
 def _app_of(canvas: Canvas) -> Any:
@@ -85,7 +85,8 @@ class _Runnable:
         snap = self._snapshot(block, timeout)
         self.handle._value(snap, None, raise_on_error=True)  # raises ResultFailure
         assert self._compiled is not None
-        return [assemble(part.spec, snap.state.results) for part in self._compiled.parts]
+        found = values(snap)
+        return [assemble(part.spec, found) for part in self._compiled.parts]
 
 
 class pipeline(Chain, _Runnable):

@@ -19,7 +19,7 @@ import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
-from streamflow.definition import NONE, Definition
+from streamflow.definition import NONE, TASK, Definition, TaskNode
 from streamflow.events import (
     BarrierDecremented,
     BarrierReleased,
@@ -75,6 +75,8 @@ class State:
     """Task node -> stream id of its TaskSucceeded."""
     failures: dict[int, dict[str, Any]] = dataclasses.field(default_factory=dict)
     """Task node -> error of its final failure."""
+    failure_ids: dict[int, str] = dataclasses.field(default_factory=dict)
+    """Task node -> stream id of its final TaskFailed."""
     decremented: dict[int, set[int]] = dataclasses.field(default_factory=dict)
     """Barrier -> sources recorded as succeeded."""
     released: set[int] = dataclasses.field(default_factory=set)
@@ -118,6 +120,7 @@ def fold(state: State, entry: Entry) -> State:
     elif isinstance(event, TaskFailed):
         if event.retry_delay_ms is None:
             state.failures[event.node] = event.error
+            state.failure_ids[event.node] = entry.stream_id
     elif isinstance(event, BarrierReleased):
         state.released.add(event.barrier)
         state.last_decision = entry.seq
@@ -179,19 +182,29 @@ def decide(definition: Definition, state: State, entry: Entry) -> list[Event]:
     """What must follow ``entry``, given ``state`` (which has folded it).
 
     Returns the whole closure (decrement -> release -> enqueues -> completion), without
-    events the log already holds. Nothing is decided for a workflow that has ended.
+    events the log already holds. Once the workflow has ended nothing more is decided,
+    except retries of its finalizers (callbacks, which may run after the end).
     """
-    if state.status != RUNNING:
-        return []
     closure = _Closure(state, entry.seq)
     event = entry.event
+    if state.status != RUNNING:
+        finalizer = isinstance(event, TaskFailed) and definition.task(event.node).finalizer
+        if state.terminal and finalizer:
+            assert isinstance(event, TaskFailed)
+            _retry(definition, closure, event)
+        return closure.events
     if isinstance(event, WorkflowSubmitted):
-        if definition.task_count == 0:
-            closure.ensure(WorkflowCompleted(cause=entry.seq))
         for root in definition.roots:
             _enqueue(definition, closure, root, 1, definition.task(root).delay_ms)
+        _check_complete(definition, closure)
     elif isinstance(event, TaskSucceeded):
-        _succeeded(definition, closure, event.node)
+        task = definition.task(event.node)
+        if task.role == TASK:
+            if task.on_success != NONE:
+                _enqueue(definition, closure, task.on_success, 1, 0)
+            _done(definition, closure, event.node)
+        else:
+            _check_complete(definition, closure)
     elif isinstance(event, TaskFailed):
         _failed(definition, closure, event)
     elif isinstance(event, BarrierDecremented):
@@ -221,40 +234,102 @@ def _enqueue(
     closure.ensure(TaskEnqueued(node=node, attempt=attempt, delay_ms=delay_ms, cause=closure.cause))
 
 
-def _succeeded(definition: Definition, closure: _Closure, node: int) -> None:
+def _done(definition: Definition, closure: _Closure, node: int) -> None:
+    """A task of the canvas is done (succeeded, or failed with allow_failure)."""
     barrier = definition.task(node).succ
     if barrier == NONE:
-        if len(closure.state.results) == definition.task_count:
-            closure.ensure(WorkflowCompleted(cause=closure.cause))
+        _check_complete(definition, closure)
         return
     closure.ensure(BarrierDecremented(barrier=barrier, source=node, cause=closure.cause))
     _check_barrier(definition, closure, barrier)
 
 
+def _final(state: State, node: int) -> bool:
+    return node in state.results or node in state.failures
+
+
+def _check_complete(definition: Definition, closure: _Closure) -> None:
+    """Complete the workflow once every task is done, and every callback its outcome
+    calls for too.
+
+    Which callbacks must finish is derived from the tasks' outcomes, never from the
+    absence of an enqueue (a stale fold may not have seen it yet).
+    """
+    state = closure.state
+    if len(state.results) + len(state.failures) < definition.task_count:
+        return  # cheap necessary condition; the exact check below is linear
+    for node in definition.nodes:
+        if not isinstance(node, TaskNode) or node.role != TASK:
+            continue
+        if node.id in state.results:
+            callback = node.on_success
+        elif node.id in state.failures:
+            callback = node.on_failure
+        else:
+            return
+        if callback != NONE and not _final(state, callback):
+            return
+    closure.ensure(WorkflowCompleted(cause=closure.cause))
+
+
 def _check_barrier(definition: Definition, closure: _Closure, barrier: int) -> None:
     node = definition.barrier(barrier)
     recorded = closure.state.decremented.get(barrier, set())
-    if len(recorded) < len(node.sources):
-        # Sources decremented in this very closure count too (the fold has not seen them).
-        pending = {
-            e.source
-            for e in closure.events
-            if isinstance(e, BarrierDecremented) and e.barrier == barrier
-        }
-        if len(recorded | pending) < len(node.sources):
-            return
+    # Sources decremented in this very closure count too (the fold has not seen them).
+    pending = {
+        e.source
+        for e in closure.events
+        if isinstance(e, BarrierDecremented) and e.barrier == barrier
+    }
+    if len(recorded) + len(pending) < len(node.sources):
+        return  # cheap: most decrements stop here
+    if not recorded.issuperset(s for s in node.sources if s not in pending):
+        return  # set-based: the recorded sources must cover the barrier's sources
     closure.ensure(BarrierReleased(barrier=barrier, cause=closure.cause))
     for target in node.targets:
         _enqueue(definition, closure, target, 1, definition.task(target).delay_ms)
 
 
-def _failed(definition: Definition, closure: _Closure, event: TaskFailed) -> None:
+def _retry(definition: Definition, closure: _Closure, event: TaskFailed) -> bool:
+    """Enqueue the next attempt if the failure asks for one within policy."""
     task = definition.task(event.node)
     if event.retry_delay_ms is not None and event.attempt <= task.options.max_retries:
         _enqueue(definition, closure, event.node, event.attempt + 1, event.retry_delay_ms)
+        return True
+    return False
+
+
+def _failed(definition: Definition, closure: _Closure, event: TaskFailed) -> None:
+    if _retry(definition, closure, event):
+        return
+    task = definition.task(event.node)
+    if task.role != TASK:
+        _check_complete(definition, closure)  # a callback's failure is only recorded
+        return
+    if task.on_failure != NONE:
+        _enqueue(definition, closure, task.on_failure, 1, 0)
+    if task.allow_failure:
+        _done(definition, closure, event.node)
         return
     error = {**event.error, "node": event.node, "attempt": event.attempt, "actor": task.actor}
     closure.ensure(WorkflowFailed(error=error, cause=closure.cause))
+    if definition.on_failure != NONE:
+        _enqueue(definition, closure, definition.on_failure, 1, 0)
+
+
+def finished(definition: Definition, state: State, decisions: Iterable[Event] = ()) -> bool:
+    """Whether the workflow has ended and no callback may still run, once ``decisions``
+    (not yet folded) are in the log: then it can be archived."""
+    terminal = state.terminal
+    pending: set[int] = set()
+    for event in decisions:
+        if isinstance(event, (WorkflowCompleted, WorkflowFailed, WorkflowCancelled)):
+            terminal = True
+        elif isinstance(event, TaskEnqueued):
+            pending.add(event.node)
+    if not terminal or pending:
+        return False
+    return all(_final(state, node) for node in definition.callbacks if node in state.attempt)
 
 
 def index_fields(state: State) -> dict[str, str | bytes | int]:
@@ -262,7 +337,8 @@ def index_fields(state: State) -> dict[str, str | bytes | int]:
 
     Fields: ``n``, ``d`` (last decision), ``st`` (status), ``def``; every idempotency key
     -> stream id; ``a:<node>`` attempt; ``m:<node>`` owning message id; ``c:<node>``
-    deliveries; ``ok:<node>`` stream id of the result; ``x:<node>`` encoded arguments.
+    deliveries; ``ok:<node>`` stream id of the result; ``ko:<node>`` stream id of the final
+    failure; ``x:<node>`` encoded arguments.
     """
     fields: dict[str, str | bytes | int] = {
         "n": state.n,
@@ -279,6 +355,8 @@ def index_fields(state: State) -> dict[str, str | bytes | int]:
         fields[f"c:{node}"] = count
     for node, stream_id in state.result_ids.items():
         fields[f"ok:{node}"] = stream_id
+    for node, stream_id in state.failure_ids.items():
+        fields[f"ko:{node}"] = stream_id
     for node, blob in state.args.items():
         fields[f"x:{node}"] = blob
     return fields

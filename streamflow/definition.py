@@ -22,6 +22,15 @@ Spec: TypeAlias = int | list["Spec"] | None
 FORMAT = 1
 NONE = -1
 
+TASK = 0
+"""Role of a task of the canvas itself."""
+ON_SUCCESS = 1
+"""Role of a message's on_success callback: runs after its subject succeeded."""
+ON_FAILURE = 2
+"""Role of a message's on_failure callback: runs after its subject failed for good."""
+WORKFLOW_ON_FAILURE = 3
+"""Role of the workflow's on_failure: runs once, after the workflow failed."""
+
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class TaskNode:
@@ -36,6 +45,21 @@ class TaskNode:
     """Barrier this task is a source of, or NONE for a sink of the whole workflow."""
     pipe: int
     """Index into ``Definition.specs`` of the piped input, or NONE."""
+    role: int = TASK
+    """TASK, or the kind of callback this node is (callbacks sit outside the DAG)."""
+    subject: int = NONE
+    """For a message callback: the task it reports on."""
+    on_success: int = NONE
+    """Callback node run after this task succeeded."""
+    on_failure: int = NONE
+    """Callback node run after this task failed for good."""
+    allow_failure: bool = False
+    """A final failure yields a Failure value and the workflow goes on."""
+
+    @property
+    def finalizer(self) -> bool:
+        """Callbacks may still run after the workflow has ended."""
+        return self.role != TASK
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -59,20 +83,39 @@ class Definition:
     """Piped-input specs, shared by every task that receives the same input."""
     root_spec: Spec
     """The workflow's result."""
+    on_failure: int = NONE
+    """The workflow's on_failure node, or NONE."""
+    full_spec: Spec = None
+    """Every task's result in canvas shape, a chain as the list of its steps (for
+    partial results)."""
 
     @cached_property
     def roots(self) -> tuple[int, ...]:
         """Tasks enqueued at submit."""
-        return tuple(n.id for n in self.nodes if isinstance(n, TaskNode) and n.pred == NONE)
+        return tuple(
+            n.id
+            for n in self.nodes
+            if isinstance(n, TaskNode) and n.pred == NONE and n.role == TASK
+        )
 
     @cached_property
     def sinks(self) -> tuple[int, ...]:
         """Tasks whose success, all together, completes the workflow."""
-        return tuple(n.id for n in self.nodes if isinstance(n, TaskNode) and n.succ == NONE)
+        return tuple(
+            n.id
+            for n in self.nodes
+            if isinstance(n, TaskNode) and n.succ == NONE and n.role == TASK
+        )
 
     @cached_property
     def task_count(self) -> int:
-        return sum(1 for n in self.nodes if isinstance(n, TaskNode))
+        """Tasks of the canvas (callbacks not counted)."""
+        return sum(1 for n in self.nodes if isinstance(n, TaskNode) and n.role == TASK)
+
+    @cached_property
+    def callbacks(self) -> tuple[int, ...]:
+        """Callback nodes (message and workflow callbacks)."""
+        return tuple(n.id for n in self.nodes if isinstance(n, TaskNode) and n.role != TASK)
 
     @cached_property
     def edge_count(self) -> int:
@@ -105,14 +148,39 @@ class Definition:
             if isinstance(n, TaskNode):
                 key = n.options
                 index = profiles.setdefault(key, len(profiles))
-                rows.append([0, n.actor, index, n.delay_ms, n.pred, n.succ, n.pipe])
+                rows.append(
+                    [
+                        0,
+                        n.actor,
+                        index,
+                        n.delay_ms,
+                        n.pred,
+                        n.succ,
+                        n.pipe,
+                        n.role,
+                        n.subject,
+                        n.on_success,
+                        n.on_failure,
+                        n.allow_failure,
+                    ]
+                )
             else:
                 rows.append([1, list(n.sources), list(n.targets)])
         encoded_profiles = [
             [p.queue, p.max_retries, p.min_backoff_ms, p.max_backoff_ms, p.time_limit_ms]
             for p in profiles
         ]
-        return codec.encode([FORMAT, encoded_profiles, rows, list(self.specs), self.root_spec])
+        return codec.encode(
+            [
+                FORMAT,
+                encoded_profiles,
+                rows,
+                list(self.specs),
+                self.root_spec,
+                self.on_failure,
+                self.full_spec,
+            ]
+        )
 
     @cached_property
     def hash(self) -> str:
@@ -127,9 +195,9 @@ class Definition:
             DecodeError: not a definition of a known format.
         """
         raw = codec.decode(data)
-        if not isinstance(raw, list) or len(raw) != 5 or raw[0] != FORMAT:
+        if not isinstance(raw, list) or len(raw) != 7 or raw[0] != FORMAT:
             raise DecodeError("not a streamflow definition", data)
-        _, encoded_profiles, rows, specs, root_spec = raw
+        _, encoded_profiles, rows, specs, root_spec, on_failure, full_spec = raw
         profiles = [
             ActorOptions(
                 queue=q, max_retries=r, min_backoff_ms=lo, max_backoff_ms=hi, time_limit_ms=tl
@@ -139,7 +207,8 @@ class Definition:
         nodes: list[Node] = []
         for i, row in enumerate(rows):
             if row[0] == 0:
-                _, actor, index, delay_ms, pred, succ, pipe = row
+                _, actor, index, delay_ms, pred, succ, pipe, *extra = row
+                role, subject, on_success, on_fail, allow_failure = extra
                 nodes.append(
                     TaskNode(
                         id=i,
@@ -149,11 +218,22 @@ class Definition:
                         pred=pred,
                         succ=succ,
                         pipe=pipe,
+                        role=role,
+                        subject=subject,
+                        on_success=on_success,
+                        on_failure=on_fail,
+                        allow_failure=allow_failure,
                     )
                 )
             else:
                 nodes.append(BarrierNode(id=i, sources=tuple(row[1]), targets=tuple(row[2])))
-        return cls(nodes=tuple(nodes), specs=tuple(specs), root_spec=root_spec)
+        return cls(
+            nodes=tuple(nodes),
+            specs=tuple(specs),
+            root_spec=root_spec,
+            on_failure=on_failure,
+            full_spec=full_spec,
+        )
 
 
 def spec_leaves(spec: Spec) -> list[int]:

@@ -10,6 +10,7 @@ from streamflow.core import CANCELLED, COMPLETED, FAILED, TERMINAL_STATUSES, Sta
 from streamflow.definition import Definition, Spec, TaskNode, assemble
 from streamflow.errors import ResultFailure, ResultMissing, ResultTimeout, WorkflowNotFoundError
 from streamflow.events import Entry
+from streamflow.failures import Failure
 from streamflow.history import read_history
 
 if TYPE_CHECKING:
@@ -179,16 +180,33 @@ class WorkflowHandle:
             if raise_on_error:
                 raise failure
             return failure
-        return assemble(spec, snap.state.results)
+        return assemble(spec, values(snap))
 
     def _failure(self, snap: Snapshot) -> ResultFailure:
         error = snap.state.end.get("error") or {"reason": snap.state.end.get("reason", "")}
         return ResultFailure(self.id, snap.state.status, error)
 
     def partial_results(self) -> Any:
-        """The result shape with what has succeeded so far (None where nothing has)."""
+        """Every task's value so far, in canvas shape (a chain as the list of its steps,
+        None where a task has not finished, a Failure where it failed for good)."""
         snap = self.snapshot()
-        return assemble(snap.definition.root_spec, _WithNone(snap.state.results))
+        return assemble(snap.definition.full_spec, _WithNone(values(snap)))
+
+
+def values(snap: Snapshot) -> dict[int, Any]:
+    """Each finished task's value: its result, or a Failure if it failed for good."""
+    found: dict[int, Any] = dict(snap.state.results)
+    for node, error in snap.state.failures.items():
+        task = snap.definition.task(node)
+        found[node] = Failure(
+            actor=task.actor,
+            node=node,
+            attempt=snap.state.attempt.get(node, 1),
+            type=str(error.get("type", "")),
+            message=str(error.get("message", "")),
+            traceback=str(error.get("traceback", "")),
+        )
+    return found
 
 
 class _WithNone(dict[int, Any]):

@@ -16,7 +16,7 @@ from typing import Any
 
 import redis
 
-from streamflow.core import PENDING, State, decide, decide_all, fold, index_fields
+from streamflow.core import PENDING, State, decide, decide_all, finished, fold, index_fields
 from streamflow.definition import Definition
 from streamflow.errors import DefinitionError, ScriptError
 from streamflow.events import (
@@ -43,7 +43,6 @@ MAX_ROUNDS = 50
 ARCHIVE_INLINE = 1000
 """A workflow ending with at most this many events is archived by the apply script
 itself (uncompressed); a longer log is compressed and archived by the shell."""
-_TERMINAL_TYPES = (WorkflowCompleted, WorkflowFailed, WorkflowCancelled)
 _TERMINAL_STATUS = {
     WorkflowCompleted: "completed",
     WorkflowFailed: "failed",
@@ -109,25 +108,29 @@ def decision_slots(
 ) -> list[Any]:
     """ARGV slots (8 per decision, see ``lua/_lib.lua``) for ``events``.
 
-    Queue and delayed-set keys are appended to ``key_list`` (1-based positions are
-    referenced from the slots). ``time_of`` maps a cause's sequence number to its time;
-    a cause missing from it makes due times relative (the submit script adds its own).
+    Queue keys, each followed by its delayed set, are appended to ``key_list`` (their
+    1-based positions are referenced from the slots). ``time_of`` maps a cause's
+    sequence number to its time; a cause missing from it makes due times relative (the
+    submit script adds its own).
     """
     shard = shard_of(workflow_id)
-    positions = {key: i + 1 for i, key in enumerate(key_list)}
+    positions: dict[str, int] = {}  # queue key -> its 1-based position in key_list
     slots: list[Any] = []
     for event in events:
         key = event.idempotency_key()
         payload = encode_event(event)
         if isinstance(event, TaskEnqueued):
             queue = definition.task(event.node).options.queue
-            target = keys.delayed(shard, queue) if event.delay_ms else keys.queue(shard, queue)
+            target = keys.queue(shard, queue)
             if target not in positions:
-                key_list.append(target)
-                positions[target] = len(key_list)
+                # The queue's delayed set right after it: the script picks one by due time.
+                key_list += [target, keys.delayed(shard, queue)]
+                positions[target] = len(key_list) - 1
             due = event.delay_ms + time_of.get(event.cause, 0) if event.delay_ms else 0
             message = encode_task_message(workflow_id, event.node, event.attempt, definition.hash)
-            slots += ["E", key, payload, event.node, event.attempt, positions[target], message, due]
+            kind = "F" if definition.task(event.node).finalizer else "E"
+            position = positions[target]
+            slots += [kind, key, payload, event.node, event.attempt, position, message, due]
         elif isinstance(event, BarrierDecremented):
             slots += ["D", key, payload, "", "", 0, "", 0]
         elif isinstance(event, BarrierReleased):
@@ -247,17 +250,19 @@ class Projector:
                     decisions = decide(definition, state, cause)
                     time_of = {cause.seq: cause.time_ms}
                 expected = state.last_decision
-            # A terminal state decides nothing; the apply script still acknowledges the
-            # trigger and cancels its wake-up (answering TERMINAL).
-            reply, ended, archived = self._apply(
-                workflow_id, definition, decisions, time_of, expected, trigger
+                folded = (state.n, state.last_id)
+                done = finished(definition, state, decisions)
+            # An ended workflow decides little (finalizer retries); the apply script still
+            # acknowledges the trigger and cancels its wake-up, and archives it when done.
+            reply, archived = self._apply(
+                workflow_id, definition, decisions, time_of, expected, folded, trigger, done
             )
             if reply is Reply.OK:
                 if decisions:
                     bound.debug("decisions_applied", count=len(decisions), cause=expected)
                 if archived:
                     self.forget(workflow_id)
-                elif ended:
+                elif done:
                     self.archive(workflow_id)
                 return reply
             if reply is Reply.REBUILD:
@@ -276,13 +281,14 @@ class Projector:
         decisions: list[Event],
         time_of: dict[int, int],
         expected: int,
+        folded: tuple[int, str],
         trigger: Trigger | None,
-    ) -> tuple[Reply, bool, bool]:
-        """Apply in chunks; returns the last reply, whether the workflow ended, and
-        whether the script archived it already."""
+        done: bool,
+    ) -> tuple[Reply, bool]:
+        """Apply in chunks; returns the last reply and whether the script archived the
+        workflow (``done``: it is finished once these decisions are in)."""
         keys = self.keys
         shard = shard_of(workflow_id)
-        ended = False
         archived = False
         chunks = [decisions[i : i + APPLY_CHUNK] for i in range(0, len(decisions), APPLY_CHUNK)]
         for i, chunk in enumerate(chunks or [[]]):
@@ -306,18 +312,26 @@ class Projector:
                 encode_wake(workflow_id, "end"),
                 len(chunk),
                 ARCHIVE_INLINE,
+                "1" if done and last else "0",
+                *folded,
                 *slots,
             ]
             raw = self.scripts.call("apply", key_list, args)
             reply = reply_code(raw)
+            if reply is Reply.CONFLICT and int(raw[1]) < 0:
+                # The cached fold is not a prefix of the log (events lost in a crash or a
+                # failover): fold it again from the start.
+                log.warning("projection_cache_reset", workflow_id=workflow_id)
+                self.forget(workflow_id)
             if reply is not Reply.OK:
-                return reply, False, False
+                return reply, False
             expected = int(raw[2])
             archived = archived or bool(int(raw[3]))
-            ended = ended or any(isinstance(e, _TERMINAL_TYPES) for e in chunk)
-        return Reply.OK, ended, archived
+        return Reply.OK, archived
 
     def _ack(self, trigger: Trigger) -> None:
+        if not trigger.msg_id:
+            return
         pipe = self.client.pipeline(transaction=False)
         pipe.xack(trigger.queue_key, "workers", trigger.msg_id)
         pipe.xdel(trigger.queue_key, trigger.msg_id)

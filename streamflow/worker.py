@@ -26,8 +26,22 @@ import redis
 from streamflow import codec
 from streamflow.actors import Actor
 from streamflow.app import App
-from streamflow.definition import NONE, Definition, TaskNode, assemble
-from streamflow.errors import DecodeError, DefinitionError, EncodeError, StreamflowError
+from streamflow.definition import (
+    NONE,
+    ON_FAILURE,
+    ON_SUCCESS,
+    WORKFLOW_ON_FAILURE,
+    Definition,
+    TaskNode,
+    assemble,
+)
+from streamflow.errors import (
+    DecodeError,
+    DefinitionError,
+    EncodeError,
+    ScriptError,
+    StreamflowError,
+)
 from streamflow.events import (
     BarrierDecremented,
     Entry,
@@ -35,10 +49,12 @@ from streamflow.events import (
     TaskFailed,
     TaskStarted,
     TaskSucceeded,
+    WorkflowFailed,
     decode_event,
     encode_event,
     encode_with_cause_hole,
 )
+from streamflow.failures import Failure
 from streamflow.history import parse_raw
 from streamflow.keys import (
     PROJECTOR_GROUP,
@@ -72,7 +88,8 @@ class _Job:
     actor: Actor[Any, Any]
     start_seq: int = 0
     args_blob: bytes | None = None
-    piped: Any = None
+    inputs: list[Any] = dataclasses.field(default_factory=list)
+    """Appended to the task's own arguments: its piped input, or a callback's data."""
     started: float = 0.0
 
 
@@ -132,6 +149,7 @@ class Worker:
         self._stopping = threading.Event()
         self._inflight = 0
         self._last_claim = 0.0
+        self._claim_cursor: dict[str, str] = {}
         self._inflight_cv = threading.Condition()
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="streamflow-task")
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -279,8 +297,15 @@ class Worker:
         out: list[tuple[str, str, bytes]] = []
         for key in self._queue_keys:
             claim: Any = self.client.xautoclaim(
-                key, WORKER_GROUP, self.consumer, self.lease_ms, "0-0", count=count
+                key,
+                WORKER_GROUP,
+                self.consumer,
+                self.lease_ms,
+                self._claim_cursor.get(key, "0-0"),
+                count=count,
             )
+            # Go on from where the scan stopped next time (0-0 after a full pass).
+            self._claim_cursor[key] = claim[0].decode()
             for msg_id, fields in claim[1]:
                 if fields:  # deleted meanwhile: XAUTOCLAIM drops it from the PEL
                     out.append((key, msg_id.decode(), fields.get(b"m", b"")))
@@ -322,12 +347,17 @@ class Worker:
                 node=job.node, attempt=job.attempt, worker=self.consumer, msg_id=job.msg_id
             )
             first = len(calls)
+            finalizer = "1" if job.task.finalizer else "0"
             calls.append(
-                ("start", keys[:3], [job.node, job.attempt, job.msg_id, encode_event(started)])
+                (
+                    "start",
+                    keys[:3],
+                    [job.node, job.attempt, job.msg_id, encode_event(started), finalizer],
+                )
             )
-            leaves = job.definition.pipe_leaves(job.node)
-            for i in range(0, len(leaves), RESULTS_CHUNK):
-                calls.append(("results", keys[:2], leaves[i : i + RESULTS_CHUNK]))
+            fields = _input_fields(job.definition, job.task)
+            for i in range(0, len(fields), RESULTS_CHUNK):
+                calls.append(("results", keys[:2], fields[i : i + RESULTS_CHUNK]))
             spans.append((first, len(calls)))
         results = self.scripts.batch(self.client, calls)
         retry: list[_Job] = []
@@ -341,16 +371,8 @@ class Worker:
             if reply is Reply.RUN:
                 job.start_seq = int(raw[1])
                 job.args_blob = raw[3] or None
-                if job.task.pipe != NONE:
-                    payloads = [p for chunk in results[first + 1 : end] for p in chunk]
-                    values = {}
-                    for leaf, payload in zip(
-                        job.definition.pipe_leaves(job.node), payloads, strict=True
-                    ):
-                        event = decode_event(payload)
-                        assert isinstance(event, TaskSucceeded), f"no result for node {leaf}"
-                        values[leaf] = event.result
-                    job.piped = assemble(job.definition.specs[job.task.pipe], values)
+                values = [value for chunk in results[first + 1 : end] for value in chunk]
+                job.inputs = _inputs(job, values)
                 self._submit(job)
             elif reply in (Reply.DUP, Reply.STALE):
                 self._ack(job.queue_key, job.msg_id)
@@ -359,6 +381,8 @@ class Worker:
             elif reply is Reply.REBUILD:
                 self.projector.rebuild(job.workflow_id)
                 retry.append(job)
+            else:
+                raise ScriptError(f"start answered {raw!r}")
         return retry
 
     def _track(self, future: Future[Any]) -> None:
@@ -381,29 +405,32 @@ class Worker:
         kwargs: dict[str, Any] = {}
         if job.args_blob:
             args, kwargs = codec.decode(job.args_blob)
-        if job.task.pipe != NONE:
-            args = [*args, job.piped]
-        return args, kwargs
+        return [*args, *job.inputs], kwargs
 
     def _submit(self, job: _Job) -> None:
         job.started = time.monotonic()
-        if job.actor.is_async and self._loop is not None:
-            with self._inflight_cv:
-                self._inflight += 1
-            args, kwargs = self._arguments(job)
-            future = asyncio.run_coroutine_threadsafe(job.actor.fn(*args, **kwargs), self._loop)
-
-            def done(f: Future[Any]) -> None:
-                try:
-                    self._track(self._pool.submit(self._complete_async, job, f))
-                finally:
-                    with self._inflight_cv:
-                        self._inflight -= 1
-                        self._inflight_cv.notify_all()
-
-            future.add_done_callback(done)
-        else:
+        if not (job.actor.is_async and self._loop is not None):
             self._track(self._pool.submit(self._run_sync, job))
+            return
+        try:
+            args, kwargs = self._arguments(job)
+            coroutine = job.actor.fn(*args, **kwargs)
+        except Exception as exc:  # e.g. wrong arguments: a failure of the task, recorded
+            self._track(self._pool.submit(self._finish, job, self._failure(job, exc)))
+            return
+        with self._inflight_cv:
+            self._inflight += 1
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+
+        def done(f: Future[Any]) -> None:
+            try:
+                self._track(self._pool.submit(self._complete_async, job, f))
+            finally:
+                with self._inflight_cv:
+                    self._inflight -= 1
+                    self._inflight_cv.notify_all()
+
+        future.add_done_callback(done)
 
     def _run_sync(self, job: _Job) -> None:
         try:
@@ -476,8 +503,12 @@ class Worker:
         wf = job.workflow_id
         keys = self._wf_keys(wf)
         ok = isinstance(event, TaskSucceeded)
+        final_failure = isinstance(event, TaskFailed) and event.retry_delay_ms is None
         decrement_key, head, tail = "", b"", b""
-        if ok and job.task.succ != NONE:
+        # A success (or a tolerated final failure) decrements the task's barrier, in the
+        # same script as the outcome: fan-in outcomes then never conflict.
+        done = ok or (final_failure and job.task.allow_failure)
+        if done and job.task.succ != NONE:
             decrement = BarrierDecremented(barrier=job.task.succ, source=job.node)
             decrement_key = decrement.idempotency_key()
             head, tail = encode_with_cause_hole(decrement)
@@ -491,7 +522,7 @@ class Worker:
                     job.node,
                     job.attempt,
                     payload,
-                    "1" if ok else "0",
+                    "1" if ok else "F" if final_failure else "0",
                     decrement_key,
                     head,
                     wake,
@@ -499,6 +530,7 @@ class Worker:
                     self.projector.last_id(wf),
                     CATCH_UP,
                     tail,
+                    "1" if job.task.finalizer else "0",
                 ],
             )
             reply = reply_code(raw)
@@ -511,6 +543,8 @@ class Worker:
                 )
                 self._ack(job.queue_key, job.msg_id)
                 return
+            if reply is not Reply.OK:
+                raise ScriptError(f"outcome answered {raw!r}")
             seq, stream_id = int(raw[1]), raw[2].decode()
             caught_up = parse_raw(raw[3])
             # Fewer entries than asked for: the reply reached the log's end.
@@ -621,6 +655,11 @@ class Worker:
             except redis.RedisError as exc:
                 self._log.warning("recovery_failed", error=str(exc))
                 self._stopping.wait(1.0)
+            except Exception:
+                # A bad wake-up must not end recovery for the whole deployment; it stays
+                # pending and is retried after the lease.
+                self._log.exception("recovery_crashed")
+                self._stopping.wait(1.0)
 
     def _recover(self, wake_key: str, msg_id: str, data: bytes) -> None:
         try:
@@ -634,3 +673,51 @@ class Worker:
         pipe.xack(wake_key, PROJECTOR_GROUP, msg_id)
         pipe.xdel(wake_key, msg_id)
         pipe.execute()
+
+
+def _input_fields(definition: Definition, task: TaskNode) -> list[str]:
+    """Index fields naming what a task receives besides its own arguments."""
+    if task.role in (ON_SUCCESS, ON_FAILURE):
+        outcome = "ok" if task.role == ON_SUCCESS else "ko"
+        return [f"x:{task.subject}", f"{outcome}:{task.subject}"]
+    leaves = definition.pipe_leaves(task.id)
+    fields = [f"ok:{leaf}" for leaf in leaves]
+    return ["end", *fields] if task.role == WORKFLOW_ON_FAILURE else fields
+
+
+def _inputs(job: _Job, values: list[Any]) -> list[Any]:
+    """The values ``_input_fields`` named, decoded into the task's extra arguments."""
+    definition, task = job.definition, job.task
+    if task.role in (ON_SUCCESS, ON_FAILURE):
+        subject = definition.task(task.subject)
+        args, kwargs = codec.decode(values[0]) if values[0] else ([], {})
+        data = {
+            "workflow_id": job.workflow_id,
+            "node": subject.id,
+            "actor_name": subject.actor,
+            "args": args,
+            "kwargs": kwargs,
+        }
+        outcome = decode_event(values[1])
+        if isinstance(outcome, TaskSucceeded):
+            return [data, outcome.result]
+        assert isinstance(outcome, TaskFailed)
+        return [data, Failure.from_event(outcome, subject.actor).to_dict()]
+    extra: list[Any] = []
+    if task.role == WORKFLOW_ON_FAILURE:
+        end = decode_event(values[0]) if values[0] else None
+        extra.append(end.error if isinstance(end, WorkflowFailed) else {})
+        values = values[1:]
+    if task.pipe == NONE:
+        return extra
+    found: dict[int, Any] = {}
+    for leaf, value in zip(definition.pipe_leaves(task.id), values, strict=True):
+        if value is False or value is None:
+            found[leaf] = None  # partial results: nothing yet
+            continue
+        event = decode_event(value)
+        if isinstance(event, TaskSucceeded):
+            found[leaf] = event.result
+        elif isinstance(event, TaskFailed):
+            found[leaf] = Failure.from_event(event, definition.task(leaf).actor)
+    return [*extra, assemble(definition.specs[task.pipe], found)]

@@ -29,6 +29,11 @@ def test_example_runs(
     if index == 0:
         assert printed.splitlines()[0].endswith(" 10")
     if index == 2:
+        lines = printed.splitlines()
+        assert lines[0] == "1 True broken"
+        assert "fails ValueError" in lines
+        assert "a" in lines
+    if index == 3:
         assert printed.splitlines() == ["10", "[3, 6, 10]", "all done", "[2, 14]", "42"]
     if index == 1:
         assert "ValueError no luck" in printed

@@ -20,9 +20,11 @@ local function is_terminal(status)
 end
 
 -- Appends decisions, 8 ARGV slots each from position pos:
---   kind ('E' enqueue, 'D' decrement, 'R' release, 'T' terminal), idempotency key,
+--   kind ('E' enqueue, 'F' enqueue of a finalizer, 'D' decrement, 'R' release,
+--   'T' terminal), idempotency key,
 --   encoded event, node (status for 'T'), attempt, index into KEYS of the queue stream
---   or delayed set, queue message, due time in ms (0: now; added to due_base).
+--   (its delayed set follows it in KEYS), queue message, due time in ms (0: now; else
+--   added to due_base; a due time already past goes to the queue at once).
 -- Each is appended at most once, by its idempotency key. Returns n, d, ended.
 local function append_decisions(log, idx, active, wf, pos, count, n, d, due_base)
   local ended = false
@@ -34,17 +36,17 @@ local function append_decisions(log, idx, active, wf, pos, count, n, d, due_base
       n = n + 1
       local id = redis.call('XADD', log, 'NOMKSTREAM', '*', 'e', ARGV[b + 2], 's', n)
       redis.call('HSET', idx, key, id)
-      if kind == 'E' then
+      if kind == 'E' or kind == 'F' then
         local node = ARGV[b + 3]
         redis.call('HSET', idx, 'a:' .. node, ARGV[b + 4])
         redis.call('HDEL', idx, 'm:' .. node, 'c:' .. node)
-        local target, due = KEYS[tonumber(ARGV[b + 5])], tonumber(ARGV[b + 7])
+        local queue, due = tonumber(ARGV[b + 5]), tonumber(ARGV[b + 7])
         if due > 0 then due = due + due_base end
         if due > 0 and now == nil then now = now_ms() end
         if due > 0 and due > now then
-          redis.call('ZADD', target, due, ARGV[b + 6])
+          redis.call('ZADD', KEYS[queue + 1], due, ARGV[b + 6])
         else
-          redis.call('XADD', target, '*', 'm', ARGV[b + 6])
+          redis.call('XADD', KEYS[queue], '*', 'm', ARGV[b + 6])
         end
         d = n
       elseif kind == 'R' then
@@ -61,10 +63,14 @@ local function append_decisions(log, idx, active, wf, pos, count, n, d, due_base
   return n, d, ended
 end
 
--- Replaces a finished workflow's log and index by its archive: the entries
+-- Replaces a finished workflow's (short) log and index by its archive: the entries
 -- {stream id, seq, encoded event} packed by cmsgpack, behind codec header 0x12
 -- (version 1, written by a script).
-local function archive_log(log, idx, archive, active, wf, entries)
+local function archive_log(log, idx, archive, active, wf)
+  local entries = {}
+  for i, entry in ipairs(redis.call('XRANGE', log, '-', '+')) do
+    entries[i] = {entry[1], tonumber(entry[2][4]), entry[2][2]}
+  end
   redis.call('SET', archive, string.char(0x12) .. cmsgpack.pack(entries))
   redis.call('DEL', log, idx)
   redis.call('SREM', active, wf)

@@ -8,12 +8,17 @@
 -- ARGV[3] trigger message id ('' none)   ARGV[4] wake-up member to remove ('' none)
 -- ARGV[5] channel to publish on when the workflow ends   ARGV[6] archive grace in ms
 -- ARGV[7] archive wake-up member   ARGV[8] decision count k   ARGV[9] log size limit
--- ARGV[10..] 8 slots per decision
+-- ARGV[10] '1': once these decisions are in, the workflow has ended and no callback may
+-- still run - archive it   ARGV[11], ARGV[12] sequence number and stream id of the last
+-- event the caller folded (its fold must be a prefix of this log: after a failover or a
+-- lost write it may not be; then CONFLICT -1)   ARGV[13..] 8 slots per decision
 --
--- A workflow this call ends is archived at once if its log holds at most ARGV[9]
+-- Once the workflow has ended only finalizer enqueues (kind 'F') are accepted.
+--
+-- A finished workflow (ARGV[10]) is archived at once if its log holds at most ARGV[9]
 -- entries (uncompressed; see codec.py, flag 0x02); a longer log is left to the caller.
 --
--- Returns {'OK', n, d, archived} | {'CONFLICT', d} | {'REBUILD'} | {'GONE'} |
+-- Returns {'OK', n, d, archived} | {'CONFLICT', d or -1} | {'REBUILD'} | {'GONE'} |
 -- {'TERMINAL'};
 -- GONE and TERMINAL still acknowledge the trigger (nothing more can follow from it).
 local log, idx, archive, active, wake_due = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -27,21 +32,25 @@ end
 local n, err = live_length(log, idx, archive)
 if err == 'GONE' then ack() return {err} end
 if err then return {err} end
-if is_terminal(redis.call('HGET', idx, 'st')) then ack() return {'TERMINAL'} end
+if is_terminal(redis.call('HGET', idx, 'st')) then
+  for i = 0, tonumber(ARGV[8]) - 1 do
+    if ARGV[13 + i * 8] ~= 'F' then ack() return {'TERMINAL'} end
+  end
+end
 local d = tonumber(redis.call('HGET', idx, 'd') or '0')
 if d > tonumber(ARGV[2]) then return {'CONFLICT', d} end
+if ARGV[12] ~= '0-0' then
+  local last = redis.call('XRANGE', log, ARGV[12], ARGV[12])[1]
+  if not last or last[2][4] ~= ARGV[11] then return {'CONFLICT', -1} end
+end
 local ended
-n, d, ended = append_decisions(log, idx, active, ARGV[1], 10, tonumber(ARGV[8]), n, d, 0)
+n, d, ended = append_decisions(log, idx, active, ARGV[1], 13, tonumber(ARGV[8]), n, d, 0)
 ack()
 local archived = 0
-if ended then
-  redis.call('PUBLISH', ARGV[5], n)
+if ended then redis.call('PUBLISH', ARGV[5], n) end
+if ARGV[10] == '1' and is_terminal(redis.call('HGET', idx, 'st')) then
   if n <= tonumber(ARGV[9]) then
-    local entries = {}
-    for i, entry in ipairs(redis.call('XRANGE', log, '-', '+')) do
-      entries[i] = {entry[1], tonumber(entry[2][4]), entry[2][2]}
-    end
-    archive_log(log, idx, archive, active, ARGV[1], entries)
+    archive_log(log, idx, archive, active, ARGV[1])
     archived = 1
   else
     redis.call('ZADD', wake_due, now_ms() + tonumber(ARGV[6]), ARGV[7])

@@ -4,11 +4,13 @@
 --
 -- KEYS[1] log stream, KEYS[2] idx hash, KEYS[3] archive string, KEYS[4] wake-due set
 -- ARGV[1] node   ARGV[2] attempt   ARGV[3] encoded TaskSucceeded / TaskFailed
--- ARGV[4] '1' success, '0' failure   ARGV[5] decrement key ('' none)
+-- ARGV[4] '1' success, '0' failure to retry, 'F' final failure
+-- ARGV[5] decrement key ('' none: the outcome decrements no barrier)
 -- ARGV[6], ARGV[11] the encoded BarrierDecremented before and after its cause, which is
 -- the outcome's sequence number (known only here)
 -- ARGV[7] wake-up member   ARGV[8] grace in ms
 -- ARGV[9] catch-up: return log entries after this stream id ('' none)   ARGV[10] at most
+-- ARGV[12] '1' if the node is a finalizer (a callback, which may run after the end)
 --
 -- Returns {'OK', seq, stream id, entries} | {'STALE'} (not the current attempt, outcome
 -- exists, workflow ended or gone) | {'REBUILD'}.
@@ -19,18 +21,21 @@ if err == 'GONE' then return {'STALE'} end
 if err then return {err} end
 local out_key = 'out:' .. node .. ':' .. attempt
 local current = redis.call('HMGET', idx, 'st', 'a:' .. node, out_key)
-if current[1] ~= 'running' or current[2] ~= attempt or current[3] then return {'STALE'} end
+local open = current[1] == 'running' or (ARGV[12] == '1' and is_terminal(current[1]))
+if not open or current[2] ~= attempt or current[3] then return {'STALE'} end
 n = n + 1
 local seq = n
 local id = redis.call('XADD', log, 'NOMKSTREAM', '*', 'e', ARGV[3], 's', n)
 redis.call('HSET', idx, out_key, id)
 if ARGV[4] == '1' then
   redis.call('HSET', idx, 'ok:' .. node, id)
-  if ARGV[5] ~= '' and redis.call('HEXISTS', idx, ARGV[5]) == 0 then
-    n = n + 1
-    local payload = ARGV[6] .. cmsgpack.pack(seq) .. ARGV[11]
-    redis.call('HSET', idx, ARGV[5], redis.call('XADD', log, 'NOMKSTREAM', '*', 'e', payload, 's', n))
-  end
+elseif ARGV[4] == 'F' then
+  redis.call('HSET', idx, 'ko:' .. node, id)
+end
+if ARGV[5] ~= '' and redis.call('HEXISTS', idx, ARGV[5]) == 0 then
+  n = n + 1
+  local payload = ARGV[6] .. cmsgpack.pack(seq) .. ARGV[11]
+  redis.call('HSET', idx, ARGV[5], redis.call('XADD', log, 'NOMKSTREAM', '*', 'e', payload, 's', n))
 end
 redis.call('HSET', idx, 'n', n)
 redis.call('ZADD', wake_due, now_ms() + tonumber(ARGV[8]), ARGV[7])

@@ -1,17 +1,23 @@
--- Reads the encoded TaskSucceeded events of some task nodes (a chunk of a piped input).
+-- Reads what a task receives besides its own arguments: the events (or raw index
+-- values) its inputs name - piped results, a callback's subject, a workflow's failure.
 --
 -- KEYS[1] log stream, KEYS[2] idx hash
--- ARGV[1..] task node ids
+-- ARGV[1..] index fields: 'ok:<node>' (its TaskSucceeded, else its final TaskFailed),
+--   'ko:<node>' (its final TaskFailed), 'end' (the terminal event), 'x:<node>' (its
+--   encoded arguments, returned as they are)
 --
--- Returns one entry per node: the encoded event, or false if it has no result.
+-- Returns one entry per field: the encoded event or value, or false if absent.
 local out = {}
 for i = 1, #ARGV do
-  local id = redis.call('HGET', KEYS[2], 'ok:' .. ARGV[i])
-  local payload = false
-  if id then
-    local entry = redis.call('XRANGE', KEYS[1], id, id)[1]
-    if entry then payload = entry[2][2] end
+  local field = ARGV[i]
+  local value = redis.call('HGET', KEYS[2], field)
+  if not value and string.sub(field, 1, 3) == 'ok:' then
+    value = redis.call('HGET', KEYS[2], 'ko:' .. string.sub(field, 4))
   end
-  out[i] = payload
+  if value and string.sub(field, 1, 2) ~= 'x:' then
+    local entry = redis.call('XRANGE', KEYS[1], value, value)[1]
+    value = entry and entry[2][2] or false
+  end
+  out[i] = value or false
 end
 return out

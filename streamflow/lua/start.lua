@@ -3,6 +3,7 @@
 --
 -- KEYS[1] log stream, KEYS[2] idx hash, KEYS[3] archive string
 -- ARGV[1] node   ARGV[2] attempt   ARGV[3] queue message id   ARGV[4] encoded TaskStarted
+-- ARGV[5] '1' if the node is a finalizer (a callback, which may run after the end)
 --
 -- Returns {'RUN', seq, deliveries, arguments or false} - first start of this attempt, or
 -- the same message redelivered; {'DUP'} - another message owns this attempt;
@@ -16,7 +17,8 @@ if err == 'GONE' then return {'STALE'} end
 if err then return {err} end
 if n == 0 then return {'STALE'} end
 local current = redis.call('HMGET', idx, 'st', 'a:' .. node, 'm:' .. node, 'out:' .. node .. ':' .. attempt)
-if current[1] ~= 'running' or current[2] ~= attempt then return {'STALE'} end
+local open = current[1] == 'running' or (ARGV[5] == '1' and is_terminal(current[1]))
+if not open or current[2] ~= attempt then return {'STALE'} end
 if current[4] then return {'ALREADY_DONE'} end
 if current[3] and current[3] ~= msg_id then return {'DUP'} end
 n = n + 1

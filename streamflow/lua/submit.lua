@@ -6,8 +6,8 @@
 -- KEYS[5] wake-due sorted set, KEYS[6..] queue streams / delayed sets named by decisions
 -- ARGV[1] workflow id        ARGV[2] encoded WorkflowSubmitted   ARGV[3] definition hash
 -- ARGV[4] recovery wake-up member ('' none: every decision is in this call)
--- ARGV[5] recovery grace in ms      ARGV[6] number of argument fields a
--- ARGV[7 .. 6+2a] node, encoded arguments (pairs)
+-- ARGV[5] recovery grace in ms      ARGV[6] channel to publish on if it ends at once
+-- ARGV[7] number of argument fields a   ARGV[8 .. 7+2a] node, encoded arguments (pairs)
 -- then: decision count k, then 8 slots per decision (see _lib.lua append_decisions)
 --
 -- Due times of decisions are relative to the submission (its stream id's time).
@@ -20,15 +20,20 @@ end
 local id = redis.call('XADD', log, '*', 'e', ARGV[2], 's', 1)
 redis.call('DEL', idx)
 redis.call('HSET', idx, 'sub', id, 'def', ARGV[3], 'st', 'running', 'n', 1, 'd', 0)
-local a = tonumber(ARGV[6])
+local a = tonumber(ARGV[7])
 for i = 0, a - 1 do
-  redis.call('HSET', idx, 'x:' .. ARGV[7 + 2 * i], ARGV[8 + 2 * i])
+  redis.call('HSET', idx, 'x:' .. ARGV[8 + 2 * i], ARGV[9 + 2 * i])
 end
 redis.call('SADD', active, ARGV[1])
 if ARGV[4] ~= '' then
   redis.call('ZADD', wake_due, now_ms() + tonumber(ARGV[5]), ARGV[4])
 end
-local pos = 7 + 2 * a
+local pos = 8 + 2 * a
 local base = tonumber(string.match(id, '^(%d+)'))
-local n, d = append_decisions(log, idx, active, ARGV[1], pos + 1, tonumber(ARGV[pos]), 1, 0, base)
+local n, d, ended = append_decisions(log, idx, active, ARGV[1], pos + 1, tonumber(ARGV[pos]), 1, 0, base)
+if ended then
+  -- Nothing to run (an empty canvas): archive the few events at once.
+  archive_log(log, idx, archive, active, ARGV[1])
+  redis.call('PUBLISH', ARGV[6], n)
+end
 return {'OK', n, d, id}
