@@ -49,6 +49,8 @@ class ActorOptions:
     """Upper bound of the retry delay."""
     time_limit_ms: int | None = None
     """Longest a single attempt may run (None: no limit)."""
+    result_ttl_ms: int | None = None
+    """Keep a finished workflow running this actor at least this long."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

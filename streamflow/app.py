@@ -15,12 +15,12 @@ from streamflow.core import (
     decide,
     fold_all,
 )
-from streamflow.definition import Definition
+from streamflow.definition import Definition, TaskNode
 from streamflow.events import Entry, WorkflowSubmitted, encode_event
 from streamflow.handles import WorkflowHandle
 from streamflow.keys import Keys, encode_wake, new_workflow_id
 from streamflow.logs import get_logger
-from streamflow.projector import APPLY_CHUNK, Definitions, Projector, decision_slots
+from streamflow.projector import APPLY_CHUNK, Definitions, Projector, Trigger, decision_slots
 from streamflow.scripts import Reply, Scripts, reply_code
 
 if TYPE_CHECKING:
@@ -40,6 +40,9 @@ class App:
         shards: number of shards workflows are spread over (1 on a single Redis).
         recovery_grace_ms: how long a recorded outcome may wait for its projection before
             a recovery projector takes it over.
+        retention: seconds a finished workflow (its history and results) is kept before
+            the sweep removes it (default 7 days); per workflow and per actor
+            (``result_ttl``) it can be set too.
     """
 
     def __init__(
@@ -49,6 +52,7 @@ class App:
         prefix: str = "sf",
         shards: int = 1,
         recovery_grace_ms: int = 10_000,
+        retention: float = 7 * 24 * 3600,
     ) -> None:
         if shards < 1:
             raise ValueError(f"shards must be at least 1 (got {shards!r})")
@@ -73,6 +77,7 @@ class App:
             recovery_grace_ms=recovery_grace_ms,
         )
         self._next_shard = 0
+        self.retention_ms = to_ms(retention, "retention")
 
     def __repr__(self) -> str:
         return f"App({self.url!r}, actors={sorted(self.actors)})"
@@ -93,6 +98,7 @@ class App:
         min_backoff: float = 1.0,
         max_backoff: float = 60.0,
         time_limit: float | None = None,
+        result_ttl: float | None = None,
     ) -> Callable[[F], Actor[Any, Any]]: ...
 
     def actor(
@@ -105,6 +111,7 @@ class App:
         min_backoff: float = 1.0,
         max_backoff: float = 60.0,
         time_limit: float | None = None,
+        result_ttl: float | None = None,
     ) -> Actor[Any, Any] | Callable[[F], Actor[Any, Any]]:
         """Register a function (plain or ``async``) as an actor.
 
@@ -117,6 +124,8 @@ class App:
             min_backoff: seconds before the first retry (doubles per retry, with jitter).
             max_backoff: upper bound of the retry delay, in seconds.
             time_limit: longest an attempt may run, in seconds (None: no limit).
+            result_ttl: seconds a finished workflow running this actor is kept at least
+                (the longest of its actors' wins over the App's retention).
         """
         if not queue or ":" in queue or "{" in queue:
             raise ValueError(f"queue must be a non-empty name without ':' or '{{' (got {queue!r})")
@@ -128,6 +137,7 @@ class App:
             min_backoff_ms=to_ms(min_backoff, "min_backoff"),
             max_backoff_ms=to_ms(max_backoff, "max_backoff"),
             time_limit_ms=None if time_limit is None else to_ms(time_limit, "time_limit"),
+            result_ttl_ms=None if result_ttl is None else to_ms(result_ttl, "result_ttl"),
         )
 
         def register(func: F) -> Actor[Any, Any]:
@@ -148,6 +158,7 @@ class App:
         *,
         workflow_id: str | None = None,
         on_failure: Actor[Any, Any] | None = None,
+        retention: float | None = None,
     ) -> WorkflowHandle:
         """Compile ``canvas``, store its definition once, and start the workflow.
 
@@ -158,6 +169,8 @@ class App:
             on_failure: actor run once if the workflow fails, with
                 ``(failure, partial_results)`` (partial results: the result's shape, with
                 None where nothing finished).
+            retention: seconds to keep it once finished (default: the longest
+                ``result_ttl`` of its actors, else the App's retention).
 
         Raises:
             TypeError: ``canvas`` is not a canvas.
@@ -170,14 +183,14 @@ class App:
         submitted = WorkflowSubmitted(
             def_hash=definition.hash,
             args=compiled.args,
-            options={},
+            options={"retention_ms": self._retention_ms(definition, retention)},
             engine_version=__version__,
         )
         payload = encode_event(submitted)  # may raise EncodeError: before any write
         self.definitions.put(definition)
         state = fold_all([Entry(seq=1, stream_id="0-0", event=submitted)])
         decisions = decide(definition, state, Entry(seq=1, stream_id="0-0", event=submitted))
-        self._submit(workflow_id, definition, payload, compiled.args, decisions)
+        self._submit(workflow_id, definition, submitted, payload, decisions)
         log.info(
             "workflow_submitted",
             workflow_id=workflow_id,
@@ -185,6 +198,16 @@ class App:
             def_hash=definition.hash,
         )
         return WorkflowHandle(self, workflow_id)
+
+    def _retention_ms(self, definition: Definition, retention: float | None) -> int:
+        if retention is not None:
+            return to_ms(retention, "retention")
+        ttls = [
+            n.options.result_ttl_ms
+            for n in definition.nodes
+            if isinstance(n, TaskNode) and n.options.result_ttl_ms is not None
+        ]
+        return max(ttls) if ttls else self.retention_ms
 
     def new_workflow_id(self) -> str:
         """A fresh workflow id (choose it before submitting to make retries idempotent)."""
@@ -196,11 +219,13 @@ class App:
         self,
         workflow_id: str,
         definition: Definition,
+        submitted: WorkflowSubmitted,
         payload: bytes,
-        args: dict[int, bytes],
         decisions: list[Any],
     ) -> None:
         keys = self.keys
+        args = submitted.args
+        retention_ms = submitted.options["retention_ms"]
         shard = int(workflow_id.partition("-")[0])
         first, rest = decisions[:APPLY_CHUNK], decisions[APPLY_CHUNK:]
         key_list = [
@@ -209,6 +234,8 @@ class App:
             keys.archive(workflow_id),
             keys.active(shard),
             keys.wake_due(shard),
+            keys.expiry(shard),
+            keys.tombstone(workflow_id),
         ]
         # Due times relative to the submission: the script adds its own clock.
         slots = decision_slots(workflow_id, definition, first, {}, keys, key_list)
@@ -226,6 +253,7 @@ class App:
                 wake,
                 self.projector.recovery_grace_ms,
                 keys.done_channel(workflow_id),
+                retention_ms,
                 len(args),
                 *arg_pairs,
                 len(first),
@@ -239,15 +267,7 @@ class App:
             # The remaining roots go in chunks; the wake-up scheduled above finishes the
             # job if this process dies before the last one.
             submitted_ms = int(raw[3].decode().split("-")[0])
-            cause = Entry(
-                seq=1,
-                stream_id=f"{submitted_ms}-0",
-                event=WorkflowSubmitted(
-                    def_hash=definition.hash, args={}, options={}, engine_version=__version__
-                ),
-            )
-            from streamflow.projector import Trigger
-
+            cause = Entry(seq=1, stream_id=f"{submitted_ms}-0", event=submitted)
             self.projector.project(
                 workflow_id,
                 cause,

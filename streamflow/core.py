@@ -335,7 +335,8 @@ def finished(definition: Definition, state: State, decisions: Iterable[Event] = 
 def index_fields(state: State) -> dict[str, str | bytes | int]:
     """The derived index (``idx`` hash) that the scripts keep, rebuilt from a state.
 
-    Fields: ``n``, ``d`` (last decision), ``st`` (status), ``def``; every idempotency key
+    Fields: ``n``, ``d`` (last decision), ``st`` (status), ``def``, ``ret`` (retention in
+    ms, from the submission's options); every idempotency key
     -> stream id; ``a:<node>`` attempt; ``m:<node>`` owning message id; ``c:<node>``
     deliveries; ``ok:<node>`` stream id of the result; ``ko:<node>`` stream id of the final
     failure; ``x:<node>`` encoded arguments.
@@ -345,6 +346,7 @@ def index_fields(state: State) -> dict[str, str | bytes | int]:
         "d": state.last_decision,
         "st": state.status,
         "def": state.def_hash,
+        "ret": int(state.options.get("retention_ms", 0)),
     }
     fields.update(state.keys)
     for node, attempt in state.attempt.items():

@@ -167,7 +167,14 @@ class Definition:
             else:
                 rows.append([1, list(n.sources), list(n.targets)])
         encoded_profiles = [
-            [p.queue, p.max_retries, p.min_backoff_ms, p.max_backoff_ms, p.time_limit_ms]
+            [
+                p.queue,
+                p.max_retries,
+                p.min_backoff_ms,
+                p.max_backoff_ms,
+                p.time_limit_ms,
+                p.result_ttl_ms,
+            ]
             for p in profiles
         ]
         return codec.encode(
@@ -200,9 +207,14 @@ class Definition:
         _, encoded_profiles, rows, specs, root_spec, on_failure, full_spec = raw
         profiles = [
             ActorOptions(
-                queue=q, max_retries=r, min_backoff_ms=lo, max_backoff_ms=hi, time_limit_ms=tl
+                queue=q,
+                max_retries=r,
+                min_backoff_ms=lo,
+                max_backoff_ms=hi,
+                time_limit_ms=tl,
+                result_ttl_ms=ttl,
             )
-            for q, r, lo, hi, tl in encoded_profiles
+            for q, r, lo, hi, tl, ttl in encoded_profiles
         ]
         nodes: list[Node] = []
         for i, row in enumerate(rows):

@@ -91,6 +91,10 @@ class Keys:
     def archive(self, wf: str) -> str:
         return f"{self.prefix}:{{{shard_of(wf)}}}:{wf}:archive"
 
+    def results(self, wf: str) -> str:
+        """Out-of-line results too large for the log: field ``<node>:<attempt>``."""
+        return f"{self.prefix}:{{{shard_of(wf)}}}:{wf}:results"
+
     def tombstone(self, wf: str) -> str:
         """Left behind (with a TTL) when a finished workflow is removed after retention."""
         return f"{self.prefix}:{{{shard_of(wf)}}}:{wf}:expired"
@@ -113,6 +117,10 @@ class Keys:
 
     def wake_due(self, shard: int) -> str:
         return f"{self.prefix}:{{{shard}}}:wake-due"
+
+    def expiry(self, shard: int) -> str:
+        """Finished workflows by the time their retention ends."""
+        return f"{self.prefix}:{{{shard}}}:expiry"
 
     def active(self, shard: int) -> str:
         return f"{self.prefix}:{{{shard}}}:active"

@@ -300,6 +300,7 @@ class Projector:
                 keys.active(shard),
                 keys.wake_due(shard),
                 trigger.queue_key if trigger is not None and last else keys.log(workflow_id),
+                keys.expiry(shard),
             ]
             slots = decision_slots(workflow_id, definition, chunk, time_of, keys, key_list)
             args = [
@@ -356,6 +357,7 @@ class Projector:
                         keys.archive(workflow_id),
                         keys.active(shard),
                         keys.wake_due(shard),
+                        keys.expiry(shard),
                     ],
                     [workflow_id, len(raw), encode_archive(raw), encode_wake(workflow_id, "end")],
                 )

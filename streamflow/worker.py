@@ -67,7 +67,7 @@ from streamflow.keys import (
 from streamflow.logs import get_logger
 from streamflow.projector import Trigger
 from streamflow.scripts import Reply, reply_code
-from streamflow.timer import move_due
+from streamflow.timer import move_due, sweep_expired
 
 log = get_logger(__name__)
 
@@ -108,6 +108,7 @@ class Worker:
         timer: move due delayed tasks, retries and wake-ups into their streams.
         consumer: consumer name (default: host, pid and a random suffix).
         grace_s: on stop, how long in-flight tasks may take to finish.
+        sweep_interval_s: how often the timer removes workflows past their retention.
     """
 
     def __init__(
@@ -124,6 +125,7 @@ class Worker:
         consumer: str | None = None,
         block_ms: int = 500,
         grace_s: float = 30.0,
+        sweep_interval_s: float = 1.0,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1 (got {concurrency!r})")
@@ -144,6 +146,7 @@ class Worker:
         self.timer = timer
         self.block_ms = block_ms
         self.grace_s = grace_s
+        self.sweep_interval_s = sweep_interval_s
         self.consumer = consumer or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
         self._queue_keys = [self.keys.queue(s, q) for s in self.shards for q in self.queues]
         self._stopping = threading.Event()
@@ -621,9 +624,15 @@ class Worker:
     # -- timer and recovery ---------------------------------------------------------
 
     def _timer_loop(self) -> None:
+        last_sweep = 0.0
         while not self._stopping.wait(0.05):
             try:
                 move_due(self.client, self.scripts, self.keys, self.shards, self.queues)
+                if time.monotonic() - last_sweep > self.sweep_interval_s:
+                    last_sweep = time.monotonic()
+                    removed = sweep_expired(self.client, self.scripts, self.keys, self.shards)
+                    if removed:
+                        self._log.info("expired_workflows_removed", count=removed)
             except redis.RedisError as exc:
                 self._log.warning("timer_failed", error=str(exc))
                 self._stopping.wait(1.0)

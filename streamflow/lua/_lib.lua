@@ -63,15 +63,22 @@ local function append_decisions(log, idx, active, wf, pos, count, n, d, due_base
   return n, d, ended
 end
 
+-- Registers a workflow archived just now for removal after its retention (idx 'ret').
+local function schedule_expiry(idx, expiry, wf)
+  local ret = tonumber(redis.call('HGET', idx, 'ret') or '0')
+  redis.call('ZADD', expiry, now_ms() + ret, wf)
+end
+
 -- Replaces a finished workflow's (short) log and index by its archive: the entries
 -- {stream id, seq, encoded event} packed by cmsgpack, behind codec header 0x12
 -- (version 1, written by a script).
-local function archive_log(log, idx, archive, active, wf)
+local function archive_log(log, idx, archive, active, expiry, wf)
   local entries = {}
   for i, entry in ipairs(redis.call('XRANGE', log, '-', '+')) do
     entries[i] = {entry[1], tonumber(entry[2][4]), entry[2][2]}
   end
   redis.call('SET', archive, string.char(0x12) .. cmsgpack.pack(entries))
+  schedule_expiry(idx, expiry, wf)
   redis.call('DEL', log, idx)
   redis.call('SREM', active, wf)
 end

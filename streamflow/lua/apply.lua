@@ -3,7 +3,7 @@
 --
 -- KEYS[1] log stream, KEYS[2] idx hash, KEYS[3] archive string, KEYS[4] active set,
 -- KEYS[5] wake-due sorted set, KEYS[6] trigger's queue stream (any key if none),
--- KEYS[7..] queue streams / delayed sets named by decisions
+-- KEYS[7] expiry sorted set, KEYS[8..] queue streams / delayed sets named by decisions
 -- ARGV[1] workflow id   ARGV[2] last decision seq the caller folded (CONFLICT if newer)
 -- ARGV[3] trigger message id ('' none)   ARGV[4] wake-up member to remove ('' none)
 -- ARGV[5] channel to publish on when the workflow ends   ARGV[6] archive grace in ms
@@ -50,7 +50,7 @@ local archived = 0
 if ended then redis.call('PUBLISH', ARGV[5], n) end
 if ARGV[10] == '1' and is_terminal(redis.call('HGET', idx, 'st')) then
   if n <= tonumber(ARGV[9]) then
-    archive_log(log, idx, archive, active, ARGV[1])
+    archive_log(log, idx, archive, active, KEYS[7], ARGV[1])
     archived = 1
   else
     redis.call('ZADD', wake_due, now_ms() + tonumber(ARGV[6]), ARGV[7])

@@ -2,7 +2,7 @@
 -- compare-and-set on the log length so that no late event is lost.
 --
 -- KEYS[1] log stream, KEYS[2] idx hash, KEYS[3] archive string, KEYS[4] active set,
--- KEYS[5] wake-due set
+-- KEYS[5] wake-due set, KEYS[6] expiry sorted set
 -- ARGV[1] workflow id   ARGV[2] log length the archive holds   ARGV[3] archive bytes
 -- ARGV[4] archive wake-up member to remove
 --
@@ -16,6 +16,7 @@ end
 if redis.call('XLEN', log) ~= tonumber(ARGV[2]) then return {'CONFLICT'} end
 if not is_terminal(redis.call('HGET', idx, 'st')) then return {'RUNNING'} end
 redis.call('SET', archive, ARGV[3])
+schedule_expiry(idx, KEYS[6], ARGV[1])
 redis.call('DEL', log, idx)
 redis.call('SREM', KEYS[4], ARGV[1])
 redis.call('ZREM', KEYS[5], ARGV[4])

@@ -1,0 +1,73 @@
+"""Result lifetime: finished workflows are removed after their retention, by a sweep."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from streamflow import App, ResultMissing
+from streamflow.timer import sweep_expired
+from tests.waiting import wait_until
+
+
+@pytest.fixture
+def app(r: redis.Redis, redis_url: str) -> Iterator[App]:
+    application = App(redis_url, retention=0.2)
+    yield application
+    application.close()
+
+
+def test_sweep_removes_only_finished_workflows(app: App, r: redis.Redis) -> None:
+    @app.actor
+    def quick() -> int:
+        return 1
+
+    @app.actor(queue="later")
+    def never_run() -> int:
+        return 2
+
+    with app.worker(queues=["default"]):
+        done = quick.send()
+        assert done.get_result(block=True, timeout=10) == 1
+        running = never_run.send()  # nobody reads "later": stays running
+        wait_until(lambda: r.exists(app.keys.tombstone(done.id)), 10, message="sweep")
+    with pytest.raises(ResultMissing, match="expired") as info:
+        done.get_result()
+    assert info.value.reason == "expired"
+    assert not r.exists(app.keys.archive(done.id))
+    assert running.status().status == "running"
+    assert r.exists(app.keys.log(running.id))
+    # A retried submit of an expired id is refused, never recreated.
+    app.submit(quick.message(), workflow_id=done.id)
+    assert not r.exists(app.keys.log(done.id))
+
+
+def test_retention_per_workflow_and_per_actor(app: App, r: redis.Redis) -> None:
+    @app.actor(result_ttl=3600)
+    def kept() -> int:
+        return 1
+
+    @app.actor
+    def plain() -> int:
+        return 2
+
+    with app.worker():
+        by_actor = kept.send()
+        by_workflow = app.submit(plain.message(), retention=3600)
+        by_app = plain.send()
+        for handle in (by_actor, by_workflow, by_app):
+            handle.get_result(block=True, timeout=10)
+        wait_until(lambda: r.exists(app.keys.tombstone(by_app.id)), 10, message="sweep")
+    assert sweep_expired(app.client, app.scripts, app.keys, [0]) == 0
+    assert by_actor.get_result() == 1
+    assert by_workflow.get_result() == 2
+    expiry: Any = r.zscore(app.keys.expiry(0), by_actor.id)
+    assert expiry > r.time()[0] * 1000 + 3_000_000
+
+
+def test_unknown_id_is_unknown_not_expired(app: App) -> None:
+    with pytest.raises(ResultMissing, match="unknown"):
+        app.handle("0-00ff").get_result()
