@@ -43,6 +43,9 @@ class App:
         retention: seconds a finished workflow (its history and results) is kept before
             the sweep removes it (default 7 days); per workflow and per actor
             (``result_ttl``) it can be set too.
+        large_result_bytes: results encoding to more bytes are stored out of line, in a
+            key of their workflow, and referenced from the log.
+        max_result_bytes: a task whose result encodes to more fails with ResultTooLarge.
     """
 
     def __init__(
@@ -53,6 +56,8 @@ class App:
         shards: int = 1,
         recovery_grace_ms: int = 10_000,
         retention: float = 7 * 24 * 3600,
+        large_result_bytes: int = 64 * 1024,
+        max_result_bytes: int = 16 * 1024 * 1024,
     ) -> None:
         if shards < 1:
             raise ValueError(f"shards must be at least 1 (got {shards!r})")
@@ -78,6 +83,8 @@ class App:
         )
         self._next_shard = 0
         self.retention_ms = to_ms(retention, "retention")
+        self.large_result_bytes = large_result_bytes
+        self.max_result_bytes = max_result_bytes
 
     def __repr__(self) -> str:
         return f"App({self.url!r}, actors={sorted(self.actors)})"

@@ -25,6 +25,7 @@ from streamflow.events import (
     BarrierReleased,
     Entry,
     Event,
+    OutOfLine,
     TaskEnqueued,
     TaskFailed,
     TaskStarted,
@@ -108,7 +109,9 @@ def fold(state: State, entry: Entry) -> State:
             state.owner.setdefault(event.node, event.msg_id)
             state.deliveries[event.node] = state.deliveries.get(event.node, 0) + 1
     elif isinstance(event, TaskSucceeded):
-        state.results[event.node] = event.result
+        state.results[event.node] = (
+            OutOfLine(event.result_ref) if event.result_ref else event.result
+        )
         state.result_ids[event.node] = entry.stream_id
     elif isinstance(event, BarrierDecremented):
         state.decremented.setdefault(event.barrier, set()).add(event.source)

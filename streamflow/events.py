@@ -73,9 +73,19 @@ class TaskSucceeded(Event):
     node: int
     attempt: int
     result: Any = None
+    result_ref: str = ""
+    """Set for a result too large for the log: its field in the workflow's results hash
+    (``result`` is then None)."""
 
     def idempotency_key(self) -> str:
         return f"out:{self.node}:{self.attempt}"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OutOfLine:
+    """Stands for a result stored out of line (see ``TaskSucceeded.result_ref``)."""
+
+    field: str
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

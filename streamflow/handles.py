@@ -6,10 +6,11 @@ import dataclasses
 import time
 from typing import TYPE_CHECKING, Any
 
+from streamflow import codec
 from streamflow.core import CANCELLED, COMPLETED, FAILED, TERMINAL_STATUSES, State, fold_all
 from streamflow.definition import Definition, Spec, TaskNode, assemble
 from streamflow.errors import ResultFailure, ResultMissing, ResultTimeout, WorkflowNotFoundError
-from streamflow.events import Entry
+from streamflow.events import Entry, OutOfLine
 from streamflow.failures import Failure
 from streamflow.history import read_history
 
@@ -69,6 +70,9 @@ class Snapshot:
     state: State
     definition: Definition
     archived: bool
+    client: Any
+    results_key: str
+    """Where results too large for the log are stored."""
 
 
 class WorkflowHandle:
@@ -105,7 +109,13 @@ class WorkflowHandle:
         if not state.def_hash:
             raise ResultMissing(self.id, "unknown")
         archived = self.app.client.exists(self.app.keys.archive(self.id)) == 1
-        return Snapshot(state, self.app.definitions.get(state.def_hash), archived)
+        return Snapshot(
+            state,
+            self.app.definitions.get(state.def_hash),
+            archived,
+            self.app.client,
+            self.app.keys.results(self.id),
+        )
 
     def status(self) -> WorkflowStatus:
         """Where the workflow stands now."""
@@ -196,6 +206,11 @@ class WorkflowHandle:
 def values(snap: Snapshot) -> dict[int, Any]:
     """Each finished task's value: its result, or a Failure if it failed for good."""
     found: dict[int, Any] = dict(snap.state.results)
+    refs = {node: v.field for node, v in found.items() if isinstance(v, OutOfLine)}
+    if refs:
+        blobs: Any = snap.client.hmget(snap.results_key, list(refs.values()))
+        for node, blob in zip(refs, blobs, strict=True):
+            found[node] = codec.decode(blob)
     for node, error in snap.state.failures.items():
         task = snap.definition.task(node)
         found[node] = Failure(

@@ -17,7 +17,7 @@ import socket
 import threading
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -39,6 +39,7 @@ from streamflow.errors import (
     DecodeError,
     DefinitionError,
     EncodeError,
+    ResultTooLarge,
     ScriptError,
     StreamflowError,
 )
@@ -89,6 +90,8 @@ class _Job:
     start_seq: int = 0
     args_blob: bytes | None = None
     inputs: list[Any] = dataclasses.field(default_factory=list)
+    blob: bytes = b""
+    """An out-of-line result's encoding, stored with the outcome."""
     """Appended to the task's own arguments: its piped input, or a callback's data."""
     started: float = 0.0
 
@@ -375,7 +378,7 @@ class Worker:
                 job.start_seq = int(raw[1])
                 job.args_blob = raw[3] or None
                 values = [value for chunk in results[first + 1 : end] for value in chunk]
-                job.inputs = _inputs(job, values)
+                job.inputs = _inputs(job, values, self._out_of_line(job.workflow_id))
                 self._submit(job)
             elif reply in (Reply.DUP, Reply.STALE):
                 self._ack(job.queue_key, job.msg_id)
@@ -453,14 +456,24 @@ class Worker:
             self._finish(job, self._success(job, result))
 
     def _success(self, job: _Job, result: Any) -> Event:
-        event = TaskSucceeded(
-            node=job.node, attempt=job.attempt, result=result, cause=job.start_seq
-        )
         try:
-            codec.encode_checked(result, what=f"result of {job.actor.name}")
+            data = codec.encode_checked(result, what=f"result of {job.actor.name}")
         except EncodeError as exc:
             return self._failure(job, exc)
-        return event
+        if len(data) > self.app.max_result_bytes:
+            too_large = ResultTooLarge(
+                f"result of {job.actor.name} is {len(data)} bytes encoded, "
+                f"over the limit of {self.app.max_result_bytes}"
+            )
+            return self._failure(job, too_large)
+        if len(data) > self.app.large_result_bytes:
+            # Out of line: the log keeps a reference, the outcome script stores the bytes.
+            job.blob = data
+            ref = f"{job.node}:{job.attempt}"
+            return TaskSucceeded(
+                node=job.node, attempt=job.attempt, result_ref=ref, cause=job.start_seq
+            )
+        return TaskSucceeded(node=job.node, attempt=job.attempt, result=result, cause=job.start_seq)
 
     def _failure(self, job: _Job, exc: BaseException) -> Event:
         options = job.task.options
@@ -520,7 +533,7 @@ class Worker:
         for _ in range(10):
             raw = self.scripts.call(
                 "outcome",
-                [keys[0], keys[1], keys[2], keys[3]],
+                [keys[0], keys[1], keys[2], keys[3], self.keys.results(wf)],
                 [
                     job.node,
                     job.attempt,
@@ -534,6 +547,8 @@ class Worker:
                     CATCH_UP,
                     tail,
                     "1" if job.task.finalizer else "0",
+                    event.result_ref if isinstance(event, TaskSucceeded) else "",
+                    job.blob,
                 ],
             )
             reply = reply_code(raw)
@@ -560,6 +575,15 @@ class Worker:
     def _reproject(self, job: _Job) -> None:
         """The attempt already has its outcome: issue its projection again, then ack."""
         self.projector.project(job.workflow_id, None, Trigger(job.queue_key, job.msg_id))
+
+    def _out_of_line(self, workflow_id: str) -> Callable[[TaskSucceeded], Any]:
+        def resolve(event: TaskSucceeded) -> Any:
+            if not event.result_ref:
+                return event.result
+            data: Any = self.client.hget(self.keys.results(workflow_id), event.result_ref)
+            return codec.decode(data)
+
+        return resolve
 
     def _wf_keys(self, workflow_id: str) -> list[str]:
         keys = self.keys
@@ -694,8 +718,9 @@ def _input_fields(definition: Definition, task: TaskNode) -> list[str]:
     return ["end", *fields] if task.role == WORKFLOW_ON_FAILURE else fields
 
 
-def _inputs(job: _Job, values: list[Any]) -> list[Any]:
-    """The values ``_input_fields`` named, decoded into the task's extra arguments."""
+def _inputs(job: _Job, values: list[Any], resolve: Callable[[TaskSucceeded], Any]) -> list[Any]:
+    """The values ``_input_fields`` named, decoded into the task's extra arguments
+    (``resolve`` gives a success's result, fetching it if stored out of line)."""
     definition, task = job.definition, job.task
     if task.role in (ON_SUCCESS, ON_FAILURE):
         subject = definition.task(task.subject)
@@ -709,7 +734,7 @@ def _inputs(job: _Job, values: list[Any]) -> list[Any]:
         }
         outcome = decode_event(values[1])
         if isinstance(outcome, TaskSucceeded):
-            return [data, outcome.result]
+            return [data, resolve(outcome)]
         assert isinstance(outcome, TaskFailed)
         return [data, Failure.from_event(outcome, subject.actor).to_dict()]
     extra: list[Any] = []
@@ -726,7 +751,7 @@ def _inputs(job: _Job, values: list[Any]) -> list[Any]:
             continue
         event = decode_event(value)
         if isinstance(event, TaskSucceeded):
-            found[leaf] = event.result
+            found[leaf] = resolve(event)
         elif isinstance(event, TaskFailed):
             found[leaf] = Failure.from_event(event, definition.task(leaf).actor)
     return [*extra, assemble(definition.specs[task.pipe], found)]

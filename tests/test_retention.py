@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import redis
 
-from streamflow import App, ResultMissing
+from streamflow import App, Chain, ResultFailure, ResultMissing
+from streamflow.events import TaskSucceeded
 from streamflow.timer import sweep_expired
 from tests.waiting import wait_until
 
@@ -71,3 +73,31 @@ def test_retention_per_workflow_and_per_actor(app: App, r: redis.Redis) -> None:
 def test_unknown_id_is_unknown_not_expired(app: App) -> None:
     with pytest.raises(ResultMissing, match="unknown"):
         app.handle("0-00ff").get_result()
+
+
+def test_large_results_are_stored_out_of_line(redis_url: str, r: redis.Redis) -> None:
+    app = App(redis_url, large_result_bytes=1000, max_result_bytes=100_000)
+
+    @app.actor
+    def big(n: int) -> str:
+        return os.urandom(n // 2).hex()  # incompressible enough to stay large
+
+    @app.actor
+    def length(text: str) -> int:
+        return len(text)
+
+    with app.worker():
+        handle = app.submit(Chain(big.message(5000), length.message()))
+        assert handle.get_result(block=True, timeout=10) == 5000
+        alone = big.send(3000)
+        assert len(alone.get_result(block=True, timeout=10)) == 3000
+        too_big = big.send(400_000)
+        with pytest.raises(ResultFailure, match="ResultTooLarge") as info:
+            too_big.get_result(block=True, timeout=10)
+    assert "over the limit of 100000" in info.value.error["message"]
+    (stored,) = [e.event for e in handle.history() if isinstance(e.event, TaskSucceeded)][:1]
+    assert stored.result is None and stored.result_ref == "0:1"
+    assert r.hexists(app.keys.results(handle.id), "0:1")
+    # The log entry stays small; the bytes are in the workflow's results hash.
+    assert r.strlen(app.keys.archive(handle.id)) < 1000
+    app.close()

@@ -2,7 +2,8 @@
 -- BarrierDecremented its definition implies, so that fan-in outcomes never conflict.
 -- Schedules a recovery wake-up, removed by the projection that follows (apply.lua).
 --
--- KEYS[1] log stream, KEYS[2] idx hash, KEYS[3] archive string, KEYS[4] wake-due set
+-- KEYS[1] log stream, KEYS[2] idx hash, KEYS[3] archive string, KEYS[4] wake-due set,
+-- KEYS[5] out-of-line results hash
 -- ARGV[1] node   ARGV[2] attempt   ARGV[3] encoded TaskSucceeded / TaskFailed
 -- ARGV[4] '1' success, '0' failure to retry, 'F' final failure
 -- ARGV[5] decrement key ('' none: the outcome decrements no barrier)
@@ -11,6 +12,8 @@
 -- ARGV[7] wake-up member   ARGV[8] grace in ms
 -- ARGV[9] catch-up: return log entries after this stream id ('' none)   ARGV[10] at most
 -- ARGV[12] '1' if the node is a finalizer (a callback, which may run after the end)
+-- ARGV[13], ARGV[14] field and encoded result, for a result too large for the log
+-- ('' none); written with the outcome, so a rejected outcome leaves nothing behind
 --
 -- Returns {'OK', seq, stream id, entries} | {'STALE'} (not the current attempt, outcome
 -- exists, workflow ended or gone) | {'REBUILD'}.
@@ -27,6 +30,7 @@ n = n + 1
 local seq = n
 local id = redis.call('XADD', log, 'NOMKSTREAM', '*', 'e', ARGV[3], 's', n)
 redis.call('HSET', idx, out_key, id)
+if ARGV[13] ~= '' then redis.call('HSET', KEYS[5], ARGV[13], ARGV[14]) end
 if ARGV[4] == '1' then
   redis.call('HSET', idx, 'ok:' .. node, id)
 elseif ARGV[4] == 'F' then
