@@ -20,24 +20,31 @@ from streamflow.errors import (
 )
 from streamflow.failures import Failure
 from streamflow.handles import WorkflowHandle, WorkflowStatus
+from streamflow.hooks import Hooks, TaskInfo
+from streamflow.ratelimit import ConcurrentRateLimiter, RateLimitExceeded, WindowRateLimiter
 from streamflow.worker import Worker
 
 __all__ = [
     "Actor",
     "App",
     "Chain",
+    "ConcurrentRateLimiter",
     "DecodeError",
     "DefinitionError",
     "EncodeError",
     "Failure",
     "Group",
+    "Hooks",
     "Message",
+    "RateLimitExceeded",
     "ResultError",
     "ResultFailure",
     "ResultMissing",
     "ResultTimeout",
     "ResultTooLarge",
     "StreamflowError",
+    "TaskInfo",
+    "WindowRateLimiter",
     "WithDelay",
     "Worker",
     "WorkflowHandle",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import redis
@@ -18,6 +18,7 @@ from streamflow.core import (
 from streamflow.definition import Definition, TaskNode
 from streamflow.events import Entry, WorkflowSubmitted, encode_event
 from streamflow.handles import WorkflowHandle
+from streamflow.hooks import Hooks
 from streamflow.keys import Keys, encode_wake, new_workflow_id
 from streamflow.logs import get_logger
 from streamflow.projector import APPLY_CHUNK, Definitions, Projector, Trigger, decision_slots
@@ -46,6 +47,7 @@ class App:
         large_result_bytes: results encoding to more bytes are stored out of line, in a
             key of their workflow, and referenced from the log.
         max_result_bytes: a task whose result encodes to more fails with ResultTooLarge.
+        hooks: ``Hooks`` called around tasks and when workflows end.
     """
 
     def __init__(
@@ -58,6 +60,7 @@ class App:
         retention: float = 7 * 24 * 3600,
         large_result_bytes: int = 64 * 1024,
         max_result_bytes: int = 16 * 1024 * 1024,
+        hooks: Sequence[Hooks] = (),
     ) -> None:
         if shards < 1:
             raise ValueError(f"shards must be at least 1 (got {shards!r})")
@@ -85,6 +88,8 @@ class App:
         self.retention_ms = to_ms(retention, "retention")
         self.large_result_bytes = large_result_bytes
         self.max_result_bytes = max_result_bytes
+        self.hooks: list[Hooks] = list(hooks)
+        self.projector.after_workflow = self._after_workflow
 
     def __repr__(self) -> str:
         return f"App({self.url!r}, actors={sorted(self.actors)})"
@@ -280,6 +285,21 @@ class App:
                 cause,
                 Trigger(queue_key=keys.log(workflow_id), msg_id="", wake_member=wake),
             )
+
+    def add_hooks(self, *hooks: Hooks) -> None:
+        """Register more hooks."""
+        self.hooks.extend(hooks)
+
+    def call_hooks(self, method: str, *args: Any, **kwargs: Any) -> None:
+        """Call ``method`` on every hook; a hook's exception is logged, never raised."""
+        for hook in self.hooks:
+            try:
+                getattr(hook, method)(*args, **kwargs)
+            except Exception:
+                log.exception("hook_failed", hook=type(hook).__name__, method=method)
+
+    def _after_workflow(self, workflow_id: str, status: str) -> None:
+        self.call_hooks("after_workflow", workflow_id, status)
 
     def handle(self, workflow_id: str) -> WorkflowHandle:
         """A handle on an existing workflow (nothing is checked until it is used)."""

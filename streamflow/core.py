@@ -296,7 +296,8 @@ def _check_barrier(definition: Definition, closure: _Closure, barrier: int) -> N
 def _retry(definition: Definition, closure: _Closure, event: TaskFailed) -> bool:
     """Enqueue the next attempt if the failure asks for one within policy."""
     task = definition.task(event.node)
-    if event.retry_delay_ms is not None and event.attempt <= task.options.max_retries:
+    within_policy = event.later or event.attempt <= task.options.max_retries
+    if event.retry_delay_ms is not None and within_policy:
         _enqueue(definition, closure, event.node, event.attempt + 1, event.retry_delay_ms)
         return True
     return False

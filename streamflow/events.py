@@ -97,6 +97,9 @@ class TaskFailed(Event):
     """``type``, ``message``, ``traceback`` as plain data."""
     retry_delay_ms: int | None = None
     """None: the failure is final; otherwise the next attempt is due this long after it."""
+    later: bool = False
+    """Not a failure of the task but "try again later" (a rate limit): retried after
+    ``retry_delay_ms`` whatever its retry policy."""
 
     def idempotency_key(self) -> str:
         return f"out:{self.node}:{self.attempt}"

@@ -125,5 +125,8 @@ class Keys:
     def active(self, shard: int) -> str:
         return f"{self.prefix}:{{{shard}}}:active"
 
+    def limiter(self, name: str) -> str:
+        return f"{self.prefix}:limit:{name}"
+
     def dead(self) -> str:
         return f"{self.prefix}:dead"

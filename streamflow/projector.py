@@ -11,7 +11,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
@@ -163,6 +163,8 @@ class Projector:
         self._cache: collections.OrderedDict[str, _Cached] = collections.OrderedDict()
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()
+        self.after_workflow: Callable[[str, str], None] | None = None
+        """Called with (workflow id, status) when a projection here ended a workflow."""
 
     # -- the fold cache -------------------------------------------------------------
 
@@ -254,12 +256,15 @@ class Projector:
                 done = finished(definition, state, decisions)
             # An ended workflow decides little (finalizer retries); the apply script still
             # acknowledges the trigger and cancels its wake-up, and archives it when done.
-            reply, archived = self._apply(
+            reply, archived, ended = self._apply(
                 workflow_id, definition, decisions, time_of, expected, folded, trigger, done
             )
             if reply is Reply.OK:
                 if decisions:
                     bound.debug("decisions_applied", count=len(decisions), cause=expected)
+                if ended and self.after_workflow is not None:
+                    end = next(e for e in decisions if type(e) in _TERMINAL_STATUS)
+                    self.after_workflow(workflow_id, _TERMINAL_STATUS[type(end)])
                 if archived:
                     self.forget(workflow_id)
                 elif done:
@@ -284,12 +289,13 @@ class Projector:
         folded: tuple[int, str],
         trigger: Trigger | None,
         done: bool,
-    ) -> tuple[Reply, bool]:
-        """Apply in chunks; returns the last reply and whether the script archived the
-        workflow (``done``: it is finished once these decisions are in)."""
+    ) -> tuple[Reply, bool, bool]:
+        """Apply in chunks; returns the last reply, whether the script archived the
+        workflow (``done``: it is finished once these decisions are in), and whether
+        this call recorded its end."""
         keys = self.keys
         shard = shard_of(workflow_id)
-        archived = False
+        archived = ended = False
         chunks = [decisions[i : i + APPLY_CHUNK] for i in range(0, len(decisions), APPLY_CHUNK)]
         for i, chunk in enumerate(chunks or [[]]):
             last = i == len(chunks) - 1 or not chunks
@@ -325,10 +331,11 @@ class Projector:
                 log.warning("projection_cache_reset", workflow_id=workflow_id)
                 self.forget(workflow_id)
             if reply is not Reply.OK:
-                return reply, False
+                return reply, False, False
             expected = int(raw[2])
             archived = archived or bool(int(raw[3]))
-        return Reply.OK, archived
+            ended = ended or bool(int(raw[4]))
+        return Reply.OK, archived, ended
 
     def _ack(self, trigger: Trigger) -> None:
         if not trigger.msg_id:

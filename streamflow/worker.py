@@ -57,6 +57,7 @@ from streamflow.events import (
 )
 from streamflow.failures import Failure
 from streamflow.history import parse_raw
+from streamflow.hooks import TaskInfo
 from streamflow.keys import (
     PROJECTOR_GROUP,
     WORKER_GROUP,
@@ -67,6 +68,7 @@ from streamflow.keys import (
 )
 from streamflow.logs import get_logger
 from streamflow.projector import Trigger
+from streamflow.ratelimit import RateLimitExceeded
 from streamflow.scripts import Reply, reply_code
 from streamflow.timer import move_due, sweep_expired
 
@@ -90,6 +92,8 @@ class _Job:
     start_seq: int = 0
     args_blob: bytes | None = None
     inputs: list[Any] = dataclasses.field(default_factory=list)
+    info: TaskInfo | None = None
+    """What hooks were told about this task."""
     blob: bytes = b""
     """An out-of-line result's encoding, stored with the outcome."""
     """Appended to the task's own arguments: its piped input, or a callback's data."""
@@ -420,6 +424,7 @@ class Worker:
             return
         try:
             args, kwargs = self._arguments(job)
+            self._before_task(job, args, kwargs)
             coroutine = job.actor.fn(*args, **kwargs)
         except Exception as exc:  # e.g. wrong arguments: a failure of the task, recorded
             self._track(self._pool.submit(self._finish, job, self._failure(job, exc)))
@@ -441,19 +446,40 @@ class Worker:
     def _run_sync(self, job: _Job) -> None:
         try:
             args, kwargs = self._arguments(job)
+            self._before_task(job, args, kwargs)
             result = job.actor.fn(*args, **kwargs)
         except Exception as exc:
+            self._after_task(job, exception=exc)
             self._finish(job, self._failure(job, exc))
         else:
+            self._after_task(job, result=result)
             self._finish(job, self._success(job, result))
 
     def _complete_async(self, job: _Job, future: Future[Any]) -> None:
         try:
             result = future.result()
         except Exception as exc:
+            self._after_task(job, exception=exc)
             self._finish(job, self._failure(job, exc))
         else:
+            self._after_task(job, result=result)
             self._finish(job, self._success(job, result))
+
+    def _before_task(self, job: _Job, args: list[Any], kwargs: dict[str, Any]) -> None:
+        if self.app.hooks:
+            job.info = TaskInfo(
+                workflow_id=job.workflow_id,
+                node=job.node,
+                attempt=job.attempt,
+                actor=job.actor.name,
+                args=args,
+                kwargs=kwargs,
+            )
+            self.app.call_hooks("before_task", job.info)
+
+    def _after_task(self, job: _Job, **outcome: Any) -> None:
+        if self.app.hooks and job.info is not None:
+            self.app.call_hooks("after_task", job.info, **outcome)
 
     def _success(self, job: _Job, result: Any) -> Event:
         try:
@@ -478,7 +504,11 @@ class Worker:
     def _failure(self, job: _Job, exc: BaseException) -> Event:
         options = job.task.options
         retry_delay_ms = None
-        if job.attempt <= options.max_retries:
+        later = isinstance(exc, RateLimitExceeded)
+        if later:
+            # Not the task's fault: try again soon, whatever the retry policy.
+            retry_delay_ms = int(options.min_backoff_ms * random.uniform(0.5, 1.5))
+        elif job.attempt <= options.max_retries:
             backoff = min(options.max_backoff_ms, options.min_backoff_ms * 2 ** (job.attempt - 1))
             # Jitter is drawn here, by the shell, and recorded in the event.
             retry_delay_ms = int(backoff * random.uniform(0.5, 1.0))
@@ -492,6 +522,7 @@ class Worker:
             attempt=job.attempt,
             error=error,
             retry_delay_ms=retry_delay_ms,
+            later=later,
             cause=job.start_seq,
         )
 

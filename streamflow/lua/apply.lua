@@ -18,7 +18,7 @@
 -- A finished workflow (ARGV[10]) is archived at once if its log holds at most ARGV[9]
 -- entries (uncompressed; see codec.py, flag 0x02); a longer log is left to the caller.
 --
--- Returns {'OK', n, d, archived} | {'CONFLICT', d or -1} | {'REBUILD'} | {'GONE'} |
+-- Returns {'OK', n, d, archived, ended by this call} | {'CONFLICT', d or -1} | {'REBUILD'} | {'GONE'} |
 -- {'TERMINAL'};
 -- GONE and TERMINAL still acknowledge the trigger (nothing more can follow from it).
 local log, idx, archive, active, wake_due = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -56,4 +56,4 @@ if ARGV[10] == '1' and is_terminal(redis.call('HGET', idx, 'st')) then
     redis.call('ZADD', wake_due, now_ms() + tonumber(ARGV[6]), ARGV[7])
   end
 end
-return {'OK', n, d, archived}
+return {'OK', n, d, archived, ended and 1 or 0}
