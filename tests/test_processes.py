@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import redis
 
-from streamflow import App, Chain, Group
-from streamflow.events import TaskStarted
+from streamflow import App, Chain, Group, group
+from streamflow.events import BarrierReleased, TaskStarted
 from tests.helpers import check_contract, definition_of
 from tests.waiting import wait_until
 
@@ -143,4 +143,31 @@ def test_sigterm_finishes_in_flight_work_then_exits_zero(
     assert r.xpending(app.keys.queue(0, "default"), "workers")["pending"] == 0
     processes.append(spawn(redis_url, "tasks", "timer", log=tmp_path / "worker2.log"))
     assert handle.result(timeout=30) == "after"
+    app.close()
+
+
+def test_completion_callback_fires_once_with_projectors_racing(
+    r: redis.Redis,
+    redis_url: str,
+    tmp_path: Path,
+    processes: list[subprocess.Popen[bytes]],
+) -> None:
+    app = App(redis_url)
+
+    @app.actor
+    def counted(tag: str, *piped: Any) -> str:
+        raise AssertionError("runs in the worker processes only")
+
+    g = group([counted.message(f"member{i}") for i in range(100)])
+    g.add_completion_callback(counted.message("callback"))
+    g.run(app=app)
+    # Recovery grace 0 in the sample app: two recovery projectors race every inline
+    # projection of every member's outcome, the barrier's release included.
+    processes += [spawn(redis_url, "tasks", "timer", log=tmp_path / f"w{i}.log") for i in range(2)]
+    processes += [spawn(redis_url, "recovery", log=tmp_path / f"p{i}.log") for i in range(2)]
+    assert g.get_results(block=True, timeout=60) == [f"member{i}" for i in range(100)]
+    assert int(r.get("runs:callback") or 0) == 1
+    history = g.handle.history()
+    assert sum(isinstance(e.event, BarrierReleased) for e in history) == 1
+    check_contract(definition_of(app, history), history)
     app.close()
