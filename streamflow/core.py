@@ -144,6 +144,7 @@ def fold(state: State, entry: Entry) -> State:
     return state
 
 
+_TERMINAL_EVENTS = (WorkflowCompleted, WorkflowFailed, WorkflowCancelled)
 _END_STATUS: dict[type[Event], str] = {
     WorkflowCompleted: COMPLETED,
     WorkflowFailed: FAILED,
@@ -222,12 +223,19 @@ def decide_all(definition: Definition, state: State, entries: Iterable[Entry]) -
     """The union of ``decide`` over ``entries`` (for recovery: anything left undone)."""
     out: list[Event] = []
     seen: set[str] = set()
+    ended = False
     for entry in entries:
         for event in decide(definition, state, entry):
             key = event.idempotency_key()
-            if key not in seen:
-                seen.add(key)  # type: ignore[arg-type]
-                out.append(event)
+            if key in seen:
+                continue
+            # After an end decided by an earlier cause, only finalizers may follow.
+            finalizer = isinstance(event, TaskEnqueued) and definition.task(event.node).finalizer
+            if ended and not finalizer:
+                continue
+            seen.add(key)  # type: ignore[arg-type]
+            out.append(event)
+            ended = ended or isinstance(event, _TERMINAL_EVENTS)
     return out
 
 
@@ -266,10 +274,10 @@ def _check_complete(definition: Definition, closure: _Closure) -> None:
             continue
         if node.id in state.results:
             callback = node.on_success
-        elif node.id in state.failures:
+        elif node.id in state.failures and node.allow_failure:
             callback = node.on_failure
         else:
-            return
+            return  # not done, or failed for good: its own projection fails the workflow
         if callback != NONE and not _final(state, callback):
             return
     closure.ensure(WorkflowCompleted(cause=closure.cause))

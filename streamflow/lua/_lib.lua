@@ -25,14 +25,15 @@ end
 --   encoded event, node (status for 'T'), attempt, index into KEYS of the queue stream
 --   (its delayed set follows it in KEYS), queue message, due time in ms (0: now; else
 --   added to due_base; a due time already past goes to the queue at once).
--- Each is appended at most once, by its idempotency key. Returns n, d, ended.
+-- Each is appended at most once, by its idempotency key; after a terminal event only
+-- finalizer enqueues ('F') are appended. Returns n, d, ended.
 local function append_decisions(log, idx, active, wf, pos, count, n, d, due_base)
   local ended = false
   local now = nil
   for i = 0, count - 1 do
     local b = pos + i * 8
     local kind, key = ARGV[b], ARGV[b + 1]
-    if redis.call('HEXISTS', idx, key) == 0 then
+    if (not ended or kind == 'F') and redis.call('HEXISTS', idx, key) == 0 then
       n = n + 1
       local id = redis.call('XADD', log, 'NOMKSTREAM', '*', 'e', ARGV[b + 2], 's', n)
       redis.call('HSET', idx, key, id)
