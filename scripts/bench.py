@@ -14,7 +14,6 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +58,9 @@ def largest_message(app: App, workflow_id: str) -> int:
     )
 
 
-def run(app: App, client: redis.Redis, actors: dict[str, Any], name: str, quick: bool) -> dict[str, Any]:
+def run(
+    app: App, client: redis.Redis, actors: dict[str, Any], name: str, quick: bool
+) -> dict[str, Any]:
     noop = actors["noop"]
     m = noop.message
     ignore = lambda: noop.message_with_options(pipe_ignore=True)  # noqa: E731
@@ -91,15 +92,15 @@ def run(app: App, client: redis.Redis, actors: dict[str, Any], name: str, quick:
                 figure, unit = (time.perf_counter() - started) * 1000 / n, "ms/step"
             elif name == "W4":
                 n = 20 if quick else 200
-                seed = Chain(
-                    m(), Group(Chain(m(), m()), m(), Chain(m(), Group(m(), m()))), m()
-                )
+                seed = Chain(m(), Group(Chain(m(), m()), m(), Chain(m(), Group(m(), m()))), m())
                 ids = [app.submit(seed).id for _ in range(n)]
                 wait_idle(client, app)
                 figure, unit = n / (time.perf_counter() - started), "workflows/s"
             elif name == "W5":
                 n = 100 if quick else 1000
-                canvas = Chain(Group(*(m() for _ in range(n))), Group(*(ignore() for _ in range(n))))
+                canvas = Chain(
+                    Group(*(m() for _ in range(n))), Group(*(ignore() for _ in range(n)))
+                )
                 ids = [app.submit(canvas).id]
                 app.handle(ids[0]).result(timeout=600)
                 figure, unit = time.perf_counter() - started, "s"
@@ -143,13 +144,19 @@ def main() -> int:
                 app, actors = build_app(server.url)
                 runs.append(run(app, client, actors, name, args.quick))
                 app.close()
-                print(f"  {name} run {i + 1}: {runs[-1]['value']:.3f} {runs[-1]['unit']}", file=sys.stderr)
+                print(
+                    f"  {name} run {i + 1}: {runs[-1]['value']:.3f} {runs[-1]['unit']}",
+                    file=sys.stderr,
+                )
             row = dict(runs[0])
             for field in ("value", "largest_message_bytes", "used_memory_growth_bytes"):
                 row[field] = statistics.median(r[field] for r in runs)
             row["runs"] = [r["value"] for r in runs]
             rows.append(row)
-    header = f"{'workload':<8} {'what':<34} {'median':>12} {'unit':<12} {'max msg B':>9} {'mem growth':>12}"
+    header = (
+        f"{'workload':<8} {'what':<34} {'median':>12} {'unit':<12} "
+        f"{'max msg B':>9} {'mem growth':>12}"
+    )
     lines = [header, "-" * len(header)]
     for row in rows:
         lines.append(
@@ -169,12 +176,15 @@ def main() -> int:
         "when": stamp,
     }
     (RESULTS / f"{stamp}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
-    md = ["| workload | what | median | unit | largest message (B) | used_memory growth (KiB) |",
-          "|---|---|---:|---|---:|---:|"]
+    md = [
+        "| workload | what | median | unit | largest message (B) | used_memory growth (KiB) |",
+        "|---|---|---:|---|---:|---:|",
+    ]
     for row in rows:
         md.append(
-            f"| {row['workload']} | {WORKLOADS[row['workload']]} | {row['value']:.3f} | {row['unit']} "
-            f"| {row['largest_message_bytes']:.0f} | {row['used_memory_growth_bytes'] / 1024:.0f} |"
+            f"| {row['workload']} | {WORKLOADS[row['workload']]} | {row['value']:.3f} "
+            f"| {row['unit']} | {row['largest_message_bytes']:.0f} "
+            f"| {row['used_memory_growth_bytes'] / 1024:.0f} |"
         )
     (RESULTS / f"{stamp}.md").write_text("\n".join(md) + "\n")
     return 0
