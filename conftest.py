@@ -19,6 +19,7 @@ import redis
 import structlog
 from hypothesis import HealthCheck, settings
 
+from streamflow import App
 from streamflow.embedded import EmbeddedRedis, find_server_binary
 
 settings.register_profile(
@@ -78,3 +79,11 @@ structlog.configure(
     ),
     logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
 )
+
+
+@pytest.fixture
+def app(r: redis.Redis, redis_url: str) -> Iterator[App]:
+    """An App on the session's Redis (flushed before the test)."""
+    application = App(redis_url)
+    yield application
+    application.close()

@@ -23,13 +23,6 @@ from tests.helpers import check_contract, definition_of, events_of
 
 
 @pytest.fixture
-def app(r: redis.Redis, redis_url: str) -> Iterator[App]:
-    application = App(redis_url)
-    yield application
-    application.close()
-
-
-@pytest.fixture
 def actors(app: App, r: redis.Redis) -> dict[str, Any]:
     @app.actor
     def add(x: int, y: int = 0) -> int:

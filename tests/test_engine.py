@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,13 +20,6 @@ from streamflow.events import (
 from streamflow.worker import Worker
 from tests.helpers import check_contract, definition_of, events_of
 from tests.waiting import wait_until
-
-
-@pytest.fixture
-def app(r: redis.Redis, redis_url: str) -> Iterator[App]:
-    application = App(redis_url)
-    yield application
-    application.close()
 
 
 def run_worker(app: App, **options: Any) -> Worker:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,13 +12,6 @@ from streamflow import App, Chain, Failure, Group, ResultFailure
 from streamflow.events import TaskEnqueued, WorkflowFailed
 from tests.helpers import events_of
 from tests.waiting import wait_until
-
-
-@pytest.fixture
-def app(r: redis.Redis, redis_url: str) -> Iterator[App]:
-    application = App(redis_url)
-    yield application
-    application.close()
 
 
 @pytest.fixture

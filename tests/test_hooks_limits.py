@@ -6,7 +6,6 @@ import asyncio
 import itertools
 import subprocess
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,13 +22,6 @@ from streamflow import (
 )
 from streamflow.events import TaskFailed
 from tests.waiting import wait_until
-
-
-@pytest.fixture
-def app(r: redis.Redis, redis_url: str) -> Iterator[App]:
-    application = App(redis_url)
-    yield application
-    application.close()
 
 
 class Recorder(Hooks):

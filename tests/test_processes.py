@@ -45,6 +45,16 @@ def spawn(redis_url: str, *roles: str, log: Path) -> subprocess.Popen[bytes]:
 
 
 @pytest.fixture
+def remote(app: App) -> dict[str, Any]:
+    """Stand-ins for the sample app's actors: submitted here, run by worker processes."""
+
+    def stub(*args: Any) -> Any:
+        raise AssertionError("runs in the worker processes only")
+
+    return {name: app.actor(stub, actor_name=name) for name in ("counted", "gather", "gated")}
+
+
+@pytest.fixture
 def processes(redis_url: str, tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
     started: list[subprocess.Popen[bytes]] = []
     yield started
@@ -55,25 +65,17 @@ def processes(redis_url: str, tmp_path: Path) -> Iterator[list[subprocess.Popen[
 
 
 def test_two_workers_two_projectors_one_workflow(
+    app: App,
+    remote: dict[str, Any],
     r: redis.Redis,
     redis_url: str,
     tmp_path: Path,
     processes: list[subprocess.Popen[bytes]],
 ) -> None:
-    app = App(redis_url)
-
-    @app.actor
-    def counted(tag: str, *piped: Any) -> str:
-        raise AssertionError("runs in the worker processes only")
-
-    @app.actor
-    def gather(*piped: Any) -> int:
-        raise AssertionError("runs in the worker processes only")
-
     canvas = Chain(
-        Group(*(counted.message(f"root{i}") for i in range(10))),
-        Group(*(counted.message(f"mid{i}") for i in range(489))),
-        gather.message(),
+        Group(*(remote["counted"].message(f"root{i}") for i in range(10))),
+        Group(*(remote["counted"].message(f"mid{i}") for i in range(489))),
+        remote["gather"].message(),
     )
     handle = app.submit(canvas)
     queue = app.keys.queue(0, "default")
@@ -108,26 +110,17 @@ def test_two_workers_two_projectors_one_workflow(
     # The sample app's recovery grace is 0: recovery projectors raced every inline one.
     assert "recovery_projection" in projector_logs
     assert r.xlen(queue) == 0
-    app.close()
 
 
 def test_sigterm_finishes_in_flight_work_then_exits_zero(
+    app: App,
+    remote: dict[str, Any],
     r: redis.Redis,
     redis_url: str,
     tmp_path: Path,
     processes: list[subprocess.Popen[bytes]],
 ) -> None:
-    app = App(redis_url)
-
-    @app.actor
-    def gated(*piped: Any) -> str:
-        raise AssertionError("runs in the worker processes only")
-
-    @app.actor
-    def counted(tag: str, *piped: Any) -> str:
-        raise AssertionError("runs in the worker processes only")
-
-    handle = app.submit(Chain(gated.message(), counted.message("after")))
+    handle = app.submit(Chain(remote["gated"].message(), remote["counted"].message("after")))
     processes.append(spawn(redis_url, "tasks", "timer", log=tmp_path / "worker.log"))
     wait_until(
         lambda: any(isinstance(e.event, TaskStarted) for e in handle.history()),
@@ -143,23 +136,18 @@ def test_sigterm_finishes_in_flight_work_then_exits_zero(
     assert r.xpending(app.keys.queue(0, "default"), "workers")["pending"] == 0
     processes.append(spawn(redis_url, "tasks", "timer", log=tmp_path / "worker2.log"))
     assert handle.result(timeout=30) == "after"
-    app.close()
 
 
 def test_completion_callback_fires_once_with_projectors_racing(
+    app: App,
+    remote: dict[str, Any],
     r: redis.Redis,
     redis_url: str,
     tmp_path: Path,
     processes: list[subprocess.Popen[bytes]],
 ) -> None:
-    app = App(redis_url)
-
-    @app.actor
-    def counted(tag: str, *piped: Any) -> str:
-        raise AssertionError("runs in the worker processes only")
-
-    g = group([counted.message(f"member{i}") for i in range(100)])
-    g.add_completion_callback(counted.message("callback"))
+    g = group([remote["counted"].message(f"member{i}") for i in range(100)])
+    g.add_completion_callback(remote["counted"].message("callback"))
     g.run(app=app)
     # Recovery grace 0 in the sample app: two recovery projectors race every inline
     # projection of every member's outcome, the barrier's release included.
@@ -170,4 +158,3 @@ def test_completion_callback_fires_once_with_projectors_racing(
     history = g.handle.history()
     assert sum(isinstance(e.event, BarrierReleased) for e in history) == 1
     check_contract(definition_of(app, history), history)
-    app.close()
