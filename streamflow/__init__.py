@@ -6,6 +6,7 @@ from streamflow.actors import Actor, Message
 from streamflow.app import App
 from streamflow.canvas import Chain, Group, WithDelay
 from streamflow.compose import group, pipeline
+from streamflow.context import TaskContext, current_task
 from streamflow.errors import (
     DecodeError,
     DefinitionError,
@@ -16,6 +17,7 @@ from streamflow.errors import (
     ResultTimeout,
     ResultTooLarge,
     StreamflowError,
+    TimeLimitExceeded,
     WorkflowNotFoundError,
 )
 from streamflow.failures import Failure
@@ -43,7 +45,9 @@ __all__ = [
     "ResultTimeout",
     "ResultTooLarge",
     "StreamflowError",
+    "TaskContext",
     "TaskInfo",
+    "TimeLimitExceeded",
     "WindowRateLimiter",
     "WithDelay",
     "Worker",
@@ -51,6 +55,7 @@ __all__ = [
     "WorkflowNotFoundError",
     "WorkflowStatus",
     "__version__",
+    "current_task",
     "group",
     "pipeline",
 ]

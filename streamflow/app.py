@@ -109,6 +109,7 @@ class App:
         max_retries: int = 0,
         min_backoff: float = 1.0,
         max_backoff: float = 60.0,
+        time_limit: float | None = None,
         result_ttl: float | None = None,
     ) -> Callable[[F], Actor[Any, Any]]: ...
 
@@ -121,6 +122,7 @@ class App:
         max_retries: int = 0,
         min_backoff: float = 1.0,
         max_backoff: float = 60.0,
+        time_limit: float | None = None,
         result_ttl: float | None = None,
     ) -> Actor[Any, Any] | Callable[[F], Actor[Any, Any]]:
         """Register a function (plain or ``async``) as an actor.
@@ -133,6 +135,9 @@ class App:
             max_retries: retries after a failed attempt before the node fails for good.
             min_backoff: seconds before the first retry (doubles per retry, with jitter).
             max_backoff: upper bound of the retry delay, in seconds.
+            time_limit: longest an attempt may run, in seconds: a sync body gets
+                TimeLimitExceeded raised in its thread, an async one is cancelled; then
+                the retry policy applies (None: no limit).
             result_ttl: seconds a finished workflow running this actor is kept at least
                 (the longest of its actors' wins over the App's retention).
         """
@@ -145,6 +150,7 @@ class App:
             max_retries=max_retries,
             min_backoff_ms=to_ms(min_backoff, "min_backoff"),
             max_backoff_ms=to_ms(max_backoff, "max_backoff"),
+            time_limit_ms=None if time_limit is None else to_ms(time_limit, "time_limit"),
             result_ttl_ms=None if result_ttl is None else to_ms(result_ttl, "result_ttl"),
         )
 

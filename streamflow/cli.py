@@ -96,6 +96,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cancel(args: argparse.Namespace) -> int:
+    app = App(_url(args), prefix=args.prefix)
+    if app.handle(args.workflow_id).cancel(args.reason):
+        print(f"cancelled {args.workflow_id}")
+        return 0
+    print(f"{args.workflow_id} had already ended")
+    return 1
+
+
 def _largest_message(handle: WorkflowHandle) -> tuple[int, int]:
     """Largest queue message (bytes) and log length, from the workflow's history."""
     history = handle.history()
@@ -227,6 +236,13 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--prefix", default="sf")
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_status)
+
+    cancel = sub.add_parser("cancel", help="cancel a running workflow")
+    cancel.add_argument("workflow_id")
+    cancel.add_argument("--reason", default="cancelled from the command line")
+    cancel.add_argument("--url", help="Redis URL (default: STREAMFLOW_REDIS_URL)")
+    cancel.add_argument("--prefix", default="sf")
+    cancel.set_defaults(func=cmd_cancel)
 
     demo = sub.add_parser("demo", help="run the seed DAG and a 1,000-task group")
     demo.set_defaults(func=cmd_demo)

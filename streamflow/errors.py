@@ -111,6 +111,10 @@ class ResultFailure(ResultError):
         return self.error.get("traceback")
 
 
+class TimeLimitExceeded(StreamflowError):
+    """A task ran longer than its actor's ``time_limit``; recorded as its failure."""
+
+
 class ResultTooLarge(StreamflowError):
     """A task's result exceeds the hard size limit; the task fails with this error."""
 

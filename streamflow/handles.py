@@ -196,6 +196,15 @@ class WorkflowHandle:
         error = snap.state.end.get("error") or {"reason": snap.state.end.get("reason", "")}
         return ResultFailure(self.id, snap.state.status, error)
 
+    def cancel(self, reason: str = "") -> bool:
+        """Cancel the workflow: records WorkflowCancelled once, enqueues nothing more;
+        running tasks see ``current_task().cancelled`` (async ones are cancelled).
+
+        Returns False if it had already ended.
+        """
+        cancelled: bool = self.app.projector.cancel(self.id, reason)
+        return cancelled
+
     def partial_results(self) -> Any:
         """Every task's value so far, in canvas shape (a chain as the list of its steps,
         None where a task has not finished, a Failure where it failed for good)."""

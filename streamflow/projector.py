@@ -16,7 +16,16 @@ from typing import Any
 
 import redis
 
-from streamflow.core import PENDING, State, decide, decide_all, finished, fold, index_fields
+from streamflow.core import (
+    PENDING,
+    RUNNING,
+    State,
+    decide,
+    decide_all,
+    finished,
+    fold,
+    index_fields,
+)
 from streamflow.definition import Definition
 from streamflow.errors import DefinitionError, ScriptError
 from streamflow.events import (
@@ -278,6 +287,41 @@ class Projector:
                 return reply
             # CONFLICT: a newer decision exists; catch up and decide again.
         raise ScriptError(f"projection of {workflow_id} did not settle in {MAX_ROUNDS} rounds")
+
+    def cancel(self, workflow_id: str, reason: str) -> bool:
+        """Record WorkflowCancelled (once); False if the workflow had already ended.
+
+        Raises:
+            ScriptError: it did not settle (endless conflicts).
+        """
+        for _ in range(MAX_ROUNDS):
+            cached = self.cached(workflow_id)
+            with cached.lock:
+                self._catch_up(workflow_id, cached)
+                state = cached.state
+                if state.status != RUNNING:
+                    return False
+                definition = self.definitions.get(state.def_hash)
+                decisions: list[Event] = [WorkflowCancelled(reason=reason, cause=state.n)]
+                expected, folded = state.last_decision, (state.n, state.last_id)
+                done = finished(definition, state, decisions)
+            reply, archived, ended = self._apply(
+                workflow_id, definition, decisions, {}, expected, folded, None, done
+            )
+            if reply is Reply.OK:
+                if archived:
+                    self.forget(workflow_id)
+                elif done:
+                    self.archive(workflow_id)
+                if ended and self.after_workflow is not None:
+                    self.after_workflow(workflow_id, "cancelled")
+                log.info("workflow_cancelled", workflow_id=workflow_id, reason=reason)
+                return ended
+            if reply in (Reply.TERMINAL, Reply.GONE):
+                return False
+            if reply is Reply.REBUILD:
+                self.rebuild(workflow_id)
+        raise ScriptError(f"cancelling {workflow_id} did not settle in {MAX_ROUNDS} rounds")
 
     def _apply(
         self,

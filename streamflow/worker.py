@@ -9,6 +9,7 @@ on the wake-up streams.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import dataclasses
 import os
 import random
@@ -26,6 +27,7 @@ import redis
 from streamflow import codec
 from streamflow.actors import Actor
 from streamflow.app import App
+from streamflow.context import TaskContext, reset_current, set_current
 from streamflow.definition import (
     NONE,
     ON_FAILURE,
@@ -42,6 +44,7 @@ from streamflow.errors import (
     ResultTooLarge,
     ScriptError,
     StreamflowError,
+    TimeLimitExceeded,
 )
 from streamflow.events import (
     BarrierDecremented,
@@ -92,6 +95,10 @@ class _Job:
     start_seq: int = 0
     args_blob: bytes | None = None
     inputs: list[Any] = dataclasses.field(default_factory=list)
+    context: TaskContext | None = None
+    """What ``current_task()`` returns inside the body."""
+    future: Future[Any] | None = None
+    """An async body's future (cancelled when its workflow is)."""
     info: TaskInfo | None = None
     """What hooks were told about this task."""
     blob: bytes = b""
@@ -116,6 +123,8 @@ class Worker:
         consumer: consumer name (default: host, pid and a random suffix).
         grace_s: on stop, how long in-flight tasks may take to finish.
         sweep_interval_s: how often the timer removes workflows past their retention.
+        max_deliveries: deliveries of one attempt (counted from its TaskStarted events)
+            after which it fails as poison and its bytes go to the dead-letter stream.
     """
 
     def __init__(
@@ -133,6 +142,7 @@ class Worker:
         block_ms: int = 500,
         grace_s: float = 30.0,
         sweep_interval_s: float = 1.0,
+        max_deliveries: int = 5,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1 (got {concurrency!r})")
@@ -154,6 +164,10 @@ class Worker:
         self.block_ms = block_ms
         self.grace_s = grace_s
         self.sweep_interval_s = sweep_interval_s
+        self.max_deliveries = max_deliveries
+        self._leases: dict[tuple[str, str], _Job] = {}
+        self._deadlines: dict[int, float] = {}
+        self._watch_lock = threading.Lock()
         self.consumer = consumer or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
         self._queue_keys = [self.keys.queue(s, q) for s in self.shards for q in self.queues]
         self._stopping = threading.Event()
@@ -217,6 +231,8 @@ class Worker:
             self._spawn(self._loop.run_forever, "streamflow-asyncio", join=False)
         if self.timer:
             self._spawn(self._timer_loop, "streamflow-timer")
+        if self.tasks:
+            self._spawn(self._watch_loop, "streamflow-watch")
         if self.recovery:
             self._spawn(self._recovery_loop, "streamflow-recovery")
 
@@ -381,12 +397,18 @@ class Worker:
             if reply is Reply.RUN:
                 job.start_seq = int(raw[1])
                 job.args_blob = raw[3] or None
+                self._lease(job)
+                deliveries = int(raw[2])
+                if deliveries > self.max_deliveries:
+                    self._poison(job, deliveries)
+                    continue
                 values = [value for chunk in results[first + 1 : end] for value in chunk]
                 job.inputs = _inputs(job, values, self._out_of_line(job.workflow_id))
                 self._submit(job)
             elif reply in (Reply.DUP, Reply.STALE):
                 self._ack(job.queue_key, job.msg_id)
             elif reply is Reply.ALREADY_DONE:
+                self._lease(job)
                 self._track(self._pool.submit(self._reproject, job))
             elif reply is Reply.REBUILD:
                 self.projector.rebuild(job.workflow_id)
@@ -425,13 +447,14 @@ class Worker:
         try:
             args, kwargs = self._arguments(job)
             self._before_task(job, args, kwargs)
-            coroutine = job.actor.fn(*args, **kwargs)
+            coroutine = _in_context(job, job.actor.fn(*args, **kwargs))
         except Exception as exc:  # e.g. wrong arguments: a failure of the task, recorded
             self._track(self._pool.submit(self._finish, job, self._failure(job, exc)))
             return
         with self._inflight_cv:
             self._inflight += 1
         future = asyncio.run_coroutine_threadsafe(coroutine, self._loop)
+        job.future = future
 
         def done(f: Future[Any]) -> None:
             try:
@@ -444,20 +467,42 @@ class Worker:
         future.add_done_callback(done)
 
     def _run_sync(self, job: _Job) -> None:
+        token = set_current(job.context)
+        ident = threading.get_ident()
         try:
             args, kwargs = self._arguments(job)
             self._before_task(job, args, kwargs)
-            result = job.actor.fn(*args, **kwargs)
+            limit_ms = job.task.options.time_limit_ms
+            if limit_ms:
+                with self._watch_lock:
+                    self._deadlines[ident] = time.monotonic() + limit_ms / 1000
+            try:
+                result = job.actor.fn(*args, **kwargs)
+            finally:
+                # Under the lock: no time-limit exception is injected after this.
+                with self._watch_lock:
+                    self._deadlines.pop(ident, None)
         except Exception as exc:
+            reset_current(token)
+            if isinstance(exc, TimeLimitExceeded) and not str(exc):
+                limit = job.task.options.time_limit_ms
+                exc = TimeLimitExceeded(f"{job.actor.name} ran longer than {limit} ms")
             self._after_task(job, exception=exc)
             self._finish(job, self._failure(job, exc))
         else:
+            reset_current(token)
             self._after_task(job, result=result)
             self._finish(job, self._success(job, result))
 
     def _complete_async(self, job: _Job, future: Future[Any]) -> None:
         try:
             result = future.result()
+        except TimeoutError:
+            exc = TimeLimitExceeded(
+                f"{job.actor.name} ran longer than {job.task.options.time_limit_ms} ms"
+            )
+            self._after_task(job, exception=exc)
+            self._finish(job, self._failure(job, exc))
         except Exception as exc:
             self._after_task(job, exception=exc)
             self._finish(job, self._failure(job, exc))
@@ -530,6 +575,12 @@ class Worker:
 
     def _finish(self, job: _Job, event: Event) -> None:
         """Record the outcome, project it inline, and acknowledge the message."""
+        try:
+            self._finish_leased(job, event)
+        finally:
+            self._unlease(job)
+
+    def _finish_leased(self, job: _Job, event: Event) -> None:
         duration_ms = round((time.monotonic() - job.started) * 1000, 3) if job.started else 0
         bound = self._log.bind(
             workflow_id=job.workflow_id, node=job.node, attempt=job.attempt, actor=job.actor.name
@@ -605,7 +656,10 @@ class Worker:
 
     def _reproject(self, job: _Job) -> None:
         """The attempt already has its outcome: issue its projection again, then ack."""
-        self.projector.project(job.workflow_id, None, Trigger(job.queue_key, job.msg_id))
+        try:
+            self.projector.project(job.workflow_id, None, Trigger(job.queue_key, job.msg_id))
+        finally:
+            self._unlease(job)
 
     def _out_of_line(self, workflow_id: str) -> Callable[[TaskSucceeded], Any]:
         def resolve(event: TaskSucceeded) -> Any:
@@ -631,7 +685,83 @@ class Worker:
         pipe.xdel(queue_key, msg_id)
         pipe.execute()
 
+    # -- leases, time limits, cancellation -------------------------------------------
+
+    def _lease(self, job: _Job) -> None:
+        job.context = TaskContext(
+            workflow_id=job.workflow_id, node=job.node, attempt=job.attempt, actor=job.actor.name
+        )
+        with self._watch_lock:
+            self._leases[(job.queue_key, job.msg_id)] = job
+
+    def _unlease(self, job: _Job) -> None:
+        with self._watch_lock:
+            self._leases.pop((job.queue_key, job.msg_id), None)
+
+    def _watch_loop(self) -> None:
+        """Enforce sync time limits, renew leases, and tell running tasks of cancellation."""
+        last_renew = last_check = 0.0
+        while True:
+            if self._stopping.is_set():
+                if not self._inflight:
+                    return
+                time.sleep(0.05)  # shutting down: keep renewing what is still in flight
+            else:
+                self._stopping.wait(0.05)
+            now = time.monotonic()
+            with self._watch_lock:
+                for ident, deadline in list(self._deadlines.items()):
+                    if now >= deadline:
+                        del self._deadlines[ident]
+                        _raise_in_thread(ident, TimeLimitExceeded)
+                leased = list(self._leases.values())
+            try:
+                if now - last_renew > self.lease_ms / 3000:
+                    last_renew = now
+                    self._renew(leased)
+                if now - last_check > 0.5:
+                    last_check = now
+                    self._check_cancelled(leased)
+            except redis.RedisError as exc:
+                self._log.warning("lease_renewal_failed", error=str(exc))
+
+    def _renew(self, jobs: list[_Job]) -> None:
+        by_queue: dict[str, list[str]] = {}
+        for job in jobs:
+            by_queue.setdefault(job.queue_key, []).append(job.msg_id)
+        calls = [
+            ("renew", [queue], [WORKER_GROUP, self.consumer, *ids])
+            for queue, ids in by_queue.items()
+        ]
+        for result in self.scripts.batch(self.client, calls):
+            if isinstance(result, Exception):
+                raise result
+
+    def _check_cancelled(self, jobs: list[_Job]) -> None:
+        running = [j for j in jobs if j.context is not None and not j.context.cancelled]
+        if not running:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for job in running:
+            pipe.hget(self.keys.idx(job.workflow_id), "st")
+            pipe.exists(self.keys.archive(job.workflow_id))
+        replies = pipe.execute()
+        for job, status, archived in zip(running, replies[::2], replies[1::2], strict=True):
+            if status in (b"cancelled", b"failed", b"completed") or archived:
+                assert job.context is not None
+                job.context._cancelled.set()
+                if job.future is not None:
+                    job.future.cancel()
+
     # -- poison ---------------------------------------------------------------------
+
+    def _poison(self, job: _Job, deliveries: int) -> None:
+        """Too many deliveries of one attempt: fail it, keep the bytes."""
+        reason = f"delivered {deliveries} times (max_deliveries={self.max_deliveries})"
+        self._dead_letter(job.queue_key, job.msg_id, job.data, reason)
+        error = {"type": "PoisonMessageError", "message": reason, "traceback": ""}
+        event = TaskFailed(node=job.node, attempt=job.attempt, error=error, retry_delay_ms=None)
+        self._track(self._pool.submit(self._finish, job, event))
 
     def _dead_letter(self, queue_key: str, msg_id: str, data: bytes, reason: str) -> None:
         self.client.xadd(
@@ -786,3 +916,17 @@ def _inputs(job: _Job, values: list[Any], resolve: Callable[[TaskSucceeded], Any
         elif isinstance(event, TaskFailed):
             found[leaf] = Failure.from_event(event, definition.task(leaf).actor)
     return [*extra, assemble(definition.specs[task.pipe], found)]
+
+
+async def _in_context(job: _Job, coroutine: Any) -> Any:
+    """Run an async body with ``current_task()`` set and its time limit applied."""
+    set_current(job.context)
+    limit_ms = job.task.options.time_limit_ms
+    if limit_ms:
+        return await asyncio.wait_for(coroutine, limit_ms / 1000)
+    return await coroutine
+
+
+def _raise_in_thread(ident: int, exc_type: type[BaseException]) -> None:
+    """Raise ``exc_type`` in thread ``ident`` at its next bytecode (as dramatiq does)."""
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(exc_type))

@@ -35,3 +35,18 @@ def gated(*piped: object) -> str:
     """Wait (up to 60 s) until a test pushes to the ``gate`` list."""
     _client.blpop(["gate"], timeout=60)
     return "through"
+
+
+@app.actor
+def slow(seconds: float, *piped: object) -> str:
+    """Work for ``seconds`` (a blocking wait on a list nobody pushes to)."""
+    _client.incr("runs:slow")
+    _client.blpop(["never-pushed"], timeout=seconds)
+    return "slow done"
+
+
+@app.actor
+def crash(*piped: object) -> None:
+    """Kill the worker process mid-task (a poison message)."""
+    _client.incr("runs:crash")
+    os._exit(1)

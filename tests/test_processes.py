@@ -22,7 +22,9 @@ from tests.waiting import wait_until
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def spawn(redis_url: str, *roles: str, log: Path) -> subprocess.Popen[bytes]:
+def spawn(
+    redis_url: str, *roles: str, log: Path, lease_ms: int = 30_000
+) -> subprocess.Popen[bytes]:
     command = [
         sys.executable,
         "-m",
@@ -35,6 +37,8 @@ def spawn(redis_url: str, *roles: str, log: Path) -> subprocess.Popen[bytes]:
         redis_url,
         "--concurrency",
         "4",
+        "--lease-ms",
+        str(lease_ms),
         "--roles",
         *roles,
     ]

@@ -1,0 +1,131 @@
+"""Leases, time limits, cancellation and poison messages, with real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from streamflow import App, Chain, Group, ResultFailure, current_task
+from streamflow.events import TaskEnqueued, TaskFailed, TaskStarted, WorkflowCancelled
+from tests.test_processes import spawn
+from tests.waiting import wait_until
+
+
+def stub(app: App, name: str) -> Any:
+    def body(*args: Any) -> Any:
+        raise AssertionError("runs in the worker processes only")
+
+    return app.actor(body, actor_name=name)
+
+
+def test_a_live_worker_keeps_its_lease(
+    app: App, r: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    slow = stub(app, "slow")
+    handle = slow.send(3.0)  # three times the lease
+    workers = [
+        spawn(redis_url, "tasks", "timer", log=tmp_path / f"w{i}.log", lease_ms=1000)
+        for i in range(2)
+    ]
+    try:
+        assert handle.get_result(block=True, timeout=30) == "slow done"
+    finally:
+        for worker in workers:
+            worker.kill()
+            worker.wait()
+    starts = [e for e in handle.history() if isinstance(e.event, TaskStarted)]
+    assert len(starts) == 1, "the heartbeat must keep the message leased"
+    assert int(r.get("runs:slow") or 0) == 1
+
+
+def test_poison_message_fails_after_max_deliveries(
+    app: App, r: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    crash = stub(app, "crash")
+    handle = crash.send()
+    workers: list[subprocess.Popen[bytes]] = []
+    try:
+        # Each delivery kills its worker; restart one until the attempt is failed.
+        def restart_dead() -> bool:
+            if not workers or workers[-1].poll() is not None:
+                log = tmp_path / f"w{len(workers)}.log"
+                workers.append(spawn(redis_url, "tasks", "timer", log=log, lease_ms=300))
+            return handle.status().done
+
+        wait_until(restart_dead, 60, interval_s=0.1, message="poison to be detected")
+    finally:
+        for worker in workers:
+            worker.kill()
+            worker.wait()
+    with pytest.raises(ResultFailure, match="PoisonMessageError"):
+        handle.get_result()
+    assert int(r.get("runs:crash") or 0) == 5  # max_deliveries, then no more runs
+    ((_, fields),) = r.xrange("sf:dead")
+    assert b"delivered 6 times" in fields[b"reason"]
+
+
+def test_time_limits_sync_and_async(app: App) -> None:
+    @app.actor(time_limit=0.2, max_retries=1, min_backoff=0.01)
+    def spins() -> None:
+        while True:
+            pass
+
+    @app.actor(time_limit=0.2)
+    async def sleeps() -> None:
+        await asyncio.sleep(30)
+
+    with app.worker(concurrency=2):
+        sync_handle = spins.send()
+        async_handle = sleeps.send()
+        with pytest.raises(ResultFailure, match="TimeLimitExceeded") as sync_info:
+            sync_handle.get_result(block=True, timeout=30)
+        with pytest.raises(ResultFailure, match="TimeLimitExceeded"):
+            async_handle.get_result(block=True, timeout=30)
+    assert "longer than 200 ms" in sync_info.value.error["message"]
+    attempts = [e.event.attempt for e in sync_handle.history() if isinstance(e.event, TaskFailed)]
+    assert attempts == [1, 2]  # the retry policy applies
+
+
+def test_cancel_a_running_group(app: App, r: redis.Redis) -> None:
+    @app.actor
+    def patient(i: int) -> str:
+        context = current_task()
+        assert context is not None
+        while not context.cancelled:
+            r.blpop(["never-pushed"], timeout=0.05)
+        r.incr("saw-cancel")
+        return "stopped early"
+
+    @app.actor
+    async def patient_async(i: int) -> None:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            r.incr("saw-cancel")
+            raise
+
+    @app.actor
+    def after(*piped: Any) -> None:
+        raise AssertionError("must never run")
+
+    canvas = Chain(
+        Group(patient.message(1), patient.message(2), patient_async.message(3)), after.message()
+    )
+    with app.worker(concurrency=4):
+        handle = app.submit(canvas)
+        wait_until(lambda: sum(isinstance(e.event, TaskStarted) for e in handle.history()) == 3, 10)
+        assert handle.cancel(reason="changed my mind")
+        assert not handle.cancel(reason="again")
+        wait_until(lambda: int(r.get("saw-cancel") or 0) == 3, 10, message="tasks see it")
+        with pytest.raises(ResultFailure, match="changed my mind"):
+            handle.get_result(block=True, timeout=10)
+    status = handle.status()
+    assert (status.status, status.reason) == ("cancelled", "changed my mind")
+    history = handle.history()
+    assert sum(isinstance(e.event, WorkflowCancelled) for e in history) == 1
+    assert {e.event.node for e in history if isinstance(e.event, TaskEnqueued)} == {0, 1, 2}
