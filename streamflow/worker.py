@@ -221,7 +221,32 @@ class Worker:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def _check_server(self) -> None:
+        """Refuse a Redis that may evict keys (the log is the truth); warn on settings
+        that waste memory."""
+        try:
+            config: Any = self.client.config_get("maxmemory-policy")
+            node_bytes: Any = self.client.config_get("stream-node-max-bytes")
+        except redis.ResponseError as exc:  # CONFIG disabled (managed Redis)
+            self._log.warning("redis_config_unreadable", error=str(exc))
+            return
+        policy = config.get(b"maxmemory-policy") or config.get("maxmemory-policy") or b""
+        policy = policy.decode() if isinstance(policy, bytes) else str(policy)
+        if policy != "noeviction":
+            raise StreamflowError(
+                f"Redis maxmemory-policy is {policy!r}; streamflow needs 'noeviction' "
+                "(eviction could delete a workflow's log, the only truth)"
+            )
+        size = node_bytes.get(b"stream-node-max-bytes") or node_bytes.get("stream-node-max-bytes")
+        if size is not None and int(size) > 1024:
+            self._log.warning(
+                "stream_node_max_bytes_large",
+                value=int(size),
+                advice="set stream-node-max-bytes to 512: each log preallocates a node",
+            )
+
     def _setup(self) -> None:
+        self._check_server()
         for key in self._queue_keys:
             self._create_group(key, WORKER_GROUP)
         for shard in self.shards:

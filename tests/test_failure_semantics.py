@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import redis
 
-from streamflow import App, Chain, Group, ResultFailure, current_task
+from streamflow import App, Chain, Group, ResultFailure, StreamflowError, current_task
 from streamflow.events import TaskEnqueued, TaskFailed, TaskStarted, WorkflowCancelled
 from tests.test_processes import spawn
 from tests.waiting import wait_until
@@ -129,3 +129,16 @@ def test_cancel_a_running_group(app: App, r: redis.Redis) -> None:
     history = handle.history()
     assert sum(isinstance(e.event, WorkflowCancelled) for e in history) == 1
     assert {e.event.node for e in history if isinstance(e.event, TaskEnqueued)} == {0, 1, 2}
+
+
+def test_worker_refuses_a_redis_that_evicts(r: redis.Redis, app: App) -> None:
+    @app.actor
+    def f() -> None:
+        pass
+
+    r.config_set("maxmemory-policy", "allkeys-lru")
+    try:
+        with pytest.raises(StreamflowError, match="needs 'noeviction'"):
+            app.worker().run()
+    finally:
+        r.config_set("maxmemory-policy", "noeviction")
