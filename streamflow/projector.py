@@ -39,6 +39,7 @@ from streamflow.events import (
     WorkflowFailed,
     encode_event,
 )
+from streamflow.faults import crash_point
 from streamflow.history import RawEntry, encode_archive, iter_log, to_entry
 from streamflow.keys import Keys, encode_task_message, encode_wake, shard_of
 from streamflow.logs import get_logger
@@ -263,6 +264,7 @@ class Projector:
                 expected = state.last_decision
                 folded = (state.n, state.last_id)
                 done = finished(definition, state, decisions)
+            crash_point("projector.before_apply")
             # An ended workflow decides little (finalizer retries); the apply script still
             # acknowledges the trigger and cancels its wake-up, and archives it when done.
             reply, archived, ended = self._apply(
@@ -271,22 +273,30 @@ class Projector:
             if reply is Reply.OK:
                 if decisions:
                     bound.debug("decisions_applied", count=len(decisions), cause=expected)
-                if ended and self.after_workflow is not None:
-                    end = next(e for e in decisions if type(e) in _TERMINAL_STATUS)
-                    self.after_workflow(workflow_id, _TERMINAL_STATUS[type(end)])
-                if archived:
-                    self.forget(workflow_id)
-                elif done:
-                    self.archive(workflow_id)
+                self._settle(workflow_id, decisions, archived, ended, done)
                 return reply
             if reply is Reply.REBUILD:
                 self.rebuild(workflow_id)
-            elif reply in (Reply.TERMINAL, Reply.GONE):
-                if reply is Reply.TERMINAL:
-                    self.archive(workflow_id)
+            elif reply is Reply.GONE:
                 return reply
-            # CONFLICT: a newer decision exists; catch up and decide again.
+            # CONFLICT: a newer decision exists; TERMINAL: the workflow ended meanwhile
+            # (the trigger is acknowledged). Catch up and decide again: an ended
+            # workflow's round applies nothing but archives it once it is finished.
         raise ScriptError(f"projection of {workflow_id} did not settle in {MAX_ROUNDS} rounds")
+
+    def _settle(
+        self, workflow_id: str, decisions: list[Event], archived: bool, ended: bool, done: bool
+    ) -> None:
+        """After an apply: archive a finished workflow the script could not, and tell the
+        hooks of an end recorded by this call."""
+        if archived:
+            self.forget(workflow_id)
+        elif done:
+            crash_point("projector.after_apply_before_archive")
+            self.archive(workflow_id)
+        if ended and self.after_workflow is not None:
+            end = next(e for e in decisions if type(e) in _TERMINAL_STATUS)
+            self.after_workflow(workflow_id, _TERMINAL_STATUS[type(end)])
 
     def cancel(self, workflow_id: str, reason: str) -> bool:
         """Record WorkflowCancelled (once); False if the workflow had already ended.
@@ -309,12 +319,7 @@ class Projector:
                 workflow_id, definition, decisions, {}, expected, folded, None, done
             )
             if reply is Reply.OK:
-                if archived:
-                    self.forget(workflow_id)
-                elif done:
-                    self.archive(workflow_id)
-                if ended and self.after_workflow is not None:
-                    self.after_workflow(workflow_id, "cancelled")
+                self._settle(workflow_id, decisions, archived, ended, done)
                 log.info("workflow_cancelled", workflow_id=workflow_id, reason=reason)
                 return ended
             if reply in (Reply.TERMINAL, Reply.GONE):
@@ -377,6 +382,8 @@ class Projector:
             if reply is not Reply.OK:
                 return reply, False, False
             expected = int(raw[2])
+            if not last:
+                crash_point("projector.between_chunks")
             archived = archived or bool(int(raw[3]))
             ended = ended or bool(int(raw[4]))
         return Reply.OK, archived, ended

@@ -59,6 +59,7 @@ from streamflow.events import (
     encode_with_cause_hole,
 )
 from streamflow.failures import Failure
+from streamflow.faults import crash_point
 from streamflow.history import parse_raw
 from streamflow.hooks import TaskInfo
 from streamflow.keys import (
@@ -429,6 +430,7 @@ class Worker:
                     continue
                 values = [value for chunk in results[first + 1 : end] for value in chunk]
                 job.inputs = _inputs(job, values, self._out_of_line(job.workflow_id))
+                crash_point("worker.after_start_before_run")
                 self._submit(job)
             elif reply in (Reply.DUP, Reply.STALE):
                 self._ack(job.queue_key, job.msg_id)
@@ -517,6 +519,7 @@ class Worker:
         else:
             reset_current(token)
             self._after_task(job, result=result)
+            crash_point("worker.after_run_before_record")
             self._finish(job, self._success(job, result))
 
     def _complete_async(self, job: _Job, future: Future[Any]) -> None:
@@ -675,6 +678,7 @@ class Worker:
             # Fewer entries than asked for: the reply reached the log's end.
             fresh = self.projector.fold_raw(wf, caught_up) and len(caught_up) < CATCH_UP
             cause = Entry(seq=seq, stream_id=stream_id, event=event)
+            crash_point("worker.after_record_before_project")
             self.projector.project(wf, cause, Trigger(job.queue_key, job.msg_id, wake), fresh=fresh)
             return
         raise StreamflowError(f"recording the outcome of {wf} node {job.node} did not settle")
@@ -888,6 +892,7 @@ class Worker:
         else:
             self._log.info("recovery_projection", workflow_id=workflow_id, tag=tag)
             self.projector.project(workflow_id, None)
+            crash_point("recovery.after_project_before_ack")
         pipe = self.client.pipeline(transaction=False)
         pipe.xack(wake_key, PROJECTOR_GROUP, msg_id)
         pipe.xdel(wake_key, msg_id)
