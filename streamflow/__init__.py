@@ -7,6 +7,7 @@ from streamflow.app import App
 from streamflow.canvas import Chain, Group, WithDelay
 from streamflow.compose import group, pipeline
 from streamflow.context import TaskContext, current_task
+from streamflow.deadletters import DeadLetter, DeadLetters
 from streamflow.errors import (
     DecodeError,
     DefinitionError,
@@ -31,6 +32,8 @@ __all__ = [
     "App",
     "Chain",
     "ConcurrentRateLimiter",
+    "DeadLetter",
+    "DeadLetters",
     "DecodeError",
     "DefinitionError",
     "EncodeError",

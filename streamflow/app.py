@@ -15,6 +15,7 @@ from streamflow.core import (
     decide,
     fold_all,
 )
+from streamflow.deadletters import DeadLetters
 from streamflow.definition import Definition, TaskNode
 from streamflow.events import Entry, WorkflowSubmitted, encode_event
 from streamflow.handles import WorkflowHandle
@@ -287,6 +288,11 @@ class App:
                 cause,
                 Trigger(queue_key=keys.log(workflow_id), msg_id="", wake_member=wake),
             )
+
+    @property
+    def dead_letters(self) -> DeadLetters:
+        """Messages no worker could handle (list, get, requeue, purge)."""
+        return DeadLetters(self)
 
     def add_hooks(self, *hooks: Hooks) -> None:
         """Register more hooks."""

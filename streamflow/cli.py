@@ -105,6 +105,25 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     return 1
 
 
+def cmd_dead_letters(args: argparse.Namespace) -> int:
+    letters = App(_url(args), prefix=args.prefix).dead_letters
+    if args.action in ("show", "requeue") and not args.id:
+        raise SystemExit(f"dead-letters {args.action} needs an id")
+    if args.action == "list":
+        for letter in letters.list(args.limit):
+            print(f"{letter.id:<22} {letter.queue:<24} {letter.reason}")
+    elif args.action == "show":
+        letter = letters.get(args.id)
+        for field in ("id", "reason", "queue", "msg_id", "first_seen_ms", "last_seen_ms"):
+            print(f"{field:<14} {getattr(letter, field)}")
+        print(f"{'data':<14} {letter.data!r}")
+    elif args.action == "requeue":
+        print(f"requeued as {letters.requeue(args.id)}")
+    else:
+        print(f"purged {letters.purge()}")
+    return 0
+
+
 def _largest_message(handle: WorkflowHandle) -> tuple[int, int]:
     """Largest queue message (bytes) and log length, from the workflow's history."""
     history = handle.history()
@@ -243,6 +262,14 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.add_argument("--url", help="Redis URL (default: STREAMFLOW_REDIS_URL)")
     cancel.add_argument("--prefix", default="sf")
     cancel.set_defaults(func=cmd_cancel)
+
+    dead = sub.add_parser("dead-letters", help="list, show, requeue or purge dead letters")
+    dead.add_argument("action", choices=("list", "show", "requeue", "purge"))
+    dead.add_argument("id", nargs="?", help="a dead letter's id (show, requeue)")
+    dead.add_argument("--url", help="Redis URL (default: STREAMFLOW_REDIS_URL)")
+    dead.add_argument("--prefix", default="sf")
+    dead.add_argument("--limit", type=int, default=100)
+    dead.set_defaults(func=cmd_dead_letters)
 
     demo = sub.add_parser("demo", help="run the seed DAG and a 1,000-task group")
     demo.set_defaults(func=cmd_demo)

@@ -796,6 +796,7 @@ class Worker:
         self.client.xadd(
             self.keys.dead(),
             {"reason": reason, "queue": queue_key, "msg_id": msg_id, "data": data},
+            # Never trimmed: a dead letter waits for an operator.
         )
         self._log.error("message_dead_lettered", queue=queue_key, msg_id=msg_id, reason=reason)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -142,3 +143,51 @@ def test_worker_refuses_a_redis_that_evicts(r: redis.Redis, app: App) -> None:
             app.worker().run()
     finally:
         r.config_set("maxmemory-policy", "noeviction")
+
+
+def test_dead_letters_list_show_requeue_purge(app: App, r: redis.Redis) -> None:
+    @app.actor
+    def f() -> int:
+        return 7
+
+    queue = app.keys.queue(0, "default")
+    with app.worker():
+        r.xadd(queue, {"m": b"\x00garbage"})
+        wait_until(lambda: r.xlen("sf:dead") == 1, 10, message="dead letter")
+    (letter,) = app.dead_letters.list()
+    assert letter.data == b"\x00garbage"
+    assert "undecodable" in letter.reason
+    assert letter.queue == queue
+    assert letter.first_seen_ms <= letter.last_seen_ms
+    assert app.dead_letters.get(letter.id) == letter
+    new_id = app.dead_letters.requeue(letter.id)
+    assert r.xrange(queue)[0][0].decode() == new_id
+    assert app.dead_letters.list() == []
+    r.xadd("sf:dead", {"reason": "x", "queue": queue, "msg_id": "1-0", "data": b""})
+    assert app.dead_letters.purge() == 1
+    with pytest.raises(KeyError, match="no dead letter"):
+        app.dead_letters.get("1-0")
+
+
+def test_cli_cancel_and_dead_letters(app: App, r: redis.Redis, redis_url: str) -> None:
+    @app.actor
+    def waits() -> None:
+        pass
+
+    handle = waits.send()  # no worker: stays queued
+    run = [sys.executable, "-m", "streamflow.cli", "--log-level", "warning"]
+    done = subprocess.run(
+        [*run, "cancel", handle.id, "--url", redis_url, "--reason", "from the CLI"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert f"cancelled {handle.id}" in done.stdout
+    assert handle.status().reason == "from the CLI"
+    again = subprocess.run([*run, "cancel", handle.id, "--url", redis_url], capture_output=True)
+    assert again.returncode == 1
+    r.xadd("sf:dead", {"reason": "bad bytes", "queue": "q", "msg_id": "5-0", "data": b"\x01"})
+    listed = subprocess.run(
+        [*run, "dead-letters", "list", "--url", redis_url], capture_output=True, text=True
+    )
+    assert "bad bytes" in listed.stdout
