@@ -241,7 +241,7 @@ class EmbeddedRedis:
             self._terminate(hard=False)
             self._remove_directories()
 
-    def restart(self, *, hard: bool = False) -> str:
+    def restart(self, *, hard: bool = False, down_s: float = 0.0) -> str:
         """
         Stop the server and start it again on the same directory and address.
 
@@ -251,6 +251,7 @@ class EmbeddedRedis:
         Args:
             hard: Kill the server with SIGKILL instead of shutting it down, to
                 simulate a crash.
+            down_s: Stay down this long before starting again (an outage).
 
         Returns:
             The server's URL, unchanged.
@@ -263,6 +264,8 @@ class EmbeddedRedis:
                 raise EmbeddedRedisError("cannot restart an embedded server never started")
             logger.info("embedded_redis_restarting", pid=self._running_pid(), hard=hard)
             self._terminate(hard=hard)
+            if down_s:
+                threading.Event().wait(down_s)
             self._spawn()
             _running.add(self)
             return self.url

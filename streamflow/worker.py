@@ -82,6 +82,32 @@ RESULTS_CHUNK = 1000
 CATCH_UP = 1000
 
 
+class _Outage:
+    """Redis reachability, shared by the worker's loops: one log line per change (down,
+    back), and a capped backoff while down."""
+
+    def __init__(self, log: Any) -> None:
+        self._log = log
+        self._lock = threading.Lock()
+        self._backoff_s = 0.0
+
+    def down(self, exc: BaseException) -> float:
+        """Note a failure; returns how long to wait before trying again."""
+        with self._lock:
+            if not self._backoff_s:
+                self._log.error("redis_unreachable", error=str(exc))
+            self._backoff_s = min(max(self._backoff_s * 2, 0.1), 5.0)
+            return self._backoff_s
+
+    def up(self) -> None:
+        """Note a success (logs once if Redis was down)."""
+        if self._backoff_s:
+            with self._lock:
+                if self._backoff_s:
+                    self._log.info("redis_reachable_again")
+                    self._backoff_s = 0.0
+
+
 @dataclasses.dataclass(slots=True)
 class _Job:
     queue_key: str
@@ -180,6 +206,7 @@ class Worker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._threads: list[threading.Thread] = []
         self._log = log.bind(consumer=self.consumer)
+        self._outage = _Outage(self._log)
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -319,30 +346,22 @@ class Worker:
                 for key, entries in reply or []:
                     for msg_id, fields in entries:
                         messages.append((key.decode(), msg_id.decode(), fields.get(b"m", b"")))
+            self._outage.up()
             if messages:
                 self._dispatch(messages)
 
     def _fetch_loop(self) -> None:
         """Fetch and dispatch until stopped; Redis outages are waited out, not fatal."""
-        backoff_s = 0.0
         while not self._stopping.is_set():
             try:
                 self._fetch()
-            except redis.ConnectionError as exc:
-                if not backoff_s:
-                    self._log.error("redis_unreachable", error=str(exc))
-                backoff_s = min(max(backoff_s * 2, 0.1), 5.0)
-                self._stopping.wait(backoff_s)
-                continue
+            except redis.RedisError as exc:
+                self._stopping.wait(self._outage.down(exc))
             except Exception:
                 # A bug must not kill the worker: the batch's messages stay pending and
                 # are taken over after their lease.
                 self._log.exception("dispatch_failed")
                 self._stopping.wait(1.0)
-                continue
-            if backoff_s:
-                self._log.info("redis_reachable_again")
-                backoff_s = 0.0
 
     def _claim_stale(self, count: int) -> list[tuple[str, str, bytes]]:
         """Messages whose holder has not acknowledged them within the lease."""
@@ -752,7 +771,7 @@ class Worker:
                     last_check = now
                     self._check_cancelled(leased)
             except redis.RedisError as exc:
-                self._log.warning("lease_renewal_failed", error=str(exc))
+                self._outage.down(exc)
 
     def _renew(self, jobs: list[_Job]) -> None:
         by_queue: dict[str, list[str]] = {}
@@ -849,8 +868,7 @@ class Worker:
                     if removed:
                         self._log.info("expired_workflows_removed", count=removed)
             except redis.RedisError as exc:
-                self._log.warning("timer_failed", error=str(exc))
-                self._stopping.wait(1.0)
+                self._stopping.wait(self._outage.down(exc))
 
     def _recovery_loop(self) -> None:
         wake_keys = [self.keys.wake(s) for s in self.shards]
@@ -877,8 +895,7 @@ class Worker:
                 for key, msg_id, data in entries:
                     self._recover(key, msg_id, data)
             except redis.RedisError as exc:
-                self._log.warning("recovery_failed", error=str(exc))
-                self._stopping.wait(1.0)
+                self._stopping.wait(self._outage.down(exc))
             except Exception:
                 # A bad wake-up must not end recovery for the whole deployment; it stays
                 # pending and is retried after the lease.

@@ -7,6 +7,7 @@ body ran twice.
 from __future__ import annotations
 
 import os
+import threading
 
 import redis
 
@@ -50,3 +51,10 @@ def crash(*piped: object) -> None:
     """Kill the worker process mid-task (a poison message)."""
     _client.incr("runs:crash")
     os._exit(1)
+
+
+@app.actor
+def work(seconds: float, *piped: object) -> str:
+    """Work for ``seconds`` without touching Redis (survives a Redis outage)."""
+    threading.Event().wait(seconds)
+    return "worked"

@@ -13,6 +13,7 @@ import redis
 
 from streamflow import App, Chain, Group, ResultFailure, StreamflowError, current_task
 from streamflow.events import TaskEnqueued, TaskFailed, TaskStarted, WorkflowCancelled
+from tests.helpers import check_contract, definition_of
 from tests.test_processes import spawn
 from tests.waiting import wait_until
 
@@ -191,3 +192,31 @@ def test_cli_cancel_and_dead_letters(app: App, r: redis.Redis, redis_url: str) -
         [*run, "dead-letters", "list", "--url", redis_url], capture_output=True, text=True
     )
     assert "bad bytes" in listed.stdout
+
+
+def test_redis_restart_mid_run_loses_nothing(redis_binary: str, tmp_path: Path) -> None:
+    from streamflow.embedded import EmbeddedRedis
+
+    with EmbeddedRedis(binary=redis_binary, appendfsync="always") as server:
+        app = App(server.url)
+        w = stub(app, "work").message
+        handles = [
+            app.submit(Chain(w(0.05), Group(w(0.05), w(0.05), w(0.05)), w(0.05))) for _ in range(50)
+        ]
+        log = tmp_path / "worker.log"
+        worker = spawn(server.url, "tasks", "timer", "recovery", log=log, lease_ms=1000)
+        try:
+            wait_until(lambda: handles[5].status().counts["succeeded"] > 0, 30, message="progress")
+            server.restart(hard=True, down_s=2)  # SIGKILL; down 2 s; up on the same AOF
+            results = [h.get_result(block=True, timeout=120) for h in handles]
+            assert results == ["worked"] * 50
+            assert worker.poll() is None, "the worker rode out the outage"
+        finally:
+            worker.kill()
+            worker.wait()
+        text = log.read_text()
+        assert "redis_unreachable" in text and "redis_reachable_again" in text
+        for handle in handles:
+            history = handle.history()
+            check_contract(definition_of(app, history), history)
+        app.close()
