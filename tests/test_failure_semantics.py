@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,13 @@ import pytest
 import redis
 
 from streamflow import App, Chain, Group, ResultFailure, StreamflowError, current_task
-from streamflow.events import TaskEnqueued, TaskFailed, TaskStarted, WorkflowCancelled
+from streamflow.events import (
+    TaskEnqueued,
+    TaskFailed,
+    TaskStarted,
+    TaskSucceeded,
+    WorkflowCancelled,
+)
 from tests.helpers import check_contract, definition_of
 from tests.test_processes import spawn
 from tests.waiting import wait_until
@@ -220,3 +227,56 @@ def test_redis_restart_mid_run_loses_nothing(redis_binary: str, tmp_path: Path) 
             history = handle.history()
             check_contract(definition_of(app, history), history)
         app.close()
+
+
+def test_sigkill_mid_task_reruns_after_the_lease(
+    app: App, r: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    handle = stub(app, "slow").send(1.0)
+    first = spawn(redis_url, "tasks", "timer", log=tmp_path / "first.log", lease_ms=500)
+    try:
+        wait_until(lambda: int(r.get("runs:slow") or 0) == 1, 30, message="the task to start")
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+        second = spawn(redis_url, "tasks", "timer", log=tmp_path / "second.log", lease_ms=500)
+        try:
+            assert handle.get_result(block=True, timeout=30) == "slow done"
+        finally:
+            second.kill()
+            second.wait()
+    finally:
+        first.kill()
+        first.wait()
+    history = handle.history()
+    starts = [e.event for e in history if isinstance(e.event, TaskStarted)]
+    assert [(s.node, s.attempt) for s in starts] == [(0, 1), (0, 1)]
+    assert starts[0].msg_id == starts[1].msg_id  # the same message, redelivered
+    assert sum(isinstance(e.event, (TaskSucceeded, TaskFailed)) for e in history) == 1
+
+
+def test_paused_worker_loses_its_lease_and_its_late_outcome(
+    app: App, r: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    handle = stub(app, "slow").send(1.5)
+    paused = spawn(redis_url, "tasks", "timer", log=tmp_path / "paused.log", lease_ms=500)
+    other: subprocess.Popen[bytes] | None = None
+    try:
+        wait_until(lambda: int(r.get("runs:slow") or 0) == 1, 30, message="the task to start")
+        paused.send_signal(signal.SIGSTOP)
+        other = spawn(redis_url, "tasks", "timer", log=tmp_path / "other.log", lease_ms=500)
+        assert handle.get_result(block=True, timeout=30) == "slow done"
+        paused.send_signal(signal.SIGCONT)  # its body finishes; its outcome comes late
+        wait_until(
+            lambda: "outcome_rejected" in (tmp_path / "paused.log").read_text(),
+            30,
+            message="the late outcome to be rejected",
+        )
+    finally:
+        for process in (paused, other):
+            if process is not None:
+                process.kill()
+                process.wait()
+    history = handle.history()
+    assert sum(isinstance(e.event, TaskStarted) for e in history) == 2
+    assert sum(isinstance(e.event, TaskSucceeded) for e in history) == 1
+    assert int(r.get("runs:slow") or 0) == 2  # never a third run: no lease stolen back
