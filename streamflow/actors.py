@@ -102,12 +102,24 @@ class Actor(Generic[P, R]):
     """A registered function. Calling it runs the function directly, in process."""
 
     def __init__(
-        self, fn: Callable[P, R], *, name: str, options: ActorOptions, app: Any = None
+        self,
+        fn: Callable[P, R],
+        *,
+        name: str,
+        options: ActorOptions,
+        app: Any = None,
+        throws: tuple[type[BaseException], ...] = (),
+        retry_when: Callable[[int, BaseException], bool] | None = None,
     ) -> None:
         self.fn = fn
         self.name = name
         self.options = options
         self.app = app
+        self.throws = throws
+        """Exceptions that fail the task at once, without retries."""
+        self.retry_when = retry_when
+        """``retry_when(retries_so_far, exception) -> bool`` decides retries instead of
+        ``max_retries`` (the worker records its answer in the log)."""
         self.is_async = inspect.iscoroutinefunction(fn)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:

@@ -112,6 +112,8 @@ class App:
         max_backoff: float = 60.0,
         time_limit: float | None = None,
         result_ttl: float | None = None,
+        throws: tuple[type[BaseException], ...] = (),
+        retry_when: Callable[[int, BaseException], bool] | None = None,
     ) -> Callable[[F], Actor[Any, Any]]: ...
 
     def actor(
@@ -125,6 +127,8 @@ class App:
         max_backoff: float = 60.0,
         time_limit: float | None = None,
         result_ttl: float | None = None,
+        throws: tuple[type[BaseException], ...] = (),
+        retry_when: Callable[[int, BaseException], bool] | None = None,
     ) -> Actor[Any, Any] | Callable[[F], Actor[Any, Any]]:
         """Register a function (plain or ``async``) as an actor.
 
@@ -139,6 +143,9 @@ class App:
             time_limit: longest an attempt may run, in seconds: a sync body gets
                 TimeLimitExceeded raised in its thread, an async one is cancelled; then
                 the retry policy applies (None: no limit).
+            throws: exception types that fail the task at once, without retries.
+            retry_when: ``retry_when(retries_so_far, exception) -> bool`` decides whether
+                to retry instead of ``max_retries``.
             result_ttl: seconds a finished workflow running this actor is kept at least
                 (the longest of its actors' wins over the App's retention).
         """
@@ -159,7 +166,14 @@ class App:
             name = actor_name or func.__name__
             if name in self.actors and self.actors[name].fn is not func:
                 raise ValueError(f"an actor named {name!r} is already registered")
-            registered: Actor[Any, Any] = Actor(func, name=name, options=options, app=self)
+            registered: Actor[Any, Any] = Actor(
+                func,
+                name=name,
+                options=options,
+                app=self,
+                throws=tuple(throws),
+                retry_when=retry_when,
+            )
             self.actors[name] = registered
             return registered
 

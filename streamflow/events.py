@@ -98,8 +98,8 @@ class TaskFailed(Event):
     retry_delay_ms: int | None = None
     """None: the failure is final; otherwise the next attempt is due this long after it."""
     later: bool = False
-    """Not a failure of the task but "try again later" (a rate limit): retried after
-    ``retry_delay_ms`` whatever its retry policy."""
+    """The worker's policy asked for this retry whatever ``max_retries`` says (a rate
+    limit: "try again later", or the actor's ``retry_when``)."""
 
     def idempotency_key(self) -> str:
         return f"out:{self.node}:{self.attempt}"

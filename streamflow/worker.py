@@ -597,13 +597,19 @@ class Worker:
         options = job.task.options
         retry_delay_ms = None
         later = isinstance(exc, RateLimitExceeded)
+        backoff = min(options.max_backoff_ms, options.min_backoff_ms * 2 ** (job.attempt - 1))
+        # Jitter is drawn here, by the shell, and recorded in the event.
+        jittered = int(backoff * random.uniform(0.5, 1.0))
         if later:
             # Not the task's fault: try again soon, whatever the retry policy.
             retry_delay_ms = int(options.min_backoff_ms * random.uniform(0.5, 1.5))
+        elif isinstance(exc, job.actor.throws):
+            pass  # fails at once
+        elif job.actor.retry_when is not None:
+            if self._ask_retry_when(job, exc):
+                retry_delay_ms, later = jittered, True  # retry_when overrides max_retries
         elif job.attempt <= options.max_retries:
-            backoff = min(options.max_backoff_ms, options.min_backoff_ms * 2 ** (job.attempt - 1))
-            # Jitter is drawn here, by the shell, and recorded in the event.
-            retry_delay_ms = int(backoff * random.uniform(0.5, 1.0))
+            retry_delay_ms = jittered
         error = {
             "type": type(exc).__name__,
             "message": str(exc),
@@ -617,6 +623,14 @@ class Worker:
             later=later,
             cause=job.start_seq,
         )
+
+    def _ask_retry_when(self, job: _Job, exc: BaseException) -> bool:
+        assert job.actor.retry_when is not None
+        try:
+            return bool(job.actor.retry_when(job.attempt - 1, exc))
+        except Exception:
+            self._log.exception("retry_when_failed", actor=job.actor.name)
+            return False
 
     # -- recording and projecting ---------------------------------------------------
 

@@ -280,3 +280,54 @@ def test_paused_worker_loses_its_lease_and_its_late_outcome(
     assert sum(isinstance(e.event, TaskStarted) for e in history) == 2
     assert sum(isinstance(e.event, TaskSucceeded) for e in history) == 1
     assert int(r.get("runs:slow") or 0) == 2  # never a third run: no lease stolen back
+
+
+def test_retries_backoff_retry_when_and_throws(app: App, r: redis.Redis) -> None:
+    @app.actor(max_retries=3, min_backoff=0.1, max_backoff=0.15)
+    def flaky() -> str:
+        if r.incr("flaky") < 4:
+            raise ValueError("not yet")
+        return "ok"
+
+    @app.actor(max_retries=5, throws=(KeyError,))
+    def hopeless() -> None:
+        raise KeyError("never retried")
+
+    @app.actor(
+        min_backoff=0.01,
+        max_backoff=0.05,
+        retry_when=lambda retries, exc: isinstance(exc, OSError) and retries < 6,
+    )
+    def picky() -> str:
+        if r.incr("picky") < 7:
+            raise OSError("transient")
+        return "finally"
+
+    with app.worker(concurrency=3):
+        flaky_handle = flaky.send()
+        hopeless_handle = hopeless.send()
+        picky_handle = app.submit(picky.message_with_options(), retention=60)
+        assert flaky_handle.get_result(block=True, timeout=30) == "ok"
+        with pytest.raises(ResultFailure, match="KeyError"):
+            hopeless_handle.get_result(block=True, timeout=30)
+        assert picky_handle.get_result(block=True, timeout=60) == "finally"
+    history = flaky_handle.history()
+    failures = {e.event.attempt: e for e in history if isinstance(e.event, TaskFailed)}
+    enqueues = {e.event.attempt: e for e in history if isinstance(e.event, TaskEnqueued)}
+    assert sorted(enqueues) == [1, 2, 3, 4]
+    for attempt, failed in failures.items():
+        # Exponential with jitter: min_backoff * 2^(n-1), capped, times [0.5, 1].
+        bound = min(150, 100 * 2 ** (attempt - 1))
+        assert bound / 2 <= failed.event.retry_delay_ms <= bound
+        due = failed.time_ms + failed.event.retry_delay_ms
+        started = next(
+            e
+            for e in history
+            if isinstance(e.event, TaskStarted) and e.event.attempt == attempt + 1
+        )
+        assert started.time_ms >= due  # the retry went through the timer, not early
+    hopeless_attempts = [
+        e.event.attempt for e in hopeless_handle.history() if isinstance(e.event, TaskEnqueued)
+    ]
+    assert hopeless_attempts == [1]
+    assert int(r.get("picky") or 0) == 7  # beyond max_retries (0): retry_when decided
