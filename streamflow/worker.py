@@ -25,7 +25,7 @@ from typing import Any
 import redis
 
 from streamflow import codec
-from streamflow.actors import Actor
+from streamflow.actors import Actor, to_ms
 from streamflow.app import App
 from streamflow.context import TaskContext, reset_current, set_current
 from streamflow.definition import (
@@ -74,6 +74,7 @@ from streamflow.logs import get_logger
 from streamflow.projector import Trigger
 from streamflow.ratelimit import RateLimitExceeded
 from streamflow.scripts import Reply, reply_code
+from streamflow.sweep import StuckSweep
 from streamflow.timer import move_due, sweep_expired
 
 log = get_logger(__name__)
@@ -152,6 +153,8 @@ class Worker:
         sweep_interval_s: how often the timer removes workflows past their retention.
         max_deliveries: deliveries of one attempt (counted from its TaskStarted events)
             after which it fails as poison and its bytes go to the dead-letter stream.
+        stuck_after_s: an active workflow with no new event for this long is swept:
+            projected again, and its lost task messages re-sent.
     """
 
     def __init__(
@@ -170,6 +173,7 @@ class Worker:
         grace_s: float = 30.0,
         sweep_interval_s: float = 1.0,
         max_deliveries: int = 5,
+        stuck_after_s: float = 60.0,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1 (got {concurrency!r})")
@@ -192,6 +196,7 @@ class Worker:
         self.grace_s = grace_s
         self.sweep_interval_s = sweep_interval_s
         self.max_deliveries = max_deliveries
+        self._stuck = StuckSweep(app, stuck_after_ms=to_ms(stuck_after_s, "stuck_after_s"))
         self._leases: dict[tuple[str, str], _Job] = {}
         self._deadlines: dict[int, float] = {}
         self._watch_lock = threading.Lock()
@@ -881,6 +886,7 @@ class Worker:
                     removed = sweep_expired(self.client, self.scripts, self.keys, self.shards)
                     if removed:
                         self._log.info("expired_workflows_removed", count=removed)
+                    self._stuck.run(self.shards)
             except redis.RedisError as exc:
                 self._stopping.wait(self._outage.down(exc))
 

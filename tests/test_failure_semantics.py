@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import redis
+from structlog.testing import capture_logs
 
 from streamflow import App, Chain, Group, ResultFailure, StreamflowError, current_task
 from streamflow.events import (
@@ -331,3 +332,19 @@ def test_retries_backoff_retry_when_and_throws(app: App, r: redis.Redis) -> None
     ]
     assert hopeless_attempts == [1]
     assert int(r.get("picky") or 0) == 7  # beyond max_retries (0): retry_when decided
+
+
+def test_sweep_resends_a_lost_message(app: App, r: redis.Redis) -> None:
+    @app.actor
+    def step(*piped: Any) -> str:
+        return "done"
+
+    handle = app.submit(Chain(step.message(), step.message()))
+    queue = app.keys.queue(0, "default")
+    ((msg_id, _),) = r.xrange(queue)
+    r.xdel(queue, msg_id)  # the message is lost (e.g. a failover dropped it)
+    with capture_logs() as logs, app.worker(stuck_after_s=0.3, sweep_interval_s=0.1):
+        assert handle.get_result(block=True, timeout=30) == "done"
+    assert any(log["event"] == "lost_message_resent" for log in logs)
+    starts = [e for e in handle.history() if isinstance(e.event, TaskStarted)]
+    assert len(starts) == 2
