@@ -80,6 +80,8 @@ from streamflow.timer import move_due, sweep_expired
 log = get_logger(__name__)
 
 RESULTS_CHUNK = 1000
+HAND_BACK_IDLE_MS = 10**12
+"""Idle time given to a message handed back: any lease has run out."""
 CATCH_UP = 1000
 
 
@@ -212,6 +214,7 @@ class Worker:
         self._threads: list[threading.Thread] = []
         self._log = log.bind(consumer=self.consumer)
         self._outage = _Outage(self._log)
+        self._handing_back = False
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -317,9 +320,20 @@ class Worker:
         with self._inflight_cv:
             while self._inflight and time.monotonic() < deadline:
                 self._inflight_cv.wait(deadline - time.monotonic())
+        self._handing_back = True
         self._pool.shutdown(wait=self._inflight == 0, cancel_futures=True)
         for thread in self._helpers:
             thread.join(5)
+        with self._watch_lock:
+            unfinished = list(self._leases.values())
+        if unfinished:
+            # Past the grace period: let other workers take these at once, rather than
+            # after the lease (a body still running here may finish; first outcome wins).
+            try:
+                self._renew(unfinished, idle_ms=HAND_BACK_IDLE_MS)
+                self._log.info("leases_handed_back", count=len(unfinished))
+            except redis.RedisError as exc:
+                self._log.warning("lease_hand_back_failed", error=str(exc))
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
         self._log.info("worker_stopped", unfinished=self._inflight)
@@ -337,7 +351,8 @@ class Worker:
             if self._stopping.is_set():
                 return
             messages: list[tuple[str, str, bytes]] = []
-            if time.monotonic() - self._last_claim > self.lease_ms / 2000:
+            # Often enough that a handed-back message is taken within a second.
+            if time.monotonic() - self._last_claim > min(self.lease_ms / 2000, 1.0):
                 self._last_claim = time.monotonic()
                 messages += self._claim_stale(room)
             if not messages:
@@ -770,7 +785,7 @@ class Worker:
         last_renew = last_check = 0.0
         while True:
             if self._stopping.is_set():
-                if not self._inflight:
+                if not self._inflight or self._handing_back:
                     return
                 time.sleep(0.05)  # shutting down: keep renewing what is still in flight
             else:
@@ -792,12 +807,13 @@ class Worker:
             except redis.RedisError as exc:
                 self._outage.down(exc)
 
-    def _renew(self, jobs: list[_Job]) -> None:
+    def _renew(self, jobs: list[_Job], idle_ms: int = 0) -> None:
+        """Renew the leases of ``jobs`` (or, with a large ``idle_ms``, hand them back)."""
         by_queue: dict[str, list[str]] = {}
         for job in jobs:
             by_queue.setdefault(job.queue_key, []).append(job.msg_id)
         calls = [
-            ("renew", [queue], [WORKER_GROUP, self.consumer, *ids])
+            ("renew", [queue], [WORKER_GROUP, self.consumer, idle_ms, *ids])
             for queue, ids in by_queue.items()
         ]
         for result in self.scripts.batch(self.client, calls):
@@ -896,7 +912,7 @@ class Worker:
         while not self._stopping.is_set():
             try:
                 entries: list[tuple[str, str, bytes]] = []
-                if time.monotonic() - last_claim > self.lease_ms / 2000:
+                if time.monotonic() - last_claim > min(self.lease_ms / 2000, 1.0):
                     last_claim = time.monotonic()
                     for key in wake_keys:
                         claim: Any = self.client.xautoclaim(

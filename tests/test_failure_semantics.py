@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import subprocess
 import sys
@@ -348,3 +349,31 @@ def test_sweep_resends_a_lost_message(app: App, r: redis.Redis) -> None:
     assert any(log["event"] == "lost_message_resent" for log in logs)
     starts = [e for e in handle.history() if isinstance(e.event, TaskStarted)]
     assert len(starts) == 2
+
+
+def test_sigterm_past_grace_hands_leases_back(
+    app: App, r: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    stub(app, "slow").send(3.0)
+    log = tmp_path / "leaving.log"
+    command = [sys.executable, "-m", "streamflow.cli", "--log-level", "info", "worker"]
+    leaving = subprocess.Popen(
+        [*command, "tests.sample_app:app", "--url", redis_url, "--grace", "0.2"],
+        cwd=Path(__file__).resolve().parent.parent,
+        env={**os.environ, "STREAMFLOW_REDIS_URL": redis_url},
+        stderr=log.open("wb"),
+    )
+    try:
+        wait_until(lambda: int(r.get("runs:slow") or 0) == 1, 30, message="the task to start")
+        leaving.send_signal(signal.SIGTERM)
+        # Default lease 30 s: only a handed-back message is taken at once.
+        taker = spawn(redis_url, "tasks", "timer", log=tmp_path / "taker.log")
+        try:
+            wait_until(lambda: int(r.get("runs:slow") or 0) == 2, 15, message="a quick takeover")
+        finally:
+            taker.kill()
+            taker.wait()
+    finally:
+        leaving.kill()
+        leaving.wait()
+    assert "leases_handed_back" in log.read_text()
