@@ -1,0 +1,129 @@
+"""Chaos run: N seed-DAG workflows plus some wide groups on worker and projector
+processes that are SIGKILLed and restarted every few seconds, with one Redis restart;
+then every workflow's log is checked against the contract.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("STREAMFLOW_LOG_LEVEL", "WARNING")
+
+from streamflow import App, Chain, Group  # noqa: E402
+from streamflow.definition import BarrierNode  # noqa: E402
+from streamflow.embedded import EmbeddedRedis  # noqa: E402
+from streamflow.events import BarrierReleased, TaskEnqueued  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def spawn(url: str, roles: list[str], logs: Path, name: str) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "streamflow.cli", "--log-level", "warning", "worker"]
+    command += ["scripts.chaos_app:app", "--url", url, "--lease-ms", "1000", "--roles", *roles]
+    log = (logs / f"{name}.log").open("ab")
+    env = {**os.environ, "STREAMFLOW_REDIS_URL": url}
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--workflows", type=int, default=1000, help="seed DAG workflows")
+    parser.add_argument("--wide", type=int, default=5, help="Chain(Group(200), Group(200))s")
+    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--projectors", type=int, default=2)
+    parser.add_argument("--kill-every", type=float, default=3.0, help="seconds between kills")
+    parser.add_argument("--timeout", type=float, default=900.0)
+    args = parser.parse_args()
+    logs = Path(tempfile.mkdtemp(prefix="streamflow-chaos-"))
+    started = time.monotonic()
+    with EmbeddedRedis(directory=str(logs / "redis"), appendfsync="always") as server:
+        app = App(server.url)
+
+        def body(*a: Any) -> Any:
+            raise AssertionError("runs in the chaos workers")
+
+        t = app.actor(body, actor_name="tag").message
+        seed = Chain(
+            t("t1"),
+            Group(Chain(t("t2"), t("t5")), t("t3"), Chain(t("t4"), Group(t("t6"), t("t7")))),
+            t("t8"),
+        )
+        wide = Chain(
+            Group(*(t(f"a{i}") for i in range(200))), Group(*(t(f"b{i}") for i in range(200)))
+        )
+        handles = [app.submit(seed) for _ in range(args.workflows)]
+        handles += [app.submit(wide) for _ in range(args.wide)]
+        expected = {h.id: "t8" for h in handles[: args.workflows]}
+        expected.update({h.id: [f"b{i}" for i in range(200)] for h in handles[args.workflows :]})
+        print(f"submitted {len(handles)} workflows; logs in {logs}", flush=True)
+
+        roles = {f"worker{i}": ["tasks", "timer"] for i in range(args.workers)}
+        roles.update({f"projector{i}": ["recovery", "timer"] for i in range(args.projectors)})
+        procs = {name: spawn(server.url, r, logs, name) for name, r in roles.items()}
+        kills = redis_restarts = 0
+        next_kill = time.monotonic() + args.kill_every
+        active_key = app.keys.active(0)
+        while app.client.scard(active_key) and time.monotonic() - started < args.timeout:
+            time.sleep(0.2)
+            if time.monotonic() < next_kill:
+                continue
+            next_kill = time.monotonic() + args.kill_every
+            victim = random.choice(sorted(procs))
+            procs[victim].send_signal(signal.SIGKILL)
+            procs[victim].wait()
+            procs[victim] = spawn(server.url, roles[victim], logs, victim)
+            kills += 1
+            if kills == 3:
+                server.restart(hard=True, down_s=1.0)
+                redis_restarts += 1
+            remaining = app.client.scard(active_key)
+            print(f"  killed {victim}; {remaining} workflows active", flush=True)
+        for process in procs.values():
+            process.kill()
+            process.wait()
+
+        completed = wrong = double_releases = duplicate_enqueues = 0
+        for handle in handles:
+            status = handle.status()
+            if status.status != "completed":
+                continue
+            completed += 1
+            if handle.get_result() != expected[handle.id]:
+                wrong += 1
+            history = handle.history()
+            definition = app.definitions.get(history[0].event.def_hash)  # type: ignore[attr-defined]
+            releases = collections.Counter(
+                e.event.barrier for e in history if isinstance(e.event, BarrierReleased)
+            )
+            enqueues = collections.Counter(
+                (e.event.node, e.event.attempt)
+                for e in history
+                if isinstance(e.event, TaskEnqueued)
+            )
+            barriers = [n.id for n in definition.nodes if isinstance(n, BarrierNode)]
+            double_releases += sum(1 for b in barriers if releases[b] > 1)
+            duplicate_enqueues += sum(1 for count in enqueues.values() if count > 1)
+        app.close()
+    print(f"workflows completed      {completed} / {len(handles)}")
+    print(f"wrong results            {wrong}")
+    print(f"barrier double releases  {double_releases}")
+    print(f"duplicate enqueues       {duplicate_enqueues}")
+    print(f"lost (not completed)     {len(handles) - completed}")
+    print(f"processes killed         {kills}; Redis restarts {redis_restarts}")
+    print(f"wall time                {time.monotonic() - started:.1f} s")
+    ok = completed == len(handles) and not (wrong or double_releases or duplicate_enqueues)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
