@@ -19,10 +19,10 @@ from typing import Any
 
 os.environ.setdefault("STREAMFLOW_LOG_LEVEL", "WARNING")
 
-from streamflow import App, Chain, Group  # noqa: E402
-from streamflow.definition import BarrierNode  # noqa: E402
-from streamflow.embedded import EmbeddedRedis  # noqa: E402
-from streamflow.events import BarrierReleased, TaskEnqueued  # noqa: E402
+from streamflow import App, Chain, Group
+from streamflow.definition import BarrierNode
+from streamflow.embedded import EmbeddedRedis
+from streamflow.events import BarrierReleased, TaskEnqueued
 
 ROOT = Path(__file__).resolve().parent.parent
 
