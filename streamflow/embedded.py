@@ -413,11 +413,13 @@ class EmbeddedRedis:
 def _answers_as(client: redis.Redis, pid: int) -> bool:
     try:
         info: dict[str, Any] = client.info("server")
+        persistence: dict[str, Any] = client.info("persistence")
     except redis.RedisError:
-        # Not listening yet, or still loading the append-only file.
+        # Not listening yet.
         return False
-    # Another server on the same TCP port would answer too; make sure it is ours.
-    return info.get("process_id") == pid
+    # Another server on the same TCP port would answer too; make sure it is ours, and
+    # that it has finished loading its append-only file (it answers LOADING till then).
+    return info.get("process_id") == pid and not persistence.get("loading")
 
 
 def _output_tail(directory: Path) -> str:
