@@ -150,7 +150,7 @@ def _run_with_progress(app: App, name: str, canvas: Any) -> None:
         if status.done:
             break
         with contextlib.suppress(TimeoutError):
-            handle.wait(timeout=0.25)
+            handle.wait(timeout=0.5)
     elapsed = time.monotonic() - started
     result = handle.result(timeout=1)
     largest, events = _largest_message(handle)
