@@ -88,7 +88,7 @@ def test_time_limits_sync_and_async(app: App) -> None:
 
     @app.actor(time_limit=0.2)
     async def sleeps() -> None:
-        await asyncio.sleep(30)
+        await asyncio.Event().wait()  # until cancelled
 
     with app.worker(concurrency=2):
         sync_handle = spins.send()
@@ -115,7 +115,7 @@ def test_cancel_a_running_group(app: App, r: redis.Redis) -> None:
     @app.actor
     async def patient_async(i: int) -> None:
         try:
-            await asyncio.sleep(30)
+            await asyncio.Event().wait()  # until cancelled
         except asyncio.CancelledError:
             r.incr("saw-cancel")
             raise
