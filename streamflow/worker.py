@@ -9,8 +9,6 @@ on the wake-up streams.
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import dataclasses
 import os
 import random
 import signal
@@ -30,12 +28,7 @@ from streamflow.app import App
 from streamflow.context import TaskContext, reset_current, set_current
 from streamflow.definition import (
     NONE,
-    ON_FAILURE,
-    ON_SUCCESS,
-    WORKFLOW_ON_FAILURE,
-    Definition,
     TaskNode,
-    assemble,
 )
 from streamflow.errors import (
     DecodeError,
@@ -53,29 +46,26 @@ from streamflow.events import (
     TaskFailed,
     TaskStarted,
     TaskSucceeded,
-    WorkflowFailed,
-    decode_event,
     encode_event,
     encode_with_cause_hole,
 )
-from streamflow.failures import Failure
 from streamflow.faults import crash_point
 from streamflow.history import parse_raw
 from streamflow.hooks import TaskInfo
+from streamflow.jobs import Job, in_context, input_fields, task_inputs
 from streamflow.keys import (
     PROJECTOR_GROUP,
     WORKER_GROUP,
     decode_task_message,
-    decode_wake,
     encode_wake,
     shard_of,
 )
 from streamflow.logs import get_logger
 from streamflow.projector import Trigger
 from streamflow.ratelimit import RateLimitExceeded
+from streamflow.roles import Outage, renew, run_recovery, run_timer, run_watch
 from streamflow.scripts import Reply, reply_code
 from streamflow.sweep import StuckSweep
-from streamflow.timer import move_due, sweep_expired
 
 log = get_logger(__name__)
 
@@ -83,58 +73,6 @@ RESULTS_CHUNK = 1000
 HAND_BACK_IDLE_MS = 10**12
 """Idle time given to a message handed back: any lease has run out."""
 CATCH_UP = 1000
-
-
-class _Outage:
-    """Redis reachability, shared by the worker's loops: one log line per change (down,
-    back), and a capped backoff while down."""
-
-    def __init__(self, log: Any) -> None:
-        self._log = log
-        self._lock = threading.Lock()
-        self._backoff_s = 0.0
-
-    def down(self, exc: BaseException) -> float:
-        """Note a failure; returns how long to wait before trying again."""
-        with self._lock:
-            if not self._backoff_s:
-                self._log.error("redis_unreachable", error=str(exc))
-            self._backoff_s = min(max(self._backoff_s * 2, 0.1), 5.0)
-            return self._backoff_s
-
-    def up(self) -> None:
-        """Note a success (logs once if Redis was down)."""
-        if self._backoff_s:
-            with self._lock:
-                if self._backoff_s:
-                    self._log.info("redis_reachable_again")
-                    self._backoff_s = 0.0
-
-
-@dataclasses.dataclass(slots=True)
-class _Job:
-    queue_key: str
-    msg_id: str
-    data: bytes
-    workflow_id: str
-    node: int
-    attempt: int
-    definition: Definition
-    task: TaskNode
-    actor: Actor[Any, Any]
-    start_seq: int = 0
-    args_blob: bytes | None = None
-    inputs: list[Any] = dataclasses.field(default_factory=list)
-    context: TaskContext | None = None
-    """What ``current_task()`` returns inside the body."""
-    future: Future[Any] | None = None
-    """An async body's future (cancelled when its workflow is)."""
-    info: TaskInfo | None = None
-    """What hooks were told about this task."""
-    blob: bytes = b""
-    """An out-of-line result's encoding, stored with the outcome."""
-    """Appended to the task's own arguments: its piped input, or a callback's data."""
-    started: float = 0.0
 
 
 class Worker:
@@ -199,7 +137,7 @@ class Worker:
         self.sweep_interval_s = sweep_interval_s
         self.max_deliveries = max_deliveries
         self._stuck = StuckSweep(app, stuck_after_ms=to_ms(stuck_after_s, "stuck_after_s"))
-        self._leases: dict[tuple[str, str], _Job] = {}
+        self._leases: dict[tuple[str, str], Job] = {}
         self._deadlines: dict[int, float] = {}
         self._watch_lock = threading.Lock()
         self.consumer = consumer or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
@@ -213,7 +151,7 @@ class Worker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._threads: list[threading.Thread] = []
         self._log = log.bind(consumer=self.consumer)
-        self._outage = _Outage(self._log)
+        self._outage = Outage(self._log)
         self._handing_back = False
 
     # -- lifecycle ------------------------------------------------------------------
@@ -291,11 +229,11 @@ class Worker:
             self._loop = asyncio.new_event_loop()
             self._spawn(self._loop.run_forever, "streamflow-asyncio", join=False)
         if self.timer:
-            self._spawn(self._timer_loop, "streamflow-timer")
+            self._spawn(lambda: run_timer(self), "streamflow-timer")
         if self.tasks:
-            self._spawn(self._watch_loop, "streamflow-watch")
+            self._spawn(lambda: run_watch(self), "streamflow-watch")
         if self.recovery:
-            self._spawn(self._recovery_loop, "streamflow-recovery")
+            self._spawn(lambda: run_recovery(self), "streamflow-recovery")
 
     def _spawn(self, target: Any, name: str, join: bool = True) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
@@ -330,7 +268,7 @@ class Worker:
             # Past the grace period: let other workers take these at once, rather than
             # after the lease (a body still running here may finish; first outcome wins).
             try:
-                self._renew(unfinished, idle_ms=HAND_BACK_IDLE_MS)
+                renew(self, unfinished, idle_ms=HAND_BACK_IDLE_MS)
                 self._log.info("leases_handed_back", count=len(unfinished))
             except redis.RedisError as exc:
                 self._log.warning("lease_hand_back_failed", error=str(exc))
@@ -403,7 +341,7 @@ class Worker:
         return out
 
     def _dispatch(self, messages: list[tuple[str, str, bytes]]) -> None:
-        jobs: list[_Job] = []
+        jobs: list[Job] = []
         for queue_key, msg_id, data in messages:
             job = self._parse(queue_key, msg_id, data)
             if job is not None:
@@ -411,7 +349,7 @@ class Worker:
         while jobs:
             jobs = self._start(jobs)
 
-    def _parse(self, queue_key: str, msg_id: str, data: bytes) -> _Job | None:
+    def _parse(self, queue_key: str, msg_id: str, data: bytes) -> Job | None:
         try:
             workflow_id, node, attempt, def_hash = decode_task_message(data)
             definition = self.app.definitions.get(def_hash)
@@ -426,9 +364,9 @@ class Worker:
         if actor is None:
             self._unknown_actor(queue_key, msg_id, data, workflow_id, node, attempt, task)
             return None
-        return _Job(queue_key, msg_id, data, workflow_id, node, attempt, definition, task, actor)
+        return Job(queue_key, msg_id, data, workflow_id, node, attempt, definition, task, actor)
 
-    def _start(self, jobs: list[_Job]) -> list[_Job]:
+    def _start(self, jobs: list[Job]) -> list[Job]:
         """Run the start script for each job (one round trip); returns jobs to retry."""
         calls: list[tuple[str, list[str], list[Any]]] = []
         spans: list[tuple[int, int]] = []
@@ -446,12 +384,12 @@ class Worker:
                     [job.node, job.attempt, job.msg_id, encode_event(started), finalizer],
                 )
             )
-            fields = _input_fields(job.definition, job.task)
+            fields = input_fields(job.definition, job.task)
             for i in range(0, len(fields), RESULTS_CHUNK):
                 calls.append(("results", keys[:2], fields[i : i + RESULTS_CHUNK]))
             spans.append((first, len(calls)))
         results = self.scripts.batch(self.client, calls)
-        retry: list[_Job] = []
+        retry: list[Job] = []
         for job, (first, end) in zip(jobs, spans, strict=True):
             raw = results[first]
             if isinstance(raw, Exception):
@@ -468,7 +406,7 @@ class Worker:
                     self._poison(job, deliveries)
                     continue
                 values = [value for chunk in results[first + 1 : end] for value in chunk]
-                job.inputs = _inputs(job, values, self._out_of_line(job.workflow_id))
+                job.inputs = task_inputs(job, values, self._out_of_line(job.workflow_id))
                 crash_point("worker.after_start_before_run")
                 self._submit(job)
             elif reply in (Reply.DUP, Reply.STALE):
@@ -498,14 +436,14 @@ class Worker:
 
     # -- running --------------------------------------------------------------------
 
-    def _arguments(self, job: _Job) -> tuple[list[Any], dict[str, Any]]:
+    def _arguments(self, job: Job) -> tuple[list[Any], dict[str, Any]]:
         args: list[Any] = []
         kwargs: dict[str, Any] = {}
         if job.args_blob:
             args, kwargs = codec.decode(job.args_blob)
         return [*args, *job.inputs], kwargs
 
-    def _submit(self, job: _Job) -> None:
+    def _submit(self, job: Job) -> None:
         job.started = time.monotonic()
         if not (job.actor.is_async and self._loop is not None):
             self._track(self._pool.submit(self._run_sync, job))
@@ -513,7 +451,7 @@ class Worker:
         try:
             args, kwargs = self._arguments(job)
             self._before_task(job, args, kwargs)
-            coroutine = _in_context(job, job.actor.fn(*args, **kwargs))
+            coroutine = in_context(job, job.actor.fn(*args, **kwargs))
         except Exception as exc:  # e.g. wrong arguments: a failure of the task, recorded
             self._track(self._pool.submit(self._finish, job, self._failure(job, exc)))
             return
@@ -532,7 +470,7 @@ class Worker:
 
         future.add_done_callback(done)
 
-    def _run_sync(self, job: _Job) -> None:
+    def _run_sync(self, job: Job) -> None:
         token = set_current(job.context)
         ident = threading.get_ident()
         try:
@@ -561,7 +499,7 @@ class Worker:
             crash_point("worker.after_run_before_record")
             self._finish(job, self._success(job, result))
 
-    def _complete_async(self, job: _Job, future: Future[Any]) -> None:
+    def _complete_async(self, job: Job, future: Future[Any]) -> None:
         try:
             result = future.result()
         except TimeoutError:
@@ -577,7 +515,7 @@ class Worker:
             self._after_task(job, result=result)
             self._finish(job, self._success(job, result))
 
-    def _before_task(self, job: _Job, args: list[Any], kwargs: dict[str, Any]) -> None:
+    def _before_task(self, job: Job, args: list[Any], kwargs: dict[str, Any]) -> None:
         if self.app.hooks:
             job.info = TaskInfo(
                 workflow_id=job.workflow_id,
@@ -589,11 +527,11 @@ class Worker:
             )
             self.app.call_hooks("before_task", job.info)
 
-    def _after_task(self, job: _Job, **outcome: Any) -> None:
+    def _after_task(self, job: Job, **outcome: Any) -> None:
         if self.app.hooks and job.info is not None:
             self.app.call_hooks("after_task", job.info, **outcome)
 
-    def _success(self, job: _Job, result: Any) -> Event:
+    def _success(self, job: Job, result: Any) -> Event:
         try:
             data = codec.encode_checked(result, what=f"result of {job.actor.name}")
         except EncodeError as exc:
@@ -613,7 +551,7 @@ class Worker:
             )
         return TaskSucceeded(node=job.node, attempt=job.attempt, result=result, cause=job.start_seq)
 
-    def _failure(self, job: _Job, exc: BaseException) -> Event:
+    def _failure(self, job: Job, exc: BaseException) -> Event:
         options = job.task.options
         retry_delay_ms = None
         later = isinstance(exc, RateLimitExceeded)
@@ -644,7 +582,7 @@ class Worker:
             cause=job.start_seq,
         )
 
-    def _ask_retry_when(self, job: _Job, exc: BaseException) -> bool:
+    def _ask_retry_when(self, job: Job, exc: BaseException) -> bool:
         assert job.actor.retry_when is not None
         try:
             return bool(job.actor.retry_when(job.attempt - 1, exc))
@@ -654,14 +592,14 @@ class Worker:
 
     # -- recording and projecting ---------------------------------------------------
 
-    def _finish(self, job: _Job, event: Event) -> None:
+    def _finish(self, job: Job, event: Event) -> None:
         """Record the outcome, project it inline, and acknowledge the message."""
         try:
             self._finish_leased(job, event)
         finally:
             self._unlease(job)
 
-    def _finish_leased(self, job: _Job, event: Event) -> None:
+    def _finish_leased(self, job: Job, event: Event) -> None:
         duration_ms = round((time.monotonic() - job.started) * 1000, 3) if job.started else 0
         bound = self._log.bind(
             workflow_id=job.workflow_id, node=job.node, attempt=job.attempt, actor=job.actor.name
@@ -678,7 +616,7 @@ class Worker:
             )
         self._record(job, event)
 
-    def _record(self, job: _Job, event: Event) -> None:
+    def _record(self, job: Job, event: Event) -> None:
         wf = job.workflow_id
         keys = self._wf_keys(wf)
         ok = isinstance(event, TaskSucceeded)
@@ -736,7 +674,7 @@ class Worker:
             return
         raise StreamflowError(f"recording the outcome of {wf} node {job.node} did not settle")
 
-    def _reproject(self, job: _Job) -> None:
+    def _reproject(self, job: Job) -> None:
         """The attempt already has its outcome: issue its projection again, then ack."""
         try:
             self.projector.project(job.workflow_id, None, Trigger(job.queue_key, job.msg_id))
@@ -769,76 +707,18 @@ class Worker:
 
     # -- leases, time limits, cancellation -------------------------------------------
 
-    def _lease(self, job: _Job) -> None:
+    def _lease(self, job: Job) -> None:
         job.context = TaskContext(
             workflow_id=job.workflow_id, node=job.node, attempt=job.attempt, actor=job.actor.name
         )
         with self._watch_lock:
             self._leases[(job.queue_key, job.msg_id)] = job
 
-    def _unlease(self, job: _Job) -> None:
+    def _unlease(self, job: Job) -> None:
         with self._watch_lock:
             self._leases.pop((job.queue_key, job.msg_id), None)
 
-    def _watch_loop(self) -> None:
-        """Enforce sync time limits, renew leases, and tell running tasks of cancellation."""
-        last_renew = last_check = 0.0
-        while True:
-            if self._stopping.is_set():
-                if not self._inflight or self._handing_back:
-                    return
-                time.sleep(0.05)  # shutting down: keep renewing what is still in flight
-            else:
-                self._stopping.wait(0.05)
-            now = time.monotonic()
-            with self._watch_lock:
-                for ident, deadline in list(self._deadlines.items()):
-                    if now >= deadline:
-                        del self._deadlines[ident]
-                        _raise_in_thread(ident, TimeLimitExceeded)
-                leased = list(self._leases.values())
-            try:
-                if now - last_renew > self.lease_ms / 3000:
-                    last_renew = now
-                    self._renew(leased)
-                if now - last_check > 0.5:
-                    last_check = now
-                    self._check_cancelled(leased)
-            except redis.RedisError as exc:
-                self._outage.down(exc)
-
-    def _renew(self, jobs: list[_Job], idle_ms: int = 0) -> None:
-        """Renew the leases of ``jobs`` (or, with a large ``idle_ms``, hand them back)."""
-        by_queue: dict[str, list[str]] = {}
-        for job in jobs:
-            by_queue.setdefault(job.queue_key, []).append(job.msg_id)
-        calls = [
-            ("renew", [queue], [WORKER_GROUP, self.consumer, idle_ms, *ids])
-            for queue, ids in by_queue.items()
-        ]
-        for result in self.scripts.batch(self.client, calls):
-            if isinstance(result, Exception):
-                raise result
-
-    def _check_cancelled(self, jobs: list[_Job]) -> None:
-        running = [j for j in jobs if j.context is not None and not j.context.cancelled]
-        if not running:
-            return
-        pipe = self.client.pipeline(transaction=False)
-        for job in running:
-            pipe.hget(self.keys.idx(job.workflow_id), "st")
-            pipe.exists(self.keys.archive(job.workflow_id))
-        replies = pipe.execute()
-        for job, status, archived in zip(running, replies[::2], replies[1::2], strict=True):
-            if status in (b"cancelled", b"failed", b"completed") or archived:
-                assert job.context is not None
-                job.context._cancelled.set()
-                if job.future is not None:
-                    job.future.cancel()
-
-    # -- poison ---------------------------------------------------------------------
-
-    def _poison(self, job: _Job, deliveries: int) -> None:
+    def _poison(self, job: Job, deliveries: int) -> None:
         """Too many deliveries of one attempt: fail it, keep the bytes."""
         reason = f"delivered {deliveries} times (max_deliveries={self.max_deliveries})"
         self._dead_letter(job.queue_key, job.msg_id, job.data, reason)
@@ -877,7 +757,7 @@ class Worker:
         error = {"type": "UnknownActorError", "message": reason, "traceback": ""}
         event = TaskFailed(node=node, attempt=attempt, error=error, retry_delay_ms=None)
         self._dead_letter(queue_key, msg_id, data, reason)
-        job = _Job(
+        job = Job(
             queue_key,
             msg_id,
             data,
@@ -891,126 +771,3 @@ class Worker:
         self._record(job, event)
 
     # -- timer and recovery ---------------------------------------------------------
-
-    def _timer_loop(self) -> None:
-        last_sweep = 0.0
-        while not self._stopping.wait(0.05):
-            try:
-                move_due(self.client, self.scripts, self.keys, self.shards, self.queues)
-                if time.monotonic() - last_sweep > self.sweep_interval_s:
-                    last_sweep = time.monotonic()
-                    removed = sweep_expired(self.client, self.scripts, self.keys, self.shards)
-                    if removed:
-                        self._log.info("expired_workflows_removed", count=removed)
-                    self._stuck.run(self.shards)
-            except redis.RedisError as exc:
-                self._stopping.wait(self._outage.down(exc))
-
-    def _recovery_loop(self) -> None:
-        wake_keys = [self.keys.wake(s) for s in self.shards]
-        last_claim = 0.0
-        while not self._stopping.is_set():
-            try:
-                entries: list[tuple[str, str, bytes]] = []
-                if time.monotonic() - last_claim > min(self.lease_ms / 2000, 1.0):
-                    last_claim = time.monotonic()
-                    for key in wake_keys:
-                        claim: Any = self.client.xautoclaim(
-                            key, PROJECTOR_GROUP, self.consumer, self.lease_ms, "0-0", count=10
-                        )
-                        entries += [(key, i.decode(), f.get(b"m", b"")) for i, f in claim[1] if f]
-                reply: Any = self.client.xreadgroup(
-                    PROJECTOR_GROUP,
-                    self.consumer,
-                    dict.fromkeys(wake_keys, ">"),
-                    count=10,
-                    block=self.block_ms,
-                )
-                for stream, items in reply or []:
-                    entries += [(stream.decode(), i.decode(), f.get(b"m", b"")) for i, f in items]
-                for key, msg_id, data in entries:
-                    self._recover(key, msg_id, data)
-            except redis.RedisError as exc:
-                self._stopping.wait(self._outage.down(exc))
-            except Exception:
-                # A bad wake-up must not end recovery for the whole deployment; it stays
-                # pending and is retried after the lease.
-                self._log.exception("recovery_crashed")
-                self._stopping.wait(1.0)
-
-    def _recover(self, wake_key: str, msg_id: str, data: bytes) -> None:
-        try:
-            workflow_id, tag = decode_wake(data)
-        except DecodeError as exc:
-            self._dead_letter(wake_key, msg_id, data, f"undecodable wake-up: {exc}")
-        else:
-            self._log.info("recovery_projection", workflow_id=workflow_id, tag=tag)
-            self.projector.project(workflow_id, None)
-            crash_point("recovery.after_project_before_ack")
-        pipe = self.client.pipeline(transaction=False)
-        pipe.xack(wake_key, PROJECTOR_GROUP, msg_id)
-        pipe.xdel(wake_key, msg_id)
-        pipe.execute()
-
-
-def _input_fields(definition: Definition, task: TaskNode) -> list[str]:
-    """Index fields naming what a task receives besides its own arguments."""
-    if task.role in (ON_SUCCESS, ON_FAILURE):
-        outcome = "ok" if task.role == ON_SUCCESS else "ko"
-        return [f"x:{task.subject}", f"{outcome}:{task.subject}"]
-    leaves = definition.pipe_leaves(task.id)
-    fields = [f"ok:{leaf}" for leaf in leaves]
-    return ["end", *fields] if task.role == WORKFLOW_ON_FAILURE else fields
-
-
-def _inputs(job: _Job, values: list[Any], resolve: Callable[[TaskSucceeded], Any]) -> list[Any]:
-    """The values ``_input_fields`` named, decoded into the task's extra arguments
-    (``resolve`` gives a success's result, fetching it if stored out of line)."""
-    definition, task = job.definition, job.task
-    if task.role in (ON_SUCCESS, ON_FAILURE):
-        subject = definition.task(task.subject)
-        args, kwargs = codec.decode(values[0]) if values[0] else ([], {})
-        data = {
-            "workflow_id": job.workflow_id,
-            "node": subject.id,
-            "actor_name": subject.actor,
-            "args": args,
-            "kwargs": kwargs,
-        }
-        outcome = decode_event(values[1])
-        if isinstance(outcome, TaskSucceeded):
-            return [data, resolve(outcome)]
-        assert isinstance(outcome, TaskFailed)
-        return [data, Failure.from_event(outcome, subject.actor).to_dict()]
-    extra: list[Any] = []
-    if task.role == WORKFLOW_ON_FAILURE:
-        end = decode_event(values[0]) if values[0] else None
-        extra.append(end.error if isinstance(end, WorkflowFailed) else {})
-        values = values[1:]
-    if task.pipe == NONE:
-        return extra
-    found: dict[int, Any] = {}
-    for leaf, value in zip(definition.pipe_leaves(task.id), values, strict=True):
-        if value is False or value is None:
-            found[leaf] = None  # partial results: nothing yet
-            continue
-        event = decode_event(value)
-        if isinstance(event, TaskSucceeded):
-            found[leaf] = resolve(event)
-        elif isinstance(event, TaskFailed):
-            found[leaf] = Failure.from_event(event, definition.task(leaf).actor)
-    return [*extra, assemble(definition.specs[task.pipe], found)]
-
-
-async def _in_context(job: _Job, coroutine: Any) -> Any:
-    """Run an async body with ``current_task()`` set and its time limit applied."""
-    set_current(job.context)
-    limit_ms = job.task.options.time_limit_ms
-    if limit_ms:
-        return await asyncio.wait_for(coroutine, limit_ms / 1000)
-    return await coroutine
-
-
-def _raise_in_thread(ident: int, exc_type: type[BaseException]) -> None:
-    """Raise ``exc_type`` in thread ``ident`` at its next bytecode (as dramatiq does)."""
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(exc_type))
