@@ -11,6 +11,7 @@ from streamflow.deadletters import DeadLetter, DeadLetters
 from streamflow.errors import (
     DecodeError,
     DefinitionError,
+    DurabilityError,
     EncodeError,
     ResultError,
     ResultFailure,
@@ -36,6 +37,7 @@ __all__ = [
     "DeadLetters",
     "DecodeError",
     "DefinitionError",
+    "DurabilityError",
     "EncodeError",
     "Failure",
     "Group",

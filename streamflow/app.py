@@ -49,6 +49,10 @@ class App:
             key of their workflow, and referenced from the log.
         max_result_bytes: a task whose result encodes to more fails with ResultTooLarge.
         hooks: ``Hooks`` called around tasks and when workflows end.
+        durability: ``"local"`` (a write is acknowledged once the primary has it, on
+            disk with ``appendfsync always``) or ``"replicated"`` (also confirmed by
+            ``replicas`` replicas, with WAITAOF or WAIT, within ``durability_timeout``
+            seconds, else DurabilityError).
     """
 
     def __init__(
@@ -62,6 +66,9 @@ class App:
         large_result_bytes: int = 64 * 1024,
         max_result_bytes: int = 16 * 1024 * 1024,
         hooks: Sequence[Hooks] = (),
+        durability: str = "local",
+        replicas: int = 1,
+        durability_timeout: float = 1.0,
     ) -> None:
         if shards < 1:
             raise ValueError(f"shards must be at least 1 (got {shards!r})")
@@ -76,7 +83,13 @@ class App:
         self.keys = Keys(prefix)
         self.shards = shards
         self.actors: dict[str, Actor[Any, Any]] = {}
-        self.scripts = Scripts(self.client)
+        if durability not in ("local", "replicated"):
+            raise ValueError(f"durability must be 'local' or 'replicated' (got {durability!r})")
+        self.scripts = Scripts(
+            self.client,
+            replicas=replicas if durability == "replicated" else 0,
+            wait_timeout_ms=to_ms(durability_timeout, "durability_timeout"),
+        )
         self.definitions = Definitions(self.client, self.keys)
         self.projector = Projector(
             self.client,

@@ -25,7 +25,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from types import TracebackType
@@ -124,7 +124,9 @@ class EmbeddedRedis:
         appendfsync: str = "always",
         binary: str | None = None,
         port: int | None = None,
+        extra_args: Sequence[str] = (),
     ) -> None:
+        self._extra_args = list(extra_args)
         if appendfsync not in _APPENDFSYNC_VALUES:
             raise ValueError(
                 f"'appendfsync' must be one of {_APPENDFSYNC_VALUES!r} (got {appendfsync!r})"
@@ -326,7 +328,7 @@ class EmbeddedRedis:
             ]  # fmt: skip
         else:
             command += ["--port", str(self._port), "--bind", "127.0.0.1"]
-        return command
+        return command + self._extra_args
 
     def _spawn(self) -> None:
         directory = self._directory

@@ -119,5 +119,20 @@ class ResultTooLarge(StreamflowError):
     """A task's result exceeds the hard size limit; the task fails with this error."""
 
 
+class DurabilityError(StreamflowError):
+    """Fewer replicas than required confirmed a write in time (``durability="replicated"``).
+
+    The write happened on the primary; nothing is acknowledged as durable. Retrying is
+    safe: every write is idempotent.
+    """
+
+    def __init__(self, required: int, confirmed: int, timeout_ms: int) -> None:
+        super().__init__(
+            f"{confirmed} of {required} replicas confirmed the write within {timeout_ms} ms"
+        )
+        self.required = required
+        self.confirmed = confirmed
+
+
 class ScriptError(StreamflowError):
     """A Lua script answered something the shell does not understand."""

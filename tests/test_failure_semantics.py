@@ -377,3 +377,46 @@ def test_sigterm_past_grace_hands_leases_back(
         leaving.kill()
         leaving.wait()
     assert "leases_handed_back" in log.read_text()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_replicated_durability_waits_for_a_replica(redis_binary: str) -> None:
+    from streamflow import DurabilityError
+    from streamflow.embedded import EmbeddedRedis
+
+    primary_port, replica_port = free_port(), free_port()
+    with EmbeddedRedis(binary=redis_binary, port=primary_port) as primary:
+        replica = EmbeddedRedis(
+            binary=redis_binary,
+            port=replica_port,
+            extra_args=["--replicaof", "127.0.0.1", str(primary_port)],
+        )
+        replica.start()
+        replica_client = redis.Redis.from_url(replica.url)
+        wait_until(
+            lambda: replica_client.info("replication").get("master_link_status") == "up",
+            30,
+            message="the replica to sync",
+        )
+        app = App(primary.url, durability="replicated", replicas=1, durability_timeout=0.5)
+
+        @app.actor
+        def double(x: int) -> int:
+            return 2 * x
+
+        with app.worker(concurrency=2):
+            handle = double.send(21)
+            assert handle.get_result(block=True, timeout=30) == 42
+        # Every acknowledged write reached the replica.
+        assert replica_client.exists(app.keys.archive(handle.id))
+        replica.stop()
+        with pytest.raises(DurabilityError, match="0 of 1 replicas confirmed"):
+            double.send(1)
+        app.close()
