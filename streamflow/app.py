@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 class App:
@@ -53,6 +55,8 @@ class App:
             disk with ``appendfsync always``) or ``"replicated"`` (also confirmed by
             ``replicas`` replicas, with WAITAOF or WAIT, within ``durability_timeout``
             seconds, else DurabilityError).
+        retry_for: how long submits and result reads ride out an unreachable Redis
+            (retrying with a capped backoff, logging once down and once back).
     """
 
     def __init__(
@@ -69,6 +73,7 @@ class App:
         durability: str = "local",
         replicas: int = 1,
         durability_timeout: float = 1.0,
+        retry_for: float = 30.0,
     ) -> None:
         if shards < 1:
             raise ValueError(f"shards must be at least 1 (got {shards!r})")
@@ -103,6 +108,7 @@ class App:
         self.large_result_bytes = large_result_bytes
         self.max_result_bytes = max_result_bytes
         self.hooks: list[Hooks] = list(hooks)
+        self.retry_for_s = retry_for
         self.projector.after_workflow = self._after_workflow
 
     def __repr__(self) -> str:
@@ -229,10 +235,12 @@ class App:
             engine_version=__version__,
         )
         payload = encode_event(submitted)  # may raise EncodeError: before any write
-        self.definitions.put(definition)
         state = fold_all([Entry(seq=1, stream_id="0-0", event=submitted)])
         decisions = decide(definition, state, Entry(seq=1, stream_id="0-0", event=submitted))
-        self._submit(workflow_id, definition, submitted, payload, decisions)
+        # Retried through a Redis outage: the id was chosen before the first try, so a
+        # submit that went through before the connection broke is recognised (EXISTS).
+        self.retrying(lambda: self.definitions.put(definition))
+        self.retrying(lambda: self._submit(workflow_id, definition, submitted, payload, decisions))
         log.info(
             "workflow_submitted",
             workflow_id=workflow_id,
@@ -315,6 +323,30 @@ class App:
                 cause,
                 Trigger(queue_key=keys.log(workflow_id), msg_id="", wake_member=wake),
             )
+
+    def retrying(self, call: Callable[[], T]) -> T:
+        """``call()``, retried with a capped backoff while Redis is unreachable, for at
+        most ``retry_for`` seconds; logs once when Redis goes away and once when back.
+
+        Raises:
+            redis.ConnectionError: Redis stayed unreachable.
+        """
+        deadline = time.monotonic() + self.retry_for_s
+        backoff_s = 0.0
+        while True:
+            try:
+                result = call()
+            except redis.ConnectionError as exc:  # BusyLoadingError (AOF loading) too
+                if time.monotonic() + backoff_s > deadline:
+                    raise
+                if not backoff_s:
+                    log.warning("redis_unreachable", error=str(exc))
+                backoff_s = min(max(backoff_s * 2, 0.05), 2.0)
+                time.sleep(backoff_s)
+                continue
+            if backoff_s:
+                log.warning("redis_reachable_again")
+            return result
 
     @property
     def dead_letters(self) -> DeadLetters:

@@ -138,6 +138,10 @@ class WorkflowHandle:
             ResultMissing: no such workflow.
         """
         deadline = None if timeout is None else time.monotonic() + timeout
+        # A Redis outage while waiting is ridden out (within the App's retry_for).
+        return self.app.retrying(lambda: self._wait_once(deadline, timeout))
+
+    def _wait_once(self, deadline: float | None, timeout: float | None) -> Snapshot:
         pubsub = self.app.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
         try:
             pubsub.subscribe(self.app.keys.done_channel(self.id))

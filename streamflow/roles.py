@@ -42,7 +42,7 @@ class Outage:
         if self._backoff_s:
             with self._lock:
                 if self._backoff_s:
-                    self._log.info("redis_reachable_again")
+                    self._log.warning("redis_reachable_again")
                     self._backoff_s = 0.0
 
 

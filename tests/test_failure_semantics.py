@@ -420,3 +420,30 @@ def test_replicated_durability_waits_for_a_replica(redis_binary: str) -> None:
         with pytest.raises(DurabilityError, match="0 of 1 replicas confirmed"):
             double.send(1)
         app.close()
+
+
+def test_clients_ride_out_an_outage(redis_binary: str, tmp_path: Path) -> None:
+    import threading
+
+    from streamflow.embedded import EmbeddedRedis
+
+    with EmbeddedRedis(binary=redis_binary, directory=str(tmp_path / "redis")) as server:
+        app = App(server.url)
+
+        @app.actor
+        def double(x: int) -> int:
+            return 2 * x
+
+        outage = threading.Thread(target=lambda: server.restart(hard=True, down_s=1.0))
+        with capture_logs() as logs:
+            outage.start()
+            handles = [double.send(i) for i in range(20)]  # some while Redis is down
+            outage.join()
+        with app.worker(concurrency=2):
+            assert [h.get_result(block=True, timeout=30) for h in handles] == [
+                2 * i for i in range(20)
+            ]
+        events = [log["event"] for log in logs]
+        assert events.count("redis_unreachable") == 1
+        assert events.count("redis_reachable_again") == 1
+        app.close()
