@@ -21,6 +21,7 @@ from typing import Any
 
 from streamflow.definition import NONE, TASK, Definition, TaskNode
 from streamflow.events import (
+    TERMINAL,
     BarrierDecremented,
     BarrierReleased,
     Entry,
@@ -133,7 +134,7 @@ def fold(state: State, entry: Entry) -> State:
         state.args = event.args
         state.options = event.options
         state.submitted_ms = entry.time_ms
-    elif isinstance(event, (WorkflowCompleted, WorkflowFailed, WorkflowCancelled)):
+    elif isinstance(event, TERMINAL):
         state.status = _END_STATUS[type(event)]
         state.finished_ms = entry.time_ms
         state.last_decision = entry.seq
@@ -144,7 +145,6 @@ def fold(state: State, entry: Entry) -> State:
     return state
 
 
-_TERMINAL_EVENTS = (WorkflowCompleted, WorkflowFailed, WorkflowCancelled)
 _END_STATUS: dict[type[Event], str] = {
     WorkflowCompleted: COMPLETED,
     WorkflowFailed: FAILED,
@@ -235,7 +235,7 @@ def decide_all(definition: Definition, state: State, entries: Iterable[Entry]) -
                 continue
             seen.add(key)  # type: ignore[arg-type]
             out.append(event)
-            ended = ended or isinstance(event, _TERMINAL_EVENTS)
+            ended = ended or isinstance(event, TERMINAL)
     return out
 
 
@@ -335,7 +335,7 @@ def finished(definition: Definition, state: State, decisions: Iterable[Event] = 
     terminal = state.terminal
     pending: set[int] = set()
     for event in decisions:
-        if isinstance(event, (WorkflowCompleted, WorkflowFailed, WorkflowCancelled)):
+        if isinstance(event, TERMINAL):
             terminal = True
         elif isinstance(event, TaskEnqueued):
             pending.add(event.node)

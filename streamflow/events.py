@@ -151,7 +151,9 @@ class WorkflowCancelled(Event):
 
 
 TERMINAL = (WorkflowCompleted, WorkflowFailed, WorkflowCancelled)
+"""The events that end a workflow (idempotency key ``end``)."""
 DECISIONS = (TaskEnqueued, BarrierReleased, BarrierDecremented, *TERMINAL)
+"""The events ``decide`` produces."""
 
 _TYPES: dict[int, type[Event]] = {
     cls.code: cls

@@ -29,6 +29,7 @@ from streamflow.core import (
 from streamflow.definition import Definition
 from streamflow.errors import DefinitionError, ScriptError
 from streamflow.events import (
+    TERMINAL,
     BarrierDecremented,
     BarrierReleased,
     Entry,
@@ -145,7 +146,7 @@ def decision_slots(
             slots += ["D", key, payload, "", "", 0, "", 0]
         elif isinstance(event, BarrierReleased):
             slots += ["R", key, payload, "", "", 0, "", 0]
-        elif isinstance(event, (WorkflowCompleted, WorkflowFailed, WorkflowCancelled)):
+        elif isinstance(event, TERMINAL):
             slots += ["T", key, payload, _TERMINAL_STATUS[type(event)], "", 0, "", 0]
         else:
             raise TypeError(f"{type(event).__name__} is not a decision")
@@ -235,8 +236,8 @@ class Projector:
 
         Acknowledges ``trigger`` with the last chunk. ``fresh``: the cached fold was just
         brought to the log's end (by the outcome script's reply), so the first round
-        skips reading the log. Returns the final reply: OK, TERMINAL or GONE (the
-        workflow has ended: nothing to decide), or STALE if the workflow does not exist.
+        skips reading the log. Returns the final reply: OK, GONE (archived: nothing to
+        decide), or STALE if the workflow does not exist.
         """
         bound = log.bind(workflow_id=workflow_id)
         for _ in range(MAX_ROUNDS):
