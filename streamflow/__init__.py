@@ -4,6 +4,7 @@ __version__ = "0.1.0"
 
 from streamflow.actors import Actor, Message
 from streamflow.app import App
+from streamflow.audit import Divergence, Violation, audit, replay
 from streamflow.canvas import Chain, Group, WithDelay
 from streamflow.compose import group, pipeline
 from streamflow.context import TaskContext, current_task
@@ -37,6 +38,7 @@ __all__ = [
     "DeadLetters",
     "DecodeError",
     "DefinitionError",
+    "Divergence",
     "DurabilityError",
     "EncodeError",
     "Failure",
@@ -53,6 +55,7 @@ __all__ = [
     "TaskContext",
     "TaskInfo",
     "TimeLimitExceeded",
+    "Violation",
     "WindowRateLimiter",
     "WithDelay",
     "Worker",
@@ -60,7 +63,9 @@ __all__ = [
     "WorkflowNotFoundError",
     "WorkflowStatus",
     "__version__",
+    "audit",
     "current_task",
     "group",
     "pipeline",
+    "replay",
 ]

@@ -368,6 +368,14 @@ class App:
     def _after_workflow(self, workflow_id: str, status: str) -> None:
         self.call_hooks("after_workflow", workflow_id, status)
 
+    def history(self, workflow_id: str) -> list[Entry]:
+        """A workflow's events with their sequence numbers, stream ids and times.
+
+        Raises:
+            WorkflowNotFoundError: no log and no archive for that id.
+        """
+        return self.handle(workflow_id).history()
+
     def handle(self, workflow_id: str) -> WorkflowHandle:
         """A handle on an existing workflow (nothing is checked until it is used)."""
         return WorkflowHandle(self, workflow_id)

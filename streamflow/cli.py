@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 
 from streamflow.app import App
+from streamflow.audit import audit, replay
 from streamflow.canvas import Chain, Group
 from streamflow.events import TaskEnqueued, WorkflowSubmitted
 from streamflow.handles import WorkflowHandle
@@ -94,6 +95,42 @@ def cmd_status(args: argparse.Namespace) -> int:
         if status.reason:
             print(f"reason    {status.reason}")
     return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    app = App(_url(args), prefix=args.prefix)
+    history = app.history(args.workflow_id)
+    submitted = history[0].event
+    assert isinstance(submitted, WorkflowSubmitted)
+    definition = app.definitions.get(submitted.def_hash)
+    if args.command == "history":
+        for entry in history:
+            event = entry.event
+            fields = {f: getattr(event, f) for f in event.__dataclass_fields__ if f != "args"}
+            if args.json:
+                print(
+                    json.dumps(
+                        {
+                            "seq": entry.seq,
+                            "id": entry.stream_id,
+                            "type": type(event).__name__,
+                            **fields,
+                        },
+                        default=repr,
+                    )
+                )
+            else:
+                shown = " ".join(f"{k}={v!r}" for k, v in fields.items())
+                print(f"{entry.seq:>6} {entry.stream_id:<20} {type(event).__name__:<19} {shown}")
+        return 0
+    found: list[Any] = (
+        audit(history, definition) if args.command == "audit" else replay(history, definition)
+    )
+    for item in found:
+        print(json.dumps(dataclasses.asdict(item)) if args.json else item)
+    if not found and not args.json:
+        print(f"{args.command}: {len(history)} events, nothing found")
+    return 1 if found else 0
 
 
 def cmd_cancel(args: argparse.Namespace) -> int:
@@ -270,6 +307,18 @@ def build_parser() -> argparse.ArgumentParser:
     dead.add_argument("--prefix", default="sf")
     dead.add_argument("--limit", type=int, default=100)
     dead.set_defaults(func=cmd_dead_letters)
+
+    for name, help_text in (
+        ("history", "print a workflow's events"),
+        ("audit", "check a workflow's log against the contract (exit 1 on a violation)"),
+        ("replay", "re-derive every recorded decision with today's code (exit 1 if any differs)"),
+    ):
+        command = sub.add_parser(name, help=help_text)
+        command.add_argument("workflow_id")
+        command.add_argument("--url", help="Redis URL (default: STREAMFLOW_REDIS_URL)")
+        command.add_argument("--prefix", default="sf")
+        command.add_argument("--json", action="store_true")
+        command.set_defaults(func=cmd_inspect)
 
     demo = sub.add_parser("demo", help="run the seed DAG and a 1,000-task group")
     demo.set_defaults(func=cmd_demo)

@@ -34,10 +34,12 @@ def test_example_runs(
         assert "fails ValueError" in lines
         assert "a" in lines
     if index == 3:
+        assert printed.strip() == "13 [] []"
+    if index == 4:
         lines = printed.splitlines()
         assert lines[0] == "[0, 1, 4, 9, 16, 25]"
         assert "error in broken attempt 1 KeyError('missing')" in lines
-    if index == 4:
+    if index == 5:
         assert printed.splitlines() == ["10", "[3, 6, 10]", "all done", "[2, 14]", "42"]
     if index == 1:
         assert "ValueError no luck" in printed
