@@ -4,7 +4,15 @@ __version__ = "0.1.0"
 
 from streamflow.actors import Actor, Message
 from streamflow.app import App
-from streamflow.audit import Divergence, Violation, audit, replay
+from streamflow.audit import (
+    Divergence,
+    Violation,
+    audit,
+    export_jsonl,
+    import_jsonl,
+    replay,
+    state_at,
+)
 from streamflow.canvas import Chain, Group, WithDelay
 from streamflow.compose import group, pipeline
 from streamflow.context import TaskContext, current_task
@@ -65,7 +73,10 @@ __all__ = [
     "__version__",
     "audit",
     "current_task",
+    "export_jsonl",
     "group",
+    "import_jsonl",
     "pipeline",
     "replay",
+    "state_at",
 ]

@@ -12,12 +12,13 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import structlog
 
 from streamflow.app import App
-from streamflow.audit import audit, replay
+from streamflow.audit import audit, export_jsonl, import_jsonl, replay
 from streamflow.canvas import Chain, Group
 from streamflow.events import TaskEnqueued, WorkflowSubmitted
 from streamflow.handles import WorkflowHandle
@@ -98,11 +99,18 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    app = App(_url(args), prefix=args.prefix)
-    history = app.history(args.workflow_id)
-    submitted = history[0].event
-    assert isinstance(submitted, WorkflowSubmitted)
-    definition = app.definitions.get(submitted.def_hash)
+    if args.workflow_id.endswith(".jsonl"):  # an exported history, e.g. a CI fixture
+        text = Path(args.workflow_id).read_text(encoding="utf-8")
+        workflow_id, history, definition = import_jsonl(text)
+    else:
+        app = App(_url(args), prefix=args.prefix)
+        workflow_id, history = args.workflow_id, app.history(args.workflow_id)
+        submitted = history[0].event
+        assert isinstance(submitted, WorkflowSubmitted)
+        definition = app.definitions.get(submitted.def_hash)
+    if args.command == "export":
+        print(export_jsonl(workflow_id, history, definition), end="")
+        return 0
     if args.command == "history":
         for entry in history:
             event = entry.event
@@ -312,9 +320,10 @@ def build_parser() -> argparse.ArgumentParser:
         ("history", "print a workflow's events"),
         ("audit", "check a workflow's log against the contract (exit 1 on a violation)"),
         ("replay", "re-derive every recorded decision with today's code (exit 1 if any differs)"),
+        ("export", "print a workflow's history as JSON Lines (a test fixture)"),
     ):
         command = sub.add_parser(name, help=help_text)
-        command.add_argument("workflow_id")
+        command.add_argument("workflow_id", help="a workflow id, or an exported .jsonl file")
         command.add_argument("--url", help="Redis URL (default: STREAMFLOW_REDIS_URL)")
         command.add_argument("--prefix", default="sf")
         command.add_argument("--json", action="store_true")

@@ -106,3 +106,28 @@ def test_cli_history_audit_replay(app: App, redis_url: str) -> None:
     types = [json.loads(line)["type"] for line in listed.stdout.splitlines()]
     assert types[0] == "WorkflowSubmitted" and types[-1] == "WorkflowCompleted"
     assert app.history(handle.id)[-1].seq == len(types)
+
+
+def test_export_import_round_trip_and_audit_the_file(
+    app: App, histories: list[list[Entry]], tmp_path: Any, redis_url: str
+) -> None:
+    import subprocess
+    import sys
+
+    from streamflow import export_jsonl, import_jsonl, state_at
+    from streamflow.errors import DecodeError
+
+    history = histories[2]  # the failing one
+    definition = definition_of(app, history)
+    text = export_jsonl("0-abc", history, definition)
+    workflow_id, entries, imported = import_jsonl(text)
+    assert (workflow_id, entries, imported.hash) == ("0-abc", history, definition.hash)
+    assert state_at(entries, 1).status == "running"
+    assert state_at(entries, len(entries)).status == "failed"
+    fixture = tmp_path / "history.jsonl"
+    fixture.write_text(text)
+    run = [sys.executable, "-m", "streamflow.cli", "--log-level", "warning"]
+    done = subprocess.run([*run, "audit", str(fixture)], capture_output=True, text=True)
+    assert done.returncode == 0 and "nothing found" in done.stdout, done.stderr
+    with pytest.raises(DecodeError, match="not a streamflow history export"):
+        import_jsonl('{"format": "other"}\n')
