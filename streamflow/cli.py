@@ -141,6 +141,25 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return 1 if found else 0
 
 
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    app = App(_url(args), prefix=args.prefix)
+    if args.all == bool(args.workflow_id):
+        raise SystemExit("rebuild needs a workflow id or --all (not both)")
+    ids = (
+        [args.workflow_id]
+        if args.workflow_id
+        else [
+            raw.decode()
+            for shard in range(app.shards)
+            for raw in app.client.sscan_iter(app.keys.active(shard))
+        ]
+    )
+    for workflow_id in ids:
+        app.projector.rebuild(workflow_id, discard=True)
+        print(f"rebuilt {workflow_id}")
+    return 0
+
+
 def cmd_cancel(args: argparse.Namespace) -> int:
     app = App(_url(args), prefix=args.prefix)
     if app.handle(args.workflow_id).cancel(args.reason):
@@ -328,6 +347,15 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--prefix", default="sf")
         command.add_argument("--json", action="store_true")
         command.set_defaults(func=cmd_inspect)
+
+    rebuild = sub.add_parser(
+        "rebuild", help="delete a workflow's derived index and rebuild it from its log"
+    )
+    rebuild.add_argument("workflow_id", nargs="?")
+    rebuild.add_argument("--all", action="store_true", help="every active workflow")
+    rebuild.add_argument("--url", help="Redis URL (default: STREAMFLOW_REDIS_URL)")
+    rebuild.add_argument("--prefix", default="sf")
+    rebuild.set_defaults(func=cmd_rebuild)
 
     demo = sub.add_parser("demo", help="run the seed DAG and a 1,000-task group")
     demo.set_defaults(func=cmd_demo)

@@ -429,9 +429,14 @@ class Projector:
                 return False
         return False
 
-    def rebuild(self, workflow_id: str) -> None:
-        """Rebuild the derived index from the log with the pure fold (compare-and-set)."""
+    def rebuild(self, workflow_id: str, *, discard: bool = False) -> None:
+        """Rebuild the derived index from the log with the pure fold (compare-and-set).
+
+        ``discard``: delete the index first (it is derived: nothing is lost).
+        """
         keys = self.keys
+        if discard:
+            self.client.delete(keys.idx(workflow_id))
         for _ in range(MAX_ROUNDS):
             raw = list(iter_log(self.client, keys.log(workflow_id)))
             state = State()

@@ -131,3 +131,25 @@ def test_export_import_round_trip_and_audit_the_file(
     assert done.returncode == 0 and "nothing found" in done.stdout, done.stderr
     with pytest.raises(DecodeError, match="not a streamflow history export"):
         import_jsonl('{"format": "other"}\n')
+
+
+def test_rebuild_command_then_the_workflow_continues(app: App, r: Any, redis_url: str) -> None:
+    import subprocess
+    import sys
+
+    @app.actor
+    def v(x: int, *piped: Any) -> int:
+        return x
+
+    handle = app.submit(Chain(v.message(1), Group(v.message(2), v.message(3))))  # no worker
+    idx = app.keys.idx(handle.id)
+    before = r.hgetall(idx)
+    r.hset(idx, "junk", "1")  # derived state gone wrong
+    run = [sys.executable, "-m", "streamflow.cli", "--log-level", "warning"]
+    done = subprocess.run(
+        [*run, "rebuild", handle.id, "--url", redis_url], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert r.hgetall(idx) == before  # the index is a pure function of the log
+    with app.worker():
+        assert handle.get_result(block=True, timeout=10) == [2, 3]
