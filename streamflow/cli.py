@@ -294,6 +294,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", help="debug, info, warning, error (default: info; warning for demo)"
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    # Commands that talk to Redis themselves (the worker's App comes from its module).
+    connection = argparse.ArgumentParser(add_help=False)
+    connection.add_argument("--url", help="Redis URL (default: STREAMFLOW_REDIS_URL)")
+    connection.add_argument("--prefix", default="sf", help="key prefix (default: sf)")
 
     worker = sub.add_parser("worker", help="run a worker for module:app")
     worker.add_argument("app", help="module:attribute naming a streamflow App")
@@ -313,25 +317,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.set_defaults(func=cmd_worker)
 
-    status = sub.add_parser("status", help="show a workflow's status")
+    status = sub.add_parser("status", help="show a workflow's status", parents=[connection])
     status.add_argument("workflow_id")
-    status.add_argument("--url", help="Redis URL (default: STREAMFLOW_REDIS_URL)")
-    status.add_argument("--prefix", default="sf")
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_status)
 
-    cancel = sub.add_parser("cancel", help="cancel a running workflow")
+    cancel = sub.add_parser("cancel", help="cancel a running workflow", parents=[connection])
     cancel.add_argument("workflow_id")
     cancel.add_argument("--reason", default="cancelled from the command line")
-    cancel.add_argument("--url", help="Redis URL (default: STREAMFLOW_REDIS_URL)")
-    cancel.add_argument("--prefix", default="sf")
     cancel.set_defaults(func=cmd_cancel)
 
-    dead = sub.add_parser("dead-letters", help="list, show, requeue or purge dead letters")
+    dead = sub.add_parser(
+        "dead-letters", help="list, show, requeue or purge dead letters", parents=[connection]
+    )
     dead.add_argument("action", choices=("list", "show", "requeue", "purge"))
     dead.add_argument("id", nargs="?", help="a dead letter's id (show, requeue)")
-    dead.add_argument("--url", help="Redis URL (default: STREAMFLOW_REDIS_URL)")
-    dead.add_argument("--prefix", default="sf")
     dead.add_argument("--limit", type=int, default=100)
     dead.set_defaults(func=cmd_dead_letters)
 
@@ -341,20 +341,18 @@ def build_parser() -> argparse.ArgumentParser:
         ("replay", "re-derive every recorded decision with today's code (exit 1 if any differs)"),
         ("export", "print a workflow's history as JSON Lines (a test fixture)"),
     ):
-        command = sub.add_parser(name, help=help_text)
+        command = sub.add_parser(name, help=help_text, parents=[connection])
         command.add_argument("workflow_id", help="a workflow id, or an exported .jsonl file")
-        command.add_argument("--url", help="Redis URL (default: STREAMFLOW_REDIS_URL)")
-        command.add_argument("--prefix", default="sf")
         command.add_argument("--json", action="store_true")
         command.set_defaults(func=cmd_inspect)
 
     rebuild = sub.add_parser(
-        "rebuild", help="delete a workflow's derived index and rebuild it from its log"
+        "rebuild",
+        help="delete a workflow's derived index and rebuild it from its log",
+        parents=[connection],
     )
     rebuild.add_argument("workflow_id", nargs="?")
     rebuild.add_argument("--all", action="store_true", help="every active workflow")
-    rebuild.add_argument("--url", help="Redis URL (default: STREAMFLOW_REDIS_URL)")
-    rebuild.add_argument("--prefix", default="sf")
     rebuild.set_defaults(func=cmd_rebuild)
 
     demo = sub.add_parser("demo", help="run the seed DAG and a 1,000-task group")

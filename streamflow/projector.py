@@ -24,6 +24,7 @@ from streamflow.core import (
     decide_all,
     finished,
     fold,
+    fold_all,
     index_fields,
 )
 from streamflow.definition import Definition
@@ -243,7 +244,13 @@ class Projector:
         for _ in range(MAX_ROUNDS):
             cached = self.cached(workflow_id)
             with cached.lock:
-                if not fresh:
+                entries: list[Entry] = []
+                if cause is None:
+                    # A full re-check: one read of the whole log, folded afresh.
+                    log_key = self.keys.log(workflow_id)
+                    entries = [to_entry(item) for item in iter_log(self.client, log_key)]
+                    cached.state = fold_all(entries)
+                elif not fresh:
                     self._catch_up(workflow_id, cached)
                 fresh = False
                 state = cached.state
@@ -253,10 +260,6 @@ class Projector:
                     return Reply.STALE
                 definition = self.definitions.get(state.def_hash)
                 if cause is None:
-                    entries = [
-                        to_entry(item) for item in iter_log(self.client, self.keys.log(workflow_id))
-                    ]
-                    entries = [e for e in entries if e.seq <= state.n]
                     decisions = decide_all(definition, state, entries)
                     time_of = {e.seq: e.time_ms for e in entries}
                 else:
