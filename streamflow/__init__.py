@@ -33,6 +33,7 @@ from streamflow.errors import (
 )
 from streamflow.failures import Failure
 from streamflow.handles import WorkflowHandle, WorkflowStatus
+from streamflow.history import HistoryBudget
 from streamflow.hooks import Hooks, TaskInfo
 from streamflow.ratelimit import ConcurrentRateLimiter, RateLimitExceeded, WindowRateLimiter
 from streamflow.worker import Worker
@@ -51,6 +52,7 @@ __all__ = [
     "EncodeError",
     "Failure",
     "Group",
+    "HistoryBudget",
     "Hooks",
     "Message",
     "RateLimitExceeded",

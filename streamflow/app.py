@@ -20,8 +20,10 @@ from streamflow.deadletters import DeadLetters
 from streamflow.definition import Definition, TaskNode
 from streamflow.events import Entry, WorkflowSubmitted, encode_event
 from streamflow.handles import WorkflowHandle
+from streamflow.history import HistoryBudget
 from streamflow.hooks import Hooks
 from streamflow.keys import Keys, encode_wake, new_workflow_id
+from streamflow.listing import WorkflowSummary, list_workflows
 from streamflow.logs import get_logger
 from streamflow.projector import APPLY_CHUNK, Definitions, Projector, Trigger, decision_slots
 from streamflow.scripts import Reply, Scripts, reply_code
@@ -57,6 +59,8 @@ class App:
             seconds, else DurabilityError).
         retry_for: how long submits and result reads ride out an unreachable Redis
             (retrying with a capped backoff, logging once down and once back).
+        history_budget: when a workflow's log is too long: a warning, then a failure
+            (default 10,000 events or 10 MiB, then 50,000 or 50 MiB; None: no limit).
     """
 
     def __init__(
@@ -74,6 +78,7 @@ class App:
         replicas: int = 1,
         durability_timeout: float = 1.0,
         retry_for: float = 30.0,
+        history_budget: HistoryBudget | None = HistoryBudget(),  # noqa: B008 (frozen)
     ) -> None:
         if shards < 1:
             raise ValueError(f"shards must be at least 1 (got {shards!r})")
@@ -109,6 +114,7 @@ class App:
         self.max_result_bytes = max_result_bytes
         self.hooks: list[Hooks] = list(hooks)
         self.retry_for_s = retry_for
+        self.history_budget = history_budget
         self.projector.after_workflow = self._after_workflow
 
     def __repr__(self) -> str:
@@ -231,7 +237,7 @@ class App:
         submitted = WorkflowSubmitted(
             def_hash=definition.hash,
             args=compiled.args,
-            options={"retention_ms": self._retention_ms(definition, retention)},
+            options=self._options(definition, retention),
             engine_version=__version__,
         )
         payload = encode_event(submitted)  # may raise EncodeError: before any write
@@ -248,6 +254,12 @@ class App:
             def_hash=definition.hash,
         )
         return WorkflowHandle(self, workflow_id)
+
+    def _options(self, definition: Definition, retention: float | None) -> dict[str, Any]:
+        options: dict[str, Any] = {"retention_ms": self._retention_ms(definition, retention)}
+        if self.history_budget is not None:
+            options["history"] = self.history_budget.option()
+        return options
 
     def _retention_ms(self, definition: Definition, retention: float | None) -> int:
         if retention is not None:
@@ -286,6 +298,7 @@ class App:
             keys.wake_due(shard),
             keys.expiry(shard),
             keys.tombstone(workflow_id),
+            keys.ended(shard),
         ]
         # Due times relative to the submission: the script adds its own clock.
         slots = decision_slots(workflow_id, definition, first, {}, keys, key_list)
@@ -375,6 +388,15 @@ class App:
             WorkflowNotFoundError: no log and no archive for that id.
         """
         return self.handle(workflow_id).history()
+
+    def workflows(self, status: str | None = None, limit: int = 100) -> list[WorkflowSummary]:
+        """Recently submitted workflows, newest first: running ones, and ended ones until
+        their retention removes them; ``status`` keeps one status only.
+
+        Raises:
+            ValueError: an unknown status or a limit below 1.
+        """
+        return list_workflows(self, status, limit)
 
     def handle(self, workflow_id: str) -> WorkflowHandle:
         """A handle on an existing workflow (nothing is checked until it is used)."""

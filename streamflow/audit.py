@@ -172,8 +172,8 @@ def export_jsonl(workflow_id: str, entries: Sequence[Entry], definition: Definit
 
     Line 1: ``{"format": "streamflow-history", "version": 1, "workflow_id", "definition"}``
     (the definition's stored bytes, base64). Then one line per event: ``{"seq", "id",
-    "type", "event"}`` (``event``: its stored bytes, base64, so nothing is re-encoded;
-    ``type`` is for people).
+    "type", "event", "size"}`` (``event``: its encoding, base64; ``size``: the size it had
+    in the log, which the history budget counts; ``type`` is for people).
     """
     header = {
         "format": EXPORT_FORMAT,
@@ -190,6 +190,7 @@ def export_jsonl(workflow_id: str, entries: Sequence[Entry], definition: Definit
                     "id": entry.stream_id,
                     "type": type(entry.event).__name__,
                     "event": base64.b64encode(encode_event(entry.event)).decode(),
+                    "size": entry.size,
                 }
             )
         )
@@ -212,7 +213,14 @@ def import_jsonl(text: str) -> tuple[str, list[Entry], Definition]:
         for line in lines[1:]:
             row = json.loads(line)
             event = decode_event(base64.b64decode(row["event"]))
-            entries.append(Entry(seq=int(row["seq"]), stream_id=str(row["id"]), event=event))
+            entries.append(
+                Entry(
+                    seq=int(row["seq"]),
+                    stream_id=str(row["id"]),
+                    event=event,
+                    size=int(row.get("size", 0)),
+                )
+            )
     except (ValueError, KeyError, IndexError, TypeError) as exc:
         raise DecodeError(f"not a streamflow history export: {exc}", text.encode()) from exc
     return str(header["workflow_id"]), entries, definition

@@ -20,9 +20,13 @@ import structlog
 from streamflow.app import App
 from streamflow.audit import audit, export_jsonl, import_jsonl, replay
 from streamflow.canvas import Chain, Group
-from streamflow.events import TaskEnqueued, WorkflowSubmitted
+from streamflow.definition import Definition
+from streamflow.errors import WorkflowNotFoundError
+from streamflow.events import Entry, TaskEnqueued, WorkflowSubmitted
 from streamflow.handles import WorkflowHandle
 from streamflow.keys import encode_task_message
+from streamflow.listing import STATUSES
+from streamflow.trace import render_tree, trace
 
 
 def configure_logging(level: str) -> None:
@@ -98,47 +102,174 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_inspect(args: argparse.Namespace) -> int:
+def _load(args: argparse.Namespace) -> tuple[str, list[Entry], Definition]:
     if args.workflow_id.endswith(".jsonl"):  # an exported history, e.g. a CI fixture
-        text = Path(args.workflow_id).read_text(encoding="utf-8")
-        workflow_id, history, definition = import_jsonl(text)
-    else:
-        app = App(_url(args), prefix=args.prefix)
-        workflow_id, history = args.workflow_id, app.history(args.workflow_id)
-        submitted = history[0].event
-        assert isinstance(submitted, WorkflowSubmitted)
-        definition = app.definitions.get(submitted.def_hash)
-    if args.command == "export":
-        print(export_jsonl(workflow_id, history, definition), end="")
-        return 0
-    if args.command == "history":
-        for entry in history:
-            event = entry.event
-            fields = {f: getattr(event, f) for f in event.__dataclass_fields__ if f != "args"}
-            if args.json:
-                print(
-                    json.dumps(
-                        {
-                            "seq": entry.seq,
-                            "id": entry.stream_id,
-                            "type": type(event).__name__,
-                            **fields,
-                        },
-                        default=repr,
-                    )
-                )
-            else:
-                shown = " ".join(f"{k}={v!r}" for k, v in fields.items())
-                print(f"{entry.seq:>6} {entry.stream_id:<20} {type(event).__name__:<19} {shown}")
-        return 0
-    found: list[Any] = (
-        audit(history, definition) if args.command == "audit" else replay(history, definition)
-    )
+        return import_jsonl(Path(args.workflow_id).read_text(encoding="utf-8"))
+    app = App(_url(args), prefix=args.prefix)
+    history = app.history(args.workflow_id)
+    submitted = history[0].event
+    assert isinstance(submitted, WorkflowSubmitted)
+    return args.workflow_id, history, app.definitions.get(submitted.def_hash)
+
+
+def _event_row(entry: Entry) -> dict[str, Any]:
+    event = entry.event
+    fields = {f.name: getattr(event, f.name) for f in dataclasses.fields(event) if f.name != "args"}
+    return {"seq": entry.seq, "id": entry.stream_id, "type": type(event).__name__, **fields}
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    _, history, _ = _load(args)
+    paint = Paint.for_stream(sys.stdout)
+    for entry in history:
+        row = _event_row(entry)
+        if args.node is not None and row.get("node") != args.node:
+            continue
+        if args.type and row["type"] not in args.type:
+            continue
+        if args.json:
+            print(json.dumps(row, default=repr))
+            continue
+        shown = " ".join(f"{k}={v!r}" for k, v in row.items() if k not in ("seq", "id", "type"))
+        kind = paint.event(f"{row['type']:<19}", row["type"])
+        print(f"{entry.seq:>6} {entry.stream_id:<20} {kind} {shown}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    print(export_jsonl(*_load(args)), end="")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """audit and replay: one workflow, an exported file, or (audit) every workflow."""
+    if args.command == "audit" and args.all:
+        if args.workflow_id:
+            raise SystemExit("audit needs a workflow id or --all (not both)")
+        return _audit_all(args)
+    if not args.workflow_id:
+        raise SystemExit(f"{args.command} needs a workflow id or an exported .jsonl file")
+    workflow_id, history, definition = _load(args)
+    check = audit if args.command == "audit" else replay
+    found: list[Any] = check(history, definition)
     for item in found:
-        print(json.dumps(dataclasses.asdict(item)) if args.json else item)
+        print(
+            json.dumps({"workflow_id": workflow_id, **dataclasses.asdict(item)})
+            if args.json
+            else item
+        )
     if not found and not args.json:
         print(f"{args.command}: {len(history)} events, nothing found")
     return 1 if found else 0
+
+
+def _audit_all(args: argparse.Namespace) -> int:
+    app = App(_url(args), prefix=args.prefix)
+    summaries = app.workflows(limit=sys.maxsize)
+    dirty = events = 0
+    started = time.monotonic()
+    for i, summary in enumerate(summaries, 1):
+        try:
+            history = app.history(summary.workflow_id)
+        except WorkflowNotFoundError:
+            continue  # removed by its retention since it was listed
+        submitted = history[0].event
+        assert isinstance(submitted, WorkflowSubmitted)
+        found = audit(history, app.definitions.get(submitted.def_hash))
+        events += len(history)
+        dirty += bool(found)
+        for item in found:
+            if args.json:
+                print(json.dumps({"workflow_id": summary.workflow_id, **dataclasses.asdict(item)}))
+            else:
+                print(f"{summary.workflow_id}  {item}")
+        if sys.stderr.isatty() and (i % 100 == 0 or i == len(summaries)):
+            print(f"\r  audited {i}/{len(summaries)} workflows", end="", file=sys.stderr)
+    if sys.stderr.isatty() and summaries:
+        print(file=sys.stderr)
+    if not args.json:
+        elapsed = time.monotonic() - started
+        print(
+            f"audit: {len(summaries)} workflows, {events} events in {elapsed:.1f} s; "
+            f"{dirty} with violations"
+        )
+    return 1 if dirty else 0
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    app = App(_url(args), prefix=args.prefix)
+    summaries = app.workflows(args.status, args.limit)
+    if args.json:
+        for summary in summaries:
+            print(json.dumps(dataclasses.asdict(summary)))
+        return 0
+    paint = Paint.for_stream(sys.stdout)
+    print(f"{'WORKFLOW':<28} {'STATUS':<10} {'SUBMITTED':<19} {'DURATION':>10} {'EVENTS':>7}")
+    for s in summaries:
+        submitted = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s.submitted_ms / 1000))
+        duration = "" if s.ended_ms is None else _duration(s.ended_ms - s.submitted_ms)
+        status = paint.status(f"{s.status:<10}", s.status)
+        print(f"{s.workflow_id:<28} {status} {submitted:<19} {duration:>10} {s.events:>7}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    workflow_id, history, definition = _load(args)
+    tree = trace(workflow_id, history, definition)
+    if args.json:
+        print(json.dumps(tree))
+        return 0
+    paint = Paint.for_stream(sys.stdout)
+    for line in render_tree(tree, paint.status, _duration):
+        print(line)
+    return 0
+
+
+def _duration(ms: float) -> str:
+    if ms < 1000:
+        return f"{ms:.0f} ms"
+    if ms < 120_000:
+        return f"{ms / 1000:.2f} s"
+    return f"{ms / 60_000:.1f} min"
+
+
+class Paint:
+    """ANSI colours for a terminal; nothing at all when output goes elsewhere."""
+
+    _STATUS = {
+        "completed": "32",
+        "succeeded": "32",
+        "failed": "31",
+        "cancelled": "35",
+        "running": "33",
+        "retrying": "33",
+        "queued": "36",
+        "waiting": "2",
+    }
+    _EVENT = {
+        "TaskSucceeded": "32",
+        "WorkflowCompleted": "32",
+        "TaskFailed": "31",
+        "WorkflowFailed": "31",
+        "WorkflowCancelled": "35",
+        "HistoryWarning": "33",
+    }
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+
+    @classmethod
+    def for_stream(cls, stream: Any) -> Paint:
+        return cls(stream.isatty() and not os.environ.get("NO_COLOR"))
+
+    def _wrap(self, text: str, code: str | None) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if self.enabled and code else text
+
+    def status(self, text: str, status: str) -> str:
+        return self._wrap(text, self._STATUS.get(status))
+
+    def event(self, text: str, kind: str) -> str:
+        return self._wrap(text, self._EVENT.get(kind))
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
@@ -335,16 +466,47 @@ def build_parser() -> argparse.ArgumentParser:
     dead.add_argument("--limit", type=int, default=100)
     dead.set_defaults(func=cmd_dead_letters)
 
-    for name, help_text in (
-        ("history", "print a workflow's events"),
-        ("audit", "check a workflow's log against the contract (exit 1 on a violation)"),
-        ("replay", "re-derive every recorded decision with today's code (exit 1 if any differs)"),
-        ("export", "print a workflow's history as JSON Lines (a test fixture)"),
-    ):
-        command = sub.add_parser(name, help=help_text, parents=[connection])
-        command.add_argument("workflow_id", help="a workflow id, or an exported .jsonl file")
-        command.add_argument("--json", action="store_true")
-        command.set_defaults(func=cmd_inspect)
+    ls = sub.add_parser("ls", help="list recent workflows, newest first", parents=[connection])
+    ls.add_argument("--status", choices=STATUSES)
+    ls.add_argument("--limit", type=int, default=50)
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=cmd_ls)
+
+    source = argparse.ArgumentParser(add_help=False, parents=[connection])
+    source.add_argument("--json", action="store_true")
+    show = sub.add_parser(
+        "show", help="a workflow as a tree: each node's state, attempts, duration", parents=[source]
+    )
+    show.add_argument("workflow_id", help="a workflow id, or an exported .jsonl file")
+    show.set_defaults(func=cmd_show)
+
+    history = sub.add_parser("history", help="print a workflow's events", parents=[source])
+    history.add_argument("workflow_id", help="a workflow id, or an exported .jsonl file")
+    history.add_argument("--node", type=int, help="only events about this node")
+    history.add_argument("--type", nargs="+", help="only events of these types (TaskFailed ...)")
+    history.set_defaults(func=cmd_history)
+
+    export = sub.add_parser(
+        "export", help="print a workflow's history as JSON Lines (a test fixture)", parents=[source]
+    )
+    export.add_argument("workflow_id")
+    export.set_defaults(func=cmd_export)
+
+    check = sub.add_parser(
+        "audit",
+        help="check logs against the contract (exit 1 on a violation)",
+        parents=[source],
+    )
+    check.add_argument("workflow_id", nargs="?", help="a workflow id, or an exported .jsonl file")
+    check.add_argument("--all", action="store_true", help="every workflow still kept")
+    check.set_defaults(func=cmd_check)
+    rerun = sub.add_parser(
+        "replay",
+        help="re-derive every recorded decision with today's code (exit 1 if any differs)",
+        parents=[source],
+    )
+    rerun.add_argument("workflow_id", help="a workflow id, or an exported .jsonl file")
+    rerun.set_defaults(func=cmd_check, all=False)
 
     rebuild = sub.add_parser(
         "rebuild",

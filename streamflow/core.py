@@ -26,6 +26,7 @@ from streamflow.events import (
     BarrierReleased,
     Entry,
     Event,
+    HistoryWarning,
     OutOfLine,
     TaskEnqueued,
     TaskFailed,
@@ -51,6 +52,8 @@ class State:
 
     n: int = 0
     """Sequence number of the last event folded."""
+    size: int = 0
+    """Encoded size in bytes of the events folded (as far as their entries tell it)."""
     last_id: str = "0-0"
     """Stream id of the last event folded."""
     last_decision: int = 0
@@ -100,6 +103,7 @@ def fold(state: State, entry: Entry) -> State:
     if entry.seq <= state.n:
         return state
     state.n = entry.seq
+    state.size += entry.size
     state.last_id = entry.stream_id
     event = entry.event
     key = event.idempotency_key()
@@ -168,11 +172,15 @@ class _Closure:
         self.cause = cause
         self.events: list[Event] = []
         self.keys: set[str] = set()
+        self.facts_only = False
+        """Past the history limit: only decrements (facts of an outcome) are decided."""
 
     def ensure(self, event: Event) -> bool:
         key = event.idempotency_key()
         assert key is not None
         if key in self.state.keys or key in self.keys:
+            return False
+        if self.facts_only and not isinstance(event, BarrierDecremented):
             return False
         self.keys.add(key)
         self.events.append(event)
@@ -197,6 +205,7 @@ def decide(definition: Definition, state: State, entry: Entry) -> list[Event]:
             assert isinstance(event, TaskFailed)
             _retry(definition, closure, event)
         return closure.events
+    closure.facts_only = _over_budget(closure)
     if isinstance(event, WorkflowSubmitted):
         for root in definition.roots:
             _enqueue(definition, closure, root, 1, definition.task(root).delay_ms)
@@ -216,7 +225,47 @@ def decide(definition: Definition, state: State, entry: Entry) -> list[Event]:
     elif isinstance(event, BarrierReleased):
         for target in definition.barrier(event.barrier).targets:
             _enqueue(definition, closure, target, 1, definition.task(target).delay_ms)
+    if closure.facts_only:
+        _fail_over_budget(definition, closure)
     return closure.events
+
+
+HISTORY_LIMIT_EXCEEDED = "HistoryLimitExceeded"
+"""``error["type"]`` of a workflow failed because its log grew past its budget."""
+
+
+def _over_budget(closure: _Closure) -> bool:
+    """Whether the log is past its budget's limit; past its warning size, warn once.
+
+    The budget is the submission's ``history`` option: ``[warn events, warn bytes, max
+    events, max bytes]`` (absent: none). Past the limit the workflow fails and nothing is
+    scheduled any more; the decrements an outcome implies are still recorded (they are
+    facts, and the outcome script appends them itself).
+    """
+    state = closure.state
+    budget = state.options.get("history")
+    if not budget:
+        return False
+    warn_events, warn_bytes, max_events, max_bytes = budget
+    if state.n >= max_events or state.size >= max_bytes:
+        return True
+    if (state.n >= warn_events or state.size >= warn_bytes) and not closure.has("hw"):
+        closure.ensure(HistoryWarning(events=state.n, bytes=state.size, cause=closure.cause))
+    return False
+
+
+def _fail_over_budget(definition: Definition, closure: _Closure) -> None:
+    closure.facts_only = False
+    state = closure.state
+    _, _, max_events, max_bytes = state.options["history"]
+    message = (
+        f"the history has {state.n} events ({state.size} bytes), over its limit of "
+        f"{max_events} events or {max_bytes} bytes"
+    )
+    error = {"type": HISTORY_LIMIT_EXCEEDED, "message": message}
+    closure.ensure(WorkflowFailed(error=error, cause=closure.cause))
+    if definition.on_failure != NONE:
+        _enqueue(definition, closure, definition.on_failure, 1, 0)
 
 
 def decide_all(definition: Definition, state: State, entries: Iterable[Entry]) -> list[Event]:

@@ -150,9 +150,23 @@ class WorkflowCancelled(Event):
         return "end"
 
 
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class HistoryWarning(Event):
+    """The log passed its budget's warning size (once per workflow)."""
+
+    code: ClassVar[int] = 11
+    events: int
+    """Length of the log when the warning was decided."""
+    bytes: int
+    """Encoded size of the log's events then."""
+
+    def idempotency_key(self) -> str:
+        return "hw"
+
+
 TERMINAL = (WorkflowCompleted, WorkflowFailed, WorkflowCancelled)
 """The events that end a workflow (idempotency key ``end``)."""
-DECISIONS = (TaskEnqueued, BarrierReleased, BarrierDecremented, *TERMINAL)
+DECISIONS = (TaskEnqueued, BarrierReleased, BarrierDecremented, HistoryWarning, *TERMINAL)
 """The events ``decide`` produces."""
 
 _TYPES: dict[int, type[Event]] = {
@@ -168,6 +182,7 @@ _TYPES: dict[int, type[Event]] = {
         WorkflowCompleted,
         WorkflowFailed,
         WorkflowCancelled,
+        HistoryWarning,
     )
 }
 _FIELDS: dict[int, tuple[str, ...]] = {
@@ -229,6 +244,8 @@ class Entry:
     stream_id: str
     """Stream id (``<ms>-<n>``); its milliseconds are the event's time."""
     event: Event
+    size: int = 0
+    """Encoded size of the event in bytes (0: not known, e.g. made in memory)."""
 
     @property
     def time_ms(self) -> int:

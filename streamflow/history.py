@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +17,36 @@ RawEntry = tuple[str, int, bytes]
 """(stream id, sequence number, encoded event) - an entry exactly as stored."""
 
 READ_CHUNK = 1000
+
+MiB = 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HistoryBudget:
+    """How long a workflow's log may grow (Temporal's limits by default).
+
+    Past ``warn_events`` events or ``warn_bytes`` encoded bytes, a ``HistoryWarning``
+    event is recorded and logged once; past ``max_events`` or ``max_bytes``, the workflow
+    fails with ``HistoryLimitExceeded`` (its ``on_failure`` callback still runs). Checked
+    whenever an outcome is projected.
+    """
+
+    warn_events: int = 10_000
+    warn_bytes: int = 10 * MiB
+    max_events: int = 50_000
+    max_bytes: int = 50 * MiB
+
+    def __post_init__(self) -> None:
+        for name in ("warn_events", "warn_bytes", "max_events", "max_bytes"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"HistoryBudget.{name} must be a positive int (got {value!r})")
+        if self.warn_events > self.max_events or self.warn_bytes > self.max_bytes:
+            raise ValueError(f"a HistoryBudget must warn before its limit (got {self!r})")
+
+    def option(self) -> list[int]:
+        """The form recorded in a submission's options (``history``)."""
+        return [self.warn_events, self.warn_bytes, self.max_events, self.max_bytes]
 
 
 def parse_raw(raw: list[Any]) -> list[RawEntry]:
@@ -35,7 +66,7 @@ def parse_raw(raw: list[Any]) -> list[RawEntry]:
 def to_entry(raw: RawEntry) -> Entry:
     """Decode one raw entry."""
     stream_id, seq, payload = raw
-    return Entry(seq=seq, stream_id=stream_id, event=decode_event(payload))
+    return Entry(seq=seq, stream_id=stream_id, event=decode_event(payload), size=len(payload))
 
 
 def iter_log(client: redis.Redis, key: str, after: str = "0-0") -> Iterator[RawEntry]:

@@ -122,6 +122,11 @@ class Keys:
         """Finished workflows by the time their retention ends."""
         return f"{self.prefix}:{{{shard}}}:expiry"
 
+    def ended(self, shard: int) -> str:
+        """Workflows that ended, until their retention: id -> ``status submitted ended
+        events`` (times in ms; the log's length at the end), for listing them."""
+        return f"{self.prefix}:{{{shard}}}:ended"
+
     def active(self, shard: int) -> str:
         return f"{self.prefix}:{{{shard}}}:active"
 

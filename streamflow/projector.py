@@ -17,6 +17,7 @@ from typing import Any
 import redis
 
 from streamflow.core import (
+    HISTORY_LIMIT_EXCEEDED,
     PENDING,
     RUNNING,
     State,
@@ -35,6 +36,7 @@ from streamflow.events import (
     BarrierReleased,
     Entry,
     Event,
+    HistoryWarning,
     TaskEnqueued,
     WorkflowCancelled,
     WorkflowCompleted,
@@ -147,6 +149,8 @@ def decision_slots(
             slots += ["D", key, payload, "", "", 0, "", 0]
         elif isinstance(event, BarrierReleased):
             slots += ["R", key, payload, "", "", 0, "", 0]
+        elif isinstance(event, HistoryWarning):
+            slots += ["W", key, payload, "", "", 0, "", 0]
         elif isinstance(event, TERMINAL):
             slots += ["T", key, payload, _TERMINAL_STATUS[type(event)], "", 0, "", 0]
         else:
@@ -298,6 +302,24 @@ class Projector:
         elif done:
             crash_point("projector.after_apply_before_archive")
             self.archive(workflow_id)
+        for event in decisions:
+            if isinstance(event, HistoryWarning):
+                log.warning(
+                    "history_budget_warning",
+                    workflow_id=workflow_id,
+                    events=event.events,
+                    bytes=event.bytes,
+                )
+            elif (
+                ended
+                and isinstance(event, WorkflowFailed)
+                and event.error.get("type") == HISTORY_LIMIT_EXCEEDED
+            ):
+                log.error(
+                    "history_limit_exceeded",
+                    workflow_id=workflow_id,
+                    message=event.error["message"],
+                )
         if ended and self.after_workflow is not None:
             end = next(e for e in decisions if type(e) in _TERMINAL_STATUS)
             self.after_workflow(workflow_id, _TERMINAL_STATUS[type(end)])
@@ -360,6 +382,7 @@ class Projector:
                 keys.wake_due(shard),
                 trigger.queue_key if trigger is not None and last else keys.log(workflow_id),
                 keys.expiry(shard),
+                keys.ended(shard),
             ]
             slots = decision_slots(workflow_id, definition, chunk, time_of, keys, key_list)
             args = [

@@ -66,6 +66,7 @@ def sweep_expired(client: redis.Redis, scripts: Scripts, keys: Keys, shards: Ite
                         keys.tombstone(wf),
                         keys.expiry(shard),
                         keys.log(wf),
+                        keys.ended(shard),
                     ],
                     [wf, TOMBSTONE_TTL_MS],
                 )

@@ -16,6 +16,7 @@ from streamflow.events import (
     BarrierReleased,
     Entry,
     Event,
+    HistoryWarning,
     TaskEnqueued,
     TaskFailed,
     TaskStarted,
@@ -50,6 +51,7 @@ EVENTS: list[Event] = [
     WorkflowCompleted(cause=10),
     WorkflowFailed(error={**ERROR, "node": 3, "attempt": 2}, cause=10),
     WorkflowCancelled(reason="operator asked", cause=0),
+    HistoryWarning(events=10_000, bytes=1_234_567, cause=9_999),
 ]
 
 
@@ -85,6 +87,7 @@ def test_event_codes_are_distinct_and_fixed() -> None:
         "WorkflowCompleted": 8,
         "WorkflowFailed": 9,
         "WorkflowCancelled": 10,
+        "HistoryWarning": 11,
     }
 
 

@@ -36,10 +36,12 @@ def test_example_runs(
     if index == 3:
         assert printed.strip() == "13 [] []"
     if index == 4:
+        assert printed.splitlines() == ["HistoryLimitExceeded", "['failed']"]
+    if index == 5:
         lines = printed.splitlines()
         assert lines[0] == "[0, 1, 4, 9, 16, 25]"
         assert "error in broken attempt 1 KeyError('missing')" in lines
-    if index == 5:
+    if index == 6:
         assert printed.splitlines() == ["10", "[3, 6, 10]", "all done", "[2, 14]", "42"]
     if index == 1:
         assert "ValueError no luck" in printed

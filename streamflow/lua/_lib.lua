@@ -26,8 +26,9 @@ end
 --   (its delayed set follows it in KEYS), queue message, due time in ms (0: now; else
 --   added to due_base; a due time already past goes to the queue at once).
 -- Each is appended at most once, by its idempotency key; after a terminal event only
--- finalizer enqueues ('F') are appended. Returns n, d, ended.
-local function append_decisions(log, idx, active, wf, pos, count, n, d, due_base)
+-- finalizer enqueues ('F') are appended. A terminal event also records the workflow in
+-- ended_set (id -> 'status submitted_ms ended_ms events'). Returns n, d, ended.
+local function append_decisions(log, idx, active, ended_set, wf, pos, count, n, d, due_base)
   local ended = false
   local now = nil
   for i = 0, count - 1 do
@@ -55,6 +56,9 @@ local function append_decisions(log, idx, active, wf, pos, count, n, d, due_base
       elseif kind == 'T' then
         redis.call('HSET', idx, 'st', ARGV[b + 3])
         redis.call('SREM', active, wf)
+        if now == nil then now = now_ms() end
+        local submitted = string.match(redis.call('HGET', idx, 'sub') or '0', '^(%d+)')
+        redis.call('HSET', ended_set, wf, ARGV[b + 3] .. ' ' .. submitted .. ' ' .. now .. ' ' .. n)
         d = n
         ended = true
       end

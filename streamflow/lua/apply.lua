@@ -3,7 +3,8 @@
 --
 -- KEYS[1] log stream, KEYS[2] idx hash, KEYS[3] archive string, KEYS[4] active set,
 -- KEYS[5] wake-due sorted set, KEYS[6] trigger's queue stream (any key if none),
--- KEYS[7] expiry sorted set, KEYS[8..] queue streams / delayed sets named by decisions
+-- KEYS[7] expiry sorted set, KEYS[8] ended hash,
+-- KEYS[9..] queue streams / delayed sets named by decisions
 -- ARGV[1] workflow id   ARGV[2] last decision seq the caller folded (CONFLICT if newer)
 -- ARGV[3] trigger message id ('' none)   ARGV[4] wake-up member to remove ('' none)
 -- ARGV[5] channel to publish on when the workflow ends   ARGV[6] archive grace in ms
@@ -44,7 +45,7 @@ if ARGV[12] ~= '0-0' then
   if not last or last[2][4] ~= ARGV[11] then return {'CONFLICT', -1} end
 end
 local ended
-n, d, ended = append_decisions(log, idx, active, ARGV[1], 13, tonumber(ARGV[8]), n, d, 0)
+n, d, ended = append_decisions(log, idx, active, KEYS[8], ARGV[1], 13, tonumber(ARGV[8]), n, d, 0)
 ack()
 local archived = 0
 if ended then redis.call('PUBLISH', ARGV[5], n) end

@@ -3,7 +3,7 @@
 -- and a retried submit of the same id is refused.
 --
 -- KEYS[1] archive string, KEYS[2] out-of-line results hash, KEYS[3] tombstone,
--- KEYS[4] expiry sorted set, KEYS[5] log stream
+-- KEYS[4] expiry sorted set, KEYS[5] log stream, KEYS[6] ended hash
 -- ARGV[1] workflow id   ARGV[2] tombstone lifetime in ms
 --
 -- Returns {'OK'} | {'RUNNING'} (a live log exists: never remove a running workflow).
@@ -14,4 +14,5 @@ end
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('SET', KEYS[3], '1', 'PX', ARGV[2])
 redis.call('ZREM', KEYS[4], ARGV[1])
+redis.call('HDEL', KEYS[6], ARGV[1])
 return {'OK'}

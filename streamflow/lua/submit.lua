@@ -4,7 +4,7 @@
 --
 -- KEYS[1] log stream, KEYS[2] idx hash, KEYS[3] archive string, KEYS[4] active set,
 -- KEYS[5] wake-due sorted set, KEYS[6] expiry sorted set, KEYS[7] tombstone,
--- KEYS[8..] queue streams / delayed sets named by decisions
+-- KEYS[8] ended hash, KEYS[9..] queue streams / delayed sets named by decisions
 -- ARGV[1] workflow id        ARGV[2] encoded WorkflowSubmitted   ARGV[3] definition hash
 -- ARGV[4] recovery wake-up member ('' none: every decision is in this call)
 -- ARGV[5] recovery grace in ms      ARGV[6] channel to publish on if it ends at once
@@ -32,7 +32,7 @@ if ARGV[4] ~= '' then
 end
 local pos = 9 + 2 * a
 local base = tonumber(string.match(id, '^(%d+)'))
-local n, d, ended = append_decisions(log, idx, active, ARGV[1], pos + 1, tonumber(ARGV[pos]), 1, 0, base)
+local n, d, ended = append_decisions(log, idx, active, KEYS[8], ARGV[1], pos + 1, tonumber(ARGV[pos]), 1, 0, base)
 if ended then
   -- Nothing to run (an empty canvas): archive the few events at once.
   archive_log(log, idx, archive, active, KEYS[6], ARGV[1])

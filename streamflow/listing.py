@@ -1,0 +1,90 @@
+"""Listing workflows: running ones from each shard's active set, ended ones (until their
+retention) from each shard's ended hash. Reads derived keys only, never a log."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+from streamflow.core import RUNNING, TERMINAL_STATUSES
+
+if TYPE_CHECKING:
+    from streamflow.app import App
+
+STATUSES = (RUNNING, *sorted(TERMINAL_STATUSES))
+_BATCH = 500
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowSummary:
+    """One line of a listing."""
+
+    workflow_id: str
+    status: str
+    """``running``, ``completed``, ``failed`` or ``cancelled``."""
+    submitted_ms: int
+    """Redis time of the submission."""
+    ended_ms: int | None
+    """Redis time of the end (None while running)."""
+    events: int
+    """Length of the log (when it ended, for an ended one)."""
+
+
+def list_workflows(app: App, status: str | None = None, limit: int = 100) -> list[WorkflowSummary]:
+    """The most recently submitted workflows, newest first, optionally of one status.
+
+    Raises:
+        ValueError: an unknown status, or a limit below 1.
+    """
+    if status is not None and status not in STATUSES:
+        raise ValueError(f"status must be one of {', '.join(STATUSES)} (got {status!r})")
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1 (got {limit!r})")
+    found: list[WorkflowSummary] = []
+    for shard in range(app.shards):
+        if status in (None, RUNNING):
+            found += _running(app, shard)
+        if status != RUNNING:
+            found += [s for s in _ended(app, shard) if status in (None, s.status)]
+    found.sort(key=lambda s: (s.submitted_ms, s.workflow_id), reverse=True)
+    return found[:limit]
+
+
+def _running(app: App, shard: int) -> list[WorkflowSummary]:
+    ids = [raw.decode() for raw in app.client.sscan_iter(app.keys.active(shard), count=_BATCH)]
+    out: list[WorkflowSummary] = []
+    for start in range(0, len(ids), _BATCH):
+        chunk = ids[start : start + _BATCH]
+        pipe = app.client.pipeline(transaction=False)
+        for wf in chunk:
+            pipe.hmget(app.keys.idx(wf), ["sub", "n"])
+        rows: list[Any] = pipe.execute()
+        for wf, (sub, n) in zip(chunk, rows, strict=True):
+            if sub is None:
+                continue  # ended (or its index is being rebuilt) since the scan
+            out.append(
+                WorkflowSummary(
+                    workflow_id=wf,
+                    status=RUNNING,
+                    submitted_ms=int(sub.split(b"-")[0]),
+                    ended_ms=None,
+                    events=int(n or 0),
+                )
+            )
+    return out
+
+
+def _ended(app: App, shard: int) -> list[WorkflowSummary]:
+    out: list[WorkflowSummary] = []
+    for raw_id, raw in app.client.hscan_iter(app.keys.ended(shard), count=_BATCH):
+        status, submitted, ended, events = raw.decode().split(" ")
+        out.append(
+            WorkflowSummary(
+                workflow_id=raw_id.decode(),
+                status=status,
+                submitted_ms=int(submitted),
+                ended_ms=int(ended),
+                events=int(events),
+            )
+        )
+    return out
