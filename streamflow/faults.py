@@ -26,6 +26,11 @@ _remaining = int(_nth or 1)
 _lock = threading.Lock()
 
 
+def armed() -> bool:
+    """Whether the environment names a crash point."""
+    return bool(_name)
+
+
 def crash_point(name: str) -> None:
     """Exit here if the environment names this point (a no-op otherwise)."""
     global _remaining

@@ -104,6 +104,35 @@ class Trigger:
     """Recovery wake-up to cancel (scheduled by the outcome script)."""
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Speculation:
+    """Decisions made ahead of their cause (see ``Projector.speculate``)."""
+
+    definition: Definition
+    decisions: list[Event]
+    expected: int
+    folded: tuple[int, str]
+    done: bool
+
+
+def _trial_copy(state: State, decrement: Entry | None) -> State:
+    """A copy of ``state`` that folding an outcome and its decrement cannot disturb:
+    only what those folds change is copied (dict copies, not a deep copy)."""
+    decremented = dict(state.decremented)
+    if decrement is not None:
+        barrier = decrement.event.barrier  # type: ignore[attr-defined]
+        decremented[barrier] = set(decremented.get(barrier, ()))
+    return dataclasses.replace(
+        state,
+        keys=dict(state.keys),
+        results=dict(state.results),
+        result_ids=dict(state.result_ids),
+        failures=dict(state.failures),
+        failure_ids=dict(state.failure_ids),
+        decremented=decremented,
+    )
+
+
 class _Cached:
     __slots__ = ("lock", "state")
 
@@ -368,40 +397,23 @@ class Projector:
         """Apply in chunks; returns the last reply, whether the script archived the
         workflow (``done``: it is finished once these decisions are in), and whether
         this call recorded its end."""
-        keys = self.keys
-        shard = shard_of(workflow_id)
         archived = ended = False
         chunks = [decisions[i : i + APPLY_CHUNK] for i in range(0, len(decisions), APPLY_CHUNK)]
         for i, chunk in enumerate(chunks or [[]]):
             last = i == len(chunks) - 1 or not chunks
-            key_list = [
-                keys.log(workflow_id),
-                keys.idx(workflow_id),
-                keys.archive(workflow_id),
-                keys.active(shard),
-                keys.wake_due(shard),
-                trigger.queue_key if trigger is not None and last else keys.log(workflow_id),
-                keys.expiry(shard),
-                keys.ended(shard),
-            ]
-            slots = decision_slots(workflow_id, definition, chunk, time_of, keys, key_list)
-            args = [
+            key_list, args = self.apply_call(
                 workflow_id,
+                definition,
+                chunk,
+                time_of,
                 expected,
-                trigger.msg_id if trigger is not None and last else "",
-                trigger.wake_member if trigger is not None and last else "",
-                keys.done_channel(workflow_id),
-                self.recovery_grace_ms,
-                encode_wake(workflow_id, "end"),
-                len(chunk),
-                ARCHIVE_INLINE,
-                "1" if done and last else "0",
-                *folded,
-                *slots,
-            ]
+                folded,
+                trigger if last else None,
+                done and last,
+            )
             raw = self.scripts.call("apply", key_list, args)
             reply = reply_code(raw)
-            if reply is Reply.CONFLICT and int(raw[1]) < 0:
+            if reply is Reply.CONFLICT and int(raw[1]) == -1:
                 # The cached fold is not a prefix of the log (events lost in a crash or a
                 # failover): fold it again from the start.
                 log.warning("projection_cache_reset", workflow_id=workflow_id)
@@ -414,6 +426,88 @@ class Projector:
             archived = archived or bool(int(raw[3]))
             ended = ended or bool(int(raw[4]))
         return Reply.OK, archived, ended
+
+    def apply_call(
+        self,
+        workflow_id: str,
+        definition: Definition,
+        decisions: list[Event],
+        time_of: dict[int, int],
+        expected: int,
+        folded: tuple[int, str],
+        trigger: Trigger | None,
+        done: bool,
+        guard: tuple[str, int] | None = None,
+    ) -> tuple[list[str], list[Any]]:
+        """KEYS and ARGV of one apply call (at most APPLY_CHUNK decisions)."""
+        keys = self.keys
+        shard = shard_of(workflow_id)
+        key_list = [
+            keys.log(workflow_id),
+            keys.idx(workflow_id),
+            keys.archive(workflow_id),
+            keys.active(shard),
+            keys.wake_due(shard),
+            trigger.queue_key if trigger is not None else keys.log(workflow_id),
+            keys.expiry(shard),
+            keys.ended(shard),
+        ]
+        slots = decision_slots(workflow_id, definition, decisions, time_of, keys, key_list)
+        args = [
+            workflow_id,
+            expected,
+            trigger.msg_id if trigger is not None else "",
+            trigger.wake_member if trigger is not None else "",
+            keys.done_channel(workflow_id),
+            self.recovery_grace_ms,
+            encode_wake(workflow_id, "end"),
+            len(decisions),
+            ARCHIVE_INLINE,
+            "1" if done else "0",
+            *folded,
+            *(guard or ("", 0)),
+            *slots,
+        ]
+        return key_list, args
+
+    def speculate(
+        self, workflow_id: str, outcome: Entry, decrement: Entry | None
+    ) -> Speculation | None:
+        """Decisions that will follow an outcome not yet recorded, if the cached fold
+        says this task is the workflow's only one in flight (then nothing else is likely
+        to be appended before it, and the apply can go in the outcome's round trip).
+
+        ``outcome`` and ``decrement`` carry the sequence numbers they will get if
+        nothing else is appended first; the apply script checks exactly that (its guard).
+        """
+        cached = self.cached(workflow_id)
+        with cached.lock:
+            state = cached.state
+            if state.status != RUNNING or outcome.seq != state.n + 1:
+                return None
+            if len(state.attempt) - len(state.results) - len(state.failures) != 1:
+                return None
+            trial = _trial_copy(state, decrement)
+        fold(trial, outcome)
+        if decrement is not None:
+            fold(trial, decrement)
+        definition = self.definitions.get(state.def_hash)
+        decisions = decide(definition, trial, outcome)
+        if len(decisions) > APPLY_CHUNK:
+            return None
+        return Speculation(
+            definition=definition,
+            decisions=decisions,
+            expected=state.last_decision,
+            folded=(state.n, state.last_id),
+            done=finished(definition, trial, decisions),
+        )
+
+    def settle(
+        self, workflow_id: str, decisions: list[Event], archived: bool, ended: bool, done: bool
+    ) -> None:
+        """After a speculative apply went through: as after any projection."""
+        self._settle(workflow_id, decisions, archived, ended, done)
 
     def _ack(self, trigger: Trigger) -> None:
         if not trigger.msg_id:

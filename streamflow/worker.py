@@ -49,7 +49,7 @@ from streamflow.events import (
     encode_event,
     encode_with_cause_hole,
 )
-from streamflow.faults import crash_point
+from streamflow.faults import armed, crash_point
 from streamflow.history import parse_raw
 from streamflow.hooks import TaskInfo
 from streamflow.jobs import Job, in_context, input_fields, task_inputs
@@ -61,7 +61,7 @@ from streamflow.keys import (
     shard_of,
 )
 from streamflow.logs import get_logger
-from streamflow.projector import Trigger
+from streamflow.projector import Speculation, Trigger
 from streamflow.ratelimit import RateLimitExceeded
 from streamflow.roles import Outage, renew, run_recovery, run_timer, run_watch
 from streamflow.scripts import Reply, reply_code
@@ -73,6 +73,7 @@ RESULTS_CHUNK = 1000
 HAND_BACK_IDLE_MS = 10**12
 """Idle time given to a message handed back: any lease has run out."""
 CATCH_UP = 1000
+START_CATCH_UP = 16
 
 
 class Worker:
@@ -95,6 +96,9 @@ class Worker:
             after which it fails as poison and its bytes go to the dead-letter stream.
         stuck_after_s: an active workflow with no new event for this long is swept:
             projected again, and its lost task messages re-sent.
+        speculate: when a task is the only one of its workflow in flight, make the
+            decisions that follow its outcome before recording it and send both in one
+            round trip (the apply script checks the guess; a wrong one costs nothing).
     """
 
     def __init__(
@@ -114,6 +118,7 @@ class Worker:
         sweep_interval_s: float = 1.0,
         max_deliveries: int = 5,
         stuck_after_s: float = 60.0,
+        speculate: bool = True,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1 (got {concurrency!r})")
@@ -136,6 +141,8 @@ class Worker:
         self.grace_s = grace_s
         self.sweep_interval_s = sweep_interval_s
         self.max_deliveries = max_deliveries
+        # Decisions made ahead of an outcome skip the windows crash-point tests aim at.
+        self.speculate = speculate and not armed()
         self._stuck = StuckSweep(app, stuck_after_ms=to_ms(stuck_after_s, "stuck_after_s"))
         self._leases: dict[tuple[str, str], Job] = {}
         self._deadlines: dict[int, float] = {}
@@ -377,11 +384,21 @@ class Worker:
             )
             first = len(calls)
             finalizer = "1" if job.task.finalizer else "0"
+            # A few entries past the cached fold: with them, a task alone in its
+            # workflow can have its decisions made ahead (see _record).
             calls.append(
                 (
                     "start",
                     keys[:3],
-                    [job.node, job.attempt, job.msg_id, encode_event(started), finalizer],
+                    [
+                        job.node,
+                        job.attempt,
+                        job.msg_id,
+                        encode_event(started),
+                        finalizer,
+                        self.projector.last_id(job.workflow_id),
+                        START_CATCH_UP,
+                    ],
                 )
             )
             fields = input_fields(job.definition, job.task)
@@ -400,6 +417,7 @@ class Worker:
             if reply is Reply.RUN:
                 job.start_seq = int(raw[1])
                 job.args_blob = raw[3] or None
+                self.projector.fold_raw(job.workflow_id, parse_raw(raw[4]))
                 self._lease(job)
                 deliveries = int(raw[2])
                 if deliveries > self.max_deliveries:
@@ -631,8 +649,9 @@ class Worker:
             head, tail = encode_with_cause_hole(decrement)
         wake = encode_wake(wf, f"out:{job.node}:{job.attempt}")
         payload = encode_event(event)
+        trigger = Trigger(job.queue_key, job.msg_id, wake)
         for _ in range(10):
-            raw = self.scripts.call(
+            outcome_call = (
                 "outcome",
                 [keys[0], keys[1], keys[2], keys[3], self.keys.results(wf)],
                 [
@@ -652,6 +671,18 @@ class Worker:
                     job.blob,
                 ],
             )
+            speculation = self._speculate(job, event, payload, decrement_key, head, tail)
+            applied: Any = None
+            if speculation is None:
+                raw = self.scripts.call("outcome", outcome_call[1], outcome_call[2])
+            else:
+                guess, apply_call = speculation
+                raw, applied = self.scripts.batch(self.client, [outcome_call, apply_call])
+                if isinstance(raw, Exception):
+                    raise raw
+                if isinstance(applied, Exception):
+                    self._log.warning("speculative_apply_failed", workflow_id=wf, error=applied)
+                    applied = None
             reply = reply_code(raw)
             if reply is Reply.REBUILD:
                 self.projector.rebuild(wf)
@@ -665,14 +696,57 @@ class Worker:
             if reply is not Reply.OK:
                 raise ScriptError(f"outcome answered {raw!r}")
             seq, stream_id = int(raw[1]), raw[2].decode()
+            if applied is not None and reply_code(applied) is Reply.OK:
+                # The decisions made ahead held: projected in the outcome's round trip.
+                archived, ended = bool(int(applied[3])), bool(int(applied[4]))
+                self.projector.settle(wf, guess.decisions, archived, ended, guess.done)
+                return
             caught_up = parse_raw(raw[3])
             # Fewer entries than asked for: the reply reached the log's end.
             fresh = self.projector.fold_raw(wf, caught_up) and len(caught_up) < CATCH_UP
             cause = Entry(seq=seq, stream_id=stream_id, event=event)
             crash_point("worker.after_record_before_project")
-            self.projector.project(wf, cause, Trigger(job.queue_key, job.msg_id, wake), fresh=fresh)
+            self.projector.project(wf, cause, trigger, fresh=fresh)
             return
         raise StreamflowError(f"recording the outcome of {wf} node {job.node} did not settle")
+
+    def _speculate(
+        self,
+        job: Job,
+        event: Event,
+        payload: bytes,
+        decrement_key: str,
+        head: bytes,
+        tail: bytes,
+    ) -> tuple[Speculation, tuple[str, list[str], list[Any]]] | None:
+        """The apply call to send with the outcome, if its decisions can be made now."""
+        if not self.speculate:
+            return None
+        wf = job.workflow_id
+        seq = self.projector.cached(wf).state.n + 1
+        outcome = Entry(seq=seq, stream_id="0-0", event=event, size=len(payload))
+        decrement = None
+        if decrement_key:
+            size = len(head) + len(codec.pack(seq)) + len(tail)
+            event_of_decrement = BarrierDecremented(
+                barrier=job.task.succ, source=job.node, cause=seq
+            )
+            decrement = Entry(seq=seq + 1, stream_id="0-0", event=event_of_decrement, size=size)
+        guess = self.projector.speculate(wf, outcome, decrement)
+        if guess is None:
+            return None
+        keys, args = self.projector.apply_call(
+            wf,
+            guess.definition,
+            guess.decisions,
+            {},  # due times relative to the outcome's time, which the script knows
+            guess.expected,
+            guess.folded,
+            Trigger(job.queue_key, job.msg_id, encode_wake(wf, f"out:{job.node}:{job.attempt}")),
+            guess.done,
+            guard=(f"out:{job.node}:{job.attempt}", seq),
+        )
+        return guess, ("apply", keys, args)
 
     def _reproject(self, job: Job) -> None:
         """The attempt already has its outcome: issue its projection again, then ack."""

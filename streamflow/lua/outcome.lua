@@ -15,7 +15,7 @@
 -- ARGV[13], ARGV[14] field and encoded result, for a result too large for the log
 -- ('' none); written with the outcome, so a rejected outcome leaves nothing behind
 --
--- Returns {'OK', seq, stream id, entries} | {'STALE'} (not the current attempt, outcome
+-- Returns {'OK', seq, stream id, entries, the decrement's stream id or ''} | {'STALE'} (not the current attempt, outcome
 -- exists, workflow ended or gone) | {'REBUILD'}.
 local log, idx, archive, wake_due = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local node, attempt = ARGV[1], ARGV[2]
@@ -36,10 +36,12 @@ if ARGV[4] == '1' then
 elseif ARGV[4] == 'F' then
   redis.call('HSET', idx, 'ko:' .. node, id)
 end
+local dec_id = ''
 if ARGV[5] ~= '' and redis.call('HEXISTS', idx, ARGV[5]) == 0 then
   n = n + 1
   local payload = ARGV[6] .. cmsgpack.pack(seq) .. ARGV[11]
-  redis.call('HSET', idx, ARGV[5], redis.call('XADD', log, 'NOMKSTREAM', '*', 'e', payload, 's', n))
+  dec_id = redis.call('XADD', log, 'NOMKSTREAM', '*', 'e', payload, 's', n)
+  redis.call('HSET', idx, ARGV[5], dec_id)
 end
 redis.call('HSET', idx, 'n', n)
 redis.call('ZADD', wake_due, now_ms() + tonumber(ARGV[8]), ARGV[7])
@@ -47,4 +49,4 @@ local entries = {}
 if ARGV[9] ~= '' then
   entries = redis.call('XRANGE', log, '(' .. ARGV[9], '+', 'COUNT', tonumber(ARGV[10]))
 end
-return {'OK', seq, id, entries}
+return {'OK', seq, id, entries, dec_id}

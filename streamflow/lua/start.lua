@@ -4,9 +4,11 @@
 -- KEYS[1] log stream, KEYS[2] idx hash, KEYS[3] archive string
 -- ARGV[1] node   ARGV[2] attempt   ARGV[3] queue message id   ARGV[4] encoded TaskStarted
 -- ARGV[5] '1' if the node is a finalizer (a callback, which may run after the end)
+-- ARGV[6] catch-up: for RUN, also return log entries after this stream id ('' none)
+-- ARGV[7] at most this many
 --
--- Returns {'RUN', seq, deliveries, arguments or false} - first start of this attempt, or
--- the same message redelivered; {'DUP'} - another message owns this attempt;
+-- Returns {'RUN', seq, deliveries, arguments or false, entries} - first start of this
+-- attempt, or the same message redelivered; {'DUP'} - another message owns this attempt;
 -- {'STALE'} - superseded, never enqueued, workflow ended or gone;
 -- {'ALREADY_DONE', seq} - the attempt has its outcome (re-project, then acknowledge);
 -- {'REBUILD'} - the index does not match the log.
@@ -26,4 +28,8 @@ redis.call('XADD', log, 'NOMKSTREAM', '*', 'e', ARGV[4], 's', n)
 if not current[3] then redis.call('HSET', idx, 'm:' .. node, msg_id) end
 local deliveries = redis.call('HINCRBY', idx, 'c:' .. node, 1)
 redis.call('HSET', idx, 'n', n)
-return {'RUN', n, deliveries, redis.call('HGET', idx, 'x:' .. node)}
+local entries = {}
+if ARGV[6] ~= '' then
+  entries = redis.call('XRANGE', log, '(' .. ARGV[6], '+', 'COUNT', tonumber(ARGV[7]))
+end
+return {'RUN', n, deliveries, redis.call('HGET', idx, 'x:' .. node), entries}

@@ -1,0 +1,133 @@
+"""Decisions made ahead of an outcome (Worker(speculate=True)): they go in the outcome's
+round trip when the guess holds, and a wrong guess changes nothing but the round trips."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import pytest
+import redis
+
+from streamflow import App, Chain, Group, WithDelay, audit, replay
+from streamflow.events import TaskEnqueued, TaskStarted, encode_event
+from streamflow.keys import WORKER_GROUP
+from streamflow.projector import Projector
+from streamflow.scripts import Reply, reply_code
+from tests.helpers import check_contract, definition_of
+from tests.waiting import wait_until
+
+
+@pytest.fixture
+def counted(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """How many speculations were made and how many held."""
+    counts: Counter[str] = Counter()
+    speculate, settle = Projector.speculate, Projector.settle
+
+    def counting_speculate(self: Projector, *args: Any) -> Any:
+        guess = speculate(self, *args)
+        counts["made" if guess is not None else "declined"] += 1
+        return guess
+
+    def counting_settle(self: Projector, *args: Any) -> None:
+        counts["held"] += 1
+        settle(self, *args)
+
+    monkeypatch.setattr(Projector, "speculate", counting_speculate)
+    monkeypatch.setattr(Projector, "settle", counting_settle)
+    return counts
+
+
+def test_a_chain_is_projected_in_its_outcomes_round_trips(app: App, counted: Counter[str]) -> None:
+    @app.actor
+    def add(x: int, *piped: int) -> int:
+        return x + sum(piped)
+
+    canvas = Chain(add.message(1), WithDelay(add.message(2), 0.05), add.message(3))
+    with app.worker(concurrency=4):
+        handle = app.submit(canvas)
+        assert handle.result(timeout=30) == 6
+    assert counted["held"] == counted["made"] == 3
+    history = handle.history()
+    definition = definition_of(app, history)
+    check_contract(definition, history)
+    assert audit(history, definition) == [] and replay(history, definition) == []
+    # The delay counts from the outcome's time, which only the script knew.
+    by_seq = {e.seq: e for e in history}
+    delayed = next(e for e in history if isinstance(e.event, TaskEnqueued) and e.event.delay_ms)
+    started = next(
+        e
+        for e in history
+        if isinstance(e.event, TaskStarted) and e.event.node == delayed.event.node
+    )
+    assert started.time_ms >= by_seq[delayed.event.cause].time_ms + 50
+
+
+def test_a_group_in_flight_is_not_guessed(app: App, counted: Counter[str]) -> None:
+    @app.actor
+    def one(*piped: Any) -> int:
+        return 1
+
+    with app.worker(concurrency=4):
+        handle = app.submit(Chain(Group(*(one.message() for _ in range(20))), one.message()))
+        assert handle.result(timeout=30) == 1
+    # Only a task alone in flight is guessed: the last of the group, perhaps, and the tail.
+    assert counted["declined"] >= 10
+    history = handle.history()
+    assert audit(history, definition_of(app, history)) == []
+
+
+def test_a_wrong_guess_falls_back_to_a_projection(
+    app: App, r: redis.Redis, counted: Counter[str]
+) -> None:
+    @app.actor
+    def gate(*piped: Any) -> str:
+        r.blpop(["gate"], timeout=30)
+        return "opened"
+
+    @app.actor
+    def after(value: str) -> str:
+        return value + "!"
+
+    with app.worker(concurrency=2):
+        handle = app.submit(Chain(gate.message(), after.message()))
+        wait_until(lambda: any(isinstance(e.event, TaskStarted) for e in handle.history()), 10)
+        # The same message delivered again while the body runs: a second TaskStarted the
+        # worker's fold has not seen, so its guess of the outcome's position is wrong.
+        queue = app.keys.queue(0, "default")
+        (pending,) = r.xpending_range(queue, WORKER_GROUP, "-", "+", 10)
+        msg_id = pending["message_id"].decode()
+        again = TaskStarted(node=0, attempt=1, worker="other", msg_id=msg_id)
+        keys = [app.keys.log(handle.id), app.keys.idx(handle.id), app.keys.archive(handle.id)]
+        raw = app.scripts.call("start", keys, [0, 1, msg_id, encode_event(again), "0", "", 0])
+        assert reply_code(raw) is Reply.RUN
+        r.lpush("gate", 1)
+        assert handle.result(timeout=30) == "opened!"
+    assert counted["made"] >= 1 and counted["held"] < counted["made"]
+    history = handle.history()
+    definition = definition_of(app, history)
+    check_contract(definition, history)
+    assert audit(history, definition) == [] and replay(history, definition) == []
+
+
+def test_the_guard_refuses_decisions_whose_outcome_is_missing(app: App, r: redis.Redis) -> None:
+    @app.actor(queue="nobody-reads")
+    def never(*piped: Any) -> None:
+        pass
+
+    handle = app.submit(Chain(never.message(), never.message()))
+    definition = definition_of(app, handle.history())
+    before = r.xlen(app.keys.log(handle.id))
+    keys, args = app.projector.apply_call(
+        handle.id,
+        definition,
+        [TaskEnqueued(node=2, attempt=1, cause=before + 1)],
+        {},
+        expected=2,
+        folded=(before, handle.history()[-1].stream_id),
+        trigger=None,
+        done=False,
+        guard=("out:0:1", before + 1),
+    )
+    assert app.scripts.call("apply", keys, args) == [b"CONFLICT", -2]
+    assert r.xlen(app.keys.log(handle.id)) == before
