@@ -651,6 +651,7 @@ class Worker:
         payload = encode_event(event)
         trigger = Trigger(job.queue_key, job.msg_id, wake)
         for _ in range(10):
+            speculation = self._speculate(job, event, payload, decrement_key, head, tail)
             outcome_call = (
                 "outcome",
                 [keys[0], keys[1], keys[2], keys[3], self.keys.results(wf)],
@@ -663,7 +664,8 @@ class Worker:
                     head,
                     wake,
                     self.projector.recovery_grace_ms,
-                    self.projector.last_id(wf),
+                    # A guess that fails is followed by a projection that reads the log.
+                    self.projector.last_id(wf) if speculation is None else "",
                     CATCH_UP,
                     tail,
                     "1" if job.task.finalizer else "0",
@@ -671,7 +673,6 @@ class Worker:
                     job.blob,
                 ],
             )
-            speculation = self._speculate(job, event, payload, decrement_key, head, tail)
             applied: Any = None
             if speculation is None:
                 raw = self.scripts.call("outcome", outcome_call[1], outcome_call[2])
