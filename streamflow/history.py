@@ -80,16 +80,41 @@ def iter_log(client: redis.Redis, key: str, after: str = "0-0") -> Iterator[RawE
         after = chunk[-1][0]
 
 
+ARCHIVE_LAYOUT = 2
+
+
 def encode_archive(entries: list[RawEntry]) -> bytes:
-    """One compressed string holding a whole log."""
-    return codec.encode([[sid, seq, payload] for sid, seq, payload in entries])
+    """One compressed string holding a whole log (sequence numbers dense from 1).
+
+    Layout 2, a flat array: ``[2, first entry's ms, then per entry: ms after the first,
+    the stream id's sequence part, the encoded event]`` - stream ids as small integers,
+    sequence numbers implied. (Layout 1, still read, is ``[[stream id, seq, event], ...]``.)
+    """
+    flat: list[Any] = [ARCHIVE_LAYOUT, 0]
+    base: int | None = None
+    for sid, _, payload in entries:
+        ms, _, part = sid.partition("-")
+        if base is None:
+            base = flat[1] = int(ms)
+        flat += [int(ms) - base, int(part), payload]
+    return codec.encode(flat)
 
 
 def decode_archive(data: bytes) -> list[RawEntry]:
     """Inverse of ``encode_archive`` (and of the apply script's inline archive, whose
-    stream ids arrive as bytes)."""
+    strings arrive as bytes).
+
+    Raises:
+        DecodeError: not a workflow archive.
+    """
     raw = codec.decode(data)
-    if not isinstance(raw, list):
+    if isinstance(raw, list) and raw and raw[0] == ARCHIVE_LAYOUT and len(raw) % 3 == 2:
+        base = raw[1]
+        return [
+            (f"{base + raw[i]}-{raw[i + 1]}", (i + 1) // 3, raw[i + 2])
+            for i in range(2, len(raw), 3)
+        ]
+    if not isinstance(raw, list) or not all(isinstance(e, list) and len(e) == 3 for e in raw):
         raise DecodeError("not a workflow archive", data)
     return [
         (sid.decode() if isinstance(sid, bytes) else sid, int(seq), payload)

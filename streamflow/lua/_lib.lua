@@ -74,15 +74,22 @@ local function schedule_expiry(idx, expiry, wf)
   redis.call('ZADD', expiry, now_ms() + ret, wf)
 end
 
--- Replaces a finished workflow's (short) log and index by its archive: the entries
--- {stream id, seq, encoded event} packed by cmsgpack, behind codec header 0x12
--- (version 1, written by a script).
+-- Replaces a finished workflow's (short) log and index by its archive, behind codec
+-- header 0x12 (version 1, written by a script): the layout-2 array {2, first entry's
+-- milliseconds, then per entry: milliseconds after the first, stream id sequence part,
+-- encoded event} packed by cmsgpack (sequence numbers are dense from 1: implied).
 local function archive_log(log, idx, archive, active, expiry, wf)
-  local entries = {}
+  local flat = {2, 0}
+  local base = nil
   for i, entry in ipairs(redis.call('XRANGE', log, '-', '+')) do
-    entries[i] = {entry[1], tonumber(entry[2][4]), entry[2][2]}
+    local ms, part = string.match(entry[1], '^(%d+)-(%d+)$')
+    ms = tonumber(ms)
+    if base == nil then base = ms; flat[2] = ms end
+    flat[3 * i] = ms - base
+    flat[3 * i + 1] = tonumber(part)
+    flat[3 * i + 2] = entry[2][2]
   end
-  redis.call('SET', archive, string.char(0x12) .. cmsgpack.pack(entries))
+  redis.call('SET', archive, string.char(0x12) .. cmsgpack.pack(flat))
   schedule_expiry(idx, expiry, wf)
   redis.call('DEL', log, idx)
   redis.call('SREM', active, wf)
