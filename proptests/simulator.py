@@ -1,11 +1,11 @@
-"""A model of the streamflow shell over the pure core, for property-based tests (no Redis).
+"""The test actors, strategies and contract checks of the property-based tests (no Redis).
 
-``Simulator`` plays the Lua scripts (submit, start, outcome, apply) on an in-memory log,
-with their rules, and the worker and projector around them: deliveries, duplicated and
-redelivered messages, workers that die before or after recording an outcome, recovery
-projections, and stale projectors. ``Checker`` verifies contract items 1 and 2 (DESIGN
-§1) entry by entry, and ``evaluate`` is the reference model of a canvas's results: a
-direct recursive evaluation in Python.
+The simulator of the shell over the pure core (scripts, workers, projectors: deliveries,
+duplicated and redelivered messages, workers that die before or after recording an
+outcome, recovery projections, stale projectors), the canvas strategies and ``evaluate``,
+the reference model of a canvas's results, are ``streamflow.testing``'s, here bound to the
+fixed test actors F, H, FLAKY and FRAGILE. ``Checker`` verifies contract items 1 and 2
+(DESIGN §1) entry by entry.
 """
 
 from __future__ import annotations
@@ -18,17 +18,15 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from streamflow import codec
+from streamflow import codec, testing
 from streamflow.actors import Actor, ActorOptions, Message
-from streamflow.canvas import Canvas, Chain, Compiled, Group, WithDelay, compile_canvas, has_tasks
-from streamflow.core import RUNNING, State, decide, decide_all, fold, fold_all
-from streamflow.definition import NONE, Definition, TaskNode, assemble
+from streamflow.canvas import Canvas, Chain, Compiled, Group, WithDelay, compile_canvas
+from streamflow.definition import NONE, Definition, TaskNode
 from streamflow.events import (
     TERMINAL,
     BarrierDecremented,
     BarrierReleased,
     Entry,
-    Event,
     TaskEnqueued,
     TaskFailed,
     TaskStarted,
@@ -36,10 +34,33 @@ from streamflow.events import (
     WorkflowCompleted,
     WorkflowFailed,
     WorkflowSubmitted,
-    decode_event,
-    encode_event,
-    encode_with_cause_hole,
 )
+from streamflow.testing import NOTHING, task_ids
+from streamflow.testing import Evaluation as Expected
+from streamflow.testing.simulator import DECIDABLE, Job, QueueMessage
+from streamflow.testing.strategies import canvases as user_canvases
+
+__all__ = [
+    "ACTORS",
+    "DECIDABLE",
+    "FLAKY",
+    "FRAGILE",
+    "NOTHING",
+    "Case",
+    "Checker",
+    "Expected",
+    "F",
+    "H",
+    "Job",
+    "QueueMessage",
+    "Simulator",
+    "canvases",
+    "cases",
+    "evaluate",
+    "messages",
+    "rebuild",
+    "task_ids",
+]
 
 # -- actors ----------------------------------------------------------------------------
 
@@ -80,7 +101,6 @@ _ACTOR = st.sampled_from([F, F, H, FLAKY, FRAGILE])
 _ARGS = st.lists(st.integers(0, 3), max_size=2)
 _KWARGS = st.dictionaries(st.just("k"), st.integers(0, 3), max_size=1)
 _DELAY = st.sampled_from([None, None, 0.001, 2])
-_WITH_DELAY = st.sampled_from([0, 0.001, 1.5])
 
 
 @st.composite
@@ -95,53 +115,23 @@ def messages(draw: st.DrawFn) -> Message:
 
 
 _MESSAGES = messages()
-_TOP_KINDS = st.sampled_from(["chain", "group", "chain", "group", "delay", "message"])
-_INNER_KINDS = st.sampled_from(["message", "message", "chain", "group", "delay", "message"])
-_LEAF_KINDS = st.just("message")
 
 
-@st.composite
 def canvases(
-    draw: st.DrawFn,
-    max_depth: int = 4,
-    max_width: int = 20,
-    max_tasks: int = 60,
-    max_items: int = 120,
-) -> Canvas:
-    """Random canvases: Chain, Group (empty ones too), WithDelay, messages, nested.
+    max_depth: int = 5, max_width: int = 50, max_tasks: int = 60, max_items: int = 120
+) -> st.SearchStrategy[Canvas]:
+    """Random canvases of the test actors (``streamflow.testing.canvases``).
 
     At most ``max_depth`` levels of nesting, ``max_width`` members per chain or group,
     ``max_tasks`` messages and ``max_items`` canvas objects in all.
     """
-    tasks = [max_tasks]
-    items = [max_items]
-
-    def build(depth: int) -> Canvas:
-        items[0] -= 1
-        if depth >= max_depth or items[0] <= 0:
-            kinds = _LEAF_KINDS
-        else:
-            # Mostly a chain or group at the top (a lone message is a dull workflow).
-            kinds = _TOP_KINDS if depth == 0 else _INNER_KINDS
-        kind = draw(kinds)
-        if kind == "message":
-            if tasks[0] <= 0:
-                return Group()
-            tasks[0] -= 1
-            return draw(_MESSAGES)
-        if kind == "delay":
-            return WithDelay(build(depth + 1), draw(_WITH_DELAY))
-        low = 1 if kind == "chain" else 0
-        high = max(low, min(max_width, items[0]))
-        if depth == 0:
-            width = draw(st.integers(max(low, 2), max(high, 2)))
-        else:
-            # Mostly narrow, sometimes wide; empty groups now and then.
-            width = draw(st.one_of(st.integers(1, max(1, min(high, 4))), st.integers(low, high)))
-        members = [build(depth + 1) for _ in range(width)]
-        return Chain(*members) if kind == "chain" else Group(*members)
-
-    return build(0)
+    return user_canvases(
+        messages=_MESSAGES,
+        max_depth=max_depth,
+        max_width=max_width,
+        max_tasks=max_tasks,
+        max_items=max_items,
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,56 +168,10 @@ def cases(draw: st.DrawFn, **canvas_bounds: int) -> Case:
 
 # -- the reference model ---------------------------------------------------------------
 
-NOTHING: Any = object()
-"""Nothing piped (the first step of the workflow)."""
-
-
-@dataclasses.dataclass
-class Expected:
-    """What direct evaluation says, per message in canvas order and for the whole canvas."""
-
-    value: Any
-    messages: list[Message]
-    inputs: list[Any]
-    """Piped input of each message (NOTHING if none)."""
-    values: list[Any]
-    delays_ms: list[int]
-    """Delay of each message's first attempt once it is ready."""
-
 
 def evaluate(canvas: Canvas) -> Expected:
     """Evaluate ``canvas`` directly, the way its semantics say (DESIGN §4)."""
-    out = Expected(value=None, messages=[], inputs=[], values=[], delays_ms=[])
-    out.value = _evaluate(canvas, NOTHING, 0, out)
-    return out
-
-
-def _evaluate(canvas: Canvas, piped: Any, delay_ms: int, out: Expected) -> Any:
-    if isinstance(canvas, Message):
-        args = list(canvas.args)
-        if piped is not NOTHING and not canvas.pipe_ignore:
-            args.append(piped)
-        value = ACTORS[canvas.actor_name].fn(*args, **canvas.kwargs)
-        out.messages.append(canvas)
-        out.inputs.append(NOTHING if canvas.pipe_ignore else piped)
-        out.values.append(value)
-        out.delays_ms.append(delay_ms + canvas.delay_ms)
-        return value
-    if isinstance(canvas, WithDelay):
-        return _evaluate(canvas.child, piped, delay_ms + canvas.delay_ms, out)
-    if isinstance(canvas, Group):
-        return [_evaluate(child, piped, delay_ms, out) for child in canvas.children]
-    value = piped
-    for step in canvas.steps:
-        value = _evaluate(step, value, delay_ms, out)
-        if has_tasks(step):
-            delay_ms = 0  # a chain's delay holds back its first step with tasks only
-    return value
-
-
-def task_ids(definition: Definition) -> list[int]:
-    """Task node ids in canvas order."""
-    return [n.id for n in definition.nodes if isinstance(n, TaskNode)]
+    return testing.evaluate(canvas, actors=ACTORS)
 
 
 def rebuild(canvas: Canvas) -> Canvas:
@@ -356,265 +300,10 @@ def _id_key(stream_id: str) -> tuple[int, int]:
 # -- the shell, simulated --------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class QueueMessage:
-    msg_id: str
-    node: int
-    attempt: int
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class Job:
-    """A delivery that a worker is running: the outcome it will record."""
-
-    message: QueueMessage
-    outcome: TaskSucceeded | TaskFailed
-
-
-DECIDABLE = (
-    WorkflowSubmitted,
-    TaskSucceeded,
-    TaskFailed,
-    BarrierDecremented,
-    BarrierReleased,
-)
-"""Events that ``decide`` reacts to: the causes a projector may be handed."""
-
-
-class Simulator:
-    """The log, the index, the queues and the workers of one workflow, in memory.
-
-    Every script is one call that appends entries atomically, with the rules of its Lua
-    counterpart; the index the scripts consult is ``self.idx``, the fold of the whole
-    log kept incrementally (DESIGN §1.5: the index is derived).
-    """
+class Simulator(testing.Simulator):
+    """``streamflow.testing.Simulator`` running a ``Case``: the test actors, and the
+    case's failures as its outcome plan."""
 
     def __init__(self, case: Case) -> None:
+        super().__init__(case.compiled, actors=ACTORS, fail_until=case.fail_until)
         self.case = case
-        self.definition = case.definition
-        self.log: list[Entry] = []
-        self.idx = State()
-        self.queue: list[QueueMessage] = []
-        """Messages not yet acknowledged (delivered or not: any may be redelivered)."""
-        self.jobs: list[Job] = []
-        self.wakeups = 0
-        """Recovery wake-ups scheduled by outcomes whose projection did not follow."""
-        self.stats: collections.Counter[str] = collections.Counter()
-        self._ms = 1_700_000_000_000
-        self._msgs = 0
-
-    # -- scripts ---------------------------------------------------------------------
-
-    def _script(self, events: Sequence[Event | bytes]) -> list[Entry]:
-        """Append ``events`` (or encoded ones) in one script call (one clock reading, ids
-        ``<ms>-<i>``), as stored: what a reader decodes is what the log holds."""
-        self._ms += 1
-        out = []
-        for i, item in enumerate(events):
-            event = decode_event(item if isinstance(item, bytes) else encode_event(item))
-            entry = Entry(seq=len(self.log) + 1, stream_id=f"{self._ms}-{i}", event=event)
-            self.log.append(entry)
-            fold(self.idx, entry)
-            out.append(entry)
-        return out
-
-    def _new_message(self, node: int, attempt: int) -> None:
-        self._msgs += 1
-        self.queue.append(QueueMessage(f"{self._ms}-{self._msgs}", node, attempt))
-
-    def _ack(self, message: QueueMessage) -> None:
-        # XACK + XDEL of this one message id (a duplicate has its own id).
-        self.queue = [m for m in self.queue if m.msg_id != message.msg_id]
-
-    def submit(self) -> list[Entry]:
-        """submit.lua: WorkflowSubmitted and the roots' enqueues, decided by ``decide``."""
-        submitted = WorkflowSubmitted(
-            def_hash=self.definition.hash,
-            args=self.case.compiled.args,
-            options={},
-            engine_version="sim",
-        )
-        first = Entry(seq=1, stream_id="0-0", event=submitted)
-        decisions = decide(self.definition, fold_all([first]), first)
-        entries = self._script([submitted])
-        return entries + self.apply(decisions, expected=0)[1]
-
-    def apply(
-        self, decisions: Sequence[Event], *, expected: int, check_conflict: bool = True
-    ) -> tuple[str, list[Entry]]:
-        """apply.lua: refuse when terminal, CONFLICT on a newer decision, else append each
-        decision whose idempotency key is not in the index, and queue its message."""
-        if self.idx.terminal:
-            return "TERMINAL", []
-        if check_conflict and self.idx.last_decision > expected:
-            return "CONFLICT", []
-        fresh: list[Event] = []
-        keys: set[str] = set()
-        for event in decisions:
-            key = event.idempotency_key()
-            assert key is not None, f"{event!r} is not a decision"
-            if key not in self.idx.keys and key not in keys:
-                keys.add(key)
-                fresh.append(event)
-        entries = self._script(fresh)
-        for entry in entries:
-            if isinstance(entry.event, TaskEnqueued):
-                self._new_message(entry.event.node, entry.event.attempt)
-        self.stats["decisions"] += len(entries)
-        return "OK", entries
-
-    def deliver(self, pick: int) -> Job | None:
-        """A worker reads message ``pick`` (first delivery or redelivery): start.lua, then
-        for RUN the task body runs and its outcome is kept in the returned job."""
-        message = self.queue[pick % len(self.queue)]
-        node, attempt = message.node, message.attempt
-        idx = self.idx
-        if idx.status != RUNNING or idx.attempt.get(node) != attempt:
-            self.stats["stale"] += 1
-            self._ack(message)
-            return None
-        if f"out:{node}:{attempt}" in idx.keys:
-            self.stats["already_done"] += 1
-            self.project_all()
-            self._ack(message)
-            return None
-        owner = idx.owner.get(node)
-        if owner is not None and owner != message.msg_id:
-            self.stats["dup"] += 1
-            self._ack(message)
-            return None
-        self.stats["run"] += 1
-        started = TaskStarted(node=node, attempt=attempt, worker="sim", msg_id=message.msg_id)
-        start_seq = self._script([started])[0].seq
-        job = Job(message, self._run(node, attempt, start_seq))
-        self.jobs.append(job)
-        return job
-
-    def _run(self, node: int, attempt: int, start_seq: int) -> TaskSucceeded | TaskFailed:
-        """What the worker does with a RUN: arguments, piped input, body, outcome event."""
-        task = self.definition.task(node)
-        args: list[Any] = []
-        kwargs: dict[str, Any] = {}
-        blob = self.idx.args.get(node)
-        if blob:
-            args, kwargs = codec.decode(blob)
-        if task.pipe != NONE:
-            leaves = self.definition.pipe_leaves(node)
-            values = {leaf: self.idx.results[leaf] for leaf in leaves}
-            args = [*args, assemble(self.definition.specs[task.pipe], values)]
-        if attempt <= self.case.fail_until.get(node, 0):
-            options = task.options
-            retry_delay_ms = None
-            if attempt <= options.max_retries:
-                retry_delay_ms = min(
-                    options.max_backoff_ms, options.min_backoff_ms * 2 ** (attempt - 1)
-                )
-            error = {"type": "Boom", "message": f"attempt {attempt}", "traceback": ""}
-            return TaskFailed(
-                node=node,
-                attempt=attempt,
-                error=error,
-                retry_delay_ms=retry_delay_ms,
-                cause=start_seq,
-            )
-        result = ACTORS[task.actor].fn(*args, **kwargs)
-        return TaskSucceeded(node=node, attempt=attempt, result=result, cause=start_seq)
-
-    def finish(self, job: Job, *, project: bool = True) -> list[Entry]:
-        """The worker records the job's outcome (outcome.lua) and, unless it dies right
-        after (``project=False``), projects it inline and acknowledges the message."""
-        self.jobs.remove(job)
-        event = job.outcome
-        node, attempt = event.node, event.attempt
-        idx = self.idx
-        out_key = f"out:{node}:{attempt}"
-        if idx.status != RUNNING or idx.attempt.get(node) != attempt or out_key in idx.keys:
-            self.stats["outcome_stale"] += 1
-            self._ack(job.message)
-            return []
-        batch: list[Event | bytes] = [event]
-        succ = self.definition.task(node).succ
-        if isinstance(event, TaskSucceeded) and succ != NONE:
-            decrement = BarrierDecremented(barrier=succ, source=node)
-            if decrement.idempotency_key() not in idx.keys:
-                # As the worker and outcome.lua build it: the cause is the outcome's
-                # sequence number, spliced in by the script.
-                head, tail = encode_with_cause_hole(decrement)
-                batch.append(head + codec.pack(len(self.log) + 1) + tail)
-        entries = self._script(batch)
-        if not project:
-            self.stats["crash_after_outcome"] += 1
-            self.wakeups += 1
-            return entries
-        return entries + self.project(entries[0], job.message)
-
-    def lose(self, job: Job) -> None:
-        """The worker dies mid-task: no outcome; the message waits for redelivery."""
-        self.stats["crash_mid_task"] += 1
-        self.jobs.remove(job)
-
-    def project(self, cause: Entry, trigger: QueueMessage | None = None) -> list[Entry]:
-        """Inline projection: a fresh fold, decide, apply (again on CONFLICT), ack."""
-        out: list[Entry] = []
-        for _ in range(10):
-            state = self.idx  # caught up (decide only reads it)
-            reply, entries = self.apply(
-                decide(self.definition, state, cause), expected=state.last_decision
-            )
-            out += entries
-            if reply != "CONFLICT":
-                break
-        else:
-            raise AssertionError("projection did not settle")
-        if trigger is not None:
-            self._ack(trigger)
-        return out
-
-    def recover(self) -> list[Entry]:
-        """A recovery projector handles a wake-up (or a sweep finds the workflow)."""
-        self.stats["recoveries"] += 1
-        self.wakeups = max(0, self.wakeups - 1)
-        return self.project_all()
-
-    def project_all(self) -> list[Entry]:
-        """Projection without a cause: ``decide_all`` over the whole log."""
-        state = self.idx  # caught up (decide_all only reads it)
-        _, entries = self.apply(
-            decide_all(self.definition, state, self.log), expected=state.last_decision
-        )
-        return entries
-
-    def project_stale(self, cause: Entry, lag: int, *, check_conflict: bool) -> list[Entry]:
-        """A projector whose fold stops ``lag`` entries short of the log (but includes
-        ``cause``); ``check_conflict=False`` takes the apply script's serialisation away,
-        leaving idempotency keys and the terminal check: the core alone must be right."""
-        self.stats["stale_projections"] += 1
-        upto = max(cause.seq, len(self.log) - lag)
-        state = fold_all(self.log[:upto])
-        decisions = decide(self.definition, state, cause)
-        reply, entries = self.apply(
-            decisions, expected=state.last_decision, check_conflict=check_conflict
-        )
-        if reply == "CONFLICT":
-            self.stats["conflicts"] += 1
-        return entries
-
-    def duplicate(self, pick: int) -> None:
-        """The queue holds a message twice (at-least-once delivery): a new id."""
-        self.stats["duplicates"] += 1
-        message = self.queue[pick % len(self.queue)]
-        self._new_message(message.node, message.attempt)
-
-    def drain(self, max_rounds: int = 1000) -> None:
-        """Run everything left, without further faults, until nothing is pending."""
-        for _ in range(max_rounds):
-            if not (self.jobs or self.queue or self.wakeups):
-                return
-            for job in list(self.jobs):
-                self.finish(job)
-            while self.wakeups:
-                self.recover()
-            for message in list(self.queue):
-                if message in self.queue:
-                    self.deliver(self.queue.index(message))
-        raise AssertionError(f"not drained after {max_rounds} rounds: {self.queue}")

@@ -4,7 +4,8 @@ Random canvases run through ``proptests.simulator``, a model of the shell (scrip
 workers, projectors) with duplicated, redelivered and lost messages, crashes between
 outcome and projection, recovery projections and stale projectors. Every entry of the
 log is checked against contract items 1 and 2 (DESIGN §1) as it is appended, and the
-final result against a direct recursive evaluation of the canvas.
+final result against a direct recursive evaluation of the canvas; every finished log
+must also pass ``streamflow.audit.audit`` and ``replay``.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ from streamflow.events import (
     WorkflowFailed,
     WorkflowSubmitted,
 )
+from streamflow.testing import assert_audit_clean, assert_released_once
 
 # -- checks on a finished simulation ---------------------------------------------------
 
@@ -102,6 +104,10 @@ def check_finished(sim: Simulator, expected: Expected) -> None:
     else:
         assert "end" in pending
     check_replay(definition, log)
+    # The shipped checks find nothing either: ``audit`` (the contract's invariants) and
+    # ``replay`` (contract 6), as users run them.
+    assert_audit_clean(log, definition)
+    assert_released_once(log, definition)
 
 
 def check_replay(definition: Definition, log: list[Entry]) -> None:
@@ -180,7 +186,7 @@ class WorkflowMachine(RuleBasedStateMachine):
     @rule(pick=st.integers(0, 255))
     def lose(self, pick: int) -> None:
         if self.sim.jobs:
-            self.sim.lose(self.sim.jobs[pick % len(self.sim.jobs)])
+            self.sim.drop(self.sim.jobs[pick % len(self.sim.jobs)])
 
     @rule(pick=st.integers(0, 255))
     def duplicate(self, pick: int) -> None:
@@ -304,6 +310,7 @@ def test_fold_is_deterministic_and_ignores_overlap(case: Case, data: st.DataObje
                 sim.duplicate(0)
     sim.drain()
     log = sim.log
+    assert_audit_clean(log, case.definition)
     whole = fold_all(log)
     assert fold_all(log) == whole
     assert fold_all(log, whole.copy()) == whole  # refolding changes nothing

@@ -38,10 +38,12 @@ def test_example_runs(
     if index == 4:
         assert printed.splitlines() == ["HistoryLimitExceeded", "['failed']"]
     if index == 5:
+        assert printed.splitlines()[-1] == "completed 5 True"
+    if index == 6:
         lines = printed.splitlines()
         assert lines[0] == "[0, 1, 4, 9, 16, 25]"
         assert "error in broken attempt 1 KeyError('missing')" in lines
-    if index == 6:
+    if index == 7:
         assert printed.splitlines() == ["10", "[3, 6, 10]", "all done", "[2, 14]", "42"]
     if index == 1:
         assert "ValueError no luck" in printed

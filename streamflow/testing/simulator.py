@@ -1,0 +1,488 @@
+"""A deterministic, in-process simulator of streamflow over the pure core (no Redis).
+
+``Simulator`` plays the Lua scripts (submit, start, outcome, apply) on an in-memory log
+with their rules, and the workers and projectors around them, running the real actor
+functions in process: deliveries in any order, duplicated messages, dropped deliveries
+(the worker dies mid-task, the message is redelivered), crashes between an outcome and
+its projection (a recovery projection follows), and stale projectors. ``run`` drives a
+canvas to its end under faults chosen by a seed or by hypothesis's ``data``.
+
+.. versionadded:: 0.1.0
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import traceback
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from streamflow import codec
+from streamflow.actors import Actor
+from streamflow.canvas import Canvas, Compiled
+from streamflow.canvas import compile_canvas as _compile
+from streamflow.context import TaskContext, reset_current, set_current
+from streamflow.core import RUNNING, State, decide, decide_all, fold, fold_all
+from streamflow.definition import (
+    NONE,
+    ON_FAILURE,
+    ON_SUCCESS,
+    TASK,
+    WORKFLOW_ON_FAILURE,
+    Definition,
+    TaskNode,
+    assemble,
+    spec_leaves,
+)
+from streamflow.errors import EncodeError
+from streamflow.events import (
+    BarrierDecremented,
+    BarrierReleased,
+    Entry,
+    Event,
+    TaskEnqueued,
+    TaskFailed,
+    TaskStarted,
+    TaskSucceeded,
+    WorkflowFailed,
+    WorkflowSubmitted,
+    decode_event,
+    encode_event,
+    encode_with_cause_hole,
+)
+from streamflow.failures import Failure
+from streamflow.ratelimit import RateLimitExceeded
+from streamflow.testing.actors import Actors, actor_registry
+
+WORKFLOW_ID = "sim"
+"""The workflow id simulated tasks see in ``current_task()`` and callback data."""
+
+DECIDABLE = (WorkflowSubmitted, TaskSucceeded, TaskFailed, BarrierDecremented, BarrierReleased)
+"""Events ``decide`` reacts to: the causes a projector may be handed."""
+
+_DEFINITIONS: dict[str, Definition] = {}
+"""Definitions the simulator ran, by hash (``assert_audit_clean`` looks them up)."""
+_DEFINITIONS_KEPT = 256
+
+
+def known_definition(def_hash: str) -> Definition | None:
+    """A definition this process simulated, by its content hash."""
+    return _DEFINITIONS.get(def_hash)
+
+
+class SimulatedFailure(Exception):
+    """Raised in place of a task body by a ``fail_until`` outcome plan."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class QueueMessage:
+    """A task message in a simulated queue (references only, as in Redis)."""
+
+    msg_id: str
+    node: int
+    attempt: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True, eq=False)
+class Job:
+    """A delivery a worker is running: the outcome it will record."""
+
+    message: QueueMessage
+    outcome: TaskSucceeded | TaskFailed
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class SimResult:
+    """How a simulated workflow ended."""
+
+    status: str
+    """``completed`` or ``failed`` (``running`` if it could not finish)."""
+    result: Any
+    """The workflow's result (None unless completed); ``Failure`` values stand for tasks
+    that failed with ``allow_failure``."""
+    error: dict[str, Any] | None
+    """``WorkflowFailed.error`` for a failed workflow."""
+    history: list[Entry]
+    """Every event of the log, as a reader decodes it."""
+    definition: Definition
+    stats: dict[str, int]
+    """What happened: ``run``, ``dup``, ``stale``, ``duplicates``, ``drops``, ``crashes``..."""
+
+
+class Simulator:
+    """The log, the index, the queues and the workers of one workflow, in memory.
+
+    Every script is one call that appends entries atomically, with the rules of its Lua
+    counterpart; the index the scripts consult is ``self.idx``, the fold of the whole log
+    kept incrementally (the index is derived, DESIGN §1.5). Drive it step by step
+    (``deliver``, ``finish``, ``crash``, ``drop``, ``duplicate``, ``recover``,
+    ``project_stale``, ``drain``) or let ``run`` do it.
+
+    Args:
+        canvas: what to run (or a canvas compiled already).
+        actors: the actor functions to run, as actors or a name -> actor mapping; actors
+            of an ``App`` are found through the canvas's messages.
+        fail_until: outcome plan: task node id -> its attempts 1..k raise
+            ``SimulatedFailure`` instead of running the body.
+        on_failure: the workflow's on_failure actor (as ``App.submit`` takes it).
+    """
+
+    def __init__(
+        self,
+        canvas: Canvas | Compiled,
+        *,
+        actors: Actors = (),
+        fail_until: Mapping[int, int] | None = None,
+        on_failure: Actor[..., Any] | None = None,
+    ) -> None:
+        if isinstance(canvas, Compiled):
+            self.compiled = canvas
+            self.actors = actor_registry(None, actors)
+        else:
+            self.compiled = _compile(canvas, on_failure=on_failure)
+            self.actors = actor_registry(canvas, actors)
+        if on_failure is not None:
+            self.actors.setdefault(on_failure.name, on_failure)
+        self.definition = self.compiled.definition
+        missing = {n.actor for n in self.definition.nodes if isinstance(n, TaskNode)}
+        missing -= set(self.actors)
+        if missing:
+            raise ValueError(f"no actor function for {sorted(missing)} (pass them as actors=)")
+        if len(_DEFINITIONS) >= _DEFINITIONS_KEPT:
+            _DEFINITIONS.pop(next(iter(_DEFINITIONS)))
+        _DEFINITIONS[self.definition.hash] = self.definition
+        self.fail_until = dict(fail_until or {})
+        self.log: list[Entry] = []
+        self.idx = State()
+        self.queue: list[QueueMessage] = []
+        """Messages not yet acknowledged (delivered or not: any may be redelivered)."""
+        self.jobs: list[Job] = []
+        self.wakeups = 0
+        """Recovery wake-ups scheduled by outcomes whose projection did not follow."""
+        self.stats: collections.Counter[str] = collections.Counter()
+        self._ms = 1_700_000_000_000
+        self._msgs = 0
+
+    # -- scripts ----------------------------------------------------------------------
+
+    def _script(self, events: Sequence[Event | bytes]) -> list[Entry]:
+        """Append ``events`` (or encoded ones) in one script call (one clock reading, ids
+        ``<ms>-<i>``), as stored: what a reader decodes is what the log holds."""
+        self._ms += 1
+        out = []
+        for i, item in enumerate(events):
+            event = decode_event(item if isinstance(item, bytes) else encode_event(item))
+            entry = Entry(seq=len(self.log) + 1, stream_id=f"{self._ms}-{i}", event=event)
+            self.log.append(entry)
+            fold(self.idx, entry)
+            out.append(entry)
+        return out
+
+    def _new_message(self, node: int, attempt: int) -> None:
+        self._msgs += 1
+        self.queue.append(QueueMessage(f"{self._ms}-{self._msgs}", node, attempt))
+
+    def _ack(self, message: QueueMessage) -> None:
+        # XACK + XDEL of this one message id (a duplicate has its own id).
+        self.queue = [m for m in self.queue if m.msg_id != message.msg_id]
+
+    def _open(self, node: int) -> bool:
+        """Whether the start and outcome scripts accept this node now."""
+        finalizer = self.definition.task(node).finalizer
+        return self.idx.status == RUNNING or (finalizer and self.idx.terminal)
+
+    def submit(self) -> list[Entry]:
+        """submit.lua: WorkflowSubmitted and the roots' enqueues, decided by ``decide``."""
+        submitted = WorkflowSubmitted(
+            def_hash=self.definition.hash, args=self.compiled.args, options={}, engine_version="sim"
+        )
+        first = Entry(seq=1, stream_id="0-0", event=submitted)
+        decisions = decide(self.definition, fold_all([first]), first)
+        entries = self._script([submitted])
+        return entries + self.apply(decisions, expected=0)[1]
+
+    def apply(
+        self, decisions: Sequence[Event], *, expected: int, check_conflict: bool = True
+    ) -> tuple[str, list[Entry]]:
+        """apply.lua: once terminal only finalizer enqueues pass; CONFLICT on a newer
+        decision; else append each decision whose idempotency key is not in the index, and
+        queue its message."""
+        if self.idx.terminal and not all(
+            isinstance(e, TaskEnqueued) and self.definition.task(e.node).finalizer
+            for e in decisions
+        ):
+            return "TERMINAL", []
+        if check_conflict and self.idx.last_decision > expected:
+            return "CONFLICT", []
+        fresh: list[Event] = []
+        keys: set[str] = set()
+        for event in decisions:
+            key = event.idempotency_key()
+            assert key is not None, f"{event!r} is not a decision"
+            if key not in self.idx.keys and key not in keys:
+                keys.add(key)
+                fresh.append(event)
+        entries = self._script(fresh)
+        for entry in entries:
+            if isinstance(entry.event, TaskEnqueued):
+                self._new_message(entry.event.node, entry.event.attempt)
+        self.stats["decisions"] += len(entries)
+        return "OK", entries
+
+    def deliver(self, pick: int = 0) -> Job | None:
+        """A worker reads queue message ``pick`` (modulo the queue's length; a first
+        delivery or a redelivery): start.lua, then for RUN the task body runs and its
+        outcome is kept in the returned job, to record with ``finish`` or ``crash``."""
+        message = self.queue[pick % len(self.queue)]
+        node, attempt = message.node, message.attempt
+        idx = self.idx
+        if not self._open(node) or idx.attempt.get(node) != attempt:
+            self.stats["stale"] += 1
+            self._ack(message)
+            return None
+        if f"out:{node}:{attempt}" in idx.keys:
+            self.stats["already_done"] += 1
+            self.project_all()
+            self._ack(message)
+            return None
+        owner = idx.owner.get(node)
+        if owner is not None and owner != message.msg_id:
+            self.stats["dup"] += 1
+            self._ack(message)
+            return None
+        self.stats["run"] += 1
+        started = TaskStarted(node=node, attempt=attempt, worker="sim", msg_id=message.msg_id)
+        start_seq = self._script([started])[0].seq
+        job = Job(message, self._run(node, attempt, start_seq))
+        self.jobs.append(job)
+        return job
+
+    def _inputs(self, task: TaskNode) -> list[Any]:
+        """What the task receives after its own arguments (as ``jobs.task_inputs``)."""
+        d, idx = self.definition, self.idx
+        if task.role in (ON_SUCCESS, ON_FAILURE):
+            subject = d.task(task.subject)
+            args, kwargs = (
+                codec.decode(idx.args[subject.id]) if subject.id in idx.args else ([], {})
+            )
+            data = {
+                "workflow_id": WORKFLOW_ID,
+                "node": subject.id,
+                "actor_name": subject.actor,
+                "args": args,
+                "kwargs": kwargs,
+            }
+            if subject.id in idx.results:
+                return [data, idx.results[subject.id]]
+            return [data, self._failure_value(subject.id).to_dict()]
+        extra: list[Any] = []
+        if task.role == WORKFLOW_ON_FAILURE:
+            ends = [e.event for e in self.log if isinstance(e.event, WorkflowFailed)]
+            extra.append(ends[0].error if ends else {})
+        if task.pipe == NONE:
+            return extra
+        found = {leaf: self.value(leaf) for leaf in d.pipe_leaves(task.id)}
+        return [*extra, assemble(d.specs[task.pipe], found)]
+
+    def _failure_value(self, node: int) -> Failure:
+        error = self.idx.failures[node]
+        return Failure(
+            actor=self.definition.task(node).actor,
+            node=node,
+            attempt=self.idx.attempt.get(node, 1),
+            type=str(error.get("type", "")),
+            message=str(error.get("message", "")),
+            traceback=str(error.get("traceback", "")),
+        )
+
+    def value(self, node: int) -> Any:
+        """A task's value: its result, a ``Failure`` if it failed for good, else None."""
+        if node in self.idx.results:
+            return self.idx.results[node]
+        if node in self.idx.failures:
+            return self._failure_value(node)
+        return None
+
+    def _run(self, node: int, attempt: int, start_seq: int) -> TaskSucceeded | TaskFailed:
+        """What the worker does with a RUN: arguments, inputs, body, outcome event."""
+        task = self.definition.task(node)
+        actor = self.actors[task.actor]
+        args: list[Any] = []
+        kwargs: dict[str, Any] = {}
+        blob = self.idx.args.get(node)
+        if blob:
+            args, kwargs = codec.decode(blob)
+        args = [*args, *self._inputs(task)]
+        context = TaskContext(workflow_id=WORKFLOW_ID, node=node, attempt=attempt, actor=actor.name)
+        token = set_current(context)
+        try:
+            if attempt <= self.fail_until.get(node, 0):
+                raise SimulatedFailure(f"attempt {attempt} of node {node} fails by plan")
+            result = actor.fn(*args, **kwargs)
+            if actor.is_async:
+                result = asyncio.run(result)
+            data = codec.encode_checked(result, what=f"result of {actor.name}")
+        except Exception as exc:
+            return self._failure(actor, task, attempt, start_seq, exc)
+        finally:
+            reset_current(token)
+        # The log holds what the codec gives back (a tuple comes back as a list).
+        return TaskSucceeded(node=node, attempt=attempt, result=codec.decode(data), cause=start_seq)
+
+    def _failure(
+        self, actor: Actor[..., Any], task: TaskNode, attempt: int, cause: int, exc: Exception
+    ) -> TaskFailed:
+        """The worker's failure policy, without jitter (the longest delay it could draw)."""
+        options = task.options
+        retry_delay_ms = None
+        later = isinstance(exc, RateLimitExceeded)
+        backoff = min(options.max_backoff_ms, options.min_backoff_ms * 2 ** (attempt - 1))
+        if later:
+            retry_delay_ms = options.min_backoff_ms
+        elif isinstance(exc, (*actor.throws, EncodeError)):
+            pass
+        elif actor.retry_when is not None:
+            if actor.retry_when(attempt - 1, exc):
+                retry_delay_ms, later = backoff, True
+        elif attempt <= options.max_retries:
+            retry_delay_ms = backoff
+        error = {
+            "type": type(exc).__name__,
+            "message": str(exc),
+            "traceback": "".join(traceback.format_exception(exc)),
+        }
+        return TaskFailed(
+            node=task.id,
+            attempt=attempt,
+            error=error,
+            retry_delay_ms=retry_delay_ms,
+            later=later,
+            cause=cause,
+        )
+
+    def finish(self, job: Job, *, project: bool = True) -> list[Entry]:
+        """The worker records the job's outcome (outcome.lua) and, unless it dies right
+        after (``project=False``, see ``crash``), projects it inline and acknowledges."""
+        self.jobs.remove(job)
+        event = job.outcome
+        node, attempt = event.node, event.attempt
+        idx = self.idx
+        out_key = f"out:{node}:{attempt}"
+        if not self._open(node) or idx.attempt.get(node) != attempt or out_key in idx.keys:
+            self.stats["outcome_stale"] += 1
+            self._ack(job.message)
+            return []
+        batch: list[Event | bytes] = [event]
+        succ = self.definition.task(node).succ
+        if isinstance(event, TaskSucceeded) and succ != NONE:
+            decrement = BarrierDecremented(barrier=succ, source=node)
+            if decrement.idempotency_key() not in idx.keys:
+                # As the worker and outcome.lua build it: the cause is the outcome's
+                # sequence number, spliced in by the script.
+                head, tail = encode_with_cause_hole(decrement)
+                batch.append(head + codec.pack(len(self.log) + 1) + tail)
+        entries = self._script(batch)
+        if not project:
+            self.stats["crashes"] += 1
+            self.wakeups += 1
+            return entries
+        return entries + self.project(entries[0], job.message)
+
+    def crash(self, job: Job) -> list[Entry]:
+        """The worker records the outcome, then dies before projecting it; the outcome's
+        wake-up is left for ``recover``."""
+        return self.finish(job, project=False)
+
+    def drop(self, job: Job) -> None:
+        """The worker dies mid-task: no outcome; the message waits for redelivery."""
+        self.stats["drops"] += 1
+        self.jobs.remove(job)
+
+    def duplicate(self, pick: int = 0) -> None:
+        """The queue holds message ``pick`` twice (at-least-once delivery): a new id."""
+        self.stats["duplicates"] += 1
+        message = self.queue[pick % len(self.queue)]
+        self._new_message(message.node, message.attempt)
+
+    def project(self, cause: Entry, trigger: QueueMessage | None = None) -> list[Entry]:
+        """Inline projection: a fresh fold, decide, apply (again on CONFLICT), ack."""
+        out: list[Entry] = []
+        for _ in range(10):
+            state = self.idx  # caught up (decide only reads it)
+            reply, entries = self.apply(
+                decide(self.definition, state, cause), expected=state.last_decision
+            )
+            out += entries
+            if reply != "CONFLICT":
+                break
+        else:
+            raise AssertionError("projection did not settle")
+        if trigger is not None:
+            self._ack(trigger)
+        return out
+
+    def recover(self) -> list[Entry]:
+        """A recovery projector handles a wake-up (or a sweep finds the workflow)."""
+        self.stats["recoveries"] += 1
+        self.wakeups = max(0, self.wakeups - 1)
+        return self.project_all()
+
+    def project_all(self) -> list[Entry]:
+        """Projection without a cause: ``decide_all`` over the whole log."""
+        state = self.idx  # caught up (decide_all only reads it)
+        _, entries = self.apply(
+            decide_all(self.definition, state, self.log), expected=state.last_decision
+        )
+        return entries
+
+    def project_stale(self, cause: Entry, lag: int, *, check_conflict: bool = True) -> list[Entry]:
+        """A projector whose fold stops ``lag`` entries short of the log (but includes
+        ``cause``); ``check_conflict=False`` takes the apply script's serialisation away,
+        leaving idempotency keys and the terminal check: the core alone must be right."""
+        self.stats["stale_projections"] += 1
+        upto = max(cause.seq, len(self.log) - lag)
+        state = fold_all(self.log[:upto])
+        decisions = decide(self.definition, state, cause)
+        reply, entries = self.apply(
+            decisions, expected=state.last_decision, check_conflict=check_conflict
+        )
+        if reply == "CONFLICT":
+            self.stats["conflicts"] += 1
+        return entries
+
+    def drain(self, max_rounds: int = 1000) -> None:
+        """Run everything left, without further faults, until nothing is pending."""
+        for _ in range(max_rounds):
+            if not (self.jobs or self.queue or self.wakeups):
+                return
+            for job in list(self.jobs):
+                self.finish(job)
+            while self.wakeups:
+                self.recover()
+            for message in list(self.queue):
+                if message in self.queue:
+                    self.deliver(self.queue.index(message))
+        raise AssertionError(f"not drained after {max_rounds} rounds: {self.queue}")
+
+    def result(self) -> SimResult:
+        """How the workflow stands now."""
+        d, state = self.definition, self.idx
+        error = state.end.get("error")
+        value = None
+        if state.status == "completed":
+            value = assemble(d.root_spec, {n: self.value(n) for n in spec_leaves(d.root_spec)})
+        return SimResult(
+            status=state.status,
+            result=value,
+            error=error,
+            history=list(self.log),
+            definition=d,
+            stats=dict(self.stats),
+        )
+
+
+def task_ids(definition: Definition) -> list[int]:
+    """Task node ids in canvas order (the keys of ``fail_until``), callbacks excluded."""
+    return [n.id for n in definition.nodes if isinstance(n, TaskNode) and n.role == TASK]
