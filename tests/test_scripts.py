@@ -1,0 +1,69 @@
+"""Script calls coalesced across threads: each caller gets its own replies and errors."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from typing import Any
+
+import pytest
+import redis
+
+from streamflow import App
+from streamflow.scripts import Reply, Scripts, reply_code
+
+
+def _start_args(workflow: str, app: App) -> tuple[list[str], list[Any]]:
+    keys = [app.keys.log(workflow), app.keys.idx(workflow), app.keys.archive(workflow)]
+    return keys, [0, 1, "1-0", b"x", "0", "", 0]
+
+
+def test_threads_share_pipelines_and_keep_their_own_replies(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sizes: Counter[int] = Counter()
+    run = Scripts._run
+
+    def counting(self: Scripts, client: redis.Redis, calls: Any) -> list[Any]:
+        sizes[len(calls)] += 1
+        return run(self, client, calls)
+
+    monkeypatch.setattr(Scripts, "_run", counting)
+    replies: dict[int, list[Any]] = {}
+    errors: dict[int, Exception] = {}
+
+    broken, _ = _start_args("0-" + "f" * 24, app)
+    app.client.set(broken[0], "not a stream")  # XLEN on it fails: WRONGTYPE
+
+    def caller(i: int) -> None:
+        keys, args = _start_args(f"0-{i:024x}", app)
+        replies[i] = []
+        for _ in range(50):
+            if i % 5 == 0:  # a failing call: its error is this caller's alone
+                try:
+                    app.scripts.call("start", broken, args)
+                except redis.ResponseError as exc:
+                    errors[i] = exc
+            replies[i].append(reply_code(app.scripts.call("start", keys, args)))
+
+    threads = [threading.Thread(target=caller, args=(i,)) for i in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(r == [Reply.STALE] * 50 for r in replies.values())
+    assert sorted(errors) == [0, 5, 10, 15]
+    assert all("WRONGTYPE" in str(e) for e in errors.values())
+    assert sum(n * count for n, count in sizes.items()) == 16 * 50 + 4 * 50
+    assert max(sizes) > 1  # some pipelines carried several threads' calls
+
+
+def test_an_unreachable_redis_fails_every_caller_and_the_next_call_recovers(app: App) -> None:
+    broken = App("redis://127.0.0.1:1/0", retry_for=0)
+    keys, args = _start_args("0-" + "0" * 24, broken)
+    for _ in range(2):
+        with pytest.raises(redis.ConnectionError):
+            broken.scripts.call("start", keys, args)
+    broken.close()
+    keys, args = _start_args("0-" + "0" * 24, app)
+    assert reply_code(app.scripts.call("start", keys, args)) is Reply.STALE
