@@ -448,6 +448,8 @@ def render_markdown(
 
 
 def main() -> int:
+    # Workers' info lines (start, stop, submit) would bury the progress lines.
+    os.environ.setdefault("STREAMFLOW_LOG_LEVEL", "WARNING")
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
