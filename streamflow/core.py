@@ -71,7 +71,8 @@ class State:
     attempt: dict[int, int] = dataclasses.field(default_factory=dict)
     """Task node -> its latest enqueued attempt."""
     owner: dict[int, str] = dataclasses.field(default_factory=dict)
-    """Task node -> queue message id that first started its current attempt."""
+    """Task node -> queue message id that first started its current attempt (or took it
+    over)."""
     deliveries: dict[int, int] = dataclasses.field(default_factory=dict)
     """Task node -> TaskStarted events of its current attempt."""
     results: dict[int, Any] = dataclasses.field(default_factory=dict)
@@ -111,7 +112,10 @@ def fold(state: State, entry: Entry) -> State:
         state.keys[key] = entry.stream_id
     if isinstance(event, TaskStarted):
         if state.attempt.get(event.node) == event.attempt:
-            state.owner.setdefault(event.node, event.msg_id)
+            if event.takeover:
+                state.owner[event.node] = event.msg_id
+            else:
+                state.owner.setdefault(event.node, event.msg_id)
             state.deliveries[event.node] = state.deliveries.get(event.node, 0) + 1
     elif isinstance(event, TaskSucceeded):
         state.results[event.node] = (
@@ -386,7 +390,9 @@ def finished(definition: Definition, state: State, decisions: Iterable[Event] = 
     for event in decisions:
         if isinstance(event, TERMINAL):
             terminal = True
-        elif isinstance(event, TaskEnqueued):
+        elif isinstance(event, TaskEnqueued) and definition.task(event.node).finalizer:
+            # A task of the canvas enqueued in the closure that ends the workflow never
+            # runs (its start finds the workflow ended): only callbacks hold an archive.
             pending.add(event.node)
     if not terminal or pending:
         return False

@@ -65,6 +65,9 @@ class TaskStarted(Event):
     worker: str
     msg_id: str
     """Queue message id of this delivery (tells deliveries of one attempt apart)."""
+    takeover: bool = False
+    """This message takes the attempt over: the one that started it was lost (no longer
+    pending anywhere) before an outcome, and the sweep sent this one instead."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

@@ -9,6 +9,7 @@ on the wake-up streams.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import random
 import signal
@@ -386,10 +387,11 @@ class Worker:
             finalizer = "1" if job.task.finalizer else "0"
             # A few entries past the cached fold: with them, a task alone in its
             # workflow can have its decisions made ahead (see _record).
+            takeover = dataclasses.replace(started, takeover=True)
             calls.append(
                 (
                     "start",
-                    keys[:3],
+                    [*keys[:3], job.queue_key],
                     [
                         job.node,
                         job.attempt,
@@ -398,6 +400,7 @@ class Worker:
                         finalizer,
                         self.projector.last_id(job.workflow_id),
                         START_CATCH_UP,
+                        encode_event(takeover),
                     ],
                 )
             )

@@ -98,8 +98,14 @@ def test_a_wrong_guess_falls_back_to_a_projection(
         (pending,) = r.xpending_range(queue, WORKER_GROUP, "-", "+", 10)
         msg_id = pending["message_id"].decode()
         again = TaskStarted(node=0, attempt=1, worker="other", msg_id=msg_id)
-        keys = [app.keys.log(handle.id), app.keys.idx(handle.id), app.keys.archive(handle.id)]
-        raw = app.scripts.call("start", keys, [0, 1, msg_id, encode_event(again), "0", "", 0])
+        keys = [
+            app.keys.log(handle.id),
+            app.keys.idx(handle.id),
+            app.keys.archive(handle.id),
+            queue,
+        ]
+        args = [0, 1, msg_id, encode_event(again), "0", "", 0, b""]
+        raw = app.scripts.call("start", keys, args)
         assert reply_code(raw) is Reply.RUN
         r.lpush("gate", 1)
         assert handle.result(timeout=30) == "opened!"

@@ -1,14 +1,17 @@
 -- Decides what to do with one delivered task message (DESIGN §8) and, for RUN, records
 -- TaskStarted and returns the task's arguments.
 --
--- KEYS[1] log stream, KEYS[2] idx hash, KEYS[3] archive string
+-- KEYS[1] log stream, KEYS[2] idx hash, KEYS[3] archive string, KEYS[4] the message's
+-- queue stream
 -- ARGV[1] node   ARGV[2] attempt   ARGV[3] queue message id   ARGV[4] encoded TaskStarted
 -- ARGV[5] '1' if the node is a finalizer (a callback, which may run after the end)
 -- ARGV[6] catch-up: for RUN, also return log entries after this stream id ('' none)
--- ARGV[7] at most this many
+-- ARGV[7] at most this many   ARGV[8] the TaskStarted encoded with takeover=True
 --
 -- Returns {'RUN', seq, deliveries, arguments or false, entries} - first start of this
--- attempt, or the same message redelivered; {'DUP'} - another message owns this attempt;
+-- attempt, the same message redelivered, or a takeover (the message that started the
+-- attempt is pending nowhere: it was lost before an outcome, and this one was re-sent);
+-- {'DUP'} - another message owns this attempt and is still pending;
 -- {'STALE'} - superseded, never enqueued, workflow ended or gone;
 -- {'ALREADY_DONE', seq} - the attempt has its outcome (re-project, then acknowledge);
 -- {'REBUILD'} - the index does not match the log.
@@ -22,10 +25,16 @@ local current = redis.call('HMGET', idx, 'st', 'a:' .. node, 'm:' .. node, 'out:
 local open = current[1] == 'running' or (ARGV[5] == '1' and is_terminal(current[1]))
 if not open or current[2] ~= attempt then return {'STALE'} end
 if current[4] then return {'ALREADY_DONE'} end
-if current[3] and current[3] ~= msg_id then return {'DUP'} end
+local takeover = false
+if current[3] and current[3] ~= msg_id then
+  if #redis.call('XPENDING', KEYS[4], 'workers', current[3], current[3], 1) > 0 then
+    return {'DUP'}
+  end
+  takeover = true
+end
 n = n + 1
-redis.call('XADD', log, 'NOMKSTREAM', '*', 'e', ARGV[4], 's', n)
-if not current[3] then redis.call('HSET', idx, 'm:' .. node, msg_id) end
+redis.call('XADD', log, 'NOMKSTREAM', '*', 'e', takeover and ARGV[8] or ARGV[4], 's', n)
+if takeover or not current[3] then redis.call('HSET', idx, 'm:' .. node, msg_id) end
 local deliveries = redis.call('HINCRBY', idx, 'c:' .. node, 1)
 redis.call('HSET', idx, 'n', n)
 local entries = {}
