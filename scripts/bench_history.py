@@ -1,6 +1,6 @@
 """History tools on a long log: read, audit, replay and export a 100,000-event history.
 
-Runs ``Group(n)`` (about five events per task) on a private Redis with no history budget,
+Runs ``Group(n)`` (three events per task) on a private Redis with no history budget,
 then times each tool over the finished workflow's history and measures the Python memory
 each one allocates at its peak (tracemalloc). Prints one line per tool and writes JSON
 under bench/results/. Usage: scripts/bench-history [--events 100000]
@@ -60,7 +60,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=100_000)
     args = parser.parse_args()
-    tasks = max(1, args.events // 5)
+    tasks = max(1, args.events // 3)  # Enqueued, Started, Succeeded per task
     with EmbeddedRedis(appendfsync="everysec") as server:
         app = App(server.url, history_budget=None)
 

@@ -141,12 +141,19 @@ def replay(entries: Sequence[Entry], definition: Definition) -> list[Divergence]
     by_seq = {entry.seq: entry for entry in entries}
     state = State()
     divergences: list[Divergence] = []
+    # What decide made from each cause, the first time one of its decisions came up:
+    # the closure of one cause is decided once, not once per decision (a submission
+    # enqueues every root of a wide group).
+    made_by: dict[int, set[str | None]] = {}
     for entry in entries:
         event = entry.event
         cause = by_seq.get(event.cause)
         if isinstance(event, DECISIONS) and cause is not None:
             key = event.idempotency_key()
-            made = {e.idempotency_key() for e in decide(definition, state, cause)}
+            made = made_by.get(cause.seq)
+            if made is None or key not in made:
+                made = {e.idempotency_key() for e in decide(definition, state, cause)}
+                made_by[cause.seq] = made
             if key not in made:
                 # The projector may have decided from the state at its cause (e.g. a
                 # finalizer enqueued in the same closure as the end).
