@@ -406,7 +406,7 @@ def index_fields(state: State) -> dict[str, str | bytes | int]:
     ms, from the submission's options); every idempotency key
     -> stream id; ``a:<node>`` attempt; ``m:<node>`` owning message id; ``c:<node>``
     deliveries; ``ok:<node>`` stream id of the result; ``ko:<node>`` stream id of the final
-    failure; ``x:<node>`` encoded arguments.
+    failure; ``x:<node>`` encoded arguments; ``bc:<barrier>`` decrements recorded.
     """
     fields: dict[str, str | bytes | int] = {
         "n": state.n,
@@ -428,4 +428,6 @@ def index_fields(state: State) -> dict[str, str | bytes | int]:
         fields[f"ko:{node}"] = stream_id
     for node, blob in state.args.items():
         fields[f"x:{node}"] = blob
+    for barrier, sources in state.decremented.items():
+        fields[f"bc:{barrier}"] = len(sources)
     return fields

@@ -175,7 +175,7 @@ def decision_slots(
             position = positions[target]
             slots += [kind, key, payload, event.node, event.attempt, position, message, due]
         elif isinstance(event, BarrierDecremented):
-            slots += ["D", key, payload, "", "", 0, "", 0]
+            slots += ["D", key, payload, event.barrier, "", 0, "", 0]
         elif isinstance(event, BarrierReleased):
             slots += ["R", key, payload, "", "", 0, "", 0]
         elif isinstance(event, HistoryWarning):

@@ -655,9 +655,10 @@ class Worker:
         trigger = Trigger(job.queue_key, job.msg_id, wake)
         for _ in range(10):
             speculation = self._speculate(job, event, payload, decrement_key, head, tail)
+            quiet = self._quiet_check(job, ok, speculation is None)
             outcome_call = (
                 "outcome",
-                [keys[0], keys[1], keys[2], keys[3], self.keys.results(wf)],
+                [keys[0], keys[1], keys[2], keys[3], self.keys.results(wf), job.queue_key],
                 [
                     job.node,
                     job.attempt,
@@ -667,13 +668,15 @@ class Worker:
                     head,
                     wake,
                     self.projector.recovery_grace_ms,
-                    # A guess that fails is followed by a projection that reads the log.
-                    self.projector.last_id(wf) if speculation is None else "",
+                    # A guess that fails, or an outcome that may be quiet (whose entries
+                    # nobody would fold), is followed by a projection that reads the log.
+                    self.projector.last_id(wf) if speculation is None and not quiet[0] else "",
                     CATCH_UP,
                     tail,
                     "1" if job.task.finalizer else "0",
                     event.result_ref if isinstance(event, TaskSucceeded) else "",
                     job.blob,
+                    *quiet,
                 ],
             )
             applied: Any = None
@@ -705,6 +708,8 @@ class Worker:
                 archived, ended = bool(int(applied[3])), bool(int(applied[4]))
                 self.projector.settle(wf, guess.decisions, archived, ended, guess.done)
                 return
+            if int(raw[5]):
+                return  # nothing follows from it: the script acknowledged the message
             caught_up = parse_raw(raw[3])
             # Fewer entries than asked for: the reply reached the log's end.
             fresh = self.projector.fold_raw(wf, caught_up) and len(caught_up) < CATCH_UP
@@ -713,6 +718,24 @@ class Worker:
             self.projector.project(wf, cause, trigger, fresh=fresh)
             return
         raise StreamflowError(f"recording the outcome of {wf} node {job.node} did not settle")
+
+    def _quiet_check(self, job: Job, ok: bool, allowed: bool) -> list[Any]:
+        """ARGV 15-18 of the outcome script: the barrier the outcome decrements (its
+        count is kept), and what lets the script tell that nothing follows from this
+        outcome (a group member's success short of its barrier) and acknowledge it
+        without a projection."""
+        task = job.task
+        barrier = task.succ if task.succ != NONE else ""
+        state = self.projector.cached(job.workflow_id).state
+        # The budget must be known here (it is once the submission is folded).
+        if not allowed or not ok or task.finalizer or task.on_success != NONE or not barrier:
+            return [0, barrier, 0, ""]
+        if not state.def_hash:
+            return [0, barrier, 0, ""]
+        budget = state.options.get("history")
+        below = budget[0] if budget else 2**62
+        sources = len(job.definition.barrier(task.succ).sources)
+        return [sources, barrier, below, job.msg_id]
 
     def _speculate(
         self,

@@ -22,7 +22,8 @@ end
 -- Appends decisions, 8 ARGV slots each from position pos:
 --   kind ('E' enqueue, 'F' enqueue of a finalizer, 'D' decrement, 'R' release,
 --   'T' terminal), idempotency key,
---   encoded event, node (status for 'T'), attempt, index into KEYS of the queue stream
+--   encoded event, node (status for 'T', barrier for 'D'), attempt, index into KEYS of the
+--   queue stream
 --   (its delayed set follows it in KEYS), queue message, due time in ms (0: now; else
 --   added to due_base; a due time already past goes to the queue at once).
 -- Each is appended at most once, by its idempotency key; after a terminal event only
@@ -51,6 +52,8 @@ local function append_decisions(log, idx, active, ended_set, wf, pos, count, n, 
           redis.call('XADD', KEYS[queue], '*', 'm', ARGV[b + 6])
         end
         d = n
+      elseif kind == 'D' then
+        redis.call('HINCRBY', idx, 'bc:' .. ARGV[b + 3], 1)
       elseif kind == 'R' then
         d = n
       elseif kind == 'T' then

@@ -3,7 +3,7 @@
 -- Schedules a recovery wake-up, removed by the projection that follows (apply.lua).
 --
 -- KEYS[1] log stream, KEYS[2] idx hash, KEYS[3] archive string, KEYS[4] wake-due set,
--- KEYS[5] out-of-line results hash
+-- KEYS[5] out-of-line results hash, KEYS[6] the task message's queue stream
 -- ARGV[1] node   ARGV[2] attempt   ARGV[3] encoded TaskSucceeded / TaskFailed
 -- ARGV[4] '1' success, '0' failure to retry, 'F' final failure
 -- ARGV[5] decrement key ('' none: the outcome decrements no barrier)
@@ -14,8 +14,15 @@
 -- ARGV[12] '1' if the node is a finalizer (a callback, which may run after the end)
 -- ARGV[13], ARGV[14] field and encoded result, for a result too large for the log
 -- ('' none); written with the outcome, so a rejected outcome leaves nothing behind
+-- ARGV[15] quiet check: the barrier ARGV[5] decrements has this many sources (0: no
+-- check)   ARGV[16] the barrier's id   ARGV[17] the log length from which the history
+-- budget may decide something   ARGV[18] the task message's id
+-- An outcome is quiet when its decrement leaves the barrier short of its sources while
+-- the log is below ARGV[17]: nothing can follow from it, so the message is acknowledged
+-- here and no projection (nor its recovery wake-up) is needed. The count of each
+-- barrier's decrements is kept in the index (bc:<barrier>).
 --
--- Returns {'OK', seq, stream id, entries, the decrement's stream id or ''} | {'STALE'} (not the current attempt, outcome
+-- Returns {'OK', seq, stream id, entries, the decrement's stream id or '', quiet 0/1} | {'STALE'} (not the current attempt, outcome
 -- exists, workflow ended or gone) | {'REBUILD'}.
 local log, idx, archive, wake_due = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local node, attempt = ARGV[1], ARGV[2]
@@ -37,16 +44,24 @@ elseif ARGV[4] == 'F' then
   redis.call('HSET', idx, 'ko:' .. node, id)
 end
 local dec_id = ''
+local quiet = 0
 if ARGV[5] ~= '' and redis.call('HEXISTS', idx, ARGV[5]) == 0 then
   n = n + 1
   local payload = ARGV[6] .. cmsgpack.pack(seq) .. ARGV[11]
   dec_id = redis.call('XADD', log, 'NOMKSTREAM', '*', 'e', payload, 's', n)
   redis.call('HSET', idx, ARGV[5], dec_id)
+  local count = redis.call('HINCRBY', idx, 'bc:' .. ARGV[16], 1)
+  if count < tonumber(ARGV[15]) and n < tonumber(ARGV[17]) then quiet = 1 end
 end
 redis.call('HSET', idx, 'n', n)
-redis.call('ZADD', wake_due, now_ms() + tonumber(ARGV[8]), ARGV[7])
+if quiet == 1 then
+  redis.call('XACK', KEYS[6], 'workers', ARGV[18])
+  redis.call('XDEL', KEYS[6], ARGV[18])
+else
+  redis.call('ZADD', wake_due, now_ms() + tonumber(ARGV[8]), ARGV[7])
+end
 local entries = {}
 if ARGV[9] ~= '' then
   entries = redis.call('XRANGE', log, '(' .. ARGV[9], '+', 'COUNT', tonumber(ARGV[10]))
 end
-return {'OK', seq, id, entries, dec_id}
+return {'OK', seq, id, entries, dec_id, quiet}
