@@ -28,7 +28,9 @@ class HistoryBudget:
     Past ``warn_events`` events or ``warn_bytes`` encoded bytes, a ``HistoryWarning``
     event is recorded and logged once; past ``max_events`` or ``max_bytes``, the workflow
     fails with ``HistoryLimitExceeded`` (its ``on_failure`` callback still runs). Checked
-    whenever an outcome is projected.
+    whenever an outcome is projected; a group member's success that decides nothing is
+    not projected while the log is below ``warn_events`` events, so the byte sizes are
+    then checked at the next projected outcome.
     """
 
     warn_events: int = 10_000
