@@ -410,4 +410,5 @@ class App:
 
     def close(self) -> None:
         """Close the connection pool."""
+        self.scripts.close()
         self.client.close()

@@ -8,6 +8,7 @@ script can touch one workflow and its shard's queues atomically on Redis Cluster
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import secrets
 
@@ -23,8 +24,9 @@ def new_workflow_id(shard: int) -> str:
     return f"{shard}-{secrets.token_hex(12)}"
 
 
+@functools.lru_cache(maxsize=4096)
 def shard_of(workflow_id: str) -> int:
-    """The shard a workflow id names.
+    """The shard a workflow id names (cached: the worker asks many times per task).
 
     Raises:
         ValueError: the id is not of the form ``<shard>-<hex>``.

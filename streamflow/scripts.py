@@ -21,6 +21,7 @@ import redis
 from redis.commands.core import Script
 
 from streamflow.errors import DurabilityError
+from streamflow.wire import Wire
 
 _LUA = Path(__file__).with_name("lua")
 
@@ -47,6 +48,11 @@ def reply_code(raw: Any) -> Reply:
     return Reply(code.decode() if isinstance(code, bytes) else code)
 
 
+FLIGHTS = 1
+"""Coalesced pipelines in flight at once, each on its own connection. More than one
+splits the batches without overlapping more work on 2 cores (measured: W1 unchanged at
+2 and 3), so one it is; the handing over of connections allows more."""
+
 WRITES = frozenset({"submit", "start", "outcome", "apply", "archive", "rebuild", "expire"})
 """Scripts that write a workflow's state (``durability="replicated"`` waits after them)."""
 
@@ -71,7 +77,9 @@ class Scripts:
         self._client = client
         self._lock = threading.Lock()
         self._pending: list[_Slot] = []
-        self._flushing = False
+        self._wires = [Wire(client) for _ in range(FLIGHTS)]
+        """The connections not carrying a pipeline now."""
+        self._all_wires = list(self._wires)
         lib = (_LUA / "_lib.lua").read_text()
         self._scripts: dict[str, Script] = {}
         for path in sorted(_LUA.glob("*.lua")):
@@ -114,29 +122,29 @@ class Scripts:
         slot = _Slot(calls)
         with self._lock:
             self._pending.append(slot)
-            lead = not self._flushing
-            self._flushing = True
-        if not lead:
+            wire = self._wires.pop() if self._wires else None
+        if wire is None:
             slot.ready.wait()
-            if not slot.lead:
+            if slot.wire is None:
                 return slot.outcome()
+            wire = slot.wire
         # This thread sends whatever has gathered (its own calls among them), then
-        # hands the next pipeline to the first caller that arrived meanwhile.
+        # hands its connection to the first caller that arrived meanwhile.
         with self._lock:
             batch, self._pending = self._pending, []
         flat = [call for each in batch for call in each.calls]
         results: list[Any] = []
         error: BaseException | None = None
         try:
-            results = self._run(self._client, flat)
+            results = self._run(self._client, flat, wire)
         except BaseException as exc:  # handed to every caller of the batch
             error = exc
         with self._lock:
             if self._pending:
-                self._pending[0].lead = True
+                self._pending[0].wire = wire
                 self._pending[0].ready.set()
             else:
-                self._flushing = False
+                self._wires.append(wire)
         start = 0
         for each in batch:
             each.results = results[start : start + len(each.calls)]
@@ -147,44 +155,58 @@ class Scripts:
         return slot.outcome()
 
     def _run(
-        self, client: redis.Redis, calls: Sequence[tuple[str, Sequence[str], Sequence[Any]]]
+        self,
+        client: redis.Redis,
+        calls: Sequence[tuple[str, Sequence[str], Sequence[Any]]],
+        wire: Wire | None = None,
     ) -> list[Any]:
         wait = self.replicas > 0 and any(name in WRITES for name, _, _ in calls)
-        results = self._pipeline(client, calls, wait)
+        results = self._pipeline(client, calls, wait, wire)
         lost = [i for i, r in enumerate(results) if isinstance(r, redis.exceptions.NoScriptError)]
         if lost:
             # The server lost its script cache (a restart, SCRIPT FLUSH): load and rerun
             # what did not run.
             for name in {calls[i][0] for i in lost}:
                 client.script_load(self._scripts[name].script)
-            again = self._pipeline(client, [calls[i] for i in lost], wait)
+            again = self._pipeline(client, [calls[i] for i in lost], wait, wire)
             for i, result in zip(lost, again, strict=True):
                 results[i] = result
         return results
+
+    def close(self) -> None:
+        """Give the coalesced pipelines' connections back to the client's pool."""
+        for wire in self._all_wires:
+            wire.close()
 
     def _pipeline(
         self,
         client: redis.Redis,
         calls: Sequence[tuple[str, Sequence[str], Sequence[Any]]],
         wait: bool,
+        wire: Wire | None,
     ) -> list[Any]:
         """One pipeline; with ``wait``, the replicas' confirmation is asked for on the
         same connection (WAIT and WAITAOF count that connection's writes only)."""
-        pipe = client.pipeline(transaction=False)
-        for name, keys, args in calls:
-            pipe.evalsha(self._scripts[name].sha, len(keys), *keys, *args)
+        commands: list[tuple[Any, ...]] = [
+            ("EVALSHA", self._scripts[name].sha, len(keys), *keys, *args)
+            for name, keys, args in calls
+        ]
         if wait:
             if self._waitaof is None:
                 # WAITAOF came with Redis 7.2 (Valkey reports a redis_version too).
                 version: Any = client.info("server").get("redis_version", "0")
                 self._waitaof = tuple(int(p) for p in str(version).split(".")[:2]) >= (7, 2)
             if self._waitaof:  # on their disk too
-                pipe.execute_command(  # type: ignore[no-untyped-call]
-                    "WAITAOF", 0, self.replicas, self.wait_timeout_ms
-                )
+                commands.append(("WAITAOF", 0, self.replicas, self.wait_timeout_ms))
             else:  # Redis before 7.2: in their memory
-                pipe.execute_command("WAIT", self.replicas, self.wait_timeout_ms)  # type: ignore[no-untyped-call]
-        results: list[Any] = pipe.execute(raise_on_error=False)
+                commands.append(("WAIT", self.replicas, self.wait_timeout_ms))
+        if wire is not None:
+            results = wire.execute(commands)
+        else:
+            pipe = client.pipeline(transaction=False)
+            for command in commands:
+                pipe.execute_command(*command)  # type: ignore[no-untyped-call]
+            results = pipe.execute(raise_on_error=False)
         if wait:
             acks = results.pop()
             if isinstance(acks, Exception):
@@ -198,13 +220,13 @@ class Scripts:
 class _Slot:
     """One caller's calls waiting in a coalesced pipeline."""
 
-    __slots__ = ("calls", "error", "lead", "ready", "results")
+    __slots__ = ("calls", "error", "ready", "results", "wire")
 
     def __init__(self, calls: Sequence[tuple[str, Sequence[str], Sequence[Any]]]) -> None:
         self.calls = calls
-        self.ready = threading.Event()
-        self.lead = False
-        """Woken to send the next pipeline, not with results."""
+        self.ready = _Latch()
+        self.wire: Wire | None = None
+        """Set when woken to send the next pipeline on it, not with results."""
         self.results: list[Any] = []
         self.error: BaseException | None = None
 
@@ -212,3 +234,19 @@ class _Slot:
         if self.error is not None:
             raise self.error
         return self.results
+
+
+class _Latch:
+    """A one-shot ``threading.Event`` for one waiter, on a bare lock (no Condition)."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def set(self) -> None:
+        self._lock.release()
+
+    def wait(self) -> None:
+        self._lock.acquire()

@@ -9,7 +9,6 @@ on the wake-up streams.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import random
 import signal
@@ -67,6 +66,7 @@ from streamflow.ratelimit import RateLimitExceeded
 from streamflow.roles import Outage, renew, run_recovery, run_timer, run_watch
 from streamflow.scripts import Reply, reply_code
 from streamflow.sweep import StuckSweep
+from streamflow.wire import Wire, stream_messages
 
 log = get_logger(__name__)
 
@@ -125,6 +125,7 @@ class Worker:
             raise ValueError(f"concurrency must be at least 1 (got {concurrency!r})")
         self.app = app
         self.client = app.client
+        self._fetch_wire = Wire(app.client)
         self.keys = app.keys
         self.scripts = app.scripts
         self.projector = app.projector
@@ -270,6 +271,7 @@ class Worker:
         self._pool.shutdown(wait=self._inflight == 0, cancel_futures=True)
         for thread in self._helpers:
             thread.join(5)
+        self._fetch_wire.close()
         with self._watch_lock:
             unfinished = list(self._leases.values())
         if unfinished:
@@ -288,7 +290,7 @@ class Worker:
 
     def _fetch(self) -> None:
         """Fetch and dispatch until stopped (raises on Redis errors)."""
-        prefetch = self.concurrency * 2
+        prefetch = self.concurrency * 4
         while not self._stopping.is_set():
             with self._inflight_cv:
                 while self._inflight >= prefetch and not self._stopping.is_set():
@@ -302,16 +304,26 @@ class Worker:
                 self._last_claim = time.monotonic()
                 messages += self._claim_stale(room)
             if not messages:
-                reply: Any = self.client.xreadgroup(
-                    WORKER_GROUP,
-                    self.consumer,
-                    dict.fromkeys(self._queue_keys, ">"),
-                    count=room,
-                    block=self.block_ms,
+                (reply,) = self._fetch_wire.execute(
+                    [
+                        (
+                            "XREADGROUP",
+                            "GROUP",
+                            WORKER_GROUP,
+                            self.consumer,
+                            "COUNT",
+                            room,
+                            "BLOCK",
+                            self.block_ms,
+                            "STREAMS",
+                            *self._queue_keys,
+                            *(">" for _ in self._queue_keys),
+                        )
+                    ]
                 )
-                for key, entries in reply or []:
-                    for msg_id, fields in entries:
-                        messages.append((key.decode(), msg_id.decode(), fields.get(b"m", b"")))
+                if isinstance(reply, Exception):
+                    raise reply
+                messages += stream_messages(reply)
             self._outage.up()
             if messages:
                 self._dispatch(messages)
@@ -387,7 +399,13 @@ class Worker:
             finalizer = "1" if job.task.finalizer else "0"
             # A few entries past the cached fold: with them, a task alone in its
             # workflow can have its decisions made ahead (see _record).
-            takeover = dataclasses.replace(started, takeover=True)
+            takeover = TaskStarted(
+                node=job.node,
+                attempt=job.attempt,
+                worker=self.consumer,
+                msg_id=job.msg_id,
+                takeover=True,
+            )
             calls.append(
                 (
                     "start",

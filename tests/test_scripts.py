@@ -11,6 +11,7 @@ import redis
 
 from streamflow import App
 from streamflow.scripts import Reply, Scripts, reply_code
+from streamflow.wire import Wire, stream_messages
 
 
 def _start_args(workflow: str, app: App) -> tuple[list[str], list[Any]]:
@@ -24,9 +25,9 @@ def test_threads_share_pipelines_and_keep_their_own_replies(
     sizes: Counter[int] = Counter()
     run = Scripts._run
 
-    def counting(self: Scripts, client: redis.Redis, calls: Any) -> list[Any]:
+    def counting(self: Scripts, client: redis.Redis, calls: Any, *rest: Any) -> list[Any]:
         sizes[len(calls)] += 1
-        return run(self, client, calls)
+        return run(self, client, calls, *rest)
 
     monkeypatch.setattr(Scripts, "_run", counting)
     replies: dict[int, list[Any]] = {}
@@ -67,3 +68,27 @@ def test_an_unreachable_redis_fails_every_caller_and_the_next_call_recovers(app:
     broken.close()
     keys, args = _start_args("0-" + "0" * 24, app)
     assert reply_code(app.scripts.call("start", keys, args)) is Reply.STALE
+
+
+def test_a_wire_answers_errors_in_place_and_reconnects_after_its_connection_is_killed(
+    app: App,
+) -> None:
+    wire = Wire(app.client)
+    app.client.set("wire:s", "text")
+    replies = wire.execute([("SET", "wire:k", 1), ("XLEN", "wire:s"), ("GET", "wire:k")])
+    assert replies[0] == b"OK" and replies[2] == b"1"
+    assert isinstance(replies[1], redis.ResponseError) and "WRONGTYPE" in str(replies[1])
+    (own_id,) = wire.execute([("CLIENT", "ID")])
+    app.client.client_kill_filter(_id=own_id)
+    with pytest.raises(redis.ConnectionError):  # no retries configured, as in a Pipeline
+        wire.execute([("GET", "wire:k")])
+    assert wire.execute([("GET", "wire:k")]) == [b"1"]  # the next call reconnects
+    wire.close()
+
+
+def test_stream_messages_reads_resp2_and_resp3_replies() -> None:
+    entries = [[b"1-0", [b"m", b"abc"]], [b"2-0", [b"x", b"1", b"m", b"def"]], [b"3-0", None]]
+    expected = [("q", "1-0", b"abc"), ("q", "2-0", b"def"), ("q", "3-0", b"")]
+    assert stream_messages([[b"q", entries]]) == expected
+    assert stream_messages({b"q": entries}) == expected
+    assert stream_messages(None) == []
