@@ -37,7 +37,6 @@ import dataclasses
 import inspect
 import itertools
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
 from typing import Any
 
 import redis
@@ -116,17 +115,17 @@ def armed(point: str | None) -> Iterator[None]:
 
 
 class DeferredPool:
-    """Stands in for the worker's thread pool: keeps each submitted call for a later step."""
+    """Stands in for the worker's task threads: keeps each submitted call for a later
+    step, which reports its end to ``ended`` as a task thread does."""
 
-    def __init__(self) -> None:
-        self.items: list[tuple[Callable[..., Any], tuple[Any, ...], Future[Any]]] = []
+    def __init__(self, ended: Callable[[BaseException | None], None]) -> None:
+        self.items: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
+        self.ended = ended
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
-        future: Future[Any] = Future()
-        self.items.append((fn, args, future))
-        return future
+    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        self.items.append((fn, args))
 
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+    def shutdown(self, wait: bool) -> None:
         self.items.clear()
 
 
@@ -190,8 +189,8 @@ class Process:
             recovery=False,
             **options,
         )
-        self.worker._pool.shutdown()
-        self.pool = DeferredPool()
+        self.worker._pool.shutdown(wait=True)
+        self.pool = DeferredPool(self.worker._ended)
         self.worker._pool = self.pool  # type: ignore[assignment]
         self.worker.scripts = RecordingScripts(self.app.scripts, stats)  # type: ignore[assignment]
         for key in self.worker._queue_keys:
@@ -429,14 +428,15 @@ class Cluster:
             self.stats["run_job: nothing to run"] += 1
             return
         _, index, j = jobs[pick % len(jobs)]
-        fn, args, future = self.procs[index].pool.items.pop(j)
+        pool = self.procs[index].pool
+        fn, args = pool.items.pop(j)
         with self.running(index, point):
             fn(*args)
-            future.set_result(None)
+            pool.ended(None)
             self.stats["jobs run"] += 1
 
-    def _job_order(self, item: tuple[Callable[..., Any], tuple[Any, ...], Any]) -> Any:
-        fn, args, _ = item
+    def _job_order(self, item: tuple[Callable[..., Any], tuple[Any, ...]]) -> Any:
+        fn, args = item
         job = args[0]
         return (self._order[job.workflow_id], job.node, job.attempt, fn.__name__)
 

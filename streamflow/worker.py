@@ -17,7 +17,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any
 
 import redis
@@ -61,6 +61,7 @@ from streamflow.keys import (
     shard_of,
 )
 from streamflow.logs import get_logger
+from streamflow.pool import TaskPool
 from streamflow.projector import Speculation, Trigger
 from streamflow.ratelimit import RateLimitExceeded
 from streamflow.roles import Outage, renew, run_recovery, run_timer, run_watch
@@ -156,7 +157,7 @@ class Worker:
         self._last_claim = 0.0
         self._claim_cursor: dict[str, str] = {}
         self._inflight_cv = threading.Condition()
-        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="streamflow-task")
+        self._pool = TaskPool(concurrency, "streamflow-task", self._ended)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._threads: list[threading.Thread] = []
         self._log = log.bind(consumer=self.consumer)
@@ -268,7 +269,7 @@ class Worker:
             while self._inflight and time.monotonic() < deadline:
                 self._inflight_cv.wait(deadline - time.monotonic())
         self._handing_back = True
-        self._pool.shutdown(wait=self._inflight == 0, cancel_futures=True)
+        self._pool.shutdown(wait=self._inflight == 0)
         for thread in self._helpers:
             thread.join(5)
         self._fetch_wire.close()
@@ -452,7 +453,7 @@ class Worker:
                 self._ack(job.queue_key, job.msg_id)
             elif reply is Reply.ALREADY_DONE:
                 self._lease(job)
-                self._track(self._pool.submit(self._reproject, job))
+                self._track(self._reproject, job)
             elif reply is Reply.REBUILD:
                 self.projector.rebuild(job.workflow_id)
                 retry.append(job)
@@ -460,18 +461,22 @@ class Worker:
                 raise ScriptError(f"start answered {raw!r}")
         return retry
 
-    def _track(self, future: Future[Any]) -> None:
+    def _track(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` on a task thread, counted in flight until it ends."""
         with self._inflight_cv:
             self._inflight += 1
+        try:
+            self._pool.submit(fn, *args)
+        except RuntimeError:  # shut down: never ran
+            self._ended(None)
+            raise
 
-        def done(f: Future[Any]) -> None:
-            if not f.cancelled() and f.exception() is not None:
-                self._log.error("worker_job_crashed", exc_info=f.exception())
-            with self._inflight_cv:
-                self._inflight -= 1
-                self._inflight_cv.notify_all()
-
-        future.add_done_callback(done)
+    def _ended(self, error: BaseException | None) -> None:
+        if error is not None:
+            self._log.error("worker_job_crashed", exc_info=error)
+        with self._inflight_cv:
+            self._inflight -= 1
+            self._inflight_cv.notify_all()
 
     # -- running --------------------------------------------------------------------
 
@@ -485,14 +490,14 @@ class Worker:
     def _submit(self, job: Job) -> None:
         job.started = time.monotonic()
         if not (job.actor.is_async and self._loop is not None):
-            self._track(self._pool.submit(self._run_sync, job))
+            self._track(self._run_sync, job)
             return
         try:
             args, kwargs = self._arguments(job)
             self._before_task(job, args, kwargs)
             coroutine = in_context(job, job.actor.fn(*args, **kwargs))
         except Exception as exc:  # e.g. wrong arguments: a failure of the task, recorded
-            self._track(self._pool.submit(self._finish, job, self._failure(job, exc)))
+            self._track(self._finish, job, self._failure(job, exc))
             return
         with self._inflight_cv:
             self._inflight += 1
@@ -501,7 +506,7 @@ class Worker:
 
         def done(f: Future[Any]) -> None:
             try:
-                self._track(self._pool.submit(self._complete_async, job, f))
+                self._track(self._complete_async, job, f)
             finally:
                 with self._inflight_cv:
                     self._inflight -= 1
@@ -843,7 +848,7 @@ class Worker:
         self._dead_letter(job.queue_key, job.msg_id, job.data, reason)
         error = {"type": "PoisonMessageError", "message": reason, "traceback": ""}
         event = TaskFailed(node=job.node, attempt=job.attempt, error=error, retry_delay_ms=None)
-        self._track(self._pool.submit(self._finish, job, event))
+        self._track(self._finish, job, event)
 
     def _dead_letter(self, queue_key: str, msg_id: str, data: bytes, reason: str) -> None:
         self.client.xadd(
