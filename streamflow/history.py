@@ -29,8 +29,9 @@ class HistoryBudget:
     event is recorded and logged once; past ``max_events`` or ``max_bytes``, the workflow
     fails with ``HistoryLimitExceeded`` (its ``on_failure`` callback still runs). Checked
     whenever an outcome is projected; a group member's success that decides nothing is
-    not projected while the log is below ``warn_events`` events, so the byte sizes are
-    then checked at the next projected outcome.
+    not projected while the log is below the next event count the budget acts at
+    (``warn_events``, then ``max_events`` once the warning is recorded), so the byte
+    sizes are then checked at the next projected outcome.
     """
 
     warn_events: int = 10_000

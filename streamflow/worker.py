@@ -84,7 +84,9 @@ class Worker:
     Args:
         app: the App whose actors this worker runs.
         queues: queues to read (default: every queue of the registered actors).
-        concurrency: threads running sync actors (and concurrent async ones).
+        concurrency: threads running sync actors (and concurrent async ones). The
+            worker holds up to 4 x ``concurrency`` tasks: running, started and waiting
+            for a thread, or being recorded.
         lease_ms: a message not acknowledged for this long is taken over by others.
         max_unknown_deliveries: deliveries of a message for an actor no worker here
             knows before it fails as poison.
@@ -756,7 +758,9 @@ class Worker:
         if not state.def_hash:
             return [0, barrier, 0, ""]
         budget = state.options.get("history")
-        below = budget[0] if budget else 2**62
+        # The event count at which the budget decides something next: its warning's,
+        # then (once the warning is in the log) its limit's.
+        below = (budget[2] if "hw" in state.keys else budget[0]) if budget else 2**62
         sources = len(job.definition.barrier(task.succ).sources)
         return [sources, barrier, below, job.msg_id]
 

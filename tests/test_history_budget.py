@@ -8,7 +8,7 @@ import pytest
 import redis
 from structlog.testing import capture_logs
 
-from streamflow import App, Chain, HistoryBudget, ResultFailure, audit, replay
+from streamflow import App, Chain, Group, HistoryBudget, ResultFailure, audit, replay
 from streamflow.actors import Actor, ActorOptions
 from streamflow.canvas import compile_canvas
 from streamflow.core import HISTORY_LIMIT_EXCEEDED, decide, fold_all
@@ -57,6 +57,33 @@ def test_a_long_workflow_is_warned_about_then_failed(small: App, r: redis.Redis)
     events = [log["event"] for log in logs]
     assert events.count("history_budget_warning") == 1
     assert "history_limit_exceeded" in events
+
+
+def test_a_wide_group_past_its_warning_still_fails_at_its_limit(
+    redis_url: str, r: redis.Redis
+) -> None:
+    # Members' successes short of the barrier are acknowledged without a projection
+    # below the next count the budget acts at: the warning's, then the limit's.
+    app = App(redis_url, history_budget=HistoryBudget(warn_events=10, max_events=60))
+
+    @app.actor
+    def member(i: int) -> int:
+        return i
+
+    try:
+        with app.worker(concurrency=4):
+            handle = app.submit(Group(*(member.message(i) for i in range(40))))
+            with pytest.raises(ResultFailure) as info:
+                handle.result(timeout=30)
+        assert info.value.error["type"] == HISTORY_LIMIT_EXCEEDED
+        history = handle.history()
+        assert sum(isinstance(e.event, HistoryWarning) for e in history) == 1
+        (end,) = [e for e in history if isinstance(e.event, WorkflowFailed)]
+        assert end.seq >= 60
+        assert audit(history, definition_of(app, history)) == []
+        assert replay(history, definition_of(app, history)) == []
+    finally:
+        app.close()
 
 
 def test_the_default_budget_leaves_ordinary_workflows_alone(app: App) -> None:
