@@ -48,11 +48,6 @@ def reply_code(raw: Any) -> Reply:
     return Reply(code.decode() if isinstance(code, bytes) else code)
 
 
-FLIGHTS = 1
-"""Coalesced pipelines in flight at once, each on its own connection. More than one
-splits the batches without overlapping more work on 2 cores (measured: W1 unchanged at
-2 and 3), so one it is; the handing over of connections allows more."""
-
 WRITES = frozenset({"submit", "start", "outcome", "apply", "archive", "rebuild", "expire"})
 """Scripts that write a workflow's state (``durability="replicated"`` waits after them)."""
 
@@ -77,9 +72,9 @@ class Scripts:
         self._client = client
         self._lock = threading.Lock()
         self._pending: list[_Slot] = []
-        self._wires = [Wire(client) for _ in range(FLIGHTS)]
-        """The connections not carrying a pipeline now."""
-        self._all_wires = list(self._wires)
+        self._flushing = False
+        self._wire = Wire(client)
+        """The coalesced pipelines' connection (one pipeline in flight at a time)."""
         lib = (_LUA / "_lib.lua").read_text()
         self._scripts: dict[str, Script] = {}
         for path in sorted(_LUA.glob("*.lua")):
@@ -122,29 +117,29 @@ class Scripts:
         slot = _Slot(calls)
         with self._lock:
             self._pending.append(slot)
-            wire = self._wires.pop() if self._wires else None
-        if wire is None:
+            lead = not self._flushing
+            self._flushing = True
+        if not lead:
             slot.ready.wait()
-            if slot.wire is None:
+            if not slot.lead:
                 return slot.outcome()
-            wire = slot.wire
         # This thread sends whatever has gathered (its own calls among them), then
-        # hands its connection to the first caller that arrived meanwhile.
+        # hands the next pipeline to the first caller that arrived meanwhile.
         with self._lock:
             batch, self._pending = self._pending, []
         flat = [call for each in batch for call in each.calls]
         results: list[Any] = []
         error: BaseException | None = None
         try:
-            results = self._run(self._client, flat, wire)
+            results = self._run(self._client, flat, self._wire)
         except BaseException as exc:  # handed to every caller of the batch
             error = exc
         with self._lock:
             if self._pending:
-                self._pending[0].wire = wire
+                self._pending[0].lead = True
                 self._pending[0].ready.set()
             else:
-                self._wires.append(wire)
+                self._flushing = False
         start = 0
         for each in batch:
             each.results = results[start : start + len(each.calls)]
@@ -174,9 +169,8 @@ class Scripts:
         return results
 
     def close(self) -> None:
-        """Give the coalesced pipelines' connections back to the client's pool."""
-        for wire in self._all_wires:
-            wire.close()
+        """Give the coalesced pipelines' connection back to the client's pool."""
+        self._wire.close()
 
     def _pipeline(
         self,
@@ -220,13 +214,13 @@ class Scripts:
 class _Slot:
     """One caller's calls waiting in a coalesced pipeline."""
 
-    __slots__ = ("calls", "error", "ready", "results", "wire")
+    __slots__ = ("calls", "error", "lead", "ready", "results")
 
     def __init__(self, calls: Sequence[tuple[str, Sequence[str], Sequence[Any]]]) -> None:
         self.calls = calls
         self.ready = _Latch()
-        self.wire: Wire | None = None
-        """Set when woken to send the next pipeline on it, not with results."""
+        self.lead = False
+        """Woken to send the next pipeline, not with results."""
         self.results: list[Any] = []
         self.error: BaseException | None = None
 
