@@ -50,6 +50,7 @@ from streamflow.app import App
 from streamflow.canvas import Canvas, Chain, Group, WithDelay
 from streamflow.context import current_task
 from streamflow.core import fold_all, index_fields
+from streamflow.definition import Definition
 from streamflow.events import Entry
 from streamflow.handles import WorkflowHandle
 from streamflow.history import read_raw, to_entry
@@ -618,10 +619,11 @@ class Cluster:
         raise AssertionError(f"not drained after {max_rounds} rounds")
 
 
-def expected_index(entries: list[Entry]) -> dict[str, bytes]:
+def expected_index(entries: list[Entry], definition: Definition) -> dict[str, bytes]:
     """The index the scripts should hold for this log: the pure fold's, as Redis stores
     it (every value a byte string)."""
     out: dict[str, bytes] = {}
-    for field, value in index_fields(fold_all(entries)).items():
+    state = fold_all(entries)
+    for field, value in index_fields(state, definition if state.def_hash else None).items():
         out[field] = value if isinstance(value, bytes) else str(value).encode()
     return out

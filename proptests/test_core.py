@@ -84,7 +84,7 @@ def check_finished(sim: Simulator, expected: Expected) -> None:
     state = fold_all(log)
     # The index the scripts kept incrementally is the fold of the log (DESIGN §1.5).
     assert state == sim.idx
-    assert index_fields(state) == index_fields(sim.idx)
+    assert index_fields(state, definition) == index_fields(sim.idx, definition)
     if sim.case.fails_for_good:
         assert state.status == FAILED
         failed = log[-1].event
@@ -324,7 +324,7 @@ def test_fold_is_deterministic_and_ignores_overlap(case: Case, data: st.DataObje
         fold_all(log[start:end], state)  # entries already folded are ignored
         done = end
     assert state == whole
-    assert index_fields(state) == index_fields(whole)
+    assert index_fields(state, case.definition) == index_fields(whole, case.definition)
 
     # A snapshot stays put while its original folds on.
     cut = data.draw(st.integers(0, len(log)), label="cut")

@@ -63,7 +63,7 @@ from streamflow.canvas import compile_canvas
 from streamflow.core import COMPLETED, FAILED, fold_all
 from streamflow.definition import Definition
 from streamflow.errors import ResultFailure
-from streamflow.events import TERMINAL, Entry, TaskStarted, WorkflowFailed
+from streamflow.events import TERMINAL, TaskStarted, WorkflowFailed
 
 _URL: list[str] = []
 """The session's Redis URL, set by the test function (a machine cannot take fixtures)."""
@@ -151,7 +151,8 @@ class Watched:
         assert active, f"{wf}: running but not in the active set"
         index = cluster.index(wf)
         if index:  # else deleted by a rule; the next script answers REBUILD
-            assert index == expected_index(entries), _index_diff(wf, index, entries)
+            expected = expected_index(entries, self.definition)
+            assert index == expected, _index_diff(wf, index, expected)
 
     def check_finished(self, cluster: Cluster) -> str:
         """After the drain: archived, the reference outcome, the read path agrees."""
@@ -182,8 +183,7 @@ class Watched:
         return state.status
 
 
-def _index_diff(wf: str, index: dict[str, bytes], entries: list[Entry]) -> str:
-    expected = expected_index(entries)
+def _index_diff(wf: str, index: dict[str, bytes], expected: dict[str, bytes]) -> str:
     diff = {
         k: (index.get(k), expected.get(k))
         for k in sorted(set(index) | set(expected))

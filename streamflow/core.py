@@ -21,6 +21,7 @@ from typing import Any
 
 from streamflow.definition import NONE, TASK, Definition, TaskNode
 from streamflow.events import (
+    HISTORY_WARNING_KEY,
     TERMINAL,
     BarrierDecremented,
     BarrierReleased,
@@ -253,7 +254,9 @@ def _over_budget(closure: _Closure) -> bool:
     warn_events, warn_bytes, max_events, max_bytes = budget
     if state.n >= max_events or state.size >= max_bytes:
         return True
-    if (state.n >= warn_events or state.size >= warn_bytes) and not closure.has("hw"):
+    if (state.n >= warn_events or state.size >= warn_bytes) and not closure.has(
+        HISTORY_WARNING_KEY
+    ):
         closure.ensure(HistoryWarning(events=state.n, bytes=state.size, cause=closure.cause))
     return False
 
@@ -399,14 +402,21 @@ def finished(definition: Definition, state: State, decisions: Iterable[Event] = 
     return all(_final(state, node) for node in definition.callbacks if node in state.attempt)
 
 
-def index_fields(state: State) -> dict[str, str | bytes | int]:
-    """The derived index (``idx`` hash) that the scripts keep, rebuilt from a state.
+END_COUNT = "e"
+"""The ``bc:`` counter of the workflow's end: its sinks done (succeeded, or failed with
+allow_failure), kept by the outcome script like a barrier's decrements."""
+
+
+def index_fields(state: State, definition: Definition | None) -> dict[str, str | bytes | int]:
+    """The derived index (``idx`` hash) that the scripts keep, rebuilt from a state (and
+    its definition, once the submission is in the log).
 
     Fields: ``n``, ``d`` (last decision), ``st`` (status), ``def``, ``ret`` (retention in
     ms, from the submission's options); every idempotency key
     -> stream id; ``a:<node>`` attempt; ``m:<node>`` owning message id; ``c:<node>``
     deliveries; ``ok:<node>`` stream id of the result; ``ko:<node>`` stream id of the final
-    failure; ``x:<node>`` encoded arguments; ``bc:<barrier>`` decrements recorded.
+    failure; ``x:<node>`` encoded arguments; ``bc:<barrier>`` decrements recorded;
+    ``bc:e`` sinks done (``END_COUNT``).
     """
     fields: dict[str, str | bytes | int] = {
         "n": state.n,
@@ -430,4 +440,12 @@ def index_fields(state: State) -> dict[str, str | bytes | int]:
         fields[f"x:{node}"] = blob
     for barrier, sources in state.decremented.items():
         fields[f"bc:{barrier}"] = len(sources)
+    if definition is not None:
+        ends = sum(1 for node in definition.sinks if _sink_done(definition, state, node))
+        if ends:
+            fields[f"bc:{END_COUNT}"] = ends
     return fields
+
+
+def _sink_done(definition: Definition, state: State, node: int) -> bool:
+    return node in state.results or (node in state.failures and definition.task(node).allow_failure)

@@ -153,6 +153,10 @@ class WorkflowCancelled(Event):
         return "end"
 
 
+HISTORY_WARNING_KEY = "hw"
+"""The idempotency key of a workflow's one ``HistoryWarning``."""
+
+
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class HistoryWarning(Event):
     """The log passed its budget's warning size (once per workflow)."""
@@ -164,7 +168,7 @@ class HistoryWarning(Event):
     """Encoded size of the log's events then."""
 
     def idempotency_key(self) -> str:
-        return "hw"
+        return HISTORY_WARNING_KEY
 
 
 TERMINAL = (WorkflowCompleted, WorkflowFailed, WorkflowCancelled)

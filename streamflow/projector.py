@@ -562,8 +562,9 @@ class Projector:
             state = State()
             for item in raw:
                 fold(state, to_entry(item))
+            definition = self.definitions.get(state.def_hash) if state.def_hash else None
             pairs: list[Any] = []
-            for field, value in index_fields(state).items():
+            for field, value in index_fields(state, definition).items():
                 pairs += [field, value]
             reply = reply_code(
                 self.scripts.call(

@@ -9,6 +9,7 @@ on the wake-up streams.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import random
 import signal
@@ -26,6 +27,7 @@ from streamflow import codec
 from streamflow.actors import Actor, to_ms
 from streamflow.app import App
 from streamflow.context import TaskContext, reset_current, set_current
+from streamflow.core import END_COUNT
 from streamflow.definition import (
     NONE,
     TaskNode,
@@ -40,6 +42,7 @@ from streamflow.errors import (
     TimeLimitExceeded,
 )
 from streamflow.events import (
+    HISTORY_WARNING_KEY,
     BarrierDecremented,
     Entry,
     Event,
@@ -402,13 +405,7 @@ class Worker:
             finalizer = "1" if job.task.finalizer else "0"
             # A few entries past the cached fold: with them, a task alone in its
             # workflow can have its decisions made ahead (see _record).
-            takeover = TaskStarted(
-                node=job.node,
-                attempt=job.attempt,
-                worker=self.consumer,
-                msg_id=job.msg_id,
-                takeover=True,
-            )
+            takeover = dataclasses.replace(started, takeover=True)
             calls.append(
                 (
                     "start",
@@ -680,7 +677,7 @@ class Worker:
         trigger = Trigger(job.queue_key, job.msg_id, wake)
         for _ in range(10):
             speculation = self._speculate(job, event, payload, decrement_key, head, tail)
-            quiet = self._quiet_check(job, ok, speculation is None)
+            quiet = self._quiet_check(job, ok, done, speculation is None)
             outcome_call = (
                 "outcome",
                 [keys[0], keys[1], keys[2], keys[3], self.keys.results(wf), job.queue_key],
@@ -744,25 +741,32 @@ class Worker:
             return
         raise StreamflowError(f"recording the outcome of {wf} node {job.node} did not settle")
 
-    def _quiet_check(self, job: Job, ok: bool, allowed: bool) -> list[Any]:
-        """ARGV 15-18 of the outcome script: the barrier the outcome decrements (its
-        count is kept), and what lets the script tell that nothing follows from this
-        outcome (a group member's success short of its barrier) and acknowledge it
-        without a projection."""
+    def _quiet_check(self, job: Job, ok: bool, done: bool, allowed: bool) -> list[Any]:
+        """ARGV 15-18 of the outcome script: the count the outcome adds one to (its
+        barrier's decrements, or for a sink done, the workflow's end), and what lets the
+        script tell that nothing follows from this outcome (a success short of its count)
+        and acknowledge it without a projection."""
         task = job.task
-        barrier = task.succ if task.succ != NONE else ""
+        counter: int | str = ""
+        if done and task.succ != NONE:
+            counter = task.succ  # counted with the decrement (once)
+        elif done and not task.finalizer:
+            counter = END_COUNT
+        if not allowed or not ok or task.finalizer or task.on_success != NONE or counter == "":
+            return [0, counter, 0, ""]
         state = self.projector.cached(job.workflow_id).state
         # The budget must be known here (it is once the submission is folded).
-        if not allowed or not ok or task.finalizer or task.on_success != NONE or not barrier:
-            return [0, barrier, 0, ""]
         if not state.def_hash:
-            return [0, barrier, 0, ""]
+            return [0, counter, 0, ""]
         budget = state.options.get("history")
         # The event count at which the budget decides something next: its warning's,
         # then (once the warning is in the log) its limit's.
-        below = (budget[2] if "hw" in state.keys else budget[0]) if budget else 2**62
-        sources = len(job.definition.barrier(task.succ).sources)
-        return [sources, barrier, below, job.msg_id]
+        below = (budget[2] if HISTORY_WARNING_KEY in state.keys else budget[0]) if budget else 2**62
+        if task.succ != NONE:
+            reaches = len(job.definition.barrier(task.succ).sources)
+        else:
+            reaches = len(job.definition.sinks)
+        return [reaches, counter, below, job.msg_id]
 
     def _speculate(
         self,

@@ -116,6 +116,68 @@ def test_group_to_group_releases_each_barrier_once(app: App) -> None:
     check_contract(definition, history)
 
 
+def test_outcomes_that_decide_nothing_are_not_projected(app: App) -> None:
+    """A group member's success short of its barrier, and a sink's short of the
+    workflow's end, are acknowledged by the outcome script alone."""
+
+    @app.actor
+    def one(*piped: Any) -> int:
+        return 1
+
+    k = 30
+    canvas = Chain(
+        Group(*(one.message() for _ in range(k))),
+        Group(*(one.message_with_options(pipe_ignore=True) for _ in range(k))),
+    )
+    worker = app.worker(concurrency=4)
+    inline: list[int] = []
+    project = worker.projector.project
+
+    def counted(workflow_id: str, cause: Any, *args: Any, **kwargs: Any) -> Any:
+        if cause is not None:
+            inline.append(cause.seq)
+        return project(workflow_id, cause, *args, **kwargs)
+
+    worker.projector.project = counted  # type: ignore[method-assign]
+    with worker.start():
+        assert app.submit(canvas).result(timeout=60) == [1] * k
+    # The last member of each group (at most): 2k outcomes, 2 projections.
+    assert len(inline) <= 2, inline
+
+
+def test_a_rebuilt_index_counts_the_sinks_already_done(app: App, r: redis.Redis) -> None:
+    """The end's count is derived like a barrier's: after a rebuild, the last sink's
+    success still ends the workflow."""
+
+    @app.actor
+    def quick(*piped: Any) -> str:
+        return "quick"
+
+    @app.actor
+    def gate(*piped: Any) -> str:
+        r.blpop(["gate"], timeout=30)
+        return "opened"
+
+    canvas = Chain(
+        quick.message(),
+        Group(quick.message(), quick.message(), quick.message(), gate.message()),
+    )
+    worker = run_worker(app)
+    with worker:
+        handle = app.submit(canvas)
+        wait_until(
+            lambda: len(events_of(handle.history(), TaskSucceeded)) == 4, 10, message="3 sinks"
+        )
+        assert r.hget(app.keys.idx(handle.id), "bc:e") == b"3"
+        r.delete(app.keys.idx(handle.id))
+        worker.projector.rebuild(handle.id)
+        assert r.hget(app.keys.idx(handle.id), "bc:e") == b"3"
+        r.lpush("gate", 1)
+        assert handle.result(timeout=30) == ["quick", "quick", "quick", "opened"]
+    history = handle.history()
+    check_contract(definition_of(app, history), history)
+
+
 def test_nested_five_levels_async_and_pipe_ignore(app: App) -> None:
     @app.actor
     def tag(name: str, *piped: Any) -> list[Any]:

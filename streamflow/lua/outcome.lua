@@ -14,13 +14,15 @@
 -- ARGV[12] '1' if the node is a finalizer (a callback, which may run after the end)
 -- ARGV[13], ARGV[14] field and encoded result, for a result too large for the log
 -- ('' none); written with the outcome, so a rejected outcome leaves nothing behind
--- ARGV[15] quiet check: the barrier ARGV[5] decrements has this many sources (0: no
--- check)   ARGV[16] the barrier's id   ARGV[17] the log length from which the history
--- budget may decide something   ARGV[18] the task message's id
--- An outcome is quiet when its decrement leaves the barrier short of its sources while
--- the log is below ARGV[17]: nothing can follow from it, so the message is acknowledged
--- here and no projection (nor its recovery wake-up) is needed. The count of each
--- barrier's decrements is kept in the index (bc:<barrier>).
+-- ARGV[15] quiet check: the count ARGV[16] reaches this many (0: no check)
+-- ARGV[16] the count this outcome adds one to ('' none): the id of the barrier ARGV[5]
+-- decrements, or 'e' for a sink of the workflow done (whose end is counted like a
+-- barrier)   ARGV[17] the log length from which the history budget may decide something
+-- ARGV[18] the task message's id
+-- An outcome is quiet when it leaves its count short of ARGV[15] while the log is below
+-- ARGV[17]: nothing can follow from it, so the message is acknowledged here and no
+-- projection (nor its recovery wake-up) is needed. The counts are kept in the index
+-- (bc:<barrier>, bc:e).
 --
 -- Returns {'OK', seq, stream id, entries, the decrement's stream id or '', quiet 0/1} | {'STALE'} (not the current attempt, outcome
 -- exists, workflow ended or gone) | {'REBUILD'}.
@@ -44,15 +46,20 @@ elseif ARGV[4] == 'F' then
   redis.call('HSET', idx, 'ko:' .. node, id)
 end
 local dec_id = ''
-local quiet = 0
-if ARGV[5] ~= '' and redis.call('HEXISTS', idx, ARGV[5]) == 0 then
-  n = n + 1
-  local payload = ARGV[6] .. cmsgpack.pack(seq) .. ARGV[11]
-  dec_id = redis.call('XADD', log, 'NOMKSTREAM', '*', 'e', payload, 's', n)
-  redis.call('HSET', idx, ARGV[5], dec_id)
-  local count = redis.call('HINCRBY', idx, 'bc:' .. ARGV[16], 1)
-  if count < tonumber(ARGV[15]) and n < tonumber(ARGV[17]) then quiet = 1 end
+local count = nil
+if ARGV[5] ~= '' then
+  if redis.call('HEXISTS', idx, ARGV[5]) == 0 then
+    n = n + 1
+    local payload = ARGV[6] .. cmsgpack.pack(seq) .. ARGV[11]
+    dec_id = redis.call('XADD', log, 'NOMKSTREAM', '*', 'e', payload, 's', n)
+    redis.call('HSET', idx, ARGV[5], dec_id)
+    count = redis.call('HINCRBY', idx, 'bc:' .. ARGV[16], 1)
+  end
+elseif ARGV[16] ~= '' then
+  count = redis.call('HINCRBY', idx, 'bc:' .. ARGV[16], 1)
 end
+local quiet = 0
+if count and count < tonumber(ARGV[15]) and n < tonumber(ARGV[17]) then quiet = 1 end
 redis.call('HSET', idx, 'n', n)
 if quiet == 1 then
   redis.call('XACK', KEYS[6], 'workers', ARGV[18])
