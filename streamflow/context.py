@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextvars
 import dataclasses
-import threading
 
 
 @dataclasses.dataclass(slots=True, kw_only=True)
@@ -15,12 +14,13 @@ class TaskContext:
     node: int
     attempt: int
     actor: str
-    _cancelled: threading.Event = dataclasses.field(default_factory=threading.Event)
+    _cancelled: bool = False
+    """Set by the worker's watch (a plain flag: one writer, read under the GIL)."""
 
     @property
     def cancelled(self) -> bool:
         """True once its workflow was cancelled (or otherwise ended): stop early."""
-        return self._cancelled.is_set()
+        return self._cancelled
 
 
 _current: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar(

@@ -100,7 +100,7 @@ def check_cancelled(worker: Worker, jobs: list[Job]) -> None:
     for job, status, archived in zip(running, replies[::2], replies[1::2], strict=True):
         if status in (b"cancelled", b"failed", b"completed") or archived:
             assert job.context is not None
-            job.context._cancelled.set()
+            job.context._cancelled = True
             if job.future is not None:
                 job.future.cancel()
 

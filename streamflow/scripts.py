@@ -42,10 +42,19 @@ class Reply(enum.Enum):
     RUNNING = "RUNNING"
 
 
+_CODES: dict[Any, Reply] = {
+    **{code.value: code for code in Reply},
+    **{code.value.encode(): code for code in Reply},
+}
+
+
 def reply_code(raw: Any) -> Reply:
     """The reply code of a script's answer (its first element)."""
     code = raw[0]
-    return Reply(code.decode() if isinstance(code, bytes) else code)
+    try:
+        return _CODES[code]
+    except (KeyError, TypeError):
+        raise ValueError(f"{code!r} is not a script reply code") from None
 
 
 WRITES = frozenset({"submit", "start", "outcome", "apply", "archive", "rebuild", "expire"})

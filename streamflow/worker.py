@@ -644,15 +644,19 @@ class Worker:
 
     def _finish_leased(self, job: Job, event: Event) -> None:
         duration_ms = round((time.monotonic() - job.started) * 1000, 3) if job.started else 0
-        bound = self._log.bind(
-            workflow_id=job.workflow_id, node=job.node, attempt=job.attempt, actor=job.actor.name
-        )
+        where = {
+            "workflow_id": job.workflow_id,
+            "node": job.node,
+            "attempt": job.attempt,
+            "actor": job.actor.name,
+        }
         ok = isinstance(event, TaskSucceeded)
-        bound.debug("task_finished", ok=ok, duration_ms=duration_ms)
+        self._log.debug("task_finished", **where, ok=ok, duration_ms=duration_ms)
         if not ok:
             assert isinstance(event, TaskFailed)
-            bound.info(
+            self._log.info(
                 "task_failed",
+                **where,
                 error=event.error["type"],
                 message=event.error["message"],
                 retry_delay_ms=event.retry_delay_ms,
