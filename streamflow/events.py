@@ -198,9 +198,23 @@ _FIELDS: dict[int, tuple[str, ...]] = {
 
 
 def encode_event(event: Event) -> bytes:
-    """Encode as ``[code, field values in declaration order]`` (cause first)."""
+    """Encode as ``[code, field values in declaration order]`` (cause first).
+
+    A submission's definition hash is stored as its 16 raw bytes, not 32 hex digits.
+    """
     values = [getattr(event, name) for name in _FIELDS[event.code]]
+    if event.code == WorkflowSubmitted.code:
+        values[1] = _hash_bytes(values[1])
     return codec.encode([event.code, *values], what=type(event).__name__)
+
+
+def _hash_bytes(def_hash: str) -> str | bytes:
+    try:
+        raw = bytes.fromhex(def_hash)
+    except (TypeError, ValueError):
+        return def_hash  # not a hash of ours: kept as given
+    # Only a canonical spelling round-trips through .hex().
+    return raw if raw.hex() == def_hash else def_hash
 
 
 def encode_with_cause_hole(event: Event) -> tuple[bytes, bytes]:
@@ -236,6 +250,8 @@ def decode_event(data: bytes) -> Event:
     values = raw[1:]
     if len(values) > len(names):
         raise DecodeError(f"event {code} has {len(values)} fields, expected {len(names)}", data)
+    if code == WorkflowSubmitted.code and len(values) > 1 and isinstance(values[1], bytes):
+        values[1] = values[1].hex()
     try:
         return _TYPES[code](**dict(zip(names, values, strict=False)))
     except TypeError as exc:

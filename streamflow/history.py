@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import struct
 from collections.abc import Iterator
 from typing import Any
 
@@ -103,13 +104,40 @@ def encode_archive(entries: list[RawEntry]) -> bytes:
     return codec.encode(flat)
 
 
+SUMMARY = struct.Struct(">BBHIII")
+"""An archive's summary (written by the scripts, see ``_lib.lua``): marker 0x53, status,
+submission ms (6 bytes: high 2, low 4), ms from it to the end, log length at the end."""
+SUMMARY_MARKER = 0x53
+_SUMMARY_STATUS = {1: "completed", 2: "failed", 3: "cancelled"}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ArchiveSummary:
+    status: str
+    submitted_ms: int
+    ended_ms: int
+    events: int
+
+
+def archive_summary(head: bytes) -> ArchiveSummary | None:
+    """The summary at the start of an archive (its first ``SUMMARY.size`` bytes), or None
+    for an archive written without one."""
+    if len(head) < SUMMARY.size or head[0] != SUMMARY_MARKER:
+        return None
+    _, status, high, low, took, events = SUMMARY.unpack_from(head)
+    submitted = high << 32 | low
+    return ArchiveSummary(_SUMMARY_STATUS[status], submitted, submitted + took, events)
+
+
 def decode_archive(data: bytes) -> list[RawEntry]:
     """Inverse of ``encode_archive`` (and of the apply script's inline archive, whose
-    strings arrive as bytes).
+    strings arrive as bytes), after the summary the scripts put first.
 
     Raises:
         DecodeError: not a workflow archive.
     """
+    if data[:1] == bytes([SUMMARY_MARKER]):
+        data = data[SUMMARY.size :]
     raw = codec.decode(data)
     if isinstance(raw, list) and raw and raw[0] == ARCHIVE_LAYOUT and len(raw) % 3 == 2:
         base = raw[1]

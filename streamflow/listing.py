@@ -1,12 +1,16 @@
 """Listing workflows: running ones from each shard's active set, ended ones (until their
-retention) from each shard's ended hash. Reads derived keys only, never a log."""
+retention) from each shard's ended hash and, once archived, from the summary each archive
+starts with. Reads derived keys only, never a log."""
 
 from __future__ import annotations
 
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
-from streamflow.core import RUNNING, TERMINAL_STATUSES
+from streamflow.core import RUNNING, TERMINAL_STATUSES, fold_all
+from streamflow.errors import WorkflowNotFoundError
+from streamflow.events import TERMINAL
+from streamflow.history import SUMMARY, ArchiveSummary, archive_summary
 
 if TYPE_CHECKING:
     from streamflow.app import App
@@ -75,16 +79,48 @@ def _running(app: App, shard: int) -> list[WorkflowSummary]:
 
 
 def _ended(app: App, shard: int) -> list[WorkflowSummary]:
-    out: list[WorkflowSummary] = []
+    """Ended workflows: those not yet archived from the ended hash, then the archived
+    ones (the expiry set) from their archives' summaries."""
+    found: dict[str, WorkflowSummary] = {}
     for raw_id, raw in app.client.hscan_iter(app.keys.ended(shard), count=_BATCH):
         status, submitted, ended, events = raw.decode().split(" ")
-        out.append(
-            WorkflowSummary(
-                workflow_id=raw_id.decode(),
-                status=status,
-                submitted_ms=int(submitted),
-                ended_ms=int(ended),
-                events=int(events),
-            )
+        found[raw_id.decode()] = WorkflowSummary(
+            workflow_id=raw_id.decode(),
+            status=status,
+            submitted_ms=int(submitted),
+            ended_ms=int(ended),
+            events=int(events),
         )
-    return out
+    ids = [raw.decode() for raw, _ in app.client.zscan_iter(app.keys.expiry(shard), count=_BATCH)]
+    for start in range(0, len(ids), _BATCH):
+        chunk = ids[start : start + _BATCH]
+        pipe = app.client.pipeline(transaction=False)
+        for wf in chunk:
+            pipe.getrange(app.keys.archive(wf), 0, SUMMARY.size - 1)
+        heads: list[Any] = pipe.execute()
+        for wf, head in zip(chunk, heads, strict=True):
+            if not head:
+                continue  # expired since the scan
+            summary = archive_summary(head) or _summarize(app, wf)
+            if summary is not None:
+                found[wf] = WorkflowSummary(
+                    workflow_id=wf,
+                    status=summary.status,
+                    submitted_ms=summary.submitted_ms,
+                    ended_ms=summary.ended_ms,
+                    events=summary.events,
+                )
+    return list(found.values())
+
+
+def _summarize(app: App, workflow_id: str) -> ArchiveSummary | None:
+    """The summary of an archive written without one, from its events."""
+    try:
+        entries = app.history(workflow_id)
+    except WorkflowNotFoundError:
+        return None  # expired since the scan
+    status = fold_all(entries).status
+    for entry in entries:
+        if isinstance(entry.event, TERMINAL):
+            return ArchiveSummary(status, entries[0].time_ms, entry.time_ms, entry.seq)
+    return None

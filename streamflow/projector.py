@@ -537,6 +537,7 @@ class Projector:
                         keys.active(shard),
                         keys.wake_due(shard),
                         keys.expiry(shard),
+                        keys.ended(shard),
                     ],
                     [workflow_id, len(raw), encode_archive(raw), encode_wake(workflow_id, "end")],
                 )

@@ -1,4 +1,5 @@
-"""Archives of finished workflows: layout 2 (compact), layout 1 still read."""
+"""Archives of finished workflows: a summary for listings, then layout 2 (compact);
+layout 1 and archives without a summary are still read."""
 
 from __future__ import annotations
 
@@ -7,7 +8,14 @@ import redis
 
 from streamflow import App, Chain, Group, codec
 from streamflow.errors import DecodeError
-from streamflow.history import decode_archive, encode_archive, read_raw
+from streamflow.history import (
+    SUMMARY,
+    ArchiveSummary,
+    archive_summary,
+    decode_archive,
+    encode_archive,
+    read_raw,
+)
 from tests.waiting import wait_until
 
 ENTRIES = [
@@ -48,3 +56,65 @@ def test_script_and_shell_archives_read_back_as_the_log_was(app: App, r: redis.R
         ids = [tuple(map(int, sid.split("-"))) for sid, _, _ in raw]
         assert ids == sorted(set(ids))
         assert [e.event.code for e in handle.history()][-1] == 8  # WorkflowCompleted
+
+
+def test_an_archive_starts_with_the_summary_its_listing_line_moved_into(
+    app: App, r: redis.Redis
+) -> None:
+    @app.actor
+    def one(*piped: object) -> int:
+        return 1
+
+    @app.actor
+    def bad() -> None:
+        raise ValueError("boom")
+
+    with app.worker(concurrency=4):
+        short = app.submit(Chain(one.message(), one.message()))  # archived by the script
+        long = app.submit(Group(*(one.message() for _ in range(300))))  # by the shell
+        failed = app.submit(bad.message())
+        for handle in (short, long, failed):
+            handle.get_result(block=True, timeout=30, raise_on_error=False)
+            wait_until(lambda h=handle: read_raw(r, app.keys, h.id)[1], 10, message="archive")
+    assert r.hlen(app.keys.ended(0)) == 0  # every line moved into its archive
+    listed = {s.workflow_id: s for s in app.workflows()}
+    for handle, status in ((short, "completed"), (long, "completed"), (failed, "failed")):
+        history = handle.history()
+        (end,) = [e for e in history if e.event.code in (8, 9, 10)]
+        summary = archive_summary(r.getrange(app.keys.archive(handle.id), 0, SUMMARY.size - 1))
+        assert summary == ArchiveSummary(
+            status, history[0].time_ms, summary.ended_ms if summary else 0, end.seq
+        )
+        assert summary is not None and 0 <= summary.ended_ms - end.time_ms <= 5
+        line = listed[handle.id]
+        assert (line.status, line.submitted_ms, line.ended_ms, line.events) == (
+            summary.status,
+            summary.submitted_ms,
+            summary.ended_ms,
+            summary.events,
+        )
+
+
+def test_an_archive_without_a_summary_is_listed_from_its_events(app: App, r: redis.Redis) -> None:
+    @app.actor
+    def one(*piped: object) -> int:
+        return 1
+
+    with app.worker(concurrency=2):
+        handle = app.submit(Chain(one.message(), one.message()))
+        handle.result(timeout=30)
+        wait_until(lambda: read_raw(r, app.keys, handle.id)[1], 10, message="archive")
+    key = app.keys.archive(handle.id)
+    with_summary = r.get(key)
+    assert with_summary is not None and archive_summary(with_summary) is not None
+    (before,) = app.workflows()
+    r.set(key, with_summary[SUMMARY.size :])  # as written before summaries existed
+    assert archive_summary(r.get(key) or b"") is None
+    (after,) = app.workflows()
+    assert (after.status, after.submitted_ms, after.events) == (
+        before.status,
+        before.submitted_ms,
+        before.events,
+    )
+    assert abs(after.ended_ms - before.ended_ms) <= 5  # type: ignore[operator]
+    assert [e.event for e in handle.history()][-1].code == 8

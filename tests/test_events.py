@@ -218,3 +218,17 @@ def test_events_are_frozen() -> None:
 
     with pytest.raises(AttributeError):
         event.node = 2  # type: ignore[misc]
+
+
+def test_a_definition_hash_is_stored_as_its_raw_bytes() -> None:
+    submitted = EVENTS[0]
+    assert isinstance(submitted, WorkflowSubmitted)
+    as_text = codec.encode(
+        [1, *(getattr(submitted, f.name) for f in dataclasses.fields(submitted))]
+    )
+    assert len(encode_event(submitted)) == len(as_text) - 16
+    assert codec.decode(encode_event(submitted))[2] == bytes.fromhex("ab" * 16)
+    assert decode_event(as_text) == submitted  # logs written with the text still read
+    for odd in ("not-hex", "AB" * 16, "ab"):  # not our spelling: kept as given
+        event = dataclasses.replace(submitted, def_hash=odd)
+        assert decode_event(encode_event(event)) == event

@@ -77,11 +77,28 @@ local function schedule_expiry(idx, expiry, wf)
   redis.call('ZADD', expiry, now_ms() + ret, wf)
 end
 
--- Replaces a finished workflow's (short) log and index by its archive, behind codec
--- header 0x12 (version 1, written by a script): the layout-2 array {2, first entry's
--- milliseconds, then per entry: milliseconds after the first, stream id sequence part,
--- encoded event} packed by cmsgpack (sequence numbers are dense from 1: implied).
-local function archive_log(log, idx, archive, active, expiry, wf)
+-- The summary an archive starts with, for listings (GETRANGE 0 15): byte 0x53 ('S',
+-- never a codec header), then big-endian the status (1 byte: 1 completed, 2 failed,
+-- 3 cancelled), the submission's ms (6 bytes), ms from it to the end (4 bytes) and the
+-- log's length at the end (4 bytes). It moves the workflow's line out of ended_set ('' if
+-- there is none).
+local SUMMARY_STATUS = {completed = 1, failed = 2, cancelled = 3}
+local function archive_summary(ended_set, wf)
+  local line = redis.call('HGET', ended_set, wf)
+  if not line then return '' end
+  redis.call('HDEL', ended_set, wf)
+  local status, submitted, ended, events = string.match(line, '^(%a+) (%d+) (%d+) (%d+)$')
+  submitted, ended = tonumber(submitted), tonumber(ended)
+  local took = math.min(math.max(ended - submitted, 0), 4294967295)
+  return struct.pack(">BBI6I4I4", 0x53, SUMMARY_STATUS[status], submitted, took, tonumber(events))
+end
+
+-- Replaces a finished workflow's (short) log and index by its archive: its summary (see
+-- archive_summary), then behind codec header 0x12 (version 1, written by a script) the
+-- layout-2 array {2, first entry's milliseconds, then per entry: milliseconds after the
+-- first, stream id sequence part, encoded event} packed by cmsgpack (sequence numbers
+-- are dense from 1: implied).
+local function archive_log(log, idx, archive, active, expiry, ended_set, wf)
   local flat = {2, 0}
   local base = nil
   for i, entry in ipairs(redis.call('XRANGE', log, '-', '+')) do
@@ -92,7 +109,8 @@ local function archive_log(log, idx, archive, active, expiry, wf)
     flat[3 * i + 1] = tonumber(part)
     flat[3 * i + 2] = entry[2][2]
   end
-  redis.call('SET', archive, string.char(0x12) .. cmsgpack.pack(flat))
+  local summary = archive_summary(ended_set, wf)
+  redis.call('SET', archive, summary .. string.char(0x12) .. cmsgpack.pack(flat))
   schedule_expiry(idx, expiry, wf)
   redis.call('DEL', log, idx)
   redis.call('SREM', active, wf)

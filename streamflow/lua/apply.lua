@@ -64,7 +64,7 @@ local archived = 0
 if ended then redis.call('PUBLISH', ARGV[5], n) end
 if ARGV[10] == '1' and is_terminal(redis.call('HGET', idx, 'st')) then
   if n <= tonumber(ARGV[9]) then
-    archive_log(log, idx, archive, active, KEYS[7], ARGV[1])
+    archive_log(log, idx, archive, active, KEYS[7], KEYS[8], ARGV[1])
     archived = 1
   else
     redis.call('ZADD', wake_due, now_ms() + tonumber(ARGV[6]), ARGV[7])

@@ -1,8 +1,10 @@
--- Replaces a finished workflow's log and index by one compressed archive string, by a
--- compare-and-set on the log length so that no late event is lost.
+-- Replaces a finished workflow's log and index by one archive string (its summary, then
+-- the compressed log: see _lib.lua), by a compare-and-set on the log length so that no
+-- late event is lost.
 --
 -- KEYS[1] log stream, KEYS[2] idx hash, KEYS[3] archive string, KEYS[4] active set,
--- KEYS[5] wake-due set, KEYS[6] expiry sorted set
+-- KEYS[5] wake-due set, KEYS[6] expiry sorted set, KEYS[7] ended hash (its line moves
+-- into the archive's summary)
 -- ARGV[1] workflow id   ARGV[2] log length the archive holds   ARGV[3] archive bytes
 -- ARGV[4] archive wake-up member to remove
 --
@@ -15,7 +17,7 @@ if redis.call('EXISTS', archive) == 1 then
 end
 if redis.call('XLEN', log) ~= tonumber(ARGV[2]) then return {'CONFLICT'} end
 if not is_terminal(redis.call('HGET', idx, 'st')) then return {'RUNNING'} end
-redis.call('SET', archive, ARGV[3])
+redis.call('SET', archive, archive_summary(KEYS[7], ARGV[1]) .. ARGV[3])
 schedule_expiry(idx, KEYS[6], ARGV[1])
 redis.call('DEL', log, idx)
 redis.call('SREM', KEYS[4], ARGV[1])

@@ -35,7 +35,7 @@ local base = tonumber(string.match(id, '^(%d+)'))
 local n, d, ended = append_decisions(log, idx, active, KEYS[8], ARGV[1], pos + 1, tonumber(ARGV[pos]), 1, 0, base)
 if ended then
   -- Nothing to run (an empty canvas): archive the few events at once.
-  archive_log(log, idx, archive, active, KEYS[6], ARGV[1])
+  archive_log(log, idx, archive, active, KEYS[6], KEYS[8], ARGV[1])
   redis.call('PUBLISH', ARGV[6], n)
 end
 return {'OK', n, d, id}
