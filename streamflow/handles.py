@@ -147,9 +147,11 @@ class WorkflowHandle:
             pubsub.subscribe(self.app.keys.done_channel(self.id))
             while True:
                 # Subscribed first, then looked: an end between the two is not missed.
-                snap = self.snapshot()
-                if snap.state.terminal:
-                    return snap
+                # The whole log is read only once the index says it may have ended.
+                if self._may_have_ended():
+                    snap = self.snapshot()
+                    if snap.state.terminal:
+                        return snap
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     raise ResultTimeout(self.id, timeout or 0)
@@ -158,6 +160,11 @@ class WorkflowHandle:
                 pubsub.get_message(timeout=min(remaining or 5.0, 5.0))
         finally:
             pubsub.close()
+
+    def _may_have_ended(self) -> bool:
+        """From the index alone: ended, or no index (archived, unknown, being rebuilt)."""
+        status: Any = self.app.client.hget(self.app.keys.idx(self.id), "st")
+        return status is None or status.decode() in TERMINAL_STATUSES
 
     def _read(self, block: bool, timeout: float | None) -> Snapshot:
         snap = self.wait(timeout) if block else self.snapshot()

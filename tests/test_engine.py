@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -176,6 +177,33 @@ def test_a_rebuilt_index_counts_the_sinks_already_done(app: App, r: redis.Redis)
         assert handle.result(timeout=30) == ["quick", "quick", "quick", "opened"]
     history = handle.history()
     check_contract(definition_of(app, history), history)
+
+
+def test_a_waiting_caller_reads_the_log_once_it_has_ended(app: App, r: redis.Redis) -> None:
+    """Wake-ups before the end cost the waiter one index read each, not a log read."""
+
+    @app.actor
+    def gate() -> str:
+        r.blpop(["gate"], timeout=30)
+        return "opened"
+
+    handle = app.submit(gate.message())
+    reads: list[int] = []
+    history = handle.history
+
+    def counted() -> Any:
+        reads.append(1)
+        return history()
+
+    handle.history = counted  # type: ignore[method-assign]
+    with run_worker(app), ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(handle.result, 30)
+        wait_until(lambda: r.pubsub_numsub(app.keys.done_channel(handle.id))[0][1], 10)
+        for _ in range(5):  # as spurious notifications would
+            r.publish(app.keys.done_channel(handle.id), "0")
+        r.lpush("gate", 1)
+        assert waiting.result(timeout=30) == "opened"
+    assert len(reads) == 1
 
 
 def test_nested_five_levels_async_and_pipe_ignore(app: App) -> None:
