@@ -66,6 +66,15 @@ METRICS = (
 )
 
 
+def _commit() -> str:
+    """The checkout's commit, with ``+changes`` when the tree differs from it."""
+    head = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(["git", "diff", "--quiet", "HEAD"], cwd=ROOT).returncode != 0
+    return (head or "unknown") + ("+changes" if dirty else "")
+
+
 def progress(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
@@ -552,6 +561,7 @@ def main() -> int:
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         "streamflow": __version__,
+        "commit": _commit(),
         "redis_server": server_info.get("valkey_version") or server_info.get("redis_version"),
         "server_kind": "valkey" if "valkey_version" in server_info else "redis",
         **peer_versions,
