@@ -113,6 +113,8 @@ _SUMMARY_STATUS = {1: "completed", 2: "failed", 3: "cancelled"}
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class ArchiveSummary:
+    """What a listing shows of an archived workflow."""
+
     status: str
     submitted_ms: int
     ended_ms: int
@@ -125,6 +127,8 @@ def archive_summary(head: bytes) -> ArchiveSummary | None:
     if len(head) < SUMMARY.size or head[0] != SUMMARY_MARKER:
         return None
     _, status, high, low, took, events = SUMMARY.unpack_from(head)
+    if status not in _SUMMARY_STATUS:
+        return None
     submitted = high << 32 | low
     return ArchiveSummary(_SUMMARY_STATUS[status], submitted, submitted + took, events)
 

@@ -33,6 +33,15 @@ def test_layout_2_round_trips_and_is_smaller_than_layout_1() -> None:
     assert len(encode_archive(ENTRIES)) < len(layout_1) - 30
 
 
+def test_a_summary_parses_and_an_unknown_status_is_not_one() -> None:
+    head = SUMMARY.pack(0x53, 2, 1, 7, 10, 4)
+    assert archive_summary(head) == ArchiveSummary("failed", (1 << 32) + 7, (1 << 32) + 17, 4)
+    assert decode_archive(head + encode_archive(ENTRIES)) == ENTRIES
+    assert archive_summary(SUMMARY.pack(0x53, 9, 0, 5, 1, 3)) is None
+    assert archive_summary(head[:-1]) is None
+    assert archive_summary(encode_archive(ENTRIES)) is None
+
+
 @pytest.mark.parametrize("value", [{"a": 1}, [1, 2], [[1, 2]], "x"])
 def test_anything_else_is_refused(value: object) -> None:
     with pytest.raises(DecodeError, match="not a workflow archive"):

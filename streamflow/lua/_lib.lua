@@ -80,14 +80,15 @@ end
 -- The summary an archive starts with, for listings (GETRANGE 0 15): byte 0x53 ('S',
 -- never a codec header), then big-endian the status (1 byte: 1 completed, 2 failed,
 -- 3 cancelled), the submission's ms (6 bytes), ms from it to the end (4 bytes) and the
--- log's length at the end (4 bytes). It moves the workflow's line out of ended_set ('' if
--- there is none).
+-- log's length at the end (4 bytes). It moves the workflow's line out of ended_set ('',
+-- and the line stays, if there is none or it does not parse).
 local SUMMARY_STATUS = {completed = 1, failed = 2, cancelled = 3}
 local function archive_summary(ended_set, wf)
   local line = redis.call('HGET', ended_set, wf)
   if not line then return '' end
-  redis.call('HDEL', ended_set, wf)
   local status, submitted, ended, events = string.match(line, '^(%a+) (%d+) (%d+) (%d+)$')
+  if not SUMMARY_STATUS[status or ''] then return '' end
+  redis.call('HDEL', ended_set, wf)
   submitted, ended = tonumber(submitted), tonumber(ended)
   local took = math.min(math.max(ended - submitted, 0), 4294967295)
   return struct.pack(">BBI6I4I4", 0x53, SUMMARY_STATUS[status], submitted, took, tonumber(events))
