@@ -237,7 +237,7 @@ class Checker:
                 retry = self.retry_delay.get((node, attempt - 1))
                 assert retry is not None, f"retry without a retryable failure: {where}"
                 assert attempt - 1 <= task.options.max_retries, where
-                assert event.delay_ms == retry, where
+                assert event.delay_ms == retry, f"{where}: the failure asked for {retry}"
             self.enqueued[node] = attempt
         elif isinstance(event, TaskStarted):
             node, attempt = event.node, event.attempt

@@ -437,7 +437,7 @@ class Projector:
         folded: tuple[int, str],
         trigger: Trigger | None,
         done: bool,
-        guard: tuple[str, int] | None = None,
+        guard: tuple[str, int, str] | None = None,
     ) -> tuple[list[str], list[Any]]:
         """KEYS and ARGV of one apply call (at most APPLY_CHUNK decisions)."""
         keys = self.keys
@@ -465,7 +465,7 @@ class Projector:
             ARCHIVE_INLINE,
             "1" if done else "0",
             *folded,
-            *(guard or ("", 0)),
+            *(guard or ("", 0, "")),
             *slots,
         ]
         return key_list, args

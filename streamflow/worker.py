@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import os
 import random
 import signal
@@ -806,7 +807,8 @@ class Worker:
             guess.folded,
             Trigger(job.queue_key, job.msg_id, encode_wake(wf, f"out:{job.node}:{job.attempt}")),
             guess.done,
-            guard=(f"out:{job.node}:{job.attempt}", seq),
+            # Its position and its bytes: another run of this attempt may record first.
+            guard=(f"out:{job.node}:{job.attempt}", seq, hashlib.sha1(payload).hexdigest()),
         )
         return guess, ("apply", keys, args)
 

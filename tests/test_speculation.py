@@ -3,6 +3,7 @@ round trip when the guess holds, and a wrong guess changes nothing but the round
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 import redis
 
 from streamflow import App, Chain, Group, WithDelay, audit, replay
-from streamflow.events import TaskEnqueued, TaskStarted, encode_event
+from streamflow.events import TaskEnqueued, TaskFailed, TaskStarted, encode_event
 from streamflow.keys import WORKER_GROUP
 from streamflow.projector import Projector
 from streamflow.scripts import Reply, reply_code
@@ -133,7 +134,67 @@ def test_the_guard_refuses_decisions_whose_outcome_is_missing(app: App, r: redis
         folded=(before, handle.history()[-1].stream_id),
         trigger=None,
         done=False,
-        guard=("out:0:1", before + 1),
+        guard=("out:0:1", before + 1, "0" * 40),
     )
     assert app.scripts.call("apply", keys, args) == [b"CONFLICT", -2]
     assert r.xlen(app.keys.log(handle.id)) == before
+
+
+def test_the_guard_refuses_decisions_made_from_another_runs_outcome(
+    app: App, r: redis.Redis
+) -> None:
+    """Two runs of one attempt guess the same position for their outcomes: the decisions
+    of the run whose outcome was not recorded (another retry delay) must not apply."""
+
+    @app.actor(queue="nobody-reads", max_retries=3)
+    def flaky(*piped: Any) -> None:
+        pass
+
+    handle = app.submit(Chain(flaky.message(), flaky.message()))
+    definition = definition_of(app, handle.history())
+    queue = app.keys.queue(0, "nobody-reads")
+    ((msg_id, _),) = r.xrange(queue)
+    log, idx = app.keys.log(handle.id), app.keys.idx(handle.id)
+    started = TaskStarted(node=0, attempt=1, worker="w", msg_id=msg_id.decode())
+    start_keys = [log, idx, app.keys.archive(handle.id), queue]
+    start_args = [0, 1, msg_id, encode_event(started), "0", "", 0, b""]
+    assert reply_code(app.scripts.call("start", start_keys, start_args)) is Reply.RUN
+    error = {"type": "Boom", "message": "", "traceback": ""}
+    recorded, other = (
+        TaskFailed(node=0, attempt=1, error=error, retry_delay_ms=delay, cause=2)
+        for delay in (8, 7)
+    )
+    outcome_keys = [
+        log,
+        idx,
+        app.keys.archive(handle.id),
+        app.keys.wake_due(0),
+        app.keys.results(handle.id),
+        queue,
+    ]
+    payload = encode_event(recorded)
+    outcome_args = [0, 1, payload, "0", "", b"", b"wake", 0, "", 0, b"", "0", "", b"", 0, "", 0, ""]
+    raw = app.scripts.call("outcome", outcome_keys, outcome_args)
+    assert reply_code(raw) is Reply.OK
+    seq, stream_id = int(raw[1]), raw[2].decode()
+
+    def apply(outcome: TaskFailed) -> Any:
+        retry = TaskEnqueued(node=0, attempt=2, delay_ms=outcome.retry_delay_ms or 0, cause=seq)
+        keys, args = app.projector.apply_call(
+            handle.id,
+            definition,
+            [retry],
+            {},
+            expected=2,
+            folded=(seq - 1, r.xrevrange(log, "(" + stream_id, "-", count=1)[0][0].decode()),
+            trigger=None,
+            done=False,
+            guard=("out:0:1", seq, hashlib.sha1(encode_event(outcome)).hexdigest()),
+        )
+        return app.scripts.call("apply", keys, args)
+
+    assert apply(other) == [b"CONFLICT", -2]
+    assert r.xlen(log) == seq
+    assert reply_code(apply(recorded)) is Reply.OK
+    (enqueued,) = [e.event for e in handle.history() if e.seq > seq]
+    assert enqueued == TaskEnqueued(node=0, attempt=2, delay_ms=8, cause=seq)

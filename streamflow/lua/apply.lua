@@ -13,11 +13,13 @@
 -- still run - archive it   ARGV[11], ARGV[12] sequence number and stream id of the last
 -- event the caller folded (its fold must be a prefix of this log: after a failover or a
 -- lost write it may not be; then CONFLICT -1)
--- ARGV[13], ARGV[14] guard ('' none): decisions made ahead of their cause, sent in the
--- same pipeline as the outcome script; they hold only if that outcome was recorded under
--- index key ARGV[13] at sequence number ARGV[14] (else CONFLICT -2, nothing done, not
--- even the acknowledgement); their due times are then relative to the outcome's time
--- ARGV[15..] 8 slots per decision
+-- ARGV[13], ARGV[14], ARGV[15] guard ('' none): decisions made ahead of their cause,
+-- sent in the same pipeline as the outcome script; they hold only if that outcome was
+-- recorded under index key ARGV[13] at sequence number ARGV[14] with the encoded event
+-- whose SHA-1 is ARGV[15] (another run of the same attempt may have recorded its own
+-- first); else CONFLICT -2, nothing done, not even the acknowledgement. Their due times
+-- are then relative to the outcome's time.
+-- ARGV[16..] 8 slots per decision
 --
 -- Once the workflow has ended only finalizer enqueues (kind 'F') are accepted.
 --
@@ -41,14 +43,16 @@ if ARGV[13] ~= '' then
   -- Checked first: a speculation whose outcome was not recorded must not even acknowledge.
   local gid = (not err) and redis.call('HGET', idx, ARGV[13])
   local g = gid and redis.call('XRANGE', log, gid, gid)[1]
-  if not g or g[2][4] ~= ARGV[14] then return {'CONFLICT', -2} end
+  if not g or g[2][4] ~= ARGV[14] or redis.sha1hex(g[2][2]) ~= ARGV[15] then
+    return {'CONFLICT', -2}
+  end
   due_base = tonumber(string.match(gid, '^(%d+)'))
 end
 if err == 'GONE' then ack() return {err} end
 if err then return {err} end
 if is_terminal(redis.call('HGET', idx, 'st')) then
   for i = 0, tonumber(ARGV[8]) - 1 do
-    if ARGV[15 + i * 8] ~= 'F' then ack() return {'TERMINAL'} end
+    if ARGV[16 + i * 8] ~= 'F' then ack() return {'TERMINAL'} end
   end
 end
 local d = tonumber(redis.call('HGET', idx, 'd') or '0')
@@ -58,7 +62,7 @@ if ARGV[12] ~= '0-0' then
   if not last or last[2][4] ~= ARGV[11] then return {'CONFLICT', -1} end
 end
 local ended
-n, d, ended = append_decisions(log, idx, active, KEYS[8], ARGV[1], 15, tonumber(ARGV[8]), n, d, due_base)
+n, d, ended = append_decisions(log, idx, active, KEYS[8], ARGV[1], 16, tonumber(ARGV[8]), n, d, due_base)
 ack()
 local archived = 0
 if ended then redis.call('PUBLISH', ARGV[5], n) end
