@@ -81,16 +81,10 @@ def _running(app: App, shard: int) -> list[WorkflowSummary]:
 def _ended(app: App, shard: int) -> list[WorkflowSummary]:
     """Ended workflows: those not yet archived from the ended hash, then the archived
     ones (the expiry set) from their archives' summaries."""
-    found: dict[str, WorkflowSummary] = {}
+    found: dict[str, ArchiveSummary] = {}
     for raw_id, raw in app.client.hscan_iter(app.keys.ended(shard), count=_BATCH):
         status, submitted, ended, events = raw.decode().split(" ")
-        found[raw_id.decode()] = WorkflowSummary(
-            workflow_id=raw_id.decode(),
-            status=status,
-            submitted_ms=int(submitted),
-            ended_ms=int(ended),
-            events=int(events),
-        )
+        found[raw_id.decode()] = ArchiveSummary(status, int(submitted), int(ended), int(events))
     ids = [raw.decode() for raw, _ in app.client.zscan_iter(app.keys.expiry(shard), count=_BATCH)]
     for start in range(0, len(ids), _BATCH):
         chunk = ids[start : start + _BATCH]
@@ -103,14 +97,17 @@ def _ended(app: App, shard: int) -> list[WorkflowSummary]:
                 continue  # expired since the scan
             summary = archive_summary(head) or _summarize(app, wf)
             if summary is not None:
-                found[wf] = WorkflowSummary(
-                    workflow_id=wf,
-                    status=summary.status,
-                    submitted_ms=summary.submitted_ms,
-                    ended_ms=summary.ended_ms,
-                    events=summary.events,
-                )
-    return list(found.values())
+                found[wf] = summary
+    return [
+        WorkflowSummary(
+            workflow_id=wf,
+            status=s.status,
+            submitted_ms=s.submitted_ms,
+            ended_ms=s.ended_ms,
+            events=s.events,
+        )
+        for wf, s in found.items()
+    ]
 
 
 def _summarize(app: App, workflow_id: str) -> ArchiveSummary | None:
