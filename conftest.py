@@ -35,11 +35,30 @@ settings.register_profile("thorough", max_examples=2000, deadline=None)
 settings.load_profile(os.getenv("HYPOTHESIS_PROFILE", "default"))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "integration: talks to a real server through the library's Redis code; "
+        "scripts/test runs these again on the lowest supported versions, on Python 3.13 "
+        "and on the embedded Valkey",
+    )
+
+
 @pytest.fixture(scope="session")
 def redis_binary() -> str:
     """
-    The server binary private test servers run: ``redis-server`` on PATH, else embedded valkey.
+    The server binary private test servers run.
+
+    ``STREAMFLOW_TEST_SERVER=redis`` (the default) takes ``redis-server`` from PATH, else
+    the embedded valkey; ``STREAMFLOW_TEST_SERVER=valkey`` always takes the embedded one.
     """
+    server = os.getenv("STREAMFLOW_TEST_SERVER", "redis")
+    if server == "valkey":
+        return find_server_binary()
+    if server != "redis":
+        raise pytest.UsageError(
+            f"STREAMFLOW_TEST_SERVER must be 'redis' or 'valkey' (got {server!r})"
+        )
     return shutil.which("redis-server") or find_server_binary()
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+from redis.client import PubSub
 
 from streamflow import codec
 from streamflow.core import CANCELLED, COMPLETED, FAILED, TERMINAL_STATUSES, State, fold_all
@@ -142,7 +145,9 @@ class WorkflowHandle:
         return self.app.retrying(lambda: self._wait_once(deadline, timeout))
 
     def _wait_once(self, deadline: float | None, timeout: float | None) -> Snapshot:
-        pubsub = self.app.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        # Through a typed name: redis-py < 8.2 leaves pubsub() untyped, later releases type it.
+        open_pubsub: Callable[..., PubSub] = self.app.client.pubsub
+        pubsub = open_pubsub(ignore_subscribe_messages=True)
         try:
             pubsub.subscribe(self.app.keys.done_channel(self.id))
             while True:

@@ -18,6 +18,8 @@ from streamflow.history import (
 )
 from tests.waiting import wait_until
 
+pytestmark = pytest.mark.integration
+
 ENTRIES = [
     ("1795658926012-0", 1, b"\x10\x92\x08\x04"),
     ("1795658926012-1", 2, b"ab"),

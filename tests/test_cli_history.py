@@ -15,6 +15,8 @@ from streamflow.events import BarrierReleased, encode_event
 from streamflow.timer import sweep_expired
 from tests.waiting import wait_until
 
+pytestmark = pytest.mark.integration
+
 RUN = [sys.executable, "-m", "streamflow.cli", "--log-level", "warning"]
 
 

@@ -18,6 +18,8 @@ from streamflow.keys import encode_wake
 from tests.helpers import check_contract, definition_of
 from tests.test_processes import ROOT, spawn
 
+pytestmark = pytest.mark.integration
+
 HITS = {"projector.between_chunks": 1, "projector.after_apply_before_archive": 1}
 
 

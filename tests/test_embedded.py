@@ -27,6 +27,8 @@ from streamflow.embedded import (
 )
 from tests.waiting import wait_until
 
+pytestmark = pytest.mark.integration
+
 linux_only = pytest.mark.skipif(
     not sys.platform.startswith("linux"), reason="parent-death signals are Linux-only"
 )

@@ -22,6 +22,8 @@ from streamflow.worker import Worker
 from tests.helpers import check_contract, definition_of, events_of
 from tests.waiting import wait_until
 
+pytestmark = pytest.mark.integration
+
 
 def run_worker(app: App, **options: Any) -> Worker:
     return app.worker(concurrency=options.pop("concurrency", 4), **options).start()

@@ -13,6 +13,8 @@ from streamflow.events import TaskEnqueued, WorkflowFailed
 from tests.helpers import events_of
 from tests.waiting import wait_until
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 def actors(app: App, r: redis.Redis) -> dict[str, Any]:

@@ -22,6 +22,8 @@ from streamflow.events import (
 )
 from tests.helpers import definition_of
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 def small(r: redis.Redis, redis_url: str) -> Iterator[App]:

@@ -23,6 +23,8 @@ from streamflow import (
 from streamflow.events import TaskFailed
 from tests.waiting import wait_until
 
+pytestmark = pytest.mark.integration
+
 
 class Recorder(Hooks):
     def __init__(self) -> None:

@@ -20,6 +20,8 @@ from streamflow.keys import encode_wake
 from tests.helpers import check_contract, definition_of
 from tests.waiting import wait_until
 
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

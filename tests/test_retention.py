@@ -14,6 +14,8 @@ from streamflow.events import TaskSucceeded
 from streamflow.timer import sweep_expired
 from tests.waiting import wait_until
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 def app(r: redis.Redis, redis_url: str) -> Iterator[App]:

@@ -13,6 +13,8 @@ from streamflow import App
 from streamflow.scripts import Reply, Scripts, reply_code
 from streamflow.wire import Wire, stream_messages
 
+pytestmark = pytest.mark.integration
+
 
 def _start_args(workflow: str, app: App) -> tuple[list[str], list[Any]]:
     keys = [app.keys.log(workflow), app.keys.idx(workflow), app.keys.archive(workflow)]

@@ -18,6 +18,8 @@ from streamflow.scripts import Reply, reply_code
 from tests.helpers import check_contract, definition_of
 from tests.waiting import wait_until
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 def counted(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
