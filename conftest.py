@@ -20,7 +20,7 @@ import structlog
 from hypothesis import HealthCheck, settings
 
 from streamflow import App
-from streamflow.embedded import EmbeddedRedis, find_server_binary
+from streamflow.store.embedded import EmbeddedRedis, find_server_binary
 
 settings.register_profile(
     "ci",

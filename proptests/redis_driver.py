@@ -41,31 +41,26 @@ from typing import Any
 
 import redis
 
-import streamflow.projector
-import streamflow.roles
-import streamflow.worker
+import streamflow.runtime.projector
+import streamflow.runtime.roles
+import streamflow.runtime.worker
 from proptests.simulator import ACTORS, DECIDABLE, Case
-from streamflow.actors import Message
-from streamflow.app import App
-from streamflow.canvas import Canvas, Chain, Group, WithDelay
-from streamflow.context import current_task
-from streamflow.core import fold_all, index_fields
-from streamflow.definition import Definition
-from streamflow.events import Entry
-from streamflow.handles import WorkflowHandle
-from streamflow.history import read_raw, to_entry
-from streamflow.keys import (
-    PROJECTOR_GROUP,
-    WORKER_GROUP,
-    Keys,
-    decode_task_message,
-    decode_wake,
-)
-from streamflow.roles import recover, renew
-from streamflow.scripts import Scripts, reply_code
-from streamflow.sweep import StuckSweep
-from streamflow.timer import move_due
-from streamflow.worker import Worker
+from streamflow.api.app import App
+from streamflow.api.canvas import Canvas, Chain, Group, Message, WithDelay
+from streamflow.api.handles import WorkflowHandle
+from streamflow.model.definition import Definition
+from streamflow.model.events import Entry, to_entry
+from streamflow.model.index import index_fields
+from streamflow.model.messages import decode_task_message, decode_wake
+from streamflow.model.state import fold_all
+from streamflow.runtime.context import current_task
+from streamflow.runtime.roles import recover, renew
+from streamflow.runtime.sweep import StuckSweep
+from streamflow.runtime.timer import move_due
+from streamflow.runtime.worker import Worker
+from streamflow.store.keys import PROJECTOR_GROUP, WORKER_GROUP, Keys
+from streamflow.store.log import read_raw
+from streamflow.store.scripts import Scripts, reply_code
 
 QUEUES = ("default", "other")
 SHARD = 0
@@ -90,7 +85,7 @@ def _crash_point(name: str) -> None:
 @contextlib.contextmanager
 def crash_points() -> Iterator[None]:
     """Make the code's crash points raise ``Crash`` when armed (see ``armed``)."""
-    modules = (streamflow.worker, streamflow.projector, streamflow.roles)
+    modules = (streamflow.runtime.worker, streamflow.runtime.projector, streamflow.runtime.roles)
     saved = [m.crash_point for m in modules]
     for module in modules:
         module.crash_point = _crash_point  # type: ignore[attr-defined]
@@ -500,7 +495,9 @@ class Cluster:
     def sweep(self, index: int) -> None:
         """The stuck-workflow sweep (every active workflow counts as stuck)."""
         with self.running(index) as proc:
-            self.stats["resent by sweep"] += StuckSweep(proc.app, stuck_after_ms=0).run((SHARD,))
+            self.stats["resent by sweep"] += StuckSweep(
+                proc.app.store, proc.app.projector, stuck_after_ms=0
+            ).run((SHARD,))
 
     def lose_message(self, pick: int, *, owners: bool = False) -> None:
         """A queue message vanishes (XACK + XDEL by someone else, a failover): the sweep

@@ -18,11 +18,13 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from streamflow import codec, testing
-from streamflow.actors import Actor, ActorOptions, Message
-from streamflow.canvas import Canvas, Chain, Compiled, Group, WithDelay, compile_canvas
-from streamflow.definition import NONE, Definition, TaskNode
-from streamflow.events import (
+from streamflow import testing
+from streamflow.api.actors import Actor
+from streamflow.api.canvas import Canvas, Chain, Group, Message, WithDelay
+from streamflow.api.compile import Compiled, compile_canvas
+from streamflow.model import codec
+from streamflow.model.definition import NONE, Definition, TaskNode
+from streamflow.model.events import (
     TERMINAL,
     BarrierDecremented,
     BarrierReleased,
@@ -35,6 +37,7 @@ from streamflow.events import (
     WorkflowFailed,
     WorkflowSubmitted,
 )
+from streamflow.model.options import ActorOptions
 from streamflow.testing import NOTHING, task_ids
 from streamflow.testing import Evaluation as Expected
 from streamflow.testing.simulator import DECIDABLE, Job, QueueMessage

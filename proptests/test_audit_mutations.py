@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 
 from proptests.simulator import ACTORS, Case, cases
 from streamflow import testing
-from streamflow.audit import audit
-from streamflow.definition import NONE, Definition
-from streamflow.events import (
+from streamflow.history.audit import audit
+from streamflow.model.definition import NONE, Definition
+from streamflow.model.events import (
     TERMINAL,
     BarrierReleased,
     Entry,

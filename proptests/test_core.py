@@ -42,20 +42,19 @@ from proptests.simulator import (
     rebuild,
     task_ids,
 )
-from streamflow import codec
-from streamflow.canvas import Canvas, Chain, Group, WithDelay, compile_canvas
-from streamflow.core import (
-    COMPLETED,
-    FAILED,
-    State,
-    decide,
-    decide_all,
-    fold,
-    fold_all,
-    index_fields,
+from streamflow.api.canvas import Canvas, Chain, Group, WithDelay
+from streamflow.api.compile import compile_canvas
+from streamflow.model import codec
+from streamflow.model.decide import decide, decide_all
+from streamflow.model.definition import (
+    NONE,
+    BarrierNode,
+    Definition,
+    TaskNode,
+    assemble,
+    spec_leaves,
 )
-from streamflow.definition import NONE, BarrierNode, Definition, TaskNode, assemble, spec_leaves
-from streamflow.events import (
+from streamflow.model.events import (
     DECISIONS,
     TERMINAL,
     BarrierDecremented,
@@ -69,6 +68,8 @@ from streamflow.events import (
     WorkflowFailed,
     WorkflowSubmitted,
 )
+from streamflow.model.index import index_fields
+from streamflow.model.state import COMPLETED, FAILED, State, fold, fold_all
 from streamflow.testing import assert_audit_clean, assert_released_once
 
 # -- checks on a finished simulation ---------------------------------------------------

@@ -58,12 +58,12 @@ from proptests.redis_driver import (
     expected_index,
 )
 from proptests.simulator import Case, Checker, F, cases, evaluate, task_ids
-from streamflow.audit import audit, replay
-from streamflow.canvas import compile_canvas
-from streamflow.core import COMPLETED, FAILED, fold_all
-from streamflow.definition import Definition
-from streamflow.errors import ResultFailure
-from streamflow.events import TERMINAL, TaskStarted, WorkflowFailed
+from streamflow.api.compile import compile_canvas
+from streamflow.history.audit import audit, replay
+from streamflow.model.definition import Definition
+from streamflow.model.errors import ResultFailure
+from streamflow.model.events import TERMINAL, TaskStarted, WorkflowFailed
+from streamflow.model.state import COMPLETED, FAILED, fold_all
 
 _URL: list[str] = []
 """The session's Redis URL, set by the test function (a machine cannot take fixtures)."""

@@ -36,9 +36,9 @@ import redis
 from bench_peers import FULL_SIZES, NOT_RUN, QUICK_SIZES, SUPPORTED, expected_tasks
 
 from streamflow import App, Chain, Group, HistoryBudget, __version__
-from streamflow.embedded import EmbeddedRedis
-from streamflow.events import TaskEnqueued, WorkflowSubmitted
-from streamflow.keys import encode_task_message
+from streamflow.model.events import TaskEnqueued, WorkflowSubmitted
+from streamflow.model.messages import encode_task_message
+from streamflow.store.embedded import EmbeddedRedis
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"

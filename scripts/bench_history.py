@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from streamflow import App, Group, __version__, audit, export_jsonl, import_jsonl, replay
-from streamflow.core import fold_all
-from streamflow.embedded import EmbeddedRedis
-from streamflow.events import WorkflowSubmitted
+from streamflow.model.events import WorkflowSubmitted
+from streamflow.model.state import fold_all
+from streamflow.store.embedded import EmbeddedRedis
 
 RESULTS = Path(__file__).resolve().parent.parent / "bench" / "results"
 

@@ -20,9 +20,9 @@ from typing import Any
 os.environ.setdefault("STREAMFLOW_LOG_LEVEL", "WARNING")
 
 from streamflow import App, Chain, Group
-from streamflow.definition import BarrierNode
-from streamflow.embedded import EmbeddedRedis
-from streamflow.events import BarrierReleased, TaskEnqueued
+from streamflow.model.definition import BarrierNode
+from streamflow.model.events import BarrierReleased, TaskEnqueued
+from streamflow.store.embedded import EmbeddedRedis
 
 ROOT = Path(__file__).resolve().parent.parent
 

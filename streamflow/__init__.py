@@ -1,27 +1,17 @@
 """streamflow: an event-sourced workflow engine on Redis Streams."""
 
-__version__ = "0.1.0"
-
-from streamflow.actors import Actor, Message
-from streamflow.app import App
-from streamflow.audit import (
-    Divergence,
-    Violation,
-    audit,
-    export_jsonl,
-    import_jsonl,
-    replay,
-    state_at,
-)
-from streamflow.canvas import Chain, Group, WithDelay
-from streamflow.compose import group, pipeline
-from streamflow.context import TaskContext, current_task
-from streamflow.deadletters import DeadLetter, DeadLetters
-from streamflow.errors import (
+from streamflow.api.actors import Actor
+from streamflow.api.app import App
+from streamflow.api.canvas import Chain, Group, Message, WithDelay, group, pipeline
+from streamflow.api.handles import WorkflowHandle, WorkflowStatus
+from streamflow.history.audit import Divergence, Violation, audit, replay, state_at
+from streamflow.history.export import export_jsonl, import_jsonl
+from streamflow.model.errors import (
     DecodeError,
     DefinitionError,
     DurabilityError,
     EncodeError,
+    RateLimitExceeded,
     ResultError,
     ResultFailure,
     ResultMissing,
@@ -31,12 +21,14 @@ from streamflow.errors import (
     TimeLimitExceeded,
     WorkflowNotFoundError,
 )
-from streamflow.failures import Failure
-from streamflow.handles import WorkflowHandle, WorkflowStatus
-from streamflow.history import HistoryBudget
-from streamflow.hooks import Hooks, TaskInfo
-from streamflow.ratelimit import ConcurrentRateLimiter, RateLimitExceeded, WindowRateLimiter
-from streamflow.worker import Worker
+from streamflow.model.failures import Failure
+from streamflow.model.options import HistoryBudget
+from streamflow.model.version import __version__
+from streamflow.runtime.context import TaskContext, current_task
+from streamflow.runtime.hooks import Hooks, TaskInfo
+from streamflow.runtime.ratelimit import ConcurrentRateLimiter, WindowRateLimiter
+from streamflow.runtime.worker import Worker
+from streamflow.store.deadletters import DeadLetter, DeadLetters
 
 __all__ = [
     "Actor",

@@ -6,8 +6,8 @@ import collections
 from typing import Any
 
 from streamflow import App
-from streamflow.definition import NONE, BarrierNode, Definition, TaskNode
-from streamflow.events import (
+from streamflow.model.definition import NONE, BarrierNode, Definition, TaskNode
+from streamflow.model.events import (
     BarrierReleased,
     Entry,
     TaskEnqueued,

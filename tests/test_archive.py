@@ -6,16 +6,17 @@ from __future__ import annotations
 import pytest
 import redis
 
-from streamflow import App, Chain, Group, codec
-from streamflow.errors import DecodeError
-from streamflow.history import (
+from streamflow import App, Chain, Group
+from streamflow.model import codec
+from streamflow.model.archive import (
     SUMMARY,
     ArchiveSummary,
     archive_summary,
     decode_archive,
     encode_archive,
-    read_raw,
 )
+from streamflow.model.errors import DecodeError
+from streamflow.store.log import read_raw
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration

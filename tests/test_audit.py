@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from streamflow import App, Chain, Group
-from streamflow.audit import audit, replay
-from streamflow.events import BarrierReleased, Entry, TaskEnqueued, TaskStarted
+from streamflow.history.audit import audit, replay
+from streamflow.model.events import BarrierReleased, Entry, TaskEnqueued, TaskStarted
 from tests.helpers import definition_of
 from tests.waiting import wait_until
 
@@ -115,7 +115,7 @@ def test_export_import_round_trip_and_audit_the_file(
     import sys
 
     from streamflow import export_jsonl, import_jsonl, state_at
-    from streamflow.errors import DecodeError
+    from streamflow.model.errors import DecodeError
 
     history = histories[2]  # the failing one
     definition = definition_of(app, history)

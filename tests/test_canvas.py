@@ -1,5 +1,6 @@
 """
-Unit tests of ``streamflow.canvas`` and ``streamflow.definition``: composing and compiling.
+Unit tests of ``streamflow.api.canvas``, ``streamflow.api.compile`` and
+``streamflow.model.definition``: composing and compiling.
 """
 
 from __future__ import annotations
@@ -8,10 +9,19 @@ import datetime
 
 import pytest
 
-from streamflow.actors import Actor, ActorOptions
-from streamflow.canvas import Chain, Group, WithDelay, compile_canvas
-from streamflow.definition import NONE, BarrierNode, Definition, TaskNode, assemble, spec_leaves
-from streamflow.errors import DecodeError, EncodeError
+from streamflow.api.actors import Actor
+from streamflow.api.canvas import Chain, Group, WithDelay
+from streamflow.api.compile import compile_canvas
+from streamflow.model.definition import (
+    NONE,
+    BarrierNode,
+    Definition,
+    TaskNode,
+    assemble,
+    spec_leaves,
+)
+from streamflow.model.errors import DecodeError, EncodeError
+from streamflow.model.options import ActorOptions
 
 
 def _add(*args: int) -> int:

@@ -11,8 +11,8 @@ import pytest
 import redis
 
 from streamflow import App, Chain, Group
-from streamflow.events import BarrierReleased, encode_event
-from streamflow.timer import sweep_expired
+from streamflow.model.events import BarrierReleased, encode_event
+from streamflow.runtime.timer import sweep_expired
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration

@@ -1,5 +1,5 @@
 """
-Unit tests of ``streamflow.codec``: framing, compression, and its two errors.
+Unit tests of ``streamflow.model.codec``: framing, compression, and its two errors.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import lz4.frame
 import msgpack
 import pytest
 
-from streamflow import codec
-from streamflow.errors import DecodeError, EncodeError, StreamflowError
+from streamflow.model import codec
+from streamflow.model.errors import DecodeError, EncodeError, StreamflowError
 
 PLAIN = codec.VERSION << 4
 LZ4 = (codec.VERSION << 4) | 0x01

@@ -18,7 +18,7 @@ from streamflow import (
     group,
     pipeline,
 )
-from streamflow.events import BarrierReleased, TaskSucceeded
+from streamflow.model.events import BarrierReleased, TaskSucceeded
 from tests.helpers import check_contract, definition_of, events_of
 
 

@@ -12,9 +12,9 @@ import pytest
 import redis
 
 from streamflow import App, Chain, Group
-from streamflow.events import TaskStarted
-from streamflow.faults import CRASH_EXIT_CODE, POINTS
-from streamflow.keys import encode_wake
+from streamflow.model.events import TaskStarted
+from streamflow.model.messages import encode_wake
+from streamflow.runtime.faults import CRASH_EXIT_CODE, POINTS
 from tests.helpers import check_contract, definition_of
 from tests.test_processes import ROOT, spawn
 

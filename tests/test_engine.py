@@ -11,14 +11,14 @@ import redis
 from structlog.testing import capture_logs
 
 from streamflow import App, Chain, EncodeError, Group, ResultFailure, WithDelay
-from streamflow.events import (
+from streamflow.model.events import (
     BarrierReleased,
     TaskEnqueued,
     TaskStarted,
     TaskSucceeded,
     WorkflowCompleted,
 )
-from streamflow.worker import Worker
+from streamflow.runtime.worker import Worker
 from tests.helpers import check_contract, definition_of, events_of
 from tests.waiting import wait_until
 

@@ -1,5 +1,5 @@
 """
-Unit tests of ``streamflow.events``: encoding, idempotency keys, the cause hole.
+Unit tests of ``streamflow.model.events``: encoding, idempotency keys, the cause hole.
 """
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import dataclasses
 import msgpack
 import pytest
 
-from streamflow import codec
-from streamflow.errors import DecodeError
-from streamflow.events import (
+from streamflow.model import codec
+from streamflow.model.errors import DecodeError
+from streamflow.model.events import (
     BarrierDecremented,
     BarrierReleased,
     Entry,

@@ -15,7 +15,7 @@ import redis
 from structlog.testing import capture_logs
 
 from streamflow import App, Chain, Group, ResultFailure, StreamflowError, current_task
-from streamflow.events import (
+from streamflow.model.events import (
     TaskEnqueued,
     TaskFailed,
     TaskStarted,
@@ -204,7 +204,7 @@ def test_cli_cancel_and_dead_letters(app: App, r: redis.Redis, redis_url: str) -
 
 
 def test_redis_restart_mid_run_loses_nothing(redis_binary: str, tmp_path: Path) -> None:
-    from streamflow.embedded import EmbeddedRedis
+    from streamflow.store.embedded import EmbeddedRedis
 
     with EmbeddedRedis(binary=redis_binary, appendfsync="always") as server:
         app = App(server.url)
@@ -389,7 +389,7 @@ def free_port() -> int:
 
 def test_replicated_durability_waits_for_a_replica(redis_binary: str) -> None:
     from streamflow import DurabilityError
-    from streamflow.embedded import EmbeddedRedis
+    from streamflow.store.embedded import EmbeddedRedis
 
     primary_port, replica_port = free_port(), free_port()
     with EmbeddedRedis(binary=redis_binary, port=primary_port) as primary:
@@ -425,7 +425,7 @@ def test_replicated_durability_waits_for_a_replica(redis_binary: str) -> None:
 def test_clients_ride_out_an_outage(redis_binary: str, tmp_path: Path) -> None:
     import threading
 
-    from streamflow.embedded import EmbeddedRedis
+    from streamflow.store.embedded import EmbeddedRedis
 
     with EmbeddedRedis(binary=redis_binary, directory=str(tmp_path / "redis")) as server:
         app = App(server.url)

@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from streamflow import App, Chain, Failure, Group, ResultFailure
-from streamflow.events import TaskEnqueued, WorkflowFailed
+from streamflow.model.events import TaskEnqueued, WorkflowFailed
 from tests.helpers import events_of
 from tests.waiting import wait_until
 

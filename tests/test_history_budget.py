@@ -9,10 +9,10 @@ import redis
 from structlog.testing import capture_logs
 
 from streamflow import App, Chain, Group, HistoryBudget, ResultFailure, audit, replay
-from streamflow.actors import Actor, ActorOptions
-from streamflow.canvas import compile_canvas
-from streamflow.core import HISTORY_LIMIT_EXCEEDED, decide, fold_all
-from streamflow.events import (
+from streamflow.api.actors import Actor
+from streamflow.api.compile import compile_canvas
+from streamflow.model.decide import HISTORY_LIMIT_EXCEEDED, decide
+from streamflow.model.events import (
     Entry,
     HistoryWarning,
     TaskEnqueued,
@@ -20,6 +20,8 @@ from streamflow.events import (
     WorkflowFailed,
     WorkflowSubmitted,
 )
+from streamflow.model.options import ActorOptions
+from streamflow.model.state import fold_all
 from tests.helpers import definition_of
 
 pytestmark = pytest.mark.integration

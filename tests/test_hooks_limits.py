@@ -20,7 +20,7 @@ from streamflow import (
     TaskInfo,
     WindowRateLimiter,
 )
-from streamflow.events import TaskFailed
+from streamflow.model.events import TaskFailed
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration

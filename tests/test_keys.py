@@ -1,5 +1,6 @@
 """
-Unit tests of ``streamflow.keys``: ids, shards, key names, task messages and wake-ups.
+Unit tests of ``streamflow.store.keys`` and ``streamflow.model.messages``: ids, shards,
+key names, task messages and wake-ups.
 """
 
 from __future__ import annotations
@@ -8,9 +9,10 @@ import re
 
 import pytest
 
-from streamflow import codec, keys
-from streamflow.errors import DecodeError
-from streamflow.keys import Keys
+from streamflow.model import codec, messages
+from streamflow.model.errors import DecodeError
+from streamflow.store import keys
+from streamflow.store.keys import Keys
 
 WF = "7-0123456789abcdef01234567"
 DEF_HASH = "00112233445566778899aabbccddeeff"
@@ -20,7 +22,7 @@ def test_new_workflow_id_names_its_shard() -> None:
     workflow_id = keys.new_workflow_id(12)
 
     assert re.fullmatch(r"12-[0-9a-f]{24}", workflow_id)
-    assert keys.shard_of(workflow_id) == 12
+    assert messages.shard_of(workflow_id) == 12
 
 
 def test_new_workflow_ids_differ() -> None:
@@ -29,13 +31,13 @@ def test_new_workflow_ids_differ() -> None:
 
 @pytest.mark.parametrize(("workflow_id", "shard"), [("0-ab", 0), (WF, 7), ("123-f", 123)])
 def test_shard_of(workflow_id: str, shard: int) -> None:
-    assert keys.shard_of(workflow_id) == shard
+    assert messages.shard_of(workflow_id) == shard
 
 
 @pytest.mark.parametrize("workflow_id", ["", "abc", "-ab", "x-ab", "1x-ab", "+1-ab", " 1-ab", "12"])
 def test_shard_of_rejects_malformed_ids_naming_them(workflow_id: str) -> None:
     with pytest.raises(ValueError) as info:
-        keys.shard_of(workflow_id)
+        messages.shard_of(workflow_id)
 
     assert repr(workflow_id) in str(info.value)
     assert "<shard>-<hex>" in str(info.value)
@@ -44,25 +46,25 @@ def test_shard_of_rejects_malformed_ids_naming_them(workflow_id: str) -> None:
 @pytest.mark.parametrize("workflow_id", ["1-", "1-xyz"])
 def test_shard_of_rejects_a_bad_hex_part(workflow_id: str) -> None:
     with pytest.raises(ValueError, match="<shard>-<hex>"):
-        keys.shard_of(workflow_id)
+        messages.shard_of(workflow_id)
 
 
 @pytest.mark.parametrize("workflow_id", ["\u00b2-ab", "\u0661-ab"])
 def test_shard_of_rejects_non_ascii_digits(workflow_id: str) -> None:
     with pytest.raises(ValueError, match="<shard>-<hex>"):
-        keys.shard_of(workflow_id)
+        messages.shard_of(workflow_id)
 
 
 def test_task_message_round_trips() -> None:
-    data = keys.encode_task_message(WF, 99999, 3, DEF_HASH)
+    data = messages.encode_task_message(WF, 99999, 3, DEF_HASH)
 
-    assert keys.decode_task_message(data) == (WF, 99999, 3, DEF_HASH)
+    assert messages.decode_task_message(data) == (WF, 99999, 3, DEF_HASH)
 
 
 def test_task_message_is_a_few_dozen_bytes() -> None:
     workflow_id = keys.new_workflow_id(0)
 
-    data = keys.encode_task_message(workflow_id, 99999, 3, DEF_HASH)
+    data = messages.encode_task_message(workflow_id, 99999, 3, DEF_HASH)
 
     assert len(data) < 60
     assert data[0] == codec.VERSION << 4  # small: never compressed
@@ -88,7 +90,7 @@ def test_decode_task_message_rejects_junk(raw: object) -> None:
     data = codec.encode(raw)
 
     with pytest.raises(DecodeError) as info:
-        keys.decode_task_message(data)
+        messages.decode_task_message(data)
 
     assert info.value.data is data
     assert "not a task message" in str(info.value)
@@ -96,11 +98,11 @@ def test_decode_task_message_rejects_junk(raw: object) -> None:
 
 def test_decode_task_message_rejects_undecodable_bytes() -> None:
     with pytest.raises(DecodeError):
-        keys.decode_task_message(b"\xff\x00")
+        messages.decode_task_message(b"\xff\x00")
 
 
 def test_wake_round_trips() -> None:
-    assert keys.decode_wake(keys.encode_wake(WF, "out:3:1")) == (WF, "out:3:1")
+    assert messages.decode_wake(messages.encode_wake(WF, "out:3:1")) == (WF, "out:3:1")
 
 
 @pytest.mark.parametrize("raw", [None, [], [WF], [WF, "t", "x"], [1, "t"], "wf"], ids=repr)
@@ -108,7 +110,7 @@ def test_decode_wake_rejects_junk(raw: object) -> None:
     data = codec.encode(raw)
 
     with pytest.raises(DecodeError) as info:
-        keys.decode_wake(data)
+        messages.decode_wake(data)
 
     assert info.value.data is data
 

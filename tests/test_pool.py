@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from streamflow.pool import TaskPool
+from streamflow.runtime.pool import TaskPool
 
 
 def test_every_call_runs_and_its_end_is_reported_with_its_error() -> None:

@@ -15,8 +15,8 @@ import pytest
 import redis
 
 from streamflow import App, Chain, Group, group
-from streamflow.events import BarrierReleased, TaskStarted
-from streamflow.keys import encode_wake
+from streamflow.model.events import BarrierReleased, TaskStarted
+from streamflow.model.messages import encode_wake
 from tests.helpers import check_contract, definition_of
 from tests.waiting import wait_until
 

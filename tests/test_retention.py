@@ -10,8 +10,8 @@ import pytest
 import redis
 
 from streamflow import App, Chain, ResultFailure, ResultMissing
-from streamflow.events import TaskSucceeded
-from streamflow.timer import sweep_expired
+from streamflow.model.events import TaskSucceeded
+from streamflow.runtime.timer import sweep_expired
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration

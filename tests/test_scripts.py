@@ -10,8 +10,8 @@ import pytest
 import redis
 
 from streamflow import App
-from streamflow.scripts import Reply, Scripts, reply_code
-from streamflow.wire import Wire, stream_messages
+from streamflow.store.scripts import Reply, Scripts, reply_code
+from streamflow.store.wire import Wire, stream_messages
 
 pytestmark = pytest.mark.integration
 

@@ -11,10 +11,10 @@ import pytest
 import redis
 
 from streamflow import App, Chain, Group, WithDelay, audit, replay
-from streamflow.events import TaskEnqueued, TaskFailed, TaskStarted, encode_event
-from streamflow.keys import WORKER_GROUP
-from streamflow.projector import Projector
-from streamflow.scripts import Reply, reply_code
+from streamflow.model.events import TaskEnqueued, TaskFailed, TaskStarted, encode_event
+from streamflow.runtime.projector import Projector
+from streamflow.store.keys import WORKER_GROUP
+from streamflow.store.scripts import Reply, reply_code
 from tests.helpers import check_contract, definition_of
 from tests.waiting import wait_until
 

@@ -12,9 +12,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from streamflow import Chain, Failure, Group, WithDelay, current_task
-from streamflow.actors import Actor, ActorOptions
-from streamflow.canvas import compile_canvas
-from streamflow.events import BarrierReleased, TaskEnqueued, TaskStarted
+from streamflow.api.actors import Actor
+from streamflow.api.compile import compile_canvas
+from streamflow.model.events import BarrierReleased, TaskEnqueued, TaskStarted
+from streamflow.model.options import ActorOptions
 from streamflow.testing import (
     Faults,
     SimulatedFailure,

@@ -8,8 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar, overload
 
-from streamflow.actors import DEFAULT_QUEUE, Actor, ActorOptions, Message, to_ms
-from streamflow.canvas import Canvas, Chain, Group, WithCallback, WithDelay
+from streamflow.api.actors import Actor
+from streamflow.api.canvas import Canvas, Chain, Group, Message, WithCallback, WithDelay
+from streamflow.model.options import DEFAULT_QUEUE, ActorOptions, to_ms
 
 F = TypeVar("F", bound=Callable[..., Any])
 

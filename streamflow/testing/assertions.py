@@ -10,10 +10,10 @@ import collections
 from collections.abc import Sequence
 from typing import Any
 
-from streamflow.audit import audit, replay
-from streamflow.core import COMPLETED, fold_all
-from streamflow.definition import BarrierNode, Definition
-from streamflow.events import BarrierReleased, Entry, TaskEnqueued, WorkflowSubmitted
+from streamflow.history.audit import audit, replay
+from streamflow.model.definition import BarrierNode, Definition
+from streamflow.model.events import BarrierReleased, Entry, TaskEnqueued, WorkflowSubmitted
+from streamflow.model.state import COMPLETED, fold_all
 from streamflow.testing.simulator import known_definition
 
 

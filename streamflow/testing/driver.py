@@ -10,8 +10,9 @@ import random
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from streamflow.actors import Actor
-from streamflow.canvas import Canvas, Compiled
+from streamflow.api.actors import Actor
+from streamflow.api.canvas import Canvas
+from streamflow.api.compile import Compiled
 from streamflow.testing.actors import Actors
 from streamflow.testing.simulator import DECIDABLE, SimResult, Simulator
 

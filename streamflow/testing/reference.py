@@ -12,9 +12,9 @@ import asyncio
 import dataclasses
 from typing import Any
 
-from streamflow import codec
-from streamflow.actors import Actor, Message
-from streamflow.canvas import Canvas, Group, WithCallback, WithDelay, has_tasks
+from streamflow.api.actors import Actor
+from streamflow.api.canvas import Canvas, Group, Message, WithCallback, WithDelay, has_tasks
+from streamflow.model import codec
 from streamflow.testing.actors import Actors, actor_registry
 
 NOTHING: Any = object()

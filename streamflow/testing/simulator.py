@@ -19,13 +19,13 @@ import traceback
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from streamflow import codec
-from streamflow.actors import Actor
-from streamflow.canvas import Canvas, Compiled
-from streamflow.canvas import compile_canvas as _compile
-from streamflow.context import TaskContext, reset_current, set_current
-from streamflow.core import RUNNING, State, decide, decide_all, fold, fold_all
-from streamflow.definition import (
+from streamflow.api.actors import Actor, callback_of
+from streamflow.api.canvas import Canvas
+from streamflow.api.compile import Compiled
+from streamflow.api.compile import compile_canvas as _compile
+from streamflow.model import codec
+from streamflow.model.decide import decide, decide_all
+from streamflow.model.definition import (
     NONE,
     ON_FAILURE,
     ON_SUCCESS,
@@ -36,8 +36,8 @@ from streamflow.definition import (
     assemble,
     spec_leaves,
 )
-from streamflow.errors import EncodeError
-from streamflow.events import (
+from streamflow.model.errors import EncodeError, RateLimitExceeded
+from streamflow.model.events import (
     BarrierDecremented,
     BarrierReleased,
     Entry,
@@ -52,8 +52,9 @@ from streamflow.events import (
     encode_event,
     encode_with_cause_hole,
 )
-from streamflow.failures import Failure
-from streamflow.ratelimit import RateLimitExceeded
+from streamflow.model.failures import Failure
+from streamflow.model.state import RUNNING, State, fold, fold_all
+from streamflow.runtime.context import TaskContext, reset_current, set_current
 from streamflow.testing.actors import Actors, actor_registry
 
 WORKFLOW_ID = "sim"
@@ -141,7 +142,7 @@ class Simulator:
             self.compiled = canvas
             self.actors = actor_registry(None, actors)
         else:
-            self.compiled = _compile(canvas, on_failure=on_failure)
+            self.compiled = _compile(canvas, on_failure=callback_of(on_failure, "on_failure"))
             self.actors = actor_registry(canvas, actors)
         if on_failure is not None:
             self.actors.setdefault(on_failure.name, on_failure)

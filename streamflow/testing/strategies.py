@@ -11,8 +11,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from streamflow.actors import Actor, Message
-from streamflow.canvas import Canvas, Chain, Group, WithDelay
+from streamflow.api.actors import Actor
+from streamflow.api.canvas import Canvas, Chain, Group, Message, WithDelay
 
 ArgsStrategy = st.SearchStrategy[Sequence[Any]]
 KwargsStrategy = st.SearchStrategy[Mapping[str, Any]]

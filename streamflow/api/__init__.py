@@ -1,0 +1,1 @@
+"""The public face: App, actors, canvases and their composition, workflow handles."""

@@ -1,0 +1,124 @@
+"""Actors: the functions a worker runs, and the messages that call them."""
+
+from __future__ import annotations
+
+import datetime
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar
+
+from streamflow.api.canvas import Callback, Canvas, Message
+from streamflow.api.handles import WorkflowHandle
+from streamflow.model.options import ActorOptions, to_ms
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Registry(Protocol):
+    """What an actor is registered with (an App): ``send`` submits through it."""
+
+    def submit(self, canvas: Canvas) -> WorkflowHandle: ...
+
+
+def callback_of(actor: Actor[Any, Any] | None, what: str) -> Callback | None:
+    """The callback an actor stands for, as a definition records it.
+
+    Raises:
+        TypeError: ``actor`` is not an Actor.
+    """
+    if actor is None:
+        return None
+    if not isinstance(actor, Actor):
+        raise TypeError(f"{what} must be an actor (got {actor!r} of type {type(actor).__name__})")
+    return Callback(actor.name, actor.options)
+
+
+class Actor(Generic[P, R]):
+    """A registered function. Calling it runs the function directly, in process."""
+
+    def __init__(
+        self,
+        fn: Callable[P, R],
+        *,
+        name: str,
+        options: ActorOptions,
+        app: Registry | None = None,
+        throws: tuple[type[BaseException], ...] = (),
+        retry_when: Callable[[int, BaseException], bool] | None = None,
+    ) -> None:
+        self.fn = fn
+        self.name = name
+        self.options = options
+        self.app = app
+        self.throws = throws
+        """Exceptions that fail the task at once, without retries."""
+        self.retry_when = retry_when
+        """``retry_when(retries_so_far, exception) -> bool`` decides retries instead of
+        ``max_retries`` (the worker records its answer in the log)."""
+        self.is_async = inspect.iscoroutinefunction(fn)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.fn(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"Actor({self.name!r}, queue={self.options.queue!r})"
+
+    def message(self, *args: Any, **kwargs: Any) -> Message:
+        """A message calling this actor with these arguments."""
+        return Message(
+            actor_name=self.name, options=self.options, args=args, kwargs=kwargs, app=self.app
+        )
+
+    def message_with_options(
+        self,
+        *,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        pipe_ignore: bool = False,
+        delay: float | datetime.timedelta | None = None,
+        allow_failure: bool = False,
+        on_success: Actor[Any, Any] | None = None,
+        on_failure: Actor[Any, Any] | None = None,
+    ) -> Message:
+        """A message with per-message options.
+
+        Args:
+            args: positional arguments.
+            kwargs: keyword arguments.
+            pipe_ignore: do not receive the previous chain step's result.
+            delay: seconds (or a timedelta) to wait once the message is ready.
+            allow_failure: if it fails for good, its result is a ``Failure`` value and
+                the workflow goes on.
+            on_success: actor run after it succeeded, with ``(message_data, result)``.
+            on_failure: actor run after it failed for good, with
+                ``(message_data, failure_data)``.
+        """
+        return Message(
+            actor_name=self.name,
+            options=self.options,
+            args=tuple(args),
+            kwargs=dict(kwargs or {}),
+            pipe_ignore=pipe_ignore,
+            delay_ms=to_ms(delay, "delay"),
+            allow_failure=allow_failure,
+            on_success=callback_of(on_success, "on_success"),
+            on_failure=callback_of(on_failure, "on_failure"),
+            app=self.app,
+        )
+
+    def send(self, *args: Any, **kwargs: Any) -> WorkflowHandle:
+        """Run this actor once, as a one-task workflow; returns its handle."""
+        return self.send_with_options(args=args, kwargs=kwargs)
+
+    def send_with_options(
+        self,
+        *,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        delay: float | datetime.timedelta | None = None,
+    ) -> WorkflowHandle:
+        """``send`` with options (``delay`` in seconds or a timedelta)."""
+        if self.app is None:
+            raise RuntimeError(f"actor {self.name!r} is not registered with an App")
+        return self.app.submit(self.message_with_options(args=args, kwargs=kwargs, delay=delay))

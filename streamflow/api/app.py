@@ -1,0 +1,390 @@
+"""App: the connection, the actor registry, submitting workflows and their handles."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar, overload
+
+from streamflow.api.actors import Actor, callback_of
+from streamflow.api.canvas import Canvas
+from streamflow.api.compile import compile_canvas
+from streamflow.api.handles import WorkflowHandle
+from streamflow.history.listing import WorkflowSummary, list_workflows
+from streamflow.logs import get_logger
+from streamflow.model.decide import decide
+from streamflow.model.definition import Definition, TaskNode
+from streamflow.model.events import Entry, WorkflowSubmitted, encode_event
+from streamflow.model.messages import encode_wake
+from streamflow.model.options import DEFAULT_QUEUE, ActorOptions, HistoryBudget, to_ms
+from streamflow.model.state import fold_all
+from streamflow.model.version import __version__
+from streamflow.runtime.hooks import Hooks, call_hooks
+from streamflow.runtime.projector import APPLY_CHUNK, Projector, Trigger, decision_slots
+from streamflow.runtime.worker import Worker
+from streamflow.store.connection import Store
+from streamflow.store.deadletters import DeadLetters
+from streamflow.store.keys import new_workflow_id
+from streamflow.store.scripts import Reply, reply_code
+
+log = get_logger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+
+class App:
+    """The entry point: where workflows are submitted and actors registered.
+
+    Args:
+        url: Redis URL. Without one, ``STREAMFLOW_REDIS_URL`` is used, and without that a
+            private embedded Redis is started for this process.
+        prefix: prefix of every key (default ``sf``).
+        shards: number of shards workflows are spread over (1 on a single Redis).
+        recovery_grace_ms: how long a recorded outcome may wait for its projection before
+            a recovery projector takes it over.
+        retention: seconds a finished workflow (its history and results) is kept before
+            the sweep removes it (default 7 days); per workflow and per actor
+            (``result_ttl``) it can be set too.
+        large_result_bytes: results encoding to more bytes are stored out of line, in a
+            key of their workflow, and referenced from the log.
+        max_result_bytes: a task whose result encodes to more fails with ResultTooLarge.
+        hooks: ``Hooks`` called around tasks and when workflows end.
+        durability: ``"local"`` (a write is acknowledged once the primary has it, on
+            disk with ``appendfsync always``) or ``"replicated"`` (also confirmed by
+            ``replicas`` replicas, with WAITAOF or WAIT, within ``durability_timeout``
+            seconds, else DurabilityError).
+        retry_for: how long submits and result reads ride out an unreachable Redis
+            (retrying with a capped backoff, logging once down and once back).
+        history_budget: when a workflow's log is too long: a warning, then a failure
+            (default 10,000 events or 10 MiB, then 50,000 or 50 MiB; None: no limit).
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        prefix: str = "sf",
+        shards: int = 1,
+        recovery_grace_ms: int = 10_000,
+        retention: float = 7 * 24 * 3600,
+        large_result_bytes: int = 64 * 1024,
+        max_result_bytes: int = 16 * 1024 * 1024,
+        hooks: Sequence[Hooks] = (),
+        durability: str = "local",
+        replicas: int = 1,
+        durability_timeout: float = 1.0,
+        retry_for: float = 30.0,
+        history_budget: HistoryBudget | None = HistoryBudget(),  # noqa: B008 (frozen)
+    ) -> None:
+        if url is None:
+            url = os.environ.get("STREAMFLOW_REDIS_URL")
+        if url is None:
+            from streamflow.store.embedded import shared_server
+
+            url = shared_server().start()
+        if durability not in ("local", "replicated"):
+            raise ValueError(f"durability must be 'local' or 'replicated' (got {durability!r})")
+        self.url = url
+        self.store = Store(
+            url,
+            prefix=prefix,
+            shards=shards,
+            replicas=replicas if durability == "replicated" else 0,
+            wait_timeout_ms=to_ms(durability_timeout, "durability_timeout"),
+            retry_for_s=retry_for,
+        )
+        # The store's parts, by their short names (tests and tools use them).
+        self.client = self.store.client
+        self.keys = self.store.keys
+        self.shards = shards
+        self.scripts = self.store.scripts
+        self.definitions = self.store.definitions
+        self.actors: dict[str, Actor[Any, Any]] = {}
+        self.projector = Projector(
+            self.client,
+            self.keys,
+            self.scripts,
+            self.definitions,
+            recovery_grace_ms=recovery_grace_ms,
+        )
+        self._next_shard = 0
+        self.retention_ms = to_ms(retention, "retention")
+        self.large_result_bytes = large_result_bytes
+        self.max_result_bytes = max_result_bytes
+        self.hooks: list[Hooks] = list(hooks)
+        self.history_budget = history_budget
+        self.projector.after_workflow = self._after_workflow
+
+    def __repr__(self) -> str:
+        return f"App({self.url!r}, actors={sorted(self.actors)})"
+
+    # -- actors ---------------------------------------------------------------------
+
+    @overload
+    def actor(self, fn: F) -> Actor[Any, Any]: ...
+
+    @overload
+    def actor(
+        self,
+        fn: None = None,
+        *,
+        actor_name: str | None = None,
+        queue: str = DEFAULT_QUEUE,
+        max_retries: int = 0,
+        min_backoff: float = 1.0,
+        max_backoff: float = 60.0,
+        time_limit: float | None = None,
+        result_ttl: float | None = None,
+        throws: tuple[type[BaseException], ...] = (),
+        retry_when: Callable[[int, BaseException], bool] | None = None,
+    ) -> Callable[[F], Actor[Any, Any]]: ...
+
+    def actor(
+        self,
+        fn: F | None = None,
+        *,
+        actor_name: str | None = None,
+        queue: str = DEFAULT_QUEUE,
+        max_retries: int = 0,
+        min_backoff: float = 1.0,
+        max_backoff: float = 60.0,
+        time_limit: float | None = None,
+        result_ttl: float | None = None,
+        throws: tuple[type[BaseException], ...] = (),
+        retry_when: Callable[[int, BaseException], bool] | None = None,
+    ) -> Actor[Any, Any] | Callable[[F], Actor[Any, Any]]:
+        """Register a function (plain or ``async``) as an actor.
+
+        Usable bare (``@app.actor``) or with options (``@app.actor(queue="io")``).
+
+        Args:
+            actor_name: name in definitions and messages (default: the function's name).
+            queue: queue its messages go to.
+            max_retries: retries after a failed attempt before the node fails for good.
+            min_backoff: seconds before the first retry (doubles per retry, with jitter).
+            max_backoff: upper bound of the retry delay, in seconds.
+            time_limit: longest an attempt may run, in seconds: a sync body gets
+                TimeLimitExceeded raised in its thread, an async one is cancelled; then
+                the retry policy applies (None: no limit).
+            throws: exception types that fail the task at once, without retries.
+            retry_when: ``retry_when(retries_so_far, exception) -> bool`` decides whether
+                to retry instead of ``max_retries``.
+            result_ttl: seconds a finished workflow running this actor is kept at least
+                (the longest of its actors' wins over the App's retention).
+        """
+        if not queue or ":" in queue or "{" in queue:
+            raise ValueError(f"queue must be a non-empty name without ':' or '{{' (got {queue!r})")
+        if max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0 (got {max_retries!r})")
+        options = ActorOptions(
+            queue=queue,
+            max_retries=max_retries,
+            min_backoff_ms=to_ms(min_backoff, "min_backoff"),
+            max_backoff_ms=to_ms(max_backoff, "max_backoff"),
+            time_limit_ms=None if time_limit is None else to_ms(time_limit, "time_limit"),
+            result_ttl_ms=None if result_ttl is None else to_ms(result_ttl, "result_ttl"),
+        )
+
+        def register(func: F) -> Actor[Any, Any]:
+            name = actor_name or func.__name__
+            if name in self.actors and self.actors[name].fn is not func:
+                raise ValueError(f"an actor named {name!r} is already registered")
+            registered: Actor[Any, Any] = Actor(
+                func,
+                name=name,
+                options=options,
+                app=self,
+                throws=tuple(throws),
+                retry_when=retry_when,
+            )
+            self.actors[name] = registered
+            return registered
+
+        return register(fn) if fn is not None else register
+
+    # -- workflows ------------------------------------------------------------------
+
+    def submit(
+        self,
+        canvas: Canvas,
+        *,
+        workflow_id: str | None = None,
+        on_failure: Actor[Any, Any] | None = None,
+        retention: float | None = None,
+    ) -> WorkflowHandle:
+        """Compile ``canvas``, store its definition once, and start the workflow.
+
+        Args:
+            canvas: a Message, Chain, Group or WithDelay, nested freely.
+            workflow_id: an id from ``new_workflow_id`` to make a retried submit
+                idempotent (default: a fresh one).
+            on_failure: actor run once if the workflow fails, with
+                ``(failure, partial_results)`` (partial results: the result's shape, with
+                None where nothing finished).
+            retention: seconds to keep it once finished (default: the longest
+                ``result_ttl`` of its actors, else the App's retention).
+
+        Raises:
+            TypeError: ``canvas`` is not a canvas.
+            EncodeError: an argument cannot be encoded (nothing is written to Redis).
+        """
+        compiled = compile_canvas(canvas, on_failure=callback_of(on_failure, "on_failure"))
+        definition = compiled.definition
+        if workflow_id is None:
+            workflow_id = self.new_workflow_id()
+        submitted = WorkflowSubmitted(
+            def_hash=definition.hash,
+            args=compiled.args,
+            options=self._options(definition, retention),
+            engine_version=__version__,
+        )
+        payload = encode_event(submitted)  # may raise EncodeError: before any write
+        state = fold_all([Entry(seq=1, stream_id="0-0", event=submitted)])
+        decisions = decide(definition, state, Entry(seq=1, stream_id="0-0", event=submitted))
+        # Retried through a Redis outage: the id was chosen before the first try, so a
+        # submit that went through before the connection broke is recognised (EXISTS).
+        self.retrying(lambda: self.definitions.put(definition))
+        self.retrying(lambda: self._submit(workflow_id, definition, submitted, payload, decisions))
+        log.info(
+            "workflow_submitted",
+            workflow_id=workflow_id,
+            tasks=definition.task_count,
+            def_hash=definition.hash,
+        )
+        return self.handle(workflow_id)
+
+    def _options(self, definition: Definition, retention: float | None) -> dict[str, Any]:
+        options: dict[str, Any] = {"retention_ms": self._retention_ms(definition, retention)}
+        if self.history_budget is not None:
+            options["history"] = self.history_budget.option()
+        return options
+
+    def _retention_ms(self, definition: Definition, retention: float | None) -> int:
+        if retention is not None:
+            return to_ms(retention, "retention")
+        ttls = [
+            n.options.result_ttl_ms
+            for n in definition.nodes
+            if isinstance(n, TaskNode) and n.options.result_ttl_ms is not None
+        ]
+        return max(ttls) if ttls else self.retention_ms
+
+    def new_workflow_id(self) -> str:
+        """A fresh workflow id (choose it before submitting to make retries idempotent)."""
+        shard = self._next_shard
+        self._next_shard = (shard + 1) % self.shards
+        return new_workflow_id(shard)
+
+    def _submit(
+        self,
+        workflow_id: str,
+        definition: Definition,
+        submitted: WorkflowSubmitted,
+        payload: bytes,
+        decisions: list[Any],
+    ) -> None:
+        keys = self.keys
+        args = submitted.args
+        retention_ms = submitted.options["retention_ms"]
+        shard = int(workflow_id.partition("-")[0])
+        first, rest = decisions[:APPLY_CHUNK], decisions[APPLY_CHUNK:]
+        key_list = [
+            keys.log(workflow_id),
+            keys.idx(workflow_id),
+            keys.archive(workflow_id),
+            keys.active(shard),
+            keys.wake_due(shard),
+            keys.expiry(shard),
+            keys.tombstone(workflow_id),
+            keys.ended(shard),
+        ]
+        # Due times relative to the submission: the script adds its own clock.
+        slots = decision_slots(workflow_id, definition, first, {}, keys, key_list)
+        arg_pairs: list[Any] = []
+        for node, blob in args.items():
+            arg_pairs += [node, blob]
+        wake = encode_wake(workflow_id, "sub") if rest else b""
+        raw = self.scripts.call(
+            "submit",
+            key_list,
+            [
+                workflow_id,
+                payload,
+                definition.hash,
+                wake,
+                self.projector.recovery_grace_ms,
+                keys.done_channel(workflow_id),
+                retention_ms,
+                len(args),
+                *arg_pairs,
+                len(first),
+                *slots,
+            ],
+        )
+        if reply_code(raw) is Reply.EXISTS:
+            log.info("workflow_already_submitted", workflow_id=workflow_id)
+            return
+        if rest:
+            # The remaining roots go in chunks; the wake-up scheduled above finishes the
+            # job if this process dies before the last one.
+            submitted_ms = int(raw[3].decode().split("-")[0])
+            cause = Entry(seq=1, stream_id=f"{submitted_ms}-0", event=submitted)
+            self.projector.project(
+                workflow_id,
+                cause,
+                Trigger(queue_key=keys.log(workflow_id), msg_id="", wake_member=wake),
+            )
+
+    def retrying(self, call: Callable[[], T]) -> T:
+        """``call()``, retried while Redis is unreachable, for at most ``retry_for``
+        seconds (see ``App``).
+
+        Raises:
+            redis.ConnectionError: Redis stayed unreachable.
+        """
+        return self.store.retrying(call)
+
+    @property
+    def dead_letters(self) -> DeadLetters:
+        """Messages no worker could handle (list, get, requeue, purge)."""
+        return self.store.dead_letters
+
+    def add_hooks(self, *hooks: Hooks) -> None:
+        """Register more hooks."""
+        self.hooks.extend(hooks)
+
+    def call_hooks(self, method: str, *args: Any, **kwargs: Any) -> None:
+        """Call ``method`` on every hook; a hook's exception is logged, never raised."""
+        call_hooks(self.hooks, method, *args, **kwargs)
+
+    def _after_workflow(self, workflow_id: str, status: str) -> None:
+        self.call_hooks("after_workflow", workflow_id, status)
+
+    def history(self, workflow_id: str) -> list[Entry]:
+        """A workflow's events with their sequence numbers, stream ids and times.
+
+        Raises:
+            WorkflowNotFoundError: no log and no archive for that id.
+        """
+        return self.handle(workflow_id).history()
+
+    def workflows(self, status: str | None = None, limit: int = 100) -> list[WorkflowSummary]:
+        """Recently submitted workflows, newest first: running ones, and ended ones until
+        their retention removes them; ``status`` keeps one status only.
+
+        Raises:
+            ValueError: an unknown status or a limit below 1.
+        """
+        return list_workflows(self.store, status, limit)
+
+    def handle(self, workflow_id: str) -> WorkflowHandle:
+        """A handle on an existing workflow (nothing is checked until it is used)."""
+        return WorkflowHandle(self.store, self.projector, workflow_id)
+
+    def worker(self, **options: Any) -> Worker:
+        """A worker for this app's actors (see ``streamflow.Worker`` for the options)."""
+        return Worker(self, **options)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self.store.close()

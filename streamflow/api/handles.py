@@ -1,0 +1,277 @@
+"""Handles on submitted workflows: status, results, history."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import Any
+
+from redis.client import PubSub
+
+from streamflow.api.canvas import Canvas
+from streamflow.api.compile import compile_canvas
+from streamflow.model import codec
+from streamflow.model.definition import Definition, Spec, assemble
+from streamflow.model.errors import (
+    ResultFailure,
+    ResultMissing,
+    ResultTimeout,
+    WorkflowNotFoundError,
+)
+from streamflow.model.events import Entry, OutOfLine
+from streamflow.model.failures import Failure
+from streamflow.model.state import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    TERMINAL_STATUSES,
+    State,
+    fold_all,
+    task_counts,
+)
+from streamflow.runtime.projector import Projector
+from streamflow.store.connection import Store
+from streamflow.store.log import read_history
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowStatus:
+    """A small summary of a workflow, folded from its log."""
+
+    workflow_id: str
+    status: str
+    """``running``, ``completed``, ``failed`` or ``cancelled``."""
+    counts: dict[str, int]
+    """Tasks per state: ``waiting``, ``queued``, ``running``, ``succeeded``, ``failed``."""
+    events: int
+    """Length of the log."""
+    archived: bool
+    error: dict[str, Any] | None = None
+    """The failure, for a failed workflow."""
+    reason: str | None = None
+    """Why it was cancelled, for a cancelled one."""
+
+    @property
+    def done(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def failed(self) -> bool:
+        return self.status in (FAILED, CANCELLED)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Snapshot:
+    """A workflow's fold and definition, read once."""
+
+    state: State
+    definition: Definition
+    archived: bool
+    client: Any
+    results_key: str
+    """Where results too large for the log are stored."""
+
+
+class WorkflowHandle:
+    """A submitted workflow: its status, its result, its history."""
+
+    def __init__(self, store: Store, projector: Projector, workflow_id: str) -> None:
+        self.store = store
+        self.projector = projector
+        self.id = workflow_id
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.id!r})"
+
+    def history(self) -> list[Entry]:
+        """Every event, in order, from the live log or the archive.
+
+        Raises:
+            WorkflowNotFoundError: no such workflow (or it expired).
+        """
+        return read_history(self.store.client, self.store.keys, self.id)
+
+    def snapshot(self) -> Snapshot:
+        """Fold the workflow's log now.
+
+        Raises:
+            ResultMissing: no such workflow (``unknown``), or removed after its
+                retention (``expired``).
+        """
+        try:
+            entries = self.history()
+        except WorkflowNotFoundError:
+            expired = self.store.client.exists(self.store.keys.tombstone(self.id)) == 1
+            raise ResultMissing(self.id, "expired" if expired else "unknown") from None
+        state = fold_all(entries)
+        if not state.def_hash:
+            raise ResultMissing(self.id, "unknown")
+        archived = self.store.client.exists(self.store.keys.archive(self.id)) == 1
+        return Snapshot(
+            state,
+            self.store.definitions.get(state.def_hash),
+            archived,
+            self.store.client,
+            self.store.keys.results(self.id),
+        )
+
+    def status(self) -> WorkflowStatus:
+        """Where the workflow stands now."""
+        snap = self.snapshot()
+        return WorkflowStatus(
+            workflow_id=self.id,
+            status=snap.state.status,
+            counts=task_counts(snap.definition, snap.state),
+            events=snap.state.n,
+            archived=snap.archived,
+            error=snap.state.end.get("error"),
+            reason=snap.state.end.get("reason"),
+        )
+
+    def wait(self, timeout: float | None = None) -> Snapshot:
+        """Block until the workflow ends (a pub/sub notification, not a polling loop).
+
+        Raises:
+            ResultTimeout: it did not end within ``timeout`` seconds.
+            ResultMissing: no such workflow.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        # A Redis outage while waiting is ridden out (within the App's retry_for).
+        return self.store.retrying(lambda: self._wait_once(deadline, timeout))
+
+    def _wait_once(self, deadline: float | None, timeout: float | None) -> Snapshot:
+        # Through a typed name: redis-py < 8.2 leaves pubsub() untyped, later releases type it.
+        open_pubsub: Callable[..., PubSub] = self.store.client.pubsub
+        pubsub = open_pubsub(ignore_subscribe_messages=True)
+        try:
+            pubsub.subscribe(self.store.keys.done_channel(self.id))
+            while True:
+                # Subscribed first, then looked: an end between the two is not missed.
+                # The whole log is read only once the index says it may have ended.
+                if self._may_have_ended():
+                    snap = self.snapshot()
+                    if snap.state.terminal:
+                        return snap
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise ResultTimeout(self.id, timeout or 0)
+                # Look again at least every few seconds: a notification is not durable
+                # (lost if the connection drops), the log is.
+                pubsub.get_message(timeout=min(remaining or 5.0, 5.0))
+        finally:
+            pubsub.close()
+
+    def _may_have_ended(self) -> bool:
+        """From the index alone: ended, or no index (archived, unknown, being rebuilt)."""
+        status: Any = self.store.client.hget(self.store.keys.idx(self.id), "st")
+        return status is None or status.decode() in TERMINAL_STATUSES
+
+    def _read(self, block: bool, timeout: float | None) -> Snapshot:
+        snap = self.wait(timeout) if block else self.snapshot()
+        if not snap.state.terminal:
+            raise ResultMissing(self.id, "not finished")
+        return snap
+
+    def get_result(
+        self, *, block: bool = False, timeout: float | None = None, raise_on_error: bool = True
+    ) -> Any:
+        """The workflow's result: its top-level canvas's value, assembled from the log.
+
+        Args:
+            block: wait for the workflow to end (else raise ResultMissing if it has not).
+            timeout: with ``block``, seconds to wait at most (None: forever).
+            raise_on_error: if False, a failed workflow returns its ResultFailure
+                instead of raising it.
+
+        Raises:
+            ResultMissing: not finished (without ``block``), unknown or expired.
+            ResultTimeout: not finished within ``timeout``.
+            ResultFailure: it failed or was cancelled (unless ``raise_on_error=False``).
+        """
+        snap = self._read(block, timeout)
+        return self._value(snap, snap.definition.root_spec, raise_on_error)
+
+    def result(self, timeout: float | None = None) -> Any:
+        """Block until the workflow ends and return its result (see ``get_result``)."""
+        return self.get_result(block=True, timeout=timeout)
+
+    def _value(self, snap: Snapshot, spec: Spec, raise_on_error: bool) -> Any:
+        if snap.state.status != COMPLETED:
+            failure = self._failure(snap)
+            if raise_on_error:
+                raise failure
+            return failure
+        return assemble(spec, values(snap))
+
+    def _failure(self, snap: Snapshot) -> ResultFailure:
+        error = snap.state.end.get("error") or {"reason": snap.state.end.get("reason", "")}
+        return ResultFailure(self.id, snap.state.status, error)
+
+    def cancel(self, reason: str = "") -> bool:
+        """Cancel the workflow: records WorkflowCancelled once, enqueues nothing more;
+        running tasks see ``current_task().cancelled`` (async ones are cancelled).
+
+        Returns False if it had already ended.
+        """
+        cancelled: bool = self.projector.cancel(self.id, reason)
+        return cancelled
+
+    def completed(self) -> bool:
+        """Whether it has completed successfully (so far: it may still be running)."""
+        return self.snapshot().state.status == COMPLETED
+
+    def results_by_part(
+        self, canvas: Canvas, *, block: bool = False, timeout: float | None = None
+    ) -> list[Any]:
+        """The result of each top-level step (of a chain) or member (of a group) of the
+        canvas this workflow was submitted with, in order (what ``pipeline.get_results``
+        returns).
+
+        Raises:
+            ResultMissing: not finished (without ``block``), unknown or expired.
+            ResultTimeout: not finished within ``timeout``.
+            ResultFailure: it failed or was cancelled.
+        """
+        snap = self._read(block, timeout)
+        self._value(snap, None, raise_on_error=True)
+        found = values(snap)
+        return [assemble(part.spec, found) for part in compile_canvas(canvas).parts]
+
+    def parts_completed(self, canvas: Canvas) -> int:
+        """How many top-level steps or members of ``canvas`` (as in ``results_by_part``)
+        have every task succeeded."""
+        results = self.snapshot().state.results
+        return sum(1 for part in compile_canvas(canvas).parts if part.tasks <= results.keys())
+
+    def partial_results(self) -> Any:
+        """Every task's value so far, in canvas shape (a chain as the list of its steps,
+        None where a task has not finished, a Failure where it failed for good)."""
+        snap = self.snapshot()
+        return assemble(snap.definition.full_spec, _WithNone(values(snap)))
+
+
+def values(snap: Snapshot) -> dict[int, Any]:
+    """Each finished task's value: its result, or a Failure if it failed for good."""
+    found: dict[int, Any] = dict(snap.state.results)
+    refs = {node: v.field for node, v in found.items() if isinstance(v, OutOfLine)}
+    if refs:
+        blobs: Any = snap.client.hmget(snap.results_key, list(refs.values()))
+        for node, blob in zip(refs, blobs, strict=True):
+            found[node] = codec.decode(blob)
+    for node, error in snap.state.failures.items():
+        task = snap.definition.task(node)
+        found[node] = Failure(
+            actor=task.actor,
+            node=node,
+            attempt=snap.state.attempt.get(node, 1),
+            type=str(error.get("type", "")),
+            message=str(error.get("message", "")),
+            traceback=str(error.get("traceback", "")),
+        )
+    return found
+
+
+class _WithNone(dict[int, Any]):
+    def __missing__(self, key: int) -> None:
+        return None

@@ -1,0 +1,1 @@
+"""Reading workflows after the fact: audit, replay, traces, export and listings."""

@@ -1,0 +1,147 @@
+"""The exception hierarchy: every error raised by streamflow derives from StreamflowError."""
+
+from __future__ import annotations
+
+
+class StreamflowError(Exception):
+    """Root of every error raised by streamflow."""
+
+
+class EncodeError(StreamflowError, TypeError):
+    """A value cannot be encoded (msgpack only carries plain data).
+
+    Attributes:
+        path: where the value sits, e.g. ``args[1] of add``.
+        type_name: the type that could not be encoded.
+    """
+
+    def __init__(self, path: str, type_name: str) -> None:
+        super().__init__(f"{path}: object of type {type_name} cannot be encoded")
+        self.path = path
+        self.type_name = type_name
+
+
+class DecodeError(StreamflowError, ValueError):
+    """Bytes that are not a valid streamflow encoding.
+
+    Attributes:
+        data: the offending bytes, intact.
+    """
+
+    def __init__(self, message: str, data: bytes) -> None:
+        super().__init__(message)
+        self.data = data
+
+
+class DefinitionError(StreamflowError, ValueError):
+    """A canvas that cannot be compiled, or a definition that cannot be found."""
+
+
+class WorkflowNotFoundError(StreamflowError, LookupError):
+    """No workflow with this id exists (neither a live log nor an archive)."""
+
+    def __init__(self, workflow_id: str) -> None:
+        super().__init__(f"no workflow with id {workflow_id!r}")
+        self.workflow_id = workflow_id
+
+
+class ResultError(StreamflowError):
+    """A result could not be read (not there, not in time, or a failure)."""
+
+
+class ResultMissing(ResultError, LookupError):
+    """There is no result to read: not finished yet, expired, or never submitted.
+
+    Attributes:
+        workflow_id: the workflow.
+        reason: ``"not finished"``, ``"expired"`` or ``"unknown"``.
+    """
+
+    def __init__(self, workflow_id: str, reason: str) -> None:
+        super().__init__(f"no result for workflow {workflow_id}: {reason}")
+        self.workflow_id = workflow_id
+        self.reason = reason
+
+
+class ResultTimeout(ResultError, TimeoutError):
+    """The workflow did not finish within the timeout given to a blocking read."""
+
+    def __init__(self, workflow_id: str, timeout_s: float) -> None:
+        super().__init__(f"workflow {workflow_id} did not finish within {timeout_s} s")
+        self.workflow_id = workflow_id
+        self.timeout_s = timeout_s
+
+
+class ResultFailure(ResultError):
+    """The workflow ended without a result: a node failed for good, or it was cancelled.
+
+    Attributes:
+        workflow_id: the workflow.
+        status: ``"failed"`` or ``"cancelled"``.
+        error: the failure as plain data: ``type``, ``message``, ``traceback``, ``actor``,
+            ``node``, ``attempt`` (or ``reason`` for a cancellation).
+    """
+
+    def __init__(self, workflow_id: str, status: str, error: dict[str, object]) -> None:
+        detail = error.get("message") or error.get("reason") or ""
+        kind = error.get("type", "")
+        super().__init__(f"workflow {workflow_id} {status}: {kind} {detail}".rstrip())
+        self.workflow_id = workflow_id
+        self.status = status
+        self.error = error
+
+    @property
+    def actor(self) -> object:
+        return self.error.get("actor")
+
+    @property
+    def node(self) -> object:
+        return self.error.get("node")
+
+    @property
+    def attempt(self) -> object:
+        return self.error.get("attempt")
+
+    @property
+    def exception_type(self) -> object:
+        return self.error.get("type")
+
+    @property
+    def traceback(self) -> object:
+        return self.error.get("traceback")
+
+
+class TimeLimitExceeded(StreamflowError):
+    """A task ran longer than its actor's ``time_limit``; recorded as its failure."""
+
+
+class ResultTooLarge(StreamflowError):
+    """A task's result exceeds the hard size limit; the task fails with this error."""
+
+
+class DurabilityError(StreamflowError):
+    """Fewer replicas than required confirmed a write in time (``durability="replicated"``).
+
+    The write happened on the primary; nothing is acknowledged as durable. Retrying is
+    safe: every write is idempotent.
+    """
+
+    def __init__(self, required: int, confirmed: int, timeout_ms: int) -> None:
+        super().__init__(
+            f"{confirmed} of {required} replicas confirmed the write within {timeout_ms} ms"
+        )
+        self.required = required
+        self.confirmed = confirmed
+
+
+class ScriptError(StreamflowError):
+    """A Lua script answered something the shell does not understand."""
+
+
+class RateLimitExceeded(StreamflowError):
+    """No slot was free; inside an actor: the task is retried later."""
+
+    def __init__(self, key: str, limit: int) -> None:
+        super().__init__(f"rate limit {key!r} exceeded ({limit} at most)")
+        self.key = key
+        self.limit = limit

@@ -1,0 +1,286 @@
+"""The event types of a workflow log (DESIGN §6).
+
+Each event is one stream entry: field ``e`` holds ``encode_event(event)``, field ``s`` its
+sequence number (assigned by the script). Its time is the stream id's milliseconds, the
+Redis clock. ``cause`` is the sequence number of the event it reacts to (0: none).
+
+Existing event codes keep their meaning forever; new types get new codes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+from streamflow.model import codec
+from streamflow.model.errors import DecodeError
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """Base of every event."""
+
+    code: ClassVar[int] = 0
+    cause: int = 0
+    """Sequence number of the event this one reacts to (0: none)."""
+
+    def idempotency_key(self) -> str | None:
+        """The index key under which at most one such event may exist, or None."""
+        return None
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowSubmitted(Event):
+    code: ClassVar[int] = 1
+    def_hash: str
+    """Content hash of the definition (key ``sf:def:<hash>``)."""
+    args: dict[int, bytes]
+    """Per task node: ``codec.encode([args, kwargs])``; nodes without arguments are absent."""
+    options: dict[str, Any]
+    """Workflow options (queue overrides, durability, ...)."""
+    engine_version: str
+    """streamflow version that submitted it."""
+
+    def idempotency_key(self) -> str:
+        return "sub"
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class TaskEnqueued(Event):
+    code: ClassVar[int] = 2
+    node: int
+    attempt: int
+    delay_ms: int = 0
+    """Due time = time of the cause event + delay_ms."""
+
+    def idempotency_key(self) -> str:
+        return f"enq:{self.node}:{self.attempt}"
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class TaskStarted(Event):
+    code: ClassVar[int] = 3
+    node: int
+    attempt: int
+    worker: str
+    msg_id: str
+    """Queue message id of this delivery (tells deliveries of one attempt apart)."""
+    takeover: bool = False
+    """This message takes the attempt over: the one that started it was lost (no longer
+    pending anywhere) before an outcome, and the sweep sent this one instead."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class TaskSucceeded(Event):
+    code: ClassVar[int] = 4
+    node: int
+    attempt: int
+    result: Any = None
+    result_ref: str = ""
+    """Set for a result too large for the log: its field in the workflow's results hash
+    (``result`` is then None)."""
+
+    def idempotency_key(self) -> str:
+        return f"out:{self.node}:{self.attempt}"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OutOfLine:
+    """Stands for a result stored out of line (see ``TaskSucceeded.result_ref``)."""
+
+    field: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class TaskFailed(Event):
+    code: ClassVar[int] = 5
+    node: int
+    attempt: int
+    error: dict[str, Any]
+    """``type``, ``message``, ``traceback`` as plain data."""
+    retry_delay_ms: int | None = None
+    """None: the failure is final; otherwise the next attempt is due this long after it."""
+    later: bool = False
+    """The worker's policy asked for this retry whatever ``max_retries`` says (a rate
+    limit: "try again later", or the actor's ``retry_when``)."""
+
+    def idempotency_key(self) -> str:
+        return f"out:{self.node}:{self.attempt}"
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class BarrierDecremented(Event):
+    code: ClassVar[int] = 6
+    barrier: int
+    source: int
+
+    def idempotency_key(self) -> str:
+        return f"dec:{self.barrier}:{self.source}"
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class BarrierReleased(Event):
+    code: ClassVar[int] = 7
+    barrier: int
+
+    def idempotency_key(self) -> str:
+        return f"rel:{self.barrier}"
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowCompleted(Event):
+    code: ClassVar[int] = 8
+
+    def idempotency_key(self) -> str:
+        return "end"
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowFailed(Event):
+    code: ClassVar[int] = 9
+    error: dict[str, Any]
+
+    def idempotency_key(self) -> str:
+        return "end"
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowCancelled(Event):
+    code: ClassVar[int] = 10
+    reason: str
+
+    def idempotency_key(self) -> str:
+        return "end"
+
+
+HISTORY_WARNING_KEY = "hw"
+"""The idempotency key of a workflow's one ``HistoryWarning``."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class HistoryWarning(Event):
+    """The log passed its budget's warning size (once per workflow)."""
+
+    code: ClassVar[int] = 11
+    events: int
+    """Length of the log when the warning was decided."""
+    bytes: int
+    """Encoded size of the log's events then."""
+
+    def idempotency_key(self) -> str:
+        return HISTORY_WARNING_KEY
+
+
+TERMINAL = (WorkflowCompleted, WorkflowFailed, WorkflowCancelled)
+"""The events that end a workflow (idempotency key ``end``)."""
+DECISIONS = (TaskEnqueued, BarrierReleased, BarrierDecremented, HistoryWarning, *TERMINAL)
+"""The events ``decide`` produces."""
+
+_TYPES: dict[int, type[Event]] = {
+    cls.code: cls
+    for cls in (
+        WorkflowSubmitted,
+        TaskEnqueued,
+        TaskStarted,
+        TaskSucceeded,
+        TaskFailed,
+        BarrierDecremented,
+        BarrierReleased,
+        WorkflowCompleted,
+        WorkflowFailed,
+        WorkflowCancelled,
+        HistoryWarning,
+    )
+}
+_FIELDS: dict[int, tuple[str, ...]] = {
+    code: tuple(f.name for f in dataclasses.fields(cls)) for code, cls in _TYPES.items()
+}
+
+
+def encode_event(event: Event) -> bytes:
+    """Encode as ``[code, field values in declaration order]`` (cause first).
+
+    A submission's definition hash is stored as its 16 raw bytes, not 32 hex digits.
+    """
+    values = [getattr(event, name) for name in _FIELDS[event.code]]
+    if event.code == WorkflowSubmitted.code:
+        values[1] = _hash_bytes(values[1])
+    return codec.encode([event.code, *values], what=type(event).__name__)
+
+
+def _hash_bytes(def_hash: str) -> str | bytes:
+    try:
+        raw = bytes.fromhex(def_hash)
+    except (TypeError, ValueError):
+        return def_hash  # not a hash of ours: kept as given
+    # Only a canonical spelling round-trips through .hex().
+    return raw if raw.hex() == def_hash else def_hash
+
+
+def encode_with_cause_hole(event: Event) -> tuple[bytes, bytes]:
+    """The encoding of ``event`` split where its cause goes, for a script to fill in.
+
+    A script that appends an event right after one whose sequence number it assigns
+    itself (the outcome script's BarrierDecremented) joins ``prefix``, the msgpack
+    encoding of the cause, and ``suffix``. Only for small events (never compressed).
+    """
+    values = [getattr(event, name) for name in _FIELDS[event.code]]
+    assert _FIELDS[event.code][0] == "cause" and len(values) < 15
+    head = bytes([codec.VERSION << 4, 0x90 | (len(values) + 1)]) + codec.pack(event.code)
+    tail = b"".join(codec.pack(v) for v in values[1:])
+    return head, tail
+
+
+def decode_event(data: bytes) -> Event:
+    """Inverse of ``encode_event``.
+
+    Raises:
+        DecodeError: unknown event code or malformed fields.
+    """
+    raw = codec.decode(data)
+    if (
+        not isinstance(raw, list)
+        or not raw
+        or type(raw[0]) is not int  # not bool, not a list: only known codes
+        or raw[0] not in _TYPES
+    ):
+        raise DecodeError(f"not an event: {raw!r:.80}", data)
+    code = raw[0]
+    names = _FIELDS[code]
+    values = raw[1:]
+    if len(values) > len(names):
+        raise DecodeError(f"event {code} has {len(values)} fields, expected {len(names)}", data)
+    if code == WorkflowSubmitted.code and len(values) > 1 and isinstance(values[1], bytes):
+        values[1] = values[1].hex()
+    try:
+        return _TYPES[code](**dict(zip(names, values, strict=False)))
+    except TypeError as exc:
+        raise DecodeError(f"malformed event {code}: {exc}", data) from exc
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Entry:
+    """One event as it sits in the log."""
+
+    seq: int
+    """Sequence number, dense from 1."""
+    stream_id: str
+    """Stream id (``<ms>-<n>``); its milliseconds are the event's time."""
+    event: Event
+    size: int = 0
+    """Encoded size of the event in bytes (0: not known, e.g. made in memory)."""
+
+    @property
+    def time_ms(self) -> int:
+        """The event's time: the Redis clock when it was appended."""
+        return int(self.stream_id.split("-", 1)[0])
+
+
+RawEntry = tuple[str, int, bytes]
+"""(stream id, sequence number, encoded event) - an entry exactly as stored."""
+
+
+def to_entry(raw: RawEntry) -> Entry:
+    """Decode one raw entry."""
+    stream_id, seq, payload = raw
+    return Entry(seq=seq, stream_id=stream_id, event=decode_event(payload), size=len(payload))

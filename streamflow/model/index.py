@@ -1,0 +1,55 @@
+"""The derived index (a workflow's ``idx`` hash) as the pure core derives it from a fold:
+what the scripts keep, rebuilt from the log."""
+
+from __future__ import annotations
+
+from streamflow.model.definition import Definition
+from streamflow.model.state import State
+
+END_COUNT = "e"
+"""The ``bc:`` counter of the workflow's end: its sinks done (succeeded, or failed with
+allow_failure), kept by the outcome script like a barrier's decrements."""
+
+
+def index_fields(state: State, definition: Definition | None) -> dict[str, str | bytes | int]:
+    """The derived index (``idx`` hash) that the scripts keep, rebuilt from a state (and
+    its definition, once the submission is in the log).
+
+    Fields: ``n``, ``d`` (last decision), ``st`` (status), ``def``, ``ret`` (retention in
+    ms, from the submission's options); every idempotency key
+    -> stream id; ``a:<node>`` attempt; ``m:<node>`` owning message id; ``c:<node>``
+    deliveries; ``ok:<node>`` stream id of the result; ``ko:<node>`` stream id of the final
+    failure; ``x:<node>`` encoded arguments; ``bc:<barrier>`` decrements recorded;
+    ``bc:e`` sinks done (``END_COUNT``).
+    """
+    fields: dict[str, str | bytes | int] = {
+        "n": state.n,
+        "d": state.last_decision,
+        "st": state.status,
+        "def": state.def_hash,
+        "ret": int(state.options.get("retention_ms", 0)),
+    }
+    fields.update(state.keys)
+    for node, attempt in state.attempt.items():
+        fields[f"a:{node}"] = attempt
+    for node, msg_id in state.owner.items():
+        fields[f"m:{node}"] = msg_id
+    for node, count in state.deliveries.items():
+        fields[f"c:{node}"] = count
+    for node, stream_id in state.result_ids.items():
+        fields[f"ok:{node}"] = stream_id
+    for node, stream_id in state.failure_ids.items():
+        fields[f"ko:{node}"] = stream_id
+    for node, blob in state.args.items():
+        fields[f"x:{node}"] = blob
+    for barrier, sources in state.decremented.items():
+        fields[f"bc:{barrier}"] = len(sources)
+    if definition is not None:
+        ends = sum(1 for node in definition.sinks if _sink_done(definition, state, node))
+        if ends:
+            fields[f"bc:{END_COUNT}"] = ends
+    return fields
+
+
+def _sink_done(definition: Definition, state: State, node: int) -> bool:
+    return node in state.results or (node in state.failures and definition.task(node).allow_failure)

@@ -1,0 +1,78 @@
+"""Options recorded in definitions and submissions: an actor's options, the history
+budget, and user durations as whole milliseconds."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import math
+
+DEFAULT_QUEUE = "default"
+
+
+def to_ms(value: float | datetime.timedelta | None, name: str) -> int:
+    """Seconds (or a timedelta) as whole milliseconds, validated."""
+    if value is None:
+        return 0
+    if isinstance(value, datetime.timedelta):
+        value = value.total_seconds()
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ValueError(f"{name} must be a non-negative number of seconds (got {value!r})")
+    return round(value * 1000)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ActorOptions:
+    """What the definition records about an actor (everything ``decide`` needs)."""
+
+    queue: str = DEFAULT_QUEUE
+    """Queue its messages go to."""
+    max_retries: int = 0
+    """Retries after a failed attempt before the node fails for good."""
+    min_backoff_ms: int = 1000
+    """Delay before the first retry; doubles per retry, with jitter."""
+    max_backoff_ms: int = 60_000
+    """Upper bound of the retry delay."""
+    time_limit_ms: int | None = None
+    """Longest a single attempt may run (None: no limit)."""
+    result_ttl_ms: int | None = None
+    """Keep a finished workflow running this actor at least this long."""
+
+
+MiB = 1024 * 1024
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HistoryBudget:
+    """How long a workflow's log may grow (Temporal's limits by default).
+
+    Past ``warn_events`` events or ``warn_bytes`` encoded bytes, a ``HistoryWarning``
+    event is recorded and logged once; past ``max_events`` or ``max_bytes``, the workflow
+    fails with ``HistoryLimitExceeded`` (its ``on_failure`` callback still runs). Checked
+    whenever an outcome is projected; a group member's success that decides nothing is
+    not projected while the log is below the next event count the budget acts at
+    (``warn_events``, then ``max_events`` once the warning is recorded), so the byte
+    sizes are then checked at the next projected outcome.
+    """
+
+    warn_events: int = 10_000
+    warn_bytes: int = 10 * MiB
+    max_events: int = 50_000
+    max_bytes: int = 50 * MiB
+
+    def __post_init__(self) -> None:
+        for name in ("warn_events", "warn_bytes", "max_events", "max_bytes"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"HistoryBudget.{name} must be a positive int (got {value!r})")
+        if self.warn_events > self.max_events or self.warn_bytes > self.max_bytes:
+            raise ValueError(f"a HistoryBudget must warn before its limit (got {self!r})")
+
+    def option(self) -> list[int]:
+        """The form recorded in a submission's options (``history``)."""
+        return [self.warn_events, self.warn_bytes, self.max_events, self.max_bytes]

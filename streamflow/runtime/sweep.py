@@ -1,0 +1,114 @@
+"""The sweep: finds active workflows that made no progress for a while, projects them
+again, and re-sends task messages that were lost (DESIGN §8).
+
+Messages are at-least-once: a re-sent message whose attempt is running or done is
+dropped by the start script, so re-sending errs on the safe side.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streamflow.logs import get_logger
+from streamflow.model.events import TaskEnqueued, to_entry
+from streamflow.model.messages import encode_task_message, shard_of
+from streamflow.model.state import fold_all
+from streamflow.runtime.projector import Projector
+from streamflow.runtime.timer import _redis_now_ms
+from streamflow.store.connection import Store
+from streamflow.store.keys import WORKER_GROUP
+from streamflow.store.log import iter_log
+
+log = get_logger(__name__)
+SCAN_COUNT = 200
+
+
+class StuckSweep:
+    """Sweeps one shard's active workflows a batch at a time (keeps its scan cursor)."""
+
+    def __init__(self, store: Store, projector: Projector, *, stuck_after_ms: int) -> None:
+        self.store = store
+        self.projector = projector
+        self.stuck_after_ms = stuck_after_ms
+        self._cursors: dict[int, int] = {}
+        self._swept: dict[str, int] = {}
+        """Workflow -> Redis time it was last swept (one sweep per stuck period: a
+        queue nobody serves must not fill up with re-sent duplicates)."""
+
+    def run(self, shards: tuple[int, ...]) -> int:
+        """Sweep one batch per shard; returns how many messages were re-sent."""
+        resent = 0
+        client = self.store.client
+        for shard in shards:
+            scan: Any = client.sscan(
+                self.store.keys.active(shard), self._cursors.get(shard, 0), count=SCAN_COUNT
+            )
+            self._cursors[shard] = int(scan[0])
+            ids = [raw.decode() for raw in scan[1]]
+            pipe = client.pipeline(transaction=False)
+            for workflow_id in ids:
+                pipe.xrevrange(self.store.keys.log(workflow_id), count=1)
+            now = _redis_now_ms(client)
+            for workflow_id, last in zip(ids, pipe.execute(), strict=True):
+                idle = now - int(last[0][0].split(b"-")[0]) if last else 0
+                recently = now - self._swept.get(workflow_id, 0) < self.stuck_after_ms
+                if idle >= self.stuck_after_ms and not recently:
+                    self._swept[workflow_id] = now
+                    log.info("stuck_workflow_swept", workflow_id=workflow_id, idle_ms=idle)
+                    self.projector.project(workflow_id, None)
+                    resent += self._resend_lost(workflow_id)
+        if len(self._swept) > 10_000:
+            self._swept = {k: v for k, v in self._swept.items() if now - v < self.stuck_after_ms}
+        return resent
+
+    def _resend_lost(self, workflow_id: str) -> int:
+        store = self.store
+        entries = [to_entry(item) for item in iter_log(store.client, store.keys.log(workflow_id))]
+        if not entries:
+            return 0
+        state = fold_all(entries)
+        if state.terminal:
+            return 0
+        definition = store.definitions.get(state.def_hash)
+        by_id = {e.stream_id: e for e in entries}
+        resent = 0
+        for node, attempt in state.attempt.items():
+            if f"out:{node}:{attempt}" in state.keys:
+                continue
+            enqueued = by_id[state.keys[f"enq:{node}:{attempt}"]]
+            assert isinstance(enqueued.event, TaskEnqueued)
+            queue = store.keys.queue(shard_of(workflow_id), definition.task(node).options.queue)
+            message = encode_task_message(workflow_id, node, attempt, definition.hash)
+            if self._still_there(workflow_id, node, queue, message, enqueued, state.owner):
+                continue
+            store.client.xadd(queue, {"m": message})
+            log.warning("lost_message_resent", workflow_id=workflow_id, node=node, attempt=attempt)
+            resent += 1
+        return resent
+
+    def _still_there(
+        self,
+        workflow_id: str,
+        node: int,
+        queue: str,
+        message: bytes,
+        enqueued: Any,
+        owners: dict[int, str],
+    ) -> bool:
+        client = self.store.client
+        owner = owners.get(node)
+        if owner is not None:  # started: is its message still in a pending list?
+            pending: Any = client.xpending_range(queue, WORKER_GROUP, min=owner, max=owner, count=1)
+            return bool(pending)
+        delay = enqueued.event.delay_ms
+        if delay:
+            delayed = self.store.keys.delayed(shard_of(workflow_id), queue.rsplit(":", 1)[1])
+            if client.zscore(delayed, message) is not None:
+                return True
+        # Queued by the script that appended its TaskEnqueued (Redis time stands still
+        # within a script: the same millisecond), or by the timer once due; a message
+        # is deleted only when acknowledged. Beyond 1,000 entries we re-send anyway: a
+        # duplicate is dropped at start.
+        start = enqueued.time_ms + delay
+        found: Any = client.xrange(queue, min=f"{start}-0", max="+", count=1000)
+        return any(fields.get(b"m") == message for _, fields in found)

@@ -1,0 +1,82 @@
+"""One Redis as the engine uses it: the client, the key names, the scripts, the stored
+definitions and the dead letters, and riding out the server's outages."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import redis
+
+from streamflow.logs import get_logger
+from streamflow.store.deadletters import DeadLetters
+from streamflow.store.definitions import Definitions
+from streamflow.store.keys import Keys
+from streamflow.store.scripts import Scripts
+
+log = get_logger(__name__)
+T = TypeVar("T")
+
+
+class Store:
+    """Everything below the runtime that talks to one Redis.
+
+    Args:
+        url: the Redis URL.
+        prefix: prefix of every key.
+        shards: number of shards workflows are spread over.
+        replicas: with more than 0, writes wait for that many replicas (WAITAOF/WAIT).
+        wait_timeout_ms: how long they wait.
+        retry_for_s: how long ``retrying`` rides out an unreachable Redis.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "sf",
+        shards: int = 1,
+        replicas: int = 0,
+        wait_timeout_ms: int = 1000,
+        retry_for_s: float = 30.0,
+    ) -> None:
+        if shards < 1:
+            raise ValueError(f"shards must be at least 1 (got {shards!r})")
+        self.url = url
+        self.client = redis.Redis.from_url(url)
+        self.keys = Keys(prefix)
+        self.shards = shards
+        self.scripts = Scripts(self.client, replicas=replicas, wait_timeout_ms=wait_timeout_ms)
+        self.definitions = Definitions(self.client, self.keys)
+        self.dead_letters = DeadLetters(self.client, self.keys)
+        self.retry_for_s = retry_for_s
+
+    def retrying(self, call: Callable[[], T]) -> T:
+        """``call()``, retried with a capped backoff while Redis is unreachable, for at
+        most ``retry_for_s`` seconds; logs once when Redis goes away and once when back.
+
+        Raises:
+            redis.ConnectionError: Redis stayed unreachable.
+        """
+        deadline = time.monotonic() + self.retry_for_s
+        backoff_s = 0.0
+        while True:
+            try:
+                result = call()
+            except redis.ConnectionError as exc:  # BusyLoadingError (AOF loading) too
+                if time.monotonic() + backoff_s > deadline:
+                    raise
+                if not backoff_s:
+                    log.warning("redis_unreachable", error=str(exc))
+                backoff_s = min(max(backoff_s * 2, 0.05), 2.0)
+                time.sleep(backoff_s)
+                continue
+            if backoff_s:
+                log.warning("redis_reachable_again")
+            return result
+
+    def close(self) -> None:
+        """Close the scripts' connection and the pool."""
+        self.scripts.close()
+        self.client.close()

@@ -1,0 +1,82 @@
+"""The keyspace (DESIGN §5). Every key name is built here and nowhere else.
+
+A workflow's shard is fixed at submit and encoded in its id (``<shard>-<hex>``); every
+key of the workflow and its shard's shared keys carry the hash tag ``{<shard>}`` so one
+script can touch one workflow and its shard's queues atomically on Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import secrets
+
+from streamflow.model.messages import shard_of
+
+WORKER_GROUP = "workers"
+PROJECTOR_GROUP = "projectors"
+
+
+def new_workflow_id(shard: int) -> str:
+    """A fresh workflow id on ``shard`` (96 random bits, drawn by the shell)."""
+    return f"{shard}-{secrets.token_hex(12)}"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Keys:
+    """Key names under one prefix (default ``sf``)."""
+
+    prefix: str = "sf"
+
+    def log(self, wf: str) -> str:
+        return f"{self.prefix}:{{{shard_of(wf)}}}:{wf}:log"
+
+    def idx(self, wf: str) -> str:
+        return f"{self.prefix}:{{{shard_of(wf)}}}:{wf}:idx"
+
+    def archive(self, wf: str) -> str:
+        return f"{self.prefix}:{{{shard_of(wf)}}}:{wf}:archive"
+
+    def results(self, wf: str) -> str:
+        """Out-of-line results too large for the log: field ``<node>:<attempt>``."""
+        return f"{self.prefix}:{{{shard_of(wf)}}}:{wf}:results"
+
+    def tombstone(self, wf: str) -> str:
+        """Left behind (with a TTL) when a finished workflow is removed after retention."""
+        return f"{self.prefix}:{{{shard_of(wf)}}}:{wf}:expired"
+
+    def done_channel(self, wf: str) -> str:
+        """Pub/sub channel told when the workflow ends (not a key)."""
+        return f"{self.prefix}:{{{shard_of(wf)}}}:{wf}:done"
+
+    def definition(self, def_hash: str) -> str:
+        return f"{self.prefix}:def:{def_hash}"
+
+    def queue(self, shard: int, queue: str) -> str:
+        return f"{self.prefix}:{{{shard}}}:q:{queue}"
+
+    def delayed(self, shard: int, queue: str) -> str:
+        return f"{self.prefix}:{{{shard}}}:delayed:{queue}"
+
+    def wake(self, shard: int) -> str:
+        return f"{self.prefix}:{{{shard}}}:wake"
+
+    def wake_due(self, shard: int) -> str:
+        return f"{self.prefix}:{{{shard}}}:wake-due"
+
+    def expiry(self, shard: int) -> str:
+        """Finished workflows by the time their retention ends."""
+        return f"{self.prefix}:{{{shard}}}:expiry"
+
+    def ended(self, shard: int) -> str:
+        """Workflows that ended, until their retention: id -> ``status submitted ended
+        events`` (times in ms; the log's length at the end), for listing them."""
+        return f"{self.prefix}:{{{shard}}}:ended"
+
+    def active(self, shard: int) -> str:
+        return f"{self.prefix}:{{{shard}}}:active"
+
+    def limiter(self, name: str) -> str:
+        return f"{self.prefix}:limit:{name}"
+
+    def dead(self) -> str:
+        return f"{self.prefix}:dead"

@@ -1,0 +1,63 @@
+"""Reading a workflow's history, from its live log or from its archive."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import redis
+
+from streamflow.model.archive import decode_archive
+from streamflow.model.errors import WorkflowNotFoundError
+from streamflow.model.events import Entry, RawEntry, to_entry
+from streamflow.store.keys import Keys
+
+READ_CHUNK = 1000
+
+
+def parse_raw(raw: list[Any]) -> list[RawEntry]:
+    """Stream entries as returned by XRANGE (or a script) into raw entries."""
+    out: list[RawEntry] = []
+    for stream_id, fields in raw:
+        if isinstance(fields, dict):
+            payload, seq = fields[b"e"], fields[b"s"]
+        else:
+            values = dict(zip(fields[::2], fields[1::2], strict=True))
+            payload, seq = values[b"e"], values[b"s"]
+        sid = stream_id.decode() if isinstance(stream_id, bytes) else stream_id
+        out.append((sid, int(seq), payload))
+    return out
+
+
+def iter_log(client: redis.Redis, key: str, after: str = "0-0") -> Iterator[RawEntry]:
+    """Every entry of a live log after stream id ``after``, read in chunks."""
+    while True:
+        raw: Any = client.xrange(key, min=f"({after}", max="+", count=READ_CHUNK)
+        chunk = parse_raw(raw)
+        yield from chunk
+        if len(chunk) < READ_CHUNK:
+            return
+        after = chunk[-1][0]
+
+
+def read_raw(client: redis.Redis, keys: Keys, workflow_id: str) -> tuple[list[RawEntry], bool]:
+    """A workflow's whole log, and whether it came from the archive.
+
+    Raises:
+        WorkflowNotFoundError: neither a log nor an archive exists.
+    """
+    for _ in range(3):
+        archived: Any = client.get(keys.archive(workflow_id))
+        if archived is not None:
+            return decode_archive(archived), True
+        entries = list(iter_log(client, keys.log(workflow_id)))
+        # A log archived while we read it is gone (XLEN 0): read the archive instead.
+        if entries and client.xlen(keys.log(workflow_id)) >= len(entries):
+            return entries, False
+    raise WorkflowNotFoundError(workflow_id)
+
+
+def read_history(client: redis.Redis, keys: Keys, workflow_id: str) -> list[Entry]:
+    """A workflow's events, in order, from its live log or its archive."""
+    raw, _ = read_raw(client, keys, workflow_id)
+    return [to_entry(item) for item in raw]
