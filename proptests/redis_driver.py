@@ -41,9 +41,11 @@ from typing import Any
 
 import redis
 
+import streamflow.runtime.consumer
+import streamflow.runtime.executor
 import streamflow.runtime.projector
-import streamflow.runtime.roles
-import streamflow.runtime.worker
+import streamflow.runtime.recorder
+import streamflow.runtime.recovery
 from proptests.simulator import ACTORS, DECIDABLE, Case
 from streamflow.api.app import App
 from streamflow.api.canvas import Canvas, Chain, Group, Message, WithDelay
@@ -52,15 +54,16 @@ from streamflow.model.definition import Definition
 from streamflow.model.events import Entry, to_entry
 from streamflow.model.index import index_fields
 from streamflow.model.messages import decode_task_message, decode_wake
+from streamflow.model.schema import PROJECTOR_GROUP, WORKER_GROUP
 from streamflow.model.state import fold_all
 from streamflow.runtime.context import current_task
-from streamflow.runtime.roles import recover, renew
 from streamflow.runtime.sweep import StuckSweep
 from streamflow.runtime.timer import move_due
 from streamflow.runtime.worker import Worker
-from streamflow.store.keys import PROJECTOR_GROUP, WORKER_GROUP, Keys
+from streamflow.store.keys import Keys
 from streamflow.store.log import read_raw
-from streamflow.store.scripts import Scripts, reply_code
+from streamflow.store.runner import Scripts
+from streamflow.store.scripts import Call, reply_code
 
 QUEUES = ("default", "other")
 SHARD = 0
@@ -85,7 +88,13 @@ def _crash_point(name: str) -> None:
 @contextlib.contextmanager
 def crash_points() -> Iterator[None]:
     """Make the code's crash points raise ``Crash`` when armed (see ``armed``)."""
-    modules = (streamflow.runtime.worker, streamflow.runtime.projector, streamflow.runtime.roles)
+    modules = (
+        streamflow.runtime.consumer,
+        streamflow.runtime.executor,
+        streamflow.runtime.projector,
+        streamflow.runtime.recorder,
+        streamflow.runtime.recovery,
+    )
     saved = [m.crash_point for m in modules]
     for module in modules:
         module.crash_point = _crash_point  # type: ignore[attr-defined]
@@ -114,9 +123,9 @@ class DeferredPool:
     """Stands in for the worker's task threads: keeps each submitted call for a later
     step, which reports its end to ``ended`` as a task thread does."""
 
-    def __init__(self, ended: Callable[[BaseException | None], None]) -> None:
+    def __init__(self) -> None:
         self.items: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
-        self.ended = ended
+        self.ended: Callable[[BaseException | None], None] = lambda error: None
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
         self.items.append((fn, args))
@@ -139,14 +148,14 @@ class RecordingScripts:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._scripts, name)
 
-    def call(self, name: str, keys: Any, args: Any, *more: Any, **options: Any) -> Any:
-        raw = self._scripts.call(name, keys, args, *more, **options)
-        if name in ("start", "outcome"):
-            self._stats[f"{name} {reply_code(raw).value}"] += 1
+    def run(self, call: Call) -> Any:
+        raw = self._scripts.run(call)
+        if call.script in ("start", "outcome"):
+            self._stats[f"{call.script} {reply_code(raw).value}"] += 1
         return raw
 
-    def batch(self, client: Any, calls: Any, *more: Any, **options: Any) -> list[Any]:
-        results = self._scripts.batch(client, calls, *more, **options)
+    def batch(self, calls: list[Call]) -> list[Any]:
+        results = self._scripts.batch(calls)
         names = {name for name, _, _ in calls}
         for (name, _, _), raw in zip(calls, results, strict=True):
             if name in ("start", "outcome", "apply") and not isinstance(raw, Exception):
@@ -174,6 +183,7 @@ class Process:
             self.app.actor(
                 _body(actor_name, plan), actor_name=actor_name, queue=actor.options.queue
             )
+        self.pool = DeferredPool()
         self.worker = Worker(
             self.app,
             queues=QUEUES,
@@ -183,15 +193,12 @@ class Process:
             consumer=name,
             timer=False,
             recovery=False,
+            pool=self.pool,
             **options,
         )
-        self.worker._pool.shutdown(wait=True)
-        self.pool = DeferredPool(self.worker._ended)
-        self.worker._pool = self.pool  # type: ignore[assignment]
-        self.worker.scripts = RecordingScripts(self.app.scripts, stats)  # type: ignore[assignment]
-        for key in self.worker._queue_keys:
-            self.worker._create_group(key, WORKER_GROUP)
-        self.worker._create_group(self.app.keys.wake(SHARD), PROJECTOR_GROUP)
+        self.pool.ended = self.worker.executor.ended
+        self.app.store.scripts = RecordingScripts(self.app.scripts, stats)  # type: ignore[assignment]
+        self.worker.create_groups()
 
     def close(self) -> None:
         self.app.close()
@@ -381,11 +388,11 @@ class Cluster:
         worker = proc.worker
         messages = []
         for m in chosen:
-            claimed: Any = self.client.xclaim(m.queue, WORKER_GROUP, worker.consumer, 0, [m.msg_id])
+            claimed: Any = self.client.xclaim(m.queue, WORKER_GROUP, worker.name, 0, [m.msg_id])
             if claimed and claimed[0][1]:
                 messages.append((m.queue, m.msg_id, m.data))
         if messages:
-            worker._dispatch(messages)
+            worker.consumer.dispatch(messages)
 
     def redeliver(self, index: int, pick: int, point: str | None) -> None:
         """A message another worker holds is delivered again (XCLAIM, idle 0: its lease
@@ -399,10 +406,10 @@ class Cluster:
     def claim(self, index: int, point: str | None) -> None:
         """The worker's own claim path (XAUTOCLAIM past the lease, here 0 ms)."""
         with self.running(index, point) as proc:
-            messages = proc.worker._claim_stale(100)
+            messages = proc.worker.consumer.claim_stale(100)
             if messages:
                 self.stats["claimed"] += len(messages)
-                proc.worker._dispatch(messages)
+                proc.worker.consumer.dispatch(messages)
 
     def duplicate(self, pick: int) -> None:
         """At-least-once: a message is in its queue twice (a new id, same bytes)."""
@@ -437,15 +444,14 @@ class Cluster:
         return (self._order[job.workflow_id], job.node, job.attempt, fn.__name__)
 
     def renew(self, index: int) -> None:
-        worker = self.procs[index].worker
-        with worker._watch_lock:
-            leased = list(worker._leases.values())
-        if leased:
-            renew(worker, leased)
+        leases = self.procs[index].worker.leases
+        held = leases.held()
+        if held:
+            leases.renew(held)
 
     def fast_forward(self) -> None:
         """The timer, with time moved on: every delayed task and retry is due."""
-        move_due(self.client, self.procs[0].app.scripts, self.keys, [SHARD], QUEUES)
+        move_due(self.procs[0].app.store, [SHARD], QUEUES)
         for queue in QUEUES:
             delayed, target = self.keys.delayed(SHARD, queue), self.keys.queue(SHARD, queue)
             members: Any = self.client.zrange(delayed, 0, -1, withscores=True)
@@ -480,17 +486,17 @@ class Cluster:
             worker = proc.worker
             if claim:
                 found: Any = self.client.xautoclaim(
-                    wake_key, PROJECTOR_GROUP, worker.consumer, 0, "0-0", count=10
+                    wake_key, PROJECTOR_GROUP, worker.name, 0, "0-0", count=10
                 )
                 items = [(i, fields) for i, fields in found[1] if fields]
             else:
                 reply: Any = self.client.xreadgroup(
-                    PROJECTOR_GROUP, worker.consumer, {wake_key: ">"}, count=1
+                    PROJECTOR_GROUP, worker.name, {wake_key: ">"}, count=1
                 )
                 items = [item for _, entries in reply or [] for item in entries]
             for msg_id, fields in items:
                 self.stats["recoveries"] += 1
-                recover(worker, wake_key, msg_id.decode(), fields.get(b"m", b""))
+                worker.recovery.handle(wake_key, msg_id.decode(), fields.get(b"m", b""))
 
     def sweep(self, index: int) -> None:
         """The stuck-workflow sweep (every active workflow counts as stuck)."""

@@ -69,7 +69,8 @@ from streamflow.model.events import (
     WorkflowSubmitted,
 )
 from streamflow.model.index import index_fields
-from streamflow.model.state import COMPLETED, FAILED, State, fold, fold_all
+from streamflow.model.schema import COMPLETED, FAILED
+from streamflow.model.state import State, fold, fold_all
 from streamflow.testing import assert_audit_clean, assert_released_once
 
 # -- checks on a finished simulation ---------------------------------------------------

@@ -63,7 +63,8 @@ from streamflow.history.audit import audit, replay
 from streamflow.model.definition import Definition
 from streamflow.model.errors import ResultFailure
 from streamflow.model.events import TERMINAL, TaskStarted, WorkflowFailed
-from streamflow.model.state import COMPLETED, FAILED, fold_all
+from streamflow.model.schema import COMPLETED, FAILED
+from streamflow.model.state import fold_all
 
 _URL: list[str] = []
 """The session's Redis URL, set by the test function (a machine cannot take fixtures)."""
@@ -308,8 +309,8 @@ class RedisWorkflowMachine(RuleBasedStateMachine):
         for proc in self.cluster.procs:
             for wf, entries in logs.items():
                 projector = proc.app.projector
-                if wf in projector._cache:
-                    state = projector.cached(wf).state
+                if wf in projector.folds:
+                    state = projector.folds.get(wf).state
                     assert state == fold_all(entries[: state.n]), f"{proc.name}: cache of {wf}"
 
     def teardown(self) -> None:

@@ -15,6 +15,34 @@ from streamflow.model.events import (
     TaskSucceeded,
     WorkflowSubmitted,
 )
+from streamflow.store import scripts
+from streamflow.store.scripts import Call
+
+
+def start_call(
+    app: App,
+    workflow_id: str,
+    *,
+    queue: str | None = None,
+    msg_id: str = "1-0",
+    started: bytes = b"x",
+    node: int = 0,
+    attempt: int = 1,
+) -> Call:
+    """A start script call for a task message of ``workflow_id`` (by default on node 0's
+    first attempt, from the default queue, with a placeholder TaskStarted)."""
+    return scripts.start(
+        wf=app.keys.workflow(workflow_id),
+        queue=queue or app.keys.queue(0, "default"),
+        node=node,
+        attempt=attempt,
+        msg_id=msg_id,
+        started=started,
+        finalizer=False,
+        catch_up_after="",
+        catch_up_count=0,
+        takeover=started,
+    )
 
 
 def definition_of(app: App, history: list[Entry]) -> Definition:

@@ -160,7 +160,7 @@ def test_an_expired_workflow_leaves_the_listing(app: App, r: redis.Redis) -> Non
         handle.get_result(block=True, timeout=10)
     assert [s.workflow_id for s in short.workflows()] == [handle.id]
     wait_until(
-        lambda: sweep_expired(r, short.scripts, short.keys, [0]) or not short.workflows(),
+        lambda: sweep_expired(short.store, [0]) or not short.workflows(),
         10,
         message="expired",
     )

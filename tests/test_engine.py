@@ -19,7 +19,7 @@ from streamflow.model.events import (
     WorkflowCompleted,
 )
 from streamflow.runtime.worker import Worker
-from tests.helpers import check_contract, definition_of, events_of
+from tests.helpers import check_contract, definition_of, events_of, start_call
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -429,8 +429,7 @@ def test_archived_workflow_is_never_resurrected(app: App, r: redis.Redis) -> Non
         handle = app.submit(f.message())
         handle.result(timeout=10)
     wait_until(lambda: r.exists(app.keys.archive(handle.id)), 10)
-    keys = [app.keys.log(handle.id), app.keys.idx(handle.id), app.keys.archive(handle.id)]
-    reply = app.scripts.call("start", keys, [0, 1, "1-1", b"x"])
+    reply = app.scripts.run(start_call(app, handle.id, msg_id="1-1"))
     assert reply[0] == b"STALE"
     assert not r.exists(app.keys.log(handle.id))
     assert len(handle.history()) == 5

@@ -65,7 +65,7 @@ def test_retention_per_workflow_and_per_actor(app: App, r: redis.Redis) -> None:
         for handle in (by_actor, by_workflow, by_app):
             handle.get_result(block=True, timeout=10)
         wait_until(lambda: r.exists(app.keys.tombstone(by_app.id)), 10, message="sweep")
-    assert sweep_expired(app.client, app.scripts, app.keys, [0]) == 0
+    assert sweep_expired(app.store, [0]) == 0
     assert by_actor.get_result() == 1
     assert by_workflow.get_result() == 2
     expiry: Any = r.zscore(app.keys.expiry(0), by_actor.id)

@@ -10,15 +10,12 @@ import pytest
 import redis
 
 from streamflow import App
-from streamflow.store.scripts import Reply, Scripts, reply_code
+from streamflow.store.runner import Scripts
+from streamflow.store.scripts import Reply, reply_code
 from streamflow.store.wire import Wire, stream_messages
+from tests.helpers import start_call
 
 pytestmark = pytest.mark.integration
-
-
-def _start_args(workflow: str, app: App) -> tuple[list[str], list[Any]]:
-    keys = [app.keys.log(workflow), app.keys.idx(workflow), app.keys.archive(workflow)]
-    return keys, [0, 1, "1-0", b"x", "0", "", 0]
 
 
 def test_threads_share_pipelines_and_keep_their_own_replies(
@@ -27,27 +24,27 @@ def test_threads_share_pipelines_and_keep_their_own_replies(
     sizes: Counter[int] = Counter()
     run = Scripts._run
 
-    def counting(self: Scripts, client: redis.Redis, calls: Any, *rest: Any) -> list[Any]:
+    def counting(self: Scripts, calls: Any) -> list[Any]:
         sizes[len(calls)] += 1
-        return run(self, client, calls, *rest)
+        return run(self, calls)
 
     monkeypatch.setattr(Scripts, "_run", counting)
     replies: dict[int, list[Any]] = {}
     errors: dict[int, Exception] = {}
 
-    broken, _ = _start_args("0-" + "f" * 24, app)
-    app.client.set(broken[0], "not a stream")  # XLEN on it fails: WRONGTYPE
+    broken = start_call(app, "0-" + "f" * 24)
+    app.client.set(broken.keys[0], "not a stream")  # XLEN on it fails: WRONGTYPE
 
     def caller(i: int) -> None:
-        keys, args = _start_args(f"0-{i:024x}", app)
+        call = start_call(app, f"0-{i:024x}")
         replies[i] = []
         for _ in range(50):
             if i % 5 == 0:  # a failing call: its error is this caller's alone
                 try:
-                    app.scripts.call("start", broken, args)
+                    app.scripts.run(broken)
                 except redis.ResponseError as exc:
                     errors[i] = exc
-            replies[i].append(reply_code(app.scripts.call("start", keys, args)))
+            replies[i].append(reply_code(app.scripts.run(call)))
 
     threads = [threading.Thread(target=caller, args=(i,)) for i in range(16)]
     for thread in threads:
@@ -63,13 +60,11 @@ def test_threads_share_pipelines_and_keep_their_own_replies(
 
 def test_an_unreachable_redis_fails_every_caller_and_the_next_call_recovers(app: App) -> None:
     broken = App("redis://127.0.0.1:1/0", retry_for=0)
-    keys, args = _start_args("0-" + "0" * 24, broken)
     for _ in range(2):
         with pytest.raises(redis.ConnectionError):
-            broken.scripts.call("start", keys, args)
+            broken.scripts.run(start_call(broken, "0-" + "0" * 24))
     broken.close()
-    keys, args = _start_args("0-" + "0" * 24, app)
-    assert reply_code(app.scripts.call("start", keys, args)) is Reply.STALE
+    assert reply_code(app.scripts.run(start_call(app, "0-" + "0" * 24))) is Reply.STALE
 
 
 def test_a_wire_answers_errors_in_place_and_reconnects_after_its_connection_is_killed(

@@ -11,11 +11,14 @@ import pytest
 import redis
 
 from streamflow import App, Chain, Group, WithDelay, audit, replay
+from streamflow.model import schema
 from streamflow.model.events import TaskEnqueued, TaskFailed, TaskStarted, encode_event
+from streamflow.model.schema import WORKER_GROUP
 from streamflow.runtime.projector import Projector
-from streamflow.store.keys import WORKER_GROUP
+from streamflow.runtime.recorder import Recorder
+from streamflow.store import scripts
 from streamflow.store.scripts import Reply, reply_code
-from tests.helpers import check_contract, definition_of
+from tests.helpers import check_contract, definition_of, start_call
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -25,18 +28,22 @@ pytestmark = pytest.mark.integration
 def counted(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     """How many speculations were made and how many held."""
     counts: Counter[str] = Counter()
-    speculate, settle = Projector.speculate, Projector.settle
+    guess, settle = Recorder._guess, Projector.settle
+    guessed: list[Any] = []
 
-    def counting_speculate(self: Projector, *args: Any) -> Any:
-        guess = speculate(self, *args)
-        counts["made" if guess is not None else "declined"] += 1
-        return guess
+    def counting_guess(self: Recorder, *args: Any) -> Any:
+        made = guess(self, *args)
+        counts["made" if made is not None else "declined"] += 1
+        if made is not None:
+            guessed.append(made.decisions)
+        return made
 
-    def counting_settle(self: Projector, *args: Any) -> None:
-        counts["held"] += 1
-        settle(self, *args)
+    def counting_settle(self: Projector, workflow_id: str, decisions: Any, *args: Any) -> None:
+        # Settled with decisions that were guessed: the guess held.
+        counts["held"] += any(decisions is made for made in guessed)
+        settle(self, workflow_id, decisions, *args)
 
-    monkeypatch.setattr(Projector, "speculate", counting_speculate)
+    monkeypatch.setattr(Recorder, "_guess", counting_guess)
     monkeypatch.setattr(Projector, "settle", counting_settle)
     return counts
 
@@ -101,14 +108,9 @@ def test_a_wrong_guess_falls_back_to_a_projection(
         (pending,) = r.xpending_range(queue, WORKER_GROUP, "-", "+", 10)
         msg_id = pending["message_id"].decode()
         again = TaskStarted(node=0, attempt=1, worker="other", msg_id=msg_id)
-        keys = [
-            app.keys.log(handle.id),
-            app.keys.idx(handle.id),
-            app.keys.archive(handle.id),
-            queue,
-        ]
-        args = [0, 1, msg_id, encode_event(again), "0", "", 0, b""]
-        raw = app.scripts.call("start", keys, args)
+        raw = app.scripts.run(
+            start_call(app, handle.id, queue=queue, msg_id=msg_id, started=encode_event(again))
+        )
         assert reply_code(raw) is Reply.RUN
         r.lpush("gate", 1)
         assert handle.result(timeout=30) == "opened!"
@@ -127,7 +129,7 @@ def test_the_guard_refuses_decisions_whose_outcome_is_missing(app: App, r: redis
     handle = app.submit(Chain(never.message(), never.message()))
     definition = definition_of(app, handle.history())
     before = r.xlen(app.keys.log(handle.id))
-    keys, args = app.projector.apply_call(
+    call = app.projector.apply_call(
         handle.id,
         definition,
         [TaskEnqueued(node=2, attempt=1, cause=before + 1)],
@@ -138,7 +140,7 @@ def test_the_guard_refuses_decisions_whose_outcome_is_missing(app: App, r: redis
         done=False,
         guard=("out:0:1", before + 1, "0" * 40),
     )
-    assert app.scripts.call("apply", keys, args) == [b"CONFLICT", -2]
+    assert app.scripts.run(call) == [b"CONFLICT", -2]
     assert r.xlen(app.keys.log(handle.id)) == before
 
 
@@ -156,33 +158,56 @@ def test_the_guard_refuses_decisions_made_from_another_runs_outcome(
     definition = definition_of(app, handle.history())
     queue = app.keys.queue(0, "nobody-reads")
     ((msg_id, _),) = r.xrange(queue)
-    log, idx = app.keys.log(handle.id), app.keys.idx(handle.id)
+    log = app.keys.log(handle.id)
     started = TaskStarted(node=0, attempt=1, worker="w", msg_id=msg_id.decode())
-    start_keys = [log, idx, app.keys.archive(handle.id), queue]
-    start_args = [0, 1, msg_id, encode_event(started), "0", "", 0, b""]
-    assert reply_code(app.scripts.call("start", start_keys, start_args)) is Reply.RUN
+    assert (
+        reply_code(
+            app.scripts.run(
+                start_call(
+                    app,
+                    handle.id,
+                    queue=queue,
+                    msg_id=msg_id.decode(),
+                    started=encode_event(started),
+                )
+            )
+        )
+        is Reply.RUN
+    )
     error = {"type": "Boom", "message": "", "traceback": ""}
     recorded, other = (
         TaskFailed(node=0, attempt=1, error=error, retry_delay_ms=delay, cause=2)
         for delay in (8, 7)
     )
-    outcome_keys = [
-        log,
-        idx,
-        app.keys.archive(handle.id),
-        app.keys.wake_due(0),
-        app.keys.results(handle.id),
-        queue,
-    ]
-    payload = encode_event(recorded)
-    outcome_args = [0, 1, payload, "0", "", b"", b"wake", 0, "", 0, b"", "0", "", b"", 0, "", 0, ""]
-    raw = app.scripts.call("outcome", outcome_keys, outcome_args)
+    call = scripts.outcome(
+        wf=app.keys.workflow(handle.id),
+        queue=queue,
+        node=0,
+        attempt=1,
+        event=encode_event(recorded),
+        kind=schema.Outcome.RETRY,
+        decrement_key="",
+        decrement_head=b"",
+        decrement_tail=b"",
+        wake=b"wake",
+        grace_ms=0,
+        catch_up_after="",
+        catch_up_count=0,
+        finalizer=False,
+        result_field="",
+        result_blob=b"",
+        quiet_reaches=0,
+        counter="",
+        quiet_below=0,
+        msg_id="",
+    )
+    raw = app.scripts.run(call)
     assert reply_code(raw) is Reply.OK
     seq, stream_id = int(raw[1]), raw[2].decode()
 
     def apply(outcome: TaskFailed) -> Any:
         retry = TaskEnqueued(node=0, attempt=2, delay_ms=outcome.retry_delay_ms or 0, cause=seq)
-        keys, args = app.projector.apply_call(
+        call = app.projector.apply_call(
             handle.id,
             definition,
             [retry],
@@ -193,7 +218,7 @@ def test_the_guard_refuses_decisions_made_from_another_runs_outcome(
             done=False,
             guard=("out:0:1", seq, hashlib.sha1(encode_event(outcome)).hexdigest()),
         )
-        return app.scripts.call("apply", keys, args)
+        return app.scripts.run(call)
 
     assert apply(other) == [b"CONFLICT", -2]
     assert r.xlen(log) == seq

@@ -12,6 +12,7 @@ from streamflow.api.compile import compile_canvas
 from streamflow.api.handles import WorkflowHandle
 from streamflow.history.listing import WorkflowSummary, list_workflows
 from streamflow.logs import get_logger
+from streamflow.model import schema
 from streamflow.model.decide import decide
 from streamflow.model.definition import Definition, TaskNode
 from streamflow.model.events import Entry, WorkflowSubmitted, encode_event
@@ -20,8 +21,9 @@ from streamflow.model.options import DEFAULT_QUEUE, ActorOptions, HistoryBudget,
 from streamflow.model.state import fold_all
 from streamflow.model.version import __version__
 from streamflow.runtime.hooks import Hooks, call_hooks
-from streamflow.runtime.projector import APPLY_CHUNK, Projector, Trigger, decision_slots
+from streamflow.runtime.projector import APPLY_CHUNK, Projector, Trigger
 from streamflow.runtime.worker import Worker
+from streamflow.store import scripts
 from streamflow.store.connection import Store
 from streamflow.store.deadletters import DeadLetters
 from streamflow.store.keys import new_workflow_id
@@ -100,13 +102,7 @@ class App:
         self.scripts = self.store.scripts
         self.definitions = self.store.definitions
         self.actors: dict[str, Actor[Any, Any]] = {}
-        self.projector = Projector(
-            self.client,
-            self.keys,
-            self.scripts,
-            self.definitions,
-            recovery_grace_ms=recovery_grace_ms,
-        )
+        self.projector = Projector(self.store, recovery_grace_ms=recovery_grace_ms)
         self._next_shard = 0
         self.retention_ms = to_ms(retention, "retention")
         self.large_result_bytes = large_result_bytes
@@ -283,44 +279,20 @@ class App:
         payload: bytes,
         decisions: list[Any],
     ) -> None:
-        keys = self.keys
-        args = submitted.args
-        retention_ms = submitted.options["retention_ms"]
-        shard = int(workflow_id.partition("-")[0])
         first, rest = decisions[:APPLY_CHUNK], decisions[APPLY_CHUNK:]
-        key_list = [
-            keys.log(workflow_id),
-            keys.idx(workflow_id),
-            keys.archive(workflow_id),
-            keys.active(shard),
-            keys.wake_due(shard),
-            keys.expiry(shard),
-            keys.tombstone(workflow_id),
-            keys.ended(shard),
-        ]
-        # Due times relative to the submission: the script adds its own clock.
-        slots = decision_slots(workflow_id, definition, first, {}, keys, key_list)
-        arg_pairs: list[Any] = []
-        for node, blob in args.items():
-            arg_pairs += [node, blob]
-        wake = encode_wake(workflow_id, "sub") if rest else b""
-        raw = self.scripts.call(
-            "submit",
-            key_list,
-            [
-                workflow_id,
-                payload,
-                definition.hash,
-                wake,
-                self.projector.recovery_grace_ms,
-                keys.done_channel(workflow_id),
-                retention_ms,
-                len(args),
-                *arg_pairs,
-                len(first),
-                *slots,
-            ],
+        wake = encode_wake(workflow_id, schema.SUBMITTED) if rest else b""
+        call = scripts.submit(
+            wf=self.keys.workflow(workflow_id),
+            submitted=payload,
+            def_hash=definition.hash,
+            wake=wake,
+            grace_ms=self.projector.recovery_grace_ms,
+            retention_ms=submitted.options["retention_ms"],
+            args=submitted.args,
+            # Due times relative to the submission: the script adds its own clock.
+            decided=scripts.decisions(self.keys, workflow_id, definition, first, {}),
         )
+        raw = self.scripts.run(call)
         if reply_code(raw) is Reply.EXISTS:
             log.info("workflow_already_submitted", workflow_id=workflow_id)
             return
@@ -332,7 +304,7 @@ class App:
             self.projector.project(
                 workflow_id,
                 cause,
-                Trigger(queue_key=keys.log(workflow_id), msg_id="", wake_member=wake),
+                Trigger(queue_key="", msg_id="", wake_member=wake),
             )
 
     def retrying(self, call: Callable[[], T]) -> T:

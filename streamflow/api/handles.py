@@ -11,7 +11,7 @@ from redis.client import PubSub
 
 from streamflow.api.canvas import Canvas
 from streamflow.api.compile import compile_canvas
-from streamflow.model import codec
+from streamflow.model import codec, schema
 from streamflow.model.definition import Definition, Spec, assemble
 from streamflow.model.errors import (
     ResultFailure,
@@ -21,15 +21,8 @@ from streamflow.model.errors import (
 )
 from streamflow.model.events import Entry, OutOfLine
 from streamflow.model.failures import Failure
-from streamflow.model.state import (
-    CANCELLED,
-    COMPLETED,
-    FAILED,
-    TERMINAL_STATUSES,
-    State,
-    fold_all,
-    task_counts,
-)
+from streamflow.model.schema import CANCELLED, COMPLETED, FAILED, TERMINAL_STATUSES
+from streamflow.model.state import State, fold_all, task_counts
 from streamflow.runtime.projector import Projector
 from streamflow.store.connection import Store
 from streamflow.store.log import read_history
@@ -164,7 +157,7 @@ class WorkflowHandle:
 
     def _may_have_ended(self) -> bool:
         """From the index alone: ended, or no index (archived, unknown, being rebuilt)."""
-        status: Any = self.store.client.hget(self.store.keys.idx(self.id), "st")
+        status: Any = self.store.client.hget(self.store.keys.idx(self.id), schema.STATUS)
         return status is None or status.decode() in TERMINAL_STATUSES
 
     def _read(self, block: bool, timeout: float | None) -> Snapshot:

@@ -7,10 +7,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from streamflow.model import schema
 from streamflow.model.archive import SUMMARY, ArchiveSummary, archive_summary
 from streamflow.model.errors import WorkflowNotFoundError
 from streamflow.model.events import TERMINAL
-from streamflow.model.state import RUNNING, TERMINAL_STATUSES, fold_all
+from streamflow.model.schema import RUNNING, TERMINAL_STATUSES
+from streamflow.model.state import fold_all
 from streamflow.store.connection import Store
 from streamflow.store.log import read_history
 
@@ -62,7 +64,7 @@ def _running(store: Store, shard: int) -> list[WorkflowSummary]:
         chunk = ids[start : start + _BATCH]
         pipe = store.client.pipeline(transaction=False)
         for wf in chunk:
-            pipe.hmget(store.keys.idx(wf), ["sub", "n"])
+            pipe.hmget(store.keys.idx(wf), [schema.SUBMITTED, schema.LENGTH])
         rows: list[Any] = pipe.execute()
         for wf, (sub, n) in zip(chunk, rows, strict=True):
             if sub is None:

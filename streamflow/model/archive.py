@@ -10,6 +10,7 @@ from typing import Any
 from streamflow.model import codec
 from streamflow.model.errors import DecodeError
 from streamflow.model.events import RawEntry
+from streamflow.model.schema import ARCHIVE_STATUS_CODES
 
 ARCHIVE_LAYOUT = 2
 
@@ -39,7 +40,7 @@ submission ms (6 bytes: high 2, low 4), ms from it to the end, log length at the
 SUMMARY_MARKER = 0x53
 
 
-_SUMMARY_STATUS = {1: "completed", 2: "failed", 3: "cancelled"}
+_SUMMARY_STATUS = {code: status for status, code in ARCHIVE_STATUS_CODES.items()}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

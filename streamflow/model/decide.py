@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from streamflow.model import schema
 from streamflow.model.definition import NONE, TASK, Definition, TaskNode
 from streamflow.model.events import (
-    HISTORY_WARNING_KEY,
     TERMINAL,
     BarrierDecremented,
     BarrierReleased,
@@ -26,7 +26,8 @@ from streamflow.model.events import (
     WorkflowFailed,
     WorkflowSubmitted,
 )
-from streamflow.model.state import RUNNING, State
+from streamflow.model.schema import RUNNING
+from streamflow.model.state import State
 
 
 class _Closure:
@@ -115,7 +116,7 @@ def _over_budget(closure: _Closure) -> bool:
     if state.n >= max_events or state.size >= max_bytes:
         return True
     if (state.n >= warn_events or state.size >= warn_bytes) and not closure.has(
-        HISTORY_WARNING_KEY
+        schema.HISTORY_WARNING
     ):
         closure.ensure(HistoryWarning(events=state.n, bytes=state.size, cause=closure.cause))
     return False

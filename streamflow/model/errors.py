@@ -111,8 +111,13 @@ class ResultFailure(ResultError):
         return self.error.get("traceback")
 
 
-class TimeLimitExceeded(StreamflowError):
-    """A task ran longer than its actor's ``time_limit``; recorded as its failure."""
+class TimeLimitExceeded(BaseException):
+    """A task ran longer than its actor's ``time_limit``; recorded as its failure.
+
+    Raised inside the task's own thread (a sync body) or its asyncio task (an async one).
+    Like ``KeyboardInterrupt`` it derives from ``BaseException``, not ``StreamflowError``:
+    a body's ``except Exception`` cannot swallow it.
+    """
 
 
 class ResultTooLarge(StreamflowError):

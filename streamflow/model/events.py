@@ -12,8 +12,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, ClassVar
 
-from streamflow.model import codec
+from streamflow.model import codec, schema
 from streamflow.model.errors import DecodeError
+from streamflow.model.schema import EventType
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -31,7 +32,7 @@ class Event:
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class WorkflowSubmitted(Event):
-    code: ClassVar[int] = 1
+    code: ClassVar[int] = EventType.WORKFLOW_SUBMITTED
     def_hash: str
     """Content hash of the definition (key ``sf:def:<hash>``)."""
     args: dict[int, bytes]
@@ -42,24 +43,24 @@ class WorkflowSubmitted(Event):
     """streamflow version that submitted it."""
 
     def idempotency_key(self) -> str:
-        return "sub"
+        return schema.SUBMITTED
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class TaskEnqueued(Event):
-    code: ClassVar[int] = 2
+    code: ClassVar[int] = EventType.TASK_ENQUEUED
     node: int
     attempt: int
     delay_ms: int = 0
     """Due time = time of the cause event + delay_ms."""
 
     def idempotency_key(self) -> str:
-        return f"enq:{self.node}:{self.attempt}"
+        return schema.enqueued_key(self.node, self.attempt)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class TaskStarted(Event):
-    code: ClassVar[int] = 3
+    code: ClassVar[int] = EventType.TASK_STARTED
     node: int
     attempt: int
     worker: str
@@ -72,7 +73,7 @@ class TaskStarted(Event):
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class TaskSucceeded(Event):
-    code: ClassVar[int] = 4
+    code: ClassVar[int] = EventType.TASK_SUCCEEDED
     node: int
     attempt: int
     result: Any = None
@@ -81,7 +82,7 @@ class TaskSucceeded(Event):
     (``result`` is then None)."""
 
     def idempotency_key(self) -> str:
-        return f"out:{self.node}:{self.attempt}"
+        return schema.outcome_key(self.node, self.attempt)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -93,7 +94,7 @@ class OutOfLine:
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class TaskFailed(Event):
-    code: ClassVar[int] = 5
+    code: ClassVar[int] = EventType.TASK_FAILED
     node: int
     attempt: int
     error: dict[str, Any]
@@ -105,70 +106,66 @@ class TaskFailed(Event):
     limit: "try again later", or the actor's ``retry_when``)."""
 
     def idempotency_key(self) -> str:
-        return f"out:{self.node}:{self.attempt}"
+        return schema.outcome_key(self.node, self.attempt)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class BarrierDecremented(Event):
-    code: ClassVar[int] = 6
+    code: ClassVar[int] = EventType.BARRIER_DECREMENTED
     barrier: int
     source: int
 
     def idempotency_key(self) -> str:
-        return f"dec:{self.barrier}:{self.source}"
+        return schema.decremented_key(self.barrier, self.source)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class BarrierReleased(Event):
-    code: ClassVar[int] = 7
+    code: ClassVar[int] = EventType.BARRIER_RELEASED
     barrier: int
 
     def idempotency_key(self) -> str:
-        return f"rel:{self.barrier}"
+        return schema.released_key(self.barrier)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class WorkflowCompleted(Event):
-    code: ClassVar[int] = 8
+    code: ClassVar[int] = EventType.WORKFLOW_COMPLETED
 
     def idempotency_key(self) -> str:
-        return "end"
+        return schema.END
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class WorkflowFailed(Event):
-    code: ClassVar[int] = 9
+    code: ClassVar[int] = EventType.WORKFLOW_FAILED
     error: dict[str, Any]
 
     def idempotency_key(self) -> str:
-        return "end"
+        return schema.END
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class WorkflowCancelled(Event):
-    code: ClassVar[int] = 10
+    code: ClassVar[int] = EventType.WORKFLOW_CANCELLED
     reason: str
 
     def idempotency_key(self) -> str:
-        return "end"
-
-
-HISTORY_WARNING_KEY = "hw"
-"""The idempotency key of a workflow's one ``HistoryWarning``."""
+        return schema.END
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class HistoryWarning(Event):
     """The log passed its budget's warning size (once per workflow)."""
 
-    code: ClassVar[int] = 11
+    code: ClassVar[int] = EventType.HISTORY_WARNING
     events: int
     """Length of the log when the warning was decided."""
     bytes: int
     """Encoded size of the log's events then."""
 
     def idempotency_key(self) -> str:
-        return HISTORY_WARNING_KEY
+        return schema.HISTORY_WARNING
 
 
 TERMINAL = (WorkflowCompleted, WorkflowFailed, WorkflowCancelled)

@@ -3,12 +3,9 @@ what the scripts keep, rebuilt from the log."""
 
 from __future__ import annotations
 
+from streamflow.model import schema
 from streamflow.model.definition import Definition
 from streamflow.model.state import State
-
-END_COUNT = "e"
-"""The ``bc:`` counter of the workflow's end: its sinks done (succeeded, or failed with
-allow_failure), kept by the outcome script like a barrier's decrements."""
 
 
 def index_fields(state: State, definition: Definition | None) -> dict[str, str | bytes | int]:
@@ -23,31 +20,31 @@ def index_fields(state: State, definition: Definition | None) -> dict[str, str |
     ``bc:e`` sinks done (``END_COUNT``).
     """
     fields: dict[str, str | bytes | int] = {
-        "n": state.n,
-        "d": state.last_decision,
-        "st": state.status,
-        "def": state.def_hash,
-        "ret": int(state.options.get("retention_ms", 0)),
+        schema.LENGTH: state.n,
+        schema.LAST_DECISION: state.last_decision,
+        schema.STATUS: state.status,
+        schema.DEFINITION: state.def_hash,
+        schema.RETENTION: int(state.options.get("retention_ms", 0)),
     }
     fields.update(state.keys)
     for node, attempt in state.attempt.items():
-        fields[f"a:{node}"] = attempt
+        fields[f"{schema.ATTEMPT}{node}"] = attempt
     for node, msg_id in state.owner.items():
-        fields[f"m:{node}"] = msg_id
+        fields[f"{schema.OWNER}{node}"] = msg_id
     for node, count in state.deliveries.items():
-        fields[f"c:{node}"] = count
+        fields[f"{schema.DELIVERIES}{node}"] = count
     for node, stream_id in state.result_ids.items():
-        fields[f"ok:{node}"] = stream_id
+        fields[f"{schema.RESULT}{node}"] = stream_id
     for node, stream_id in state.failure_ids.items():
-        fields[f"ko:{node}"] = stream_id
+        fields[f"{schema.FAILURE}{node}"] = stream_id
     for node, blob in state.args.items():
-        fields[f"x:{node}"] = blob
+        fields[f"{schema.ARGS}{node}"] = blob
     for barrier, sources in state.decremented.items():
-        fields[f"bc:{barrier}"] = len(sources)
+        fields[f"{schema.COUNT}{barrier}"] = len(sources)
     if definition is not None:
         ends = sum(1 for node in definition.sinks if _sink_done(definition, state, node))
         if ends:
-            fields[f"bc:{END_COUNT}"] = ends
+            fields[schema.COUNT + schema.END_COUNT] = ends
     return fields
 
 

@@ -32,13 +32,14 @@ from streamflow.model.events import (
     WorkflowFailed,
     WorkflowSubmitted,
 )
-
-PENDING = "pending"
-RUNNING = "running"
-COMPLETED = "completed"
-FAILED = "failed"
-CANCELLED = "cancelled"
-TERMINAL_STATUSES = frozenset({COMPLETED, FAILED, CANCELLED})
+from streamflow.model.schema import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    PENDING,
+    RUNNING,
+    TERMINAL_STATUSES,
+)
 
 
 @dataclasses.dataclass(slots=True)

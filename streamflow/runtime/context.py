@@ -22,6 +22,10 @@ class TaskContext:
         """True once its workflow was cancelled (or otherwise ended): stop early."""
         return self._cancelled
 
+    def cancel(self) -> None:
+        """Mark it cancelled (the worker's watch does, once its workflow has ended)."""
+        self._cancelled = True
+
 
 _current: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar(
     "streamflow_task", default=None

@@ -4,13 +4,12 @@ receives besides its arguments, time limits."""
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import dataclasses
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, Protocol
 
-from streamflow.model import codec
+from streamflow.model import codec, schema
 from streamflow.model.definition import (
     NONE,
     ON_FAILURE,
@@ -20,6 +19,7 @@ from streamflow.model.definition import (
     TaskNode,
     assemble,
 )
+from streamflow.model.errors import TimeLimitExceeded
 from streamflow.model.events import TaskFailed, TaskSucceeded, WorkflowFailed, decode_event
 from streamflow.model.failures import Failure
 from streamflow.model.options import ActorOptions
@@ -61,6 +61,23 @@ class UnknownActor:
     retry_when: Callable[[int, BaseException], bool] | None = None
 
 
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    """An attempt's end, as a worker hands it over."""
+
+    workflow_id: str
+    node: int
+    attempt: int
+    queue_key: str
+    msg_id: str
+    """The task message that ran it (acknowledged once the outcome is projected)."""
+    definition: Definition
+    task: TaskNode
+    event: TaskSucceeded | TaskFailed
+    blob: bytes = b""
+    """An out-of-line result's encoding, stored with the outcome."""
+
+
 @dataclasses.dataclass(slots=True)
 class Job:
     """One delivered task message, from its start to its acknowledgement."""
@@ -88,15 +105,29 @@ class Job:
     """An out-of-line result's encoding, stored with the outcome."""
     started: float = 0.0
 
+    def outcome(self, event: TaskSucceeded | TaskFailed) -> Outcome:
+        """Its attempt's end, as the recorder takes it."""
+        return Outcome(
+            workflow_id=self.workflow_id,
+            node=self.node,
+            attempt=self.attempt,
+            queue_key=self.queue_key,
+            msg_id=self.msg_id,
+            definition=self.definition,
+            task=self.task,
+            event=event,
+            blob=self.blob,
+        )
+
 
 def input_fields(definition: Definition, task: TaskNode) -> list[str]:
     """Index fields naming what a task receives besides its own arguments."""
     if task.role in (ON_SUCCESS, ON_FAILURE):
-        outcome = "ok" if task.role == ON_SUCCESS else "ko"
-        return [f"x:{task.subject}", f"{outcome}:{task.subject}"]
+        outcome = schema.RESULT if task.role == ON_SUCCESS else schema.FAILURE
+        return [f"{schema.ARGS}{task.subject}", f"{outcome}{task.subject}"]
     leaves = definition.pipe_leaves(task.id)
-    fields = [f"ok:{leaf}" for leaf in leaves]
-    return ["end", *fields] if task.role == WORKFLOW_ON_FAILURE else fields
+    fields = [f"{schema.RESULT}{leaf}" for leaf in leaves]
+    return [schema.END, *fields] if task.role == WORKFLOW_ON_FAILURE else fields
 
 
 def task_inputs(job: Job, values: list[Any], resolve: Callable[[TaskSucceeded], Any]) -> list[Any]:
@@ -139,14 +170,17 @@ def task_inputs(job: Job, values: list[Any], resolve: Callable[[TaskSucceeded], 
 
 
 async def in_context(job: Job, coroutine: Any) -> Any:
-    """Run an async body with ``current_task()`` set and its time limit applied."""
+    """Run an async body with ``current_task()`` set and its time limit applied (a
+    ``TimeoutError`` of the body's own is not a time limit)."""
     set_current(job.context)
     limit_ms = job.task.options.time_limit_ms
-    if limit_ms:
-        return await asyncio.wait_for(coroutine, limit_ms / 1000)
-    return await coroutine
-
-
-def raise_in_thread(ident: int, exc_type: type[BaseException]) -> None:
-    """Raise ``exc_type`` in thread ``ident`` at its next bytecode (as dramatiq does)."""
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), ctypes.py_object(exc_type))
+    if not limit_ms:
+        return await coroutine
+    scope = asyncio.timeout(limit_ms / 1000)
+    try:
+        async with scope:
+            return await coroutine
+    except TimeoutError:
+        if scope.expired():
+            raise TimeLimitExceeded(f"{job.actor.name} ran longer than {limit_ms} ms") from None
+        raise

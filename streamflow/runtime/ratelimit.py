@@ -9,33 +9,48 @@ from __future__ import annotations
 
 import os
 from types import TracebackType
-from typing import Any
+from typing import Protocol
 
 from streamflow.model.errors import RateLimitExceeded
 from streamflow.model.options import to_ms
+from streamflow.store import scripts
+from streamflow.store.connection import Store
+
+
+class HasStore(Protocol):
+    """Where a limiter keeps its slots (an App)."""
+
+    @property
+    def store(self) -> Store: ...
 
 
 class _Limiter:
-    def __init__(self, app: Any, key: str, *, limit: int) -> None:
+    def __init__(self, app: HasStore, key: str, *, limit: int) -> None:
         if limit < 1:
             raise ValueError(f"limit must be at least 1 (got {limit!r})")
-        self.app = app
+        self.store = app.store
         self.key = key
         self.limit = limit
-        self._redis_key = app.keys.limiter(key)
+        self._redis_key = self.store.keys.limiter(key)
 
     def _score_and_cutoff(self) -> tuple[int, int, int]:
         raise NotImplementedError
 
-    def _take(self) -> str | None:
+    def take(self) -> str | None:
+        """Take a slot if one is free; returns its token, or None."""
         token = os.urandom(8).hex()
         score, cutoff, lifetime = self._score_and_cutoff()
-        taken = self.app.scripts.call(
-            "limit", [self._redis_key], [self.limit, token, score, cutoff, lifetime]
+        call = scripts.limit(
+            limiter=self._redis_key,
+            limit=self.limit,
+            token=token,
+            score_ms=score,
+            cutoff_ms=cutoff,
+            ttl_ms=lifetime,
         )
-        return token if int(taken) else None
+        return token if int(self.store.scripts.run(call)) else None
 
-    def _release(self, token: str) -> None:
+    def release(self, token: str) -> None:
         """Give the slot back (a no-op for window limiters)."""
 
     def acquire(self, *, raise_on_failure: bool = True) -> _Acquired:
@@ -59,21 +74,21 @@ class ConcurrentRateLimiter(_Limiter):
             slot; keep it above the longest protected section.
     """
 
-    def __init__(self, app: Any, key: str, *, limit: int, lease: float = 30.0) -> None:
+    def __init__(self, app: HasStore, key: str, *, limit: int, lease: float = 30.0) -> None:
         super().__init__(app, key, limit=limit)
         self.lease_ms = to_ms(lease, "lease")
 
     def _score_and_cutoff(self) -> tuple[int, int, int]:
         return self.lease_ms, 0, self.lease_ms
 
-    def _release(self, token: str) -> None:
-        self.app.client.zrem(self._redis_key, token)
+    def release(self, token: str) -> None:
+        self.store.client.zrem(self._redis_key, token)
 
 
 class WindowRateLimiter(_Limiter):
     """At most ``limit`` acquisitions in any ``window`` seconds (sliding)."""
 
-    def __init__(self, app: Any, key: str, *, limit: int, window: float) -> None:
+    def __init__(self, app: HasStore, key: str, *, limit: int, window: float) -> None:
         super().__init__(app, key, limit=limit)
         self.window_ms = to_ms(window, "window")
 
@@ -88,7 +103,7 @@ class _Acquired:
         self.token: str | None = None
 
     def __enter__(self) -> bool:
-        self.token = self.limiter._take()
+        self.token = self.limiter.take()
         if self.token is None and self.raise_on_failure:
             raise RateLimitExceeded(self.limiter.key, self.limiter.limit)
         return self.token is not None
@@ -100,7 +115,7 @@ class _Acquired:
         tb: TracebackType | None,
     ) -> None:
         if self.token is not None:
-            self.limiter._release(self.token)
+            self.limiter.release(self.token)
 
     async def __aenter__(self) -> bool:
         return self.__enter__()

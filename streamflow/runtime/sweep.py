@@ -10,13 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from streamflow.logs import get_logger
+from streamflow.model import schema
 from streamflow.model.events import TaskEnqueued, to_entry
 from streamflow.model.messages import encode_task_message, shard_of
+from streamflow.model.schema import WORKER_GROUP
 from streamflow.model.state import fold_all
 from streamflow.runtime.projector import Projector
-from streamflow.runtime.timer import _redis_now_ms
 from streamflow.store.connection import Store
-from streamflow.store.keys import WORKER_GROUP
 from streamflow.store.log import iter_log
 
 log = get_logger(__name__)
@@ -48,7 +48,7 @@ class StuckSweep:
             pipe = client.pipeline(transaction=False)
             for workflow_id in ids:
                 pipe.xrevrange(self.store.keys.log(workflow_id), count=1)
-            now = _redis_now_ms(client)
+            now = self.store.now_ms()
             for workflow_id, last in zip(ids, pipe.execute(), strict=True):
                 idle = now - int(last[0][0].split(b"-")[0]) if last else 0
                 recently = now - self._swept.get(workflow_id, 0) < self.stuck_after_ms
@@ -73,15 +73,15 @@ class StuckSweep:
         by_id = {e.stream_id: e for e in entries}
         resent = 0
         for node, attempt in state.attempt.items():
-            if f"out:{node}:{attempt}" in state.keys:
+            if schema.outcome_key(node, attempt) in state.keys:
                 continue
-            enqueued = by_id[state.keys[f"enq:{node}:{attempt}"]]
+            enqueued = by_id[state.keys[schema.enqueued_key(node, attempt)]]
             assert isinstance(enqueued.event, TaskEnqueued)
             queue = store.keys.queue(shard_of(workflow_id), definition.task(node).options.queue)
             message = encode_task_message(workflow_id, node, attempt, definition.hash)
             if self._still_there(workflow_id, node, queue, message, enqueued, state.owner):
                 continue
-            store.client.xadd(queue, {"m": message})
+            store.client.xadd(queue, {schema.MESSAGE_FIELD: message})
             log.warning("lost_message_resent", workflow_id=workflow_id, node=node, attempt=attempt)
             resent += 1
         return resent
@@ -111,4 +111,4 @@ class StuckSweep:
         # duplicate is dropped at start.
         start = enqueued.time_ms + delay
         found: Any = client.xrange(queue, min=f"{start}-0", max="+", count=1000)
-        return any(fields.get(b"m") == message for _, fields in found)
+        return any(fields.get(schema.MESSAGE_FIELD.encode()) == message for _, fields in found)

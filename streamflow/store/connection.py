@@ -10,10 +10,11 @@ from typing import TypeVar
 import redis
 
 from streamflow.logs import get_logger
+from streamflow.model.schema import WORKER_GROUP
 from streamflow.store.deadletters import DeadLetters
 from streamflow.store.definitions import Definitions
 from streamflow.store.keys import Keys
-from streamflow.store.scripts import Scripts
+from streamflow.store.runner import Scripts
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -75,6 +76,19 @@ class Store:
             if backoff_s:
                 log.warning("redis_reachable_again")
             return result
+
+    def now_ms(self) -> int:
+        """The Redis clock (one clock for the whole system)."""
+        seconds, micros = self.client.time()
+        return int(seconds) * 1000 + int(micros) // 1000
+
+    def ack(self, queue_key: str, msg_id: str) -> None:
+        """Acknowledge and delete a handled task message (never trimmed: deleted once
+        handled)."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.xack(queue_key, WORKER_GROUP, msg_id)
+        pipe.xdel(queue_key, msg_id)
+        pipe.execute()
 
     def close(self) -> None:
         """Close the scripts' connection and the pool."""

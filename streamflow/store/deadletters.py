@@ -7,6 +7,7 @@ from typing import Any
 
 import redis
 
+from streamflow.model.schema import MESSAGE_FIELD
 from streamflow.store.keys import Keys
 
 
@@ -83,7 +84,7 @@ class DeadLetters:
         A message whose attempt has ended meanwhile is dropped by the start script.
         """
         letter = self.get(dead_id)
-        new_id: Any = self.client.xadd(letter.queue, {"m": letter.data})
+        new_id: Any = self.client.xadd(letter.queue, {MESSAGE_FIELD: letter.data})
         self.client.xdel(self.key, dead_id)
         return str(new_id.decode())
 

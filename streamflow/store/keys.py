@@ -8,12 +8,10 @@ script can touch one workflow and its shard's queues atomically on Redis Cluster
 from __future__ import annotations
 
 import dataclasses
+import functools
 import secrets
 
 from streamflow.model.messages import shard_of
-
-WORKER_GROUP = "workers"
-PROJECTOR_GROUP = "projectors"
 
 
 def new_workflow_id(shard: int) -> str:
@@ -22,10 +20,46 @@ def new_workflow_id(shard: int) -> str:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class WorkflowKeys:
+    """Every key of one workflow, and its shard's shared keys (what its scripts touch)."""
+
+    workflow_id: str
+    log: str
+    idx: str
+    archive: str
+    results: str
+    tombstone: str
+    done_channel: str
+    """Not a key: the pub/sub channel told when it ends."""
+    active: str
+    wake_due: str
+    expiry: str
+    ended: str
+
+
+@dataclasses.dataclass(frozen=True)
 class Keys:
     """Key names under one prefix (default ``sf``)."""
 
     prefix: str = "sf"
+
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 (one Keys per App, few prefixes)
+    def workflow(self, wf: str) -> WorkflowKeys:
+        """The keys of workflow ``wf`` (cached: a worker asks several times per task)."""
+        shard = shard_of(wf)
+        return WorkflowKeys(
+            workflow_id=wf,
+            log=self.log(wf),
+            idx=self.idx(wf),
+            archive=self.archive(wf),
+            results=self.results(wf),
+            tombstone=self.tombstone(wf),
+            done_channel=self.done_channel(wf),
+            active=self.active(shard),
+            wake_due=self.wake_due(shard),
+            expiry=self.expiry(shard),
+            ended=self.ended(shard),
+        )
 
     def log(self, wf: str) -> str:
         return f"{self.prefix}:{{{shard_of(wf)}}}:{wf}:log"

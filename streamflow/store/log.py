@@ -7,12 +7,15 @@ from typing import Any
 
 import redis
 
+from streamflow.model import schema
 from streamflow.model.archive import decode_archive
 from streamflow.model.errors import WorkflowNotFoundError
 from streamflow.model.events import Entry, RawEntry, to_entry
 from streamflow.store.keys import Keys
 
 READ_CHUNK = 1000
+_EVENT = schema.EVENT_FIELD.encode()
+_SEQ = schema.SEQ_FIELD.encode()
 
 
 def parse_raw(raw: list[Any]) -> list[RawEntry]:
@@ -20,10 +23,10 @@ def parse_raw(raw: list[Any]) -> list[RawEntry]:
     out: list[RawEntry] = []
     for stream_id, fields in raw:
         if isinstance(fields, dict):
-            payload, seq = fields[b"e"], fields[b"s"]
+            payload, seq = fields[_EVENT], fields[_SEQ]
         else:
             values = dict(zip(fields[::2], fields[1::2], strict=True))
-            payload, seq = values[b"e"], values[b"s"]
+            payload, seq = values[_EVENT], values[_SEQ]
         sid = stream_id.decode() if isinstance(stream_id, bytes) else stream_id
         out.append((sid, int(seq), payload))
     return out

@@ -1,33 +1,37 @@
-"""Loading and calling the Lua scripts in ``lua/``.
+"""The scripts' declared interfaces: one typed wrapper per Lua file in ``lua/``.
 
-Each script is loaded once and called by SHA (redis-py's ``Script`` reloads it on
-NOSCRIPT). ``_lib.lua`` holds helpers and is prepended to every script.
-
-Calls on the App's own client are coalesced (group commit): while one thread's pipeline
-is in flight, calls from other threads gather, and the next pipeline takes them all. A
-lone call goes out at once; under load, workers make one round trip (two system calls,
-one WAIT for replicated durability) for many scripts instead of one each.
+Each wrapper shares its script's name, takes its KEYS and ARGV as keyword arguments named
+as the script's header names them, and returns a ``Call`` for ``Scripts.run`` or
+``Scripts.batch`` (``streamflow.store.runner``). Only these functions put arguments in
+the positions a script reads them from; every key a script touches arrives in KEYS.
 """
 
 from __future__ import annotations
 
 import enum
-import threading
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
-import redis
-from redis.commands.core import Script
-
-from streamflow.model.errors import DurabilityError
-from streamflow.store.wire import Wire
-
-_LUA = Path(__file__).with_name("lua")
+from streamflow.model import schema
+from streamflow.model.definition import Definition
+from streamflow.model.events import (
+    TERMINAL,
+    BarrierDecremented,
+    BarrierReleased,
+    Event,
+    HistoryWarning,
+    TaskEnqueued,
+    WorkflowCancelled,
+    WorkflowCompleted,
+    WorkflowFailed,
+    encode_event,
+)
+from streamflow.model.messages import encode_task_message, shard_of
+from streamflow.store.keys import Keys, WorkflowKeys
 
 
 class Reply(enum.Enum):
-    """What a script answered."""
+    """What a script answered (the Lua constants ``REPLY_<name>``)."""
 
     OK = "OK"
     RUN = "RUN"
@@ -49,207 +53,322 @@ _CODES: dict[Any, Reply] = {
 
 
 def reply_code(raw: Any) -> Reply:
-    """The reply code of a script's answer (its first element)."""
-    code = raw[0]
+    """The reply code of a script's answer (its first element).
+
+    Raises:
+        ValueError: not a reply code (a bad reply).
+    """
     try:
-        return _CODES[code]
-    except (KeyError, TypeError):
-        raise ValueError(f"{code!r} is not a script reply code") from None
+        return _CODES[raw[0]]
+    except (KeyError, TypeError, IndexError):
+        raise ValueError(f"{raw!r:.80} is not a script reply") from None
 
 
+class Call(NamedTuple):
+    """One script call, its arguments in place."""
+
+    script: str
+    keys: list[str]
+    args: list[Any]
+
+
+def _flag(value: bool) -> str:
+    return "1" if value else "0"
+
+
+# -- decisions, as the submit and apply scripts take them ------------------------------
+
+
+class Decisions(NamedTuple):
+    """Decisions as 8 ARGV slots each, and the queue keys they name (each followed by
+    its delayed set; a slot names its queue by its 1-based position among them)."""
+
+    total: int
+    queue_keys: list[str]
+    slots: list[Any]
+
+
+_TERMINAL_STATUS: dict[type[Event], str] = {
+    WorkflowCompleted: schema.COMPLETED,
+    WorkflowFailed: schema.FAILED,
+    WorkflowCancelled: schema.CANCELLED,
+}
+
+
+def decisions(
+    keys: Keys,
+    workflow_id: str,
+    definition: Definition,
+    events: Sequence[Event],
+    time_of: Mapping[int, int],
+) -> Decisions:
+    """The slots of ``events`` (see ``append_decisions`` in ``lua/_lib.lua``).
+
+    ``time_of`` maps a cause's sequence number to its time; a cause missing from it makes
+    due times relative (the script adds its own base).
+
+    Raises:
+        TypeError: an event that is not a decision.
+    """
+    shard = shard_of(workflow_id)
+    positions: dict[str, int] = {}
+    queue_keys: list[str] = []
+    slots: list[Any] = []
+    for event in events:
+        key = event.idempotency_key()
+        payload = encode_event(event)
+        if isinstance(event, TaskEnqueued):
+            task = definition.task(event.node)
+            target = keys.queue(shard, task.options.queue)
+            if target not in positions:
+                queue_keys += [target, keys.delayed(shard, task.options.queue)]
+                positions[target] = len(queue_keys) - 1
+            due = event.delay_ms + time_of.get(event.cause, 0) if event.delay_ms else 0
+            message = encode_task_message(workflow_id, event.node, event.attempt, definition.hash)
+            kind = schema.Decision.ENQUEUE_FINALIZER if task.finalizer else schema.Decision.ENQUEUE
+            slots += [
+                kind,
+                key,
+                payload,
+                event.node,
+                event.attempt,
+                positions[target],
+                message,
+                due,
+            ]
+        elif isinstance(event, BarrierDecremented):
+            slots += [schema.Decision.DECREMENT, key, payload, event.barrier, "", 0, "", 0]
+        elif isinstance(event, BarrierReleased):
+            slots += [schema.Decision.RELEASE, key, payload, "", "", 0, "", 0]
+        elif isinstance(event, HistoryWarning):
+            slots += [schema.Decision.WARN, key, payload, "", "", 0, "", 0]
+        elif isinstance(event, TERMINAL):
+            status = _TERMINAL_STATUS[type(event)]
+            slots += [schema.Decision.TERMINAL, key, payload, status, "", 0, "", 0]
+        else:
+            raise TypeError(f"{type(event).__name__} is not a decision")
+    return Decisions(len(events), queue_keys, slots)
+
+
+# -- one wrapper per script ------------------------------------------------------------
+
+
+def submit(
+    *,
+    wf: WorkflowKeys,
+    submitted: bytes,
+    def_hash: str,
+    wake: bytes,
+    grace_ms: int,
+    retention_ms: int,
+    args: Mapping[int, bytes],
+    decided: Decisions,
+) -> Call:
+    """``submit.lua``: create the workflow with its roots' decisions."""
+    pairs: list[Any] = []
+    for node, blob in args.items():
+        pairs += [node, blob]
+    keys = [wf.log, wf.idx, wf.archive, wf.active, wf.wake_due, wf.expiry, wf.tombstone, wf.ended]
+    argv = [wf.workflow_id, submitted, def_hash, wake, grace_ms, wf.done_channel, retention_ms]
+    return Call(
+        "submit",
+        keys + decided.queue_keys,
+        [*argv, len(args), *pairs, decided.total, *decided.slots],
+    )
+
+
+def start(
+    *,
+    wf: WorkflowKeys,
+    queue: str,
+    node: int,
+    attempt: int,
+    msg_id: str,
+    started: bytes,
+    finalizer: bool,
+    catch_up_after: str,
+    catch_up_count: int,
+    takeover: bytes,
+) -> Call:
+    """``start.lua``: what to do with one delivered task message; for RUN, record it."""
+    return Call(
+        "start",
+        [wf.log, wf.idx, wf.archive, queue],
+        [
+            node,
+            attempt,
+            msg_id,
+            started,
+            _flag(finalizer),
+            catch_up_after,
+            catch_up_count,
+            takeover,
+        ],
+    )
+
+
+def results(*, wf: WorkflowKeys, fields: Sequence[str]) -> Call:
+    """``results.lua``: the events (or raw index values) the index ``fields`` name."""
+    return Call("results", [wf.log, wf.idx], list(fields))
+
+
+def outcome(
+    *,
+    wf: WorkflowKeys,
+    queue: str,
+    node: int,
+    attempt: int,
+    event: bytes,
+    kind: schema.Outcome,
+    decrement_key: str,
+    decrement_head: bytes,
+    decrement_tail: bytes,
+    wake: bytes,
+    grace_ms: int,
+    catch_up_after: str,
+    catch_up_count: int,
+    finalizer: bool,
+    result_field: str,
+    result_blob: bytes,
+    quiet_reaches: int,
+    counter: int | str,
+    quiet_below: int,
+    msg_id: str,
+) -> Call:
+    """``outcome.lua``: record the one outcome of an attempt (and its decrement)."""
+    return Call(
+        "outcome",
+        [wf.log, wf.idx, wf.archive, wf.wake_due, wf.results, queue],
+        [
+            node,
+            attempt,
+            event,
+            kind.value,
+            decrement_key,
+            decrement_head,
+            wake,
+            grace_ms,
+            catch_up_after,
+            catch_up_count,
+            decrement_tail,
+            _flag(finalizer),
+            result_field,
+            result_blob,
+            quiet_reaches,
+            counter,
+            quiet_below,
+            msg_id,
+        ],
+    )
+
+
+def apply(
+    *,
+    wf: WorkflowKeys,
+    trigger_queue: str,
+    decided: Decisions,
+    expected: int,
+    trigger_msg_id: str,
+    trigger_wake: bytes,
+    grace_ms: int,
+    archive_wake: bytes,
+    archive_inline: int,
+    done: bool,
+    folded_seq: int,
+    folded_id: str,
+    guard_key: str = "",
+    guard_seq: int = 0,
+    guard_sha1: str = "",
+) -> Call:
+    """``apply.lua``: apply one cause's decisions (a chunk of them) and acknowledge."""
+    keys = [
+        wf.log,
+        wf.idx,
+        wf.archive,
+        wf.active,
+        wf.wake_due,
+        trigger_queue or wf.log,
+        wf.expiry,
+        wf.ended,
+    ]
+    argv = [
+        wf.workflow_id,
+        expected,
+        trigger_msg_id,
+        trigger_wake,
+        wf.done_channel,
+        grace_ms,
+        archive_wake,
+        decided.total,
+        archive_inline,
+        _flag(done),
+        folded_seq,
+        folded_id,
+        guard_key,
+        guard_seq,
+        guard_sha1,
+    ]
+    return Call("apply", keys + decided.queue_keys, argv + decided.slots)
+
+
+def archive(*, wf: WorkflowKeys, length: int, data: bytes, archive_wake: bytes) -> Call:
+    """``archive.lua``: replace a finished workflow's log of ``length`` by ``data``."""
+    return Call(
+        "archive",
+        [wf.log, wf.idx, wf.archive, wf.active, wf.wake_due, wf.expiry, wf.ended],
+        [wf.workflow_id, length, data, archive_wake],
+    )
+
+
+def rebuild(*, wf: WorkflowKeys, length: int, fields: Mapping[str, Any]) -> Call:
+    """``rebuild.lua``: install an index rebuilt from a log of ``length``."""
+    pairs: list[Any] = []
+    for field, value in fields.items():
+        pairs += [field, value]
+    return Call("rebuild", [wf.log, wf.idx, wf.archive], [length, *pairs])
+
+
+def expire(*, wf: WorkflowKeys, tombstone_ms: int) -> Call:
+    """``expire.lua``: remove a finished workflow past its retention."""
+    return Call(
+        "expire",
+        [wf.archive, wf.results, wf.tombstone, wf.expiry, wf.log, wf.ended],
+        [wf.workflow_id, tombstone_ms],
+    )
+
+
+def timer_move(*, delayed: str, stream: str, limit: int) -> Call:
+    """``timer_move.lua``: move the due members of ``delayed`` into ``stream``."""
+    return Call("timer_move", [delayed, stream], [limit])
+
+
+def renew(*, queue: str, consumer: str, idle_ms: int, msg_ids: Sequence[str]) -> Call:
+    """``renew.lua``: renew (or with a large ``idle_ms``, hand back) leases still ours."""
+    return Call("renew", [queue], [consumer, idle_ms, *msg_ids])
+
+
+def limit(
+    *, limiter: str, limit: int, token: str, score_ms: int, cutoff_ms: int, ttl_ms: int
+) -> Call:
+    """``limit.lua``: take a rate limiter's slot if one is free."""
+    return Call("limit", [limiter], [limit, token, score_ms, cutoff_ms, ttl_ms])
+
+
+SCRIPTS = frozenset(
+    {
+        "submit",
+        "start",
+        "results",
+        "outcome",
+        "apply",
+        "archive",
+        "rebuild",
+        "expire",
+        "timer_move",
+        "renew",
+        "limit",
+    }
+)
+"""Every script; a test checks that each has its Lua file and each Lua file its wrapper."""
 WRITES = frozenset({"submit", "start", "outcome", "apply", "archive", "rebuild", "expire"})
 """Scripts that write a workflow's state (``durability="replicated"`` waits after them)."""
-
-
-class Scripts:
-    """The scripts, registered on one client.
-
-    Args:
-        client: the connection (calls on it are coalesced across threads).
-        replicas: with more than 0, every pipeline holding a write script ends with
-            ``WAITAOF`` (or ``WAIT`` before Redis 7.2) for that many replicas, on the same
-            connection.
-        wait_timeout_ms: how long to wait for them.
-    """
-
-    def __init__(
-        self, client: redis.Redis, *, replicas: int = 0, wait_timeout_ms: int = 1000
-    ) -> None:
-        self.replicas = replicas
-        self.wait_timeout_ms = wait_timeout_ms
-        self._waitaof: bool | None = None
-        self._client = client
-        self._lock = threading.Lock()
-        self._pending: list[_Slot] = []
-        self._flushing = False
-        self._wire = Wire(client)
-        """The coalesced pipelines' connection (one pipeline in flight at a time)."""
-        lib = (_LUA / "_lib.lua").read_text()
-        self._scripts: dict[str, Script] = {}
-        for path in sorted(_LUA.glob("*.lua")):
-            if path.name.startswith("_"):
-                continue
-            self._scripts[path.stem] = client.register_script(lib + "\n" + path.read_text())
-
-    def call(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        """Run script ``name`` on the App's client (coalesced with other threads' calls).
-
-        Raises:
-            DurabilityError: a write was not confirmed by enough replicas in time.
-            redis.RedisError: the script failed, or Redis is unreachable.
-        """
-        (result,) = self._coalesced([(name, keys, args)])
-        if isinstance(result, Exception):
-            raise result
-        return result
-
-    def batch(
-        self, client: redis.Redis, calls: Sequence[tuple[str, Sequence[str], Sequence[Any]]]
-    ) -> list[Any]:
-        """Run several scripts in one round trip (a pipeline, not a transaction).
-
-        Calls answered NOSCRIPT (the server lost its script cache) did not run; they are
-        loaded and run again. Other errors are returned in place, not raised.
-
-        Raises:
-            DurabilityError: the writes were not confirmed by enough replicas in time.
-            redis.RedisError: Redis is unreachable.
-        """
-        if not calls:
-            return []
-        if client is self._client:
-            return self._coalesced(calls)
-        return self._run(client, calls)
-
-    def _coalesced(self, calls: Sequence[tuple[str, Sequence[str], Sequence[Any]]]) -> list[Any]:
-        """``_run`` on the App's client, sharing a pipeline with other threads' calls."""
-        slot = _Slot(calls)
-        with self._lock:
-            self._pending.append(slot)
-            lead = not self._flushing
-            self._flushing = True
-        if not lead:
-            slot.ready.wait()
-            if not slot.lead:
-                return slot.outcome()
-        # This thread sends whatever has gathered (its own calls among them), then
-        # hands the next pipeline to the first caller that arrived meanwhile.
-        with self._lock:
-            batch, self._pending = self._pending, []
-        flat = [call for each in batch for call in each.calls]
-        results: list[Any] = []
-        error: BaseException | None = None
-        try:
-            results = self._run(self._client, flat, self._wire)
-        except BaseException as exc:  # handed to every caller of the batch
-            error = exc
-        with self._lock:
-            if self._pending:
-                self._pending[0].lead = True
-                self._pending[0].ready.set()
-            else:
-                self._flushing = False
-        start = 0
-        for each in batch:
-            each.results = results[start : start + len(each.calls)]
-            each.error = error
-            start += len(each.calls)
-            if each is not slot:
-                each.ready.set()
-        return slot.outcome()
-
-    def _run(
-        self,
-        client: redis.Redis,
-        calls: Sequence[tuple[str, Sequence[str], Sequence[Any]]],
-        wire: Wire | None = None,
-    ) -> list[Any]:
-        wait = self.replicas > 0 and any(name in WRITES for name, _, _ in calls)
-        results = self._pipeline(client, calls, wait, wire)
-        lost = [i for i, r in enumerate(results) if isinstance(r, redis.exceptions.NoScriptError)]
-        if lost:
-            # The server lost its script cache (a restart, SCRIPT FLUSH): load and rerun
-            # what did not run.
-            for name in {calls[i][0] for i in lost}:
-                client.script_load(self._scripts[name].script)
-            again = self._pipeline(client, [calls[i] for i in lost], wait, wire)
-            for i, result in zip(lost, again, strict=True):
-                results[i] = result
-        return results
-
-    def close(self) -> None:
-        """Give the coalesced pipelines' connection back to the client's pool."""
-        self._wire.close()
-
-    def _pipeline(
-        self,
-        client: redis.Redis,
-        calls: Sequence[tuple[str, Sequence[str], Sequence[Any]]],
-        wait: bool,
-        wire: Wire | None,
-    ) -> list[Any]:
-        """One pipeline; with ``wait``, the replicas' confirmation is asked for on the
-        same connection (WAIT and WAITAOF count that connection's writes only)."""
-        commands: list[tuple[Any, ...]] = [
-            ("EVALSHA", self._scripts[name].sha, len(keys), *keys, *args)
-            for name, keys, args in calls
-        ]
-        if wait:
-            if self._waitaof is None:
-                # WAITAOF came with Redis 7.2 (Valkey reports a redis_version too).
-                version: Any = client.info("server").get("redis_version", "0")
-                self._waitaof = tuple(int(p) for p in str(version).split(".")[:2]) >= (7, 2)
-            if self._waitaof:  # on their disk too
-                commands.append(("WAITAOF", 0, self.replicas, self.wait_timeout_ms))
-            else:  # Redis before 7.2: in their memory
-                commands.append(("WAIT", self.replicas, self.wait_timeout_ms))
-        if wire is not None:
-            results = wire.execute(commands)
-        else:
-            pipe = client.pipeline(transaction=False)
-            for command in commands:
-                pipe.execute_command(*command)  # type: ignore[no-untyped-call]
-            results = pipe.execute(raise_on_error=False)
-        if wait:
-            acks = results.pop()
-            if isinstance(acks, Exception):
-                raise acks
-            confirmed = int(acks[1]) if isinstance(acks, list) else int(acks)
-            if confirmed < self.replicas:
-                raise DurabilityError(self.replicas, confirmed, self.wait_timeout_ms)
-        return results
-
-
-class _Slot:
-    """One caller's calls waiting in a coalesced pipeline."""
-
-    __slots__ = ("calls", "error", "lead", "ready", "results")
-
-    def __init__(self, calls: Sequence[tuple[str, Sequence[str], Sequence[Any]]]) -> None:
-        self.calls = calls
-        self.ready = _Latch()
-        self.lead = False
-        """Woken to send the next pipeline, not with results."""
-        self.results: list[Any] = []
-        self.error: BaseException | None = None
-
-    def outcome(self) -> list[Any]:
-        if self.error is not None:
-            raise self.error
-        return self.results
-
-
-class _Latch:
-    """A one-shot ``threading.Event`` for one waiter, on a bare lock (no Condition)."""
-
-    __slots__ = ("_lock",)
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._lock.acquire()
-
-    def set(self) -> None:
-        self._lock.release()
-
-    def wait(self) -> None:
-        self._lock.acquire()

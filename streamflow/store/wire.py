@@ -20,6 +20,10 @@ from typing import Any
 import redis
 from hiredis import pack_command
 
+from streamflow.model.schema import MESSAGE_FIELD
+
+_MESSAGE = MESSAGE_FIELD.encode()
+
 
 class Wire:
     """One connection of ``client``'s pool, for one caller at a time.
@@ -100,7 +104,7 @@ def stream_messages(reply: Any) -> list[tuple[str, str, bytes]]:
             data = b""
             if fields:
                 for i in range(0, len(fields) - 1, 2):
-                    if fields[i] == b"m":
+                    if fields[i] == _MESSAGE:
                         data = fields[i + 1]
                         break
             out.append((name, msg_id.decode(), data))

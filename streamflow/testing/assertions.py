@@ -13,7 +13,8 @@ from typing import Any
 from streamflow.history.audit import audit, replay
 from streamflow.model.definition import BarrierNode, Definition
 from streamflow.model.events import BarrierReleased, Entry, TaskEnqueued, WorkflowSubmitted
-from streamflow.model.state import COMPLETED, fold_all
+from streamflow.model.schema import COMPLETED
+from streamflow.model.state import fold_all
 from streamflow.testing.simulator import known_definition
 
 

@@ -23,7 +23,7 @@ from streamflow.api.actors import Actor, callback_of
 from streamflow.api.canvas import Canvas
 from streamflow.api.compile import Compiled
 from streamflow.api.compile import compile_canvas as _compile
-from streamflow.model import codec
+from streamflow.model import codec, schema
 from streamflow.model.decide import decide, decide_all
 from streamflow.model.definition import (
     NONE,
@@ -53,7 +53,8 @@ from streamflow.model.events import (
     encode_with_cause_hole,
 )
 from streamflow.model.failures import Failure
-from streamflow.model.state import RUNNING, State, fold, fold_all
+from streamflow.model.schema import RUNNING
+from streamflow.model.state import State, fold, fold_all
 from streamflow.runtime.context import TaskContext, reset_current, set_current
 from streamflow.testing.actors import Actors, actor_registry
 
@@ -243,7 +244,7 @@ class Simulator:
             self.stats["stale"] += 1
             self._ack(message)
             return None
-        if f"out:{node}:{attempt}" in idx.keys:
+        if schema.outcome_key(node, attempt) in idx.keys:
             self.stats["already_done"] += 1
             self.project_all()
             self._ack(message)
@@ -370,7 +371,7 @@ class Simulator:
         event = job.outcome
         node, attempt = event.node, event.attempt
         idx = self.idx
-        out_key = f"out:{node}:{attempt}"
+        out_key = schema.outcome_key(node, attempt)
         if not self._open(node) or idx.attempt.get(node) != attempt or out_key in idx.keys:
             self.stats["outcome_stale"] += 1
             self._ack(job.message)
@@ -472,7 +473,7 @@ class Simulator:
         d, state = self.definition, self.idx
         error = state.end.get("error")
         value = None
-        if state.status == "completed":
+        if state.status == schema.COMPLETED:
             value = assemble(d.root_spec, {n: self.value(n) for n in spec_leaves(d.root_spec)})
         return SimResult(
             status=state.status,

@@ -6,13 +6,13 @@
 -- KEYS[4] expiry sorted set, KEYS[5] log stream, KEYS[6] ended hash
 -- ARGV[1] workflow id   ARGV[2] tombstone lifetime in ms
 --
--- Returns {'OK'} | {'RUNNING'} (a live log exists: never remove a running workflow).
+-- Returns {OK} | {RUNNING} (a live log exists: never remove a running workflow).
 if redis.call('EXISTS', KEYS[5]) == 1 then
   redis.call('ZREM', KEYS[4], ARGV[1])
-  return {'RUNNING'}
+  return {REPLY_RUNNING}
 end
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('SET', KEYS[3], '1', 'PX', ARGV[2])
 redis.call('ZREM', KEYS[4], ARGV[1])
 redis.call('HDEL', KEYS[6], ARGV[1])
-return {'OK'}
+return {REPLY_OK}

@@ -8,37 +8,37 @@
 -- ARGV[6] catch-up: for RUN, also return log entries after this stream id ('' none)
 -- ARGV[7] at most this many   ARGV[8] the TaskStarted encoded with takeover=True
 --
--- Returns {'RUN', seq, deliveries, arguments or false, entries} - first start of this
+-- Returns {RUN, seq, deliveries, arguments or false, entries} - first start of this
 -- attempt, the same message redelivered, or a takeover (the message that started the
 -- attempt is pending nowhere: it was lost before an outcome, and this one was re-sent);
--- {'DUP'} - another message owns this attempt and is still pending;
--- {'STALE'} - superseded, never enqueued, workflow ended or gone;
--- {'ALREADY_DONE', seq} - the attempt has its outcome (re-project, then acknowledge);
--- {'REBUILD'} - the index does not match the log.
+-- {DUP} - another message owns this attempt and is still pending;
+-- {STALE} - superseded, never enqueued, workflow ended or gone;
+-- {ALREADY_DONE} - the attempt has its outcome (re-project, then acknowledge);
+-- {REBUILD} - the index does not match the log.
 local log, idx, archive = KEYS[1], KEYS[2], KEYS[3]
 local node, attempt, msg_id = ARGV[1], ARGV[2], ARGV[3]
 local n, err = live_length(log, idx, archive)
-if err == 'GONE' then return {'STALE'} end
+if err == REPLY_GONE then return {REPLY_STALE} end
 if err then return {err} end
-if n == 0 then return {'STALE'} end
-local current = redis.call('HMGET', idx, 'st', 'a:' .. node, 'm:' .. node, 'out:' .. node .. ':' .. attempt)
-local open = current[1] == 'running' or (ARGV[5] == '1' and is_terminal(current[1]))
-if not open or current[2] ~= attempt then return {'STALE'} end
-if current[4] then return {'ALREADY_DONE'} end
+if n == 0 then return {REPLY_STALE} end
+local current = redis.call('HMGET', idx, STATUS, ATTEMPT .. node, OWNER .. node, OUTCOME .. node .. ':' .. attempt)
+local open = current[1] == RUNNING or (flag(ARGV[5]) and is_terminal(current[1]))
+if not open or current[2] ~= attempt then return {REPLY_STALE} end
+if current[4] then return {REPLY_ALREADY_DONE} end
 local takeover = false
 if current[3] and current[3] ~= msg_id then
-  if #redis.call('XPENDING', KEYS[4], 'workers', current[3], current[3], 1) > 0 then
-    return {'DUP'}
+  if #redis.call('XPENDING', KEYS[4], WORKER_GROUP, current[3], current[3], 1) > 0 then
+    return {REPLY_DUP}
   end
   takeover = true
 end
 n = n + 1
-redis.call('XADD', log, 'NOMKSTREAM', '*', 'e', takeover and ARGV[8] or ARGV[4], 's', n)
-if takeover or not current[3] then redis.call('HSET', idx, 'm:' .. node, msg_id) end
-local deliveries = redis.call('HINCRBY', idx, 'c:' .. node, 1)
-redis.call('HSET', idx, 'n', n)
+redis.call('XADD', log, 'NOMKSTREAM', '*', EVENT_FIELD, takeover and ARGV[8] or ARGV[4], SEQ_FIELD, n)
+if takeover or not current[3] then redis.call('HSET', idx, OWNER .. node, msg_id) end
+local deliveries = redis.call('HINCRBY', idx, DELIVERIES .. node, 1)
+redis.call('HSET', idx, LENGTH, n)
 local entries = {}
 if ARGV[6] ~= '' then
   entries = redis.call('XRANGE', log, '(' .. ARGV[6], '+', 'COUNT', tonumber(ARGV[7]))
 end
-return {'RUN', n, deliveries, redis.call('HGET', idx, 'x:' .. node), entries}
+return {REPLY_RUN, n, deliveries, redis.call('HGET', idx, ARGS .. node), entries}

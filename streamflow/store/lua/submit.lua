@@ -4,27 +4,28 @@
 --
 -- KEYS[1] log stream, KEYS[2] idx hash, KEYS[3] archive string, KEYS[4] active set,
 -- KEYS[5] wake-due sorted set, KEYS[6] expiry sorted set, KEYS[7] tombstone,
--- KEYS[8] ended hash, KEYS[9..] queue streams / delayed sets named by decisions
+-- KEYS[8] ended hash, KEYS[9..] queue streams, each followed by its delayed set, named by
+-- decisions
 -- ARGV[1] workflow id        ARGV[2] encoded WorkflowSubmitted   ARGV[3] definition hash
 -- ARGV[4] recovery wake-up member ('' none: every decision is in this call)
 -- ARGV[5] recovery grace in ms      ARGV[6] channel to publish on if it ends at once
 -- ARGV[7] retention in ms (how long it is kept once finished)
 -- ARGV[8] number of argument fields a   ARGV[9 .. 8+2a] node, encoded arguments (pairs)
--- then: decision count k, then 8 slots per decision (see _lib.lua append_decisions)
+-- then: decision count k, then 8 slots per decision (see append_decisions)
 --
 -- Due times of decisions are relative to the submission (its stream id's time).
 --
--- Returns {'OK', n, d, submission stream id} or {'EXISTS'}.
+-- Returns {OK, n, d, submission stream id} or {EXISTS}.
 local log, idx, archive, active, wake_due = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 if redis.call('EXISTS', log, archive, KEYS[7]) > 0 then
-  return {'EXISTS'}
+  return {REPLY_EXISTS}
 end
-local id = redis.call('XADD', log, '*', 'e', ARGV[2], 's', 1)
+local id = redis.call('XADD', log, '*', EVENT_FIELD, ARGV[2], SEQ_FIELD, 1)
 redis.call('DEL', idx)
-redis.call('HSET', idx, 'sub', id, 'def', ARGV[3], 'st', 'running', 'n', 1, 'd', 0, 'ret', ARGV[7])
+redis.call('HSET', idx, SUBMITTED, id, DEFINITION, ARGV[3], STATUS, RUNNING, LENGTH, 1, LAST_DECISION, 0, RETENTION, ARGV[7])
 local a = tonumber(ARGV[8])
 for i = 0, a - 1 do
-  redis.call('HSET', idx, 'x:' .. ARGV[9 + 2 * i], ARGV[10 + 2 * i])
+  redis.call('HSET', idx, ARGS .. ARGV[9 + 2 * i], ARGV[10 + 2 * i])
 end
 redis.call('SADD', active, ARGV[1])
 if ARGV[4] ~= '' then
@@ -32,10 +33,10 @@ if ARGV[4] ~= '' then
 end
 local pos = 9 + 2 * a
 local base = tonumber(string.match(id, '^(%d+)'))
-local n, d, ended = append_decisions(log, idx, active, KEYS[8], ARGV[1], pos + 1, tonumber(ARGV[pos]), 1, 0, base)
+local n, d, ended = append_decisions(log, idx, active, KEYS[8], ARGV[1], pos + 1, tonumber(ARGV[pos]), 1, 0, base, 8)
 if ended then
   -- Nothing to run (an empty canvas): archive the few events at once.
   archive_log(log, idx, archive, active, KEYS[6], KEYS[8], ARGV[1])
   redis.call('PUBLISH', ARGV[6], n)
 end
-return {'OK', n, d, id}
+return {REPLY_OK, n, d, id}

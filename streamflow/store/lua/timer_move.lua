@@ -5,11 +5,10 @@
 -- ARGV[1] at most this many per call
 --
 -- Returns {moved, next due time in ms or -1}.
-local now = redis.call('TIME')
-now = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local now = now_ms()
 local due = redis.call('ZRANGE', KEYS[1], '-inf', now, 'BYSCORE', 'LIMIT', 0, tonumber(ARGV[1]))
 for _, member in ipairs(due) do
-  redis.call('XADD', KEYS[2], '*', 'm', member)
+  redis.call('XADD', KEYS[2], '*', MESSAGE_FIELD, member)
   redis.call('ZREM', KEYS[1], member)
 end
 local nxt = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')

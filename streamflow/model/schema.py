@@ -1,0 +1,181 @@
+"""The names the Python shell and the Lua scripts share, defined once.
+
+Index fields, idempotency keys, statuses, consumer groups, stream entry fields, decision
+kinds, event type codes. The scripts get the same names as Lua constants in a prelude
+generated from ``lua_prelude()`` (see ``streamflow.store.scripts``); a test reads every Lua
+file and fails on a name spelled by hand.
+"""
+
+from __future__ import annotations
+
+import enum
+
+# -- workflow statuses (index field ``st``, the fold's ``State.status``) ---------------
+
+PENDING = "pending"
+RUNNING = "running"
+COMPLETED = "completed"
+FAILED = "failed"
+CANCELLED = "cancelled"
+TERMINAL_STATUSES = frozenset({COMPLETED, FAILED, CANCELLED})
+
+ARCHIVE_STATUS_CODES = {COMPLETED: 1, FAILED: 2, CANCELLED: 3}
+"""A terminal status as the one byte of an archive's summary."""
+
+# -- consumer groups and stream entry fields -------------------------------------------
+
+WORKER_GROUP = "workers"
+"""Consumer group of every queue stream."""
+PROJECTOR_GROUP = "projectors"
+"""Consumer group of every wake-up stream."""
+
+EVENT_FIELD = "e"
+"""A log entry's encoded event."""
+SEQ_FIELD = "s"
+"""A log entry's sequence number."""
+MESSAGE_FIELD = "m"
+"""A queue or wake-up message's bytes."""
+
+# -- the index (``idx`` hash) ----------------------------------------------------------
+
+LENGTH = "n"
+"""The log length the index reflects."""
+LAST_DECISION = "d"
+"""Sequence number of the last decision (enqueue, release, terminal)."""
+STATUS = "st"
+DEFINITION = "def"
+"""The definition's content hash."""
+RETENTION = "ret"
+"""How long a finished workflow is kept, in ms."""
+
+# Per node (or barrier): the prefix, then its id.
+ATTEMPT = "a:"
+"""Its latest enqueued attempt."""
+OWNER = "m:"
+"""The queue message that started (or took over) its current attempt."""
+DELIVERIES = "c:"
+"""TaskStarted events of its current attempt."""
+RESULT = "ok:"
+"""Stream id of its TaskSucceeded."""
+FAILURE = "ko:"
+"""Stream id of its final TaskFailed."""
+ARGS = "x:"
+"""Its encoded arguments."""
+COUNT = "bc:"
+"""A barrier's sources done (decrements recorded), or with ``END_COUNT`` the workflow's
+sinks done."""
+END_COUNT = "e"
+"""The ``COUNT`` of the workflow's end: its sinks done (succeeded, or failed with
+allow_failure), kept by the outcome script like a barrier's decrements."""
+
+# Idempotency keys: each is also an index field (key -> stream id of the event holding
+# it); prefixed ones take the node (or barrier) and attempt (or source) after them.
+SUBMITTED = "sub"
+END = "end"
+HISTORY_WARNING = "hw"
+ENQUEUED = "enq:"
+OUTCOME = "out:"
+DECREMENTED = "dec:"
+RELEASED = "rel:"
+
+
+def enqueued_key(node: int, attempt: int) -> str:
+    return f"{ENQUEUED}{node}:{attempt}"
+
+
+def outcome_key(node: int, attempt: int) -> str:
+    return f"{OUTCOME}{node}:{attempt}"
+
+
+def decremented_key(barrier: int, source: int) -> str:
+    return f"{DECREMENTED}{barrier}:{source}"
+
+
+def released_key(barrier: int) -> str:
+    return f"{RELEASED}{barrier}"
+
+
+# -- what the apply and submit scripts are told ----------------------------------------
+
+
+class Decision(enum.StrEnum):
+    """The kind of each decision slot of the apply and submit scripts."""
+
+    ENQUEUE = "E"
+    ENQUEUE_FINALIZER = "F"
+    """An enqueue accepted after the workflow's end (a callback)."""
+    DECREMENT = "D"
+    RELEASE = "R"
+    WARN = "W"
+    TERMINAL = "T"
+
+
+class Outcome(enum.StrEnum):
+    """What an outcome is, for the outcome script."""
+
+    SUCCESS = "ok"
+    RETRY = "retry"
+    """A failure whose attempt is retried."""
+    FINAL = "final"
+    """A failure for good."""
+
+
+# -- event types -----------------------------------------------------------------------
+
+
+class EventType(enum.IntEnum):
+    """The code each event type is encoded with. A code keeps its meaning forever."""
+
+    WORKFLOW_SUBMITTED = 1
+    TASK_ENQUEUED = 2
+    TASK_STARTED = 3
+    TASK_SUCCEEDED = 4
+    TASK_FAILED = 5
+    BARRIER_DECREMENTED = 6
+    BARRIER_RELEASED = 7
+    WORKFLOW_COMPLETED = 8
+    WORKFLOW_FAILED = 9
+    WORKFLOW_CANCELLED = 10
+    HISTORY_WARNING = 11
+
+
+# -- the Lua side ----------------------------------------------------------------------
+
+LUA_NAMES: dict[str, str] = {
+    "RUNNING": RUNNING,
+    "COMPLETED": COMPLETED,
+    "FAILED": FAILED,
+    "CANCELLED": CANCELLED,
+    "WORKER_GROUP": WORKER_GROUP,
+    "EVENT_FIELD": EVENT_FIELD,
+    "SEQ_FIELD": SEQ_FIELD,
+    "MESSAGE_FIELD": MESSAGE_FIELD,
+    "LENGTH": LENGTH,
+    "LAST_DECISION": LAST_DECISION,
+    "STATUS": STATUS,
+    "DEFINITION": DEFINITION,
+    "RETENTION": RETENTION,
+    "ATTEMPT": ATTEMPT,
+    "OWNER": OWNER,
+    "DELIVERIES": DELIVERIES,
+    "RESULT": RESULT,
+    "FAILURE": FAILURE,
+    "ARGS": ARGS,
+    "COUNT": COUNT,
+    "SUBMITTED": SUBMITTED,
+    "END": END,
+    "OUTCOME": OUTCOME,
+    **{f"DECISION_{kind.name}": kind.value for kind in Decision},
+    **{f"OUTCOME_{kind.name}": kind.value for kind in Outcome},
+}
+"""Every name the scripts use, as the Lua constant that holds it."""
+
+
+def lua_prelude(extra: dict[str, str] | None = None) -> str:
+    """Lua ``local`` declarations of ``LUA_NAMES`` (and ``extra``), prepended to every
+    script, plus the archive summary's status codes as the table ``SUMMARY_STATUS``."""
+    names = {**LUA_NAMES, **(extra or {})}
+    lines = [f"local {name} = '{value}'" for name, value in names.items()]
+    codes = ", ".join(f"[{s!r}] = {c}" for s, c in ARCHIVE_STATUS_CODES.items())
+    lines.append(f"local SUMMARY_STATUS = {{{codes}}}")
+    return "\n".join(lines) + "\n"

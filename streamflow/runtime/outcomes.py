@@ -1,0 +1,82 @@
+"""An attempt's end as the event that records it: a ``TaskSucceeded`` with its result (in
+the log, or out of line when large), or a ``TaskFailed`` with the retry policy's decision
+(the jitter drawn here, by the shell, and recorded)."""
+
+from __future__ import annotations
+
+import random
+import traceback
+
+from streamflow.logs import get_logger
+from streamflow.model import codec
+from streamflow.model.errors import EncodeError, ResultTooLarge
+from streamflow.model.events import TaskFailed, TaskSucceeded
+from streamflow.model.retry import next_attempt
+from streamflow.runtime.jobs import Job
+
+log = get_logger(__name__)
+
+
+def succeeded(
+    job: Job, result: object, *, large_bytes: int, max_bytes: int
+) -> TaskSucceeded | TaskFailed:
+    """The event of a body that returned ``result`` (a failure if it cannot be kept).
+
+    A result encoding to more than ``large_bytes`` is stored out of line (its bytes are
+    left in ``job.blob`` for the outcome script); above ``max_bytes`` the task fails.
+    """
+    try:
+        data = codec.encode_checked(result, what=f"result of {job.actor.name}")
+    except EncodeError as exc:
+        return failed(job, exc)
+    if len(data) > max_bytes:
+        too_large = ResultTooLarge(
+            f"result of {job.actor.name} is {len(data)} bytes encoded, "
+            f"over the limit of {max_bytes}"
+        )
+        return failed(job, too_large)
+    if len(data) > large_bytes:
+        # Out of line: the log keeps a reference, the outcome script stores the bytes.
+        job.blob = data
+        ref = f"{job.node}:{job.attempt}"
+        return TaskSucceeded(
+            node=job.node, attempt=job.attempt, result_ref=ref, cause=job.start_seq
+        )
+    return TaskSucceeded(node=job.node, attempt=job.attempt, result=result, cause=job.start_seq)
+
+
+def failed(job: Job, exc: BaseException) -> TaskFailed:
+    """The event of a body that raised ``exc``, with what the retry policy decided."""
+    retry = next_attempt(
+        attempt=job.attempt,
+        options=job.task.options,
+        error=exc,
+        throws=job.actor.throws,
+        retry_when=None if job.actor.retry_when is None else lambda: _ask_retry_when(job, exc),
+        jitter=random.random(),
+    )
+    error = {
+        "type": type(exc).__name__,
+        "message": str(exc),
+        "traceback": "".join(traceback.format_exception(exc)),
+    }
+    return TaskFailed(
+        node=job.node,
+        attempt=job.attempt,
+        error=error,
+        retry_delay_ms=retry.delay_ms,
+        later=retry.later,
+        cause=job.start_seq,
+    )
+
+
+def _ask_retry_when(job: Job, exc: BaseException) -> bool:
+    """The actor's ``retry_when(retries so far, exc)``; an exception it raises is logged
+    and counts as no."""
+    predicate = job.actor.retry_when
+    assert predicate is not None
+    try:
+        return bool(predicate(job.attempt - 1, exc))
+    except Exception:
+        log.exception("retry_when_failed", actor=job.actor.name)
+        return False

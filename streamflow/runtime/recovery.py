@@ -1,0 +1,87 @@
+"""The recovery projector: reads wake-ups (outcomes whose projection did not follow in
+time, finished workflows to archive, chunked submissions) and projects their workflows
+again from the whole log; a wake-up held by a dead projector is claimed after the lease."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from streamflow.model import schema
+from streamflow.model.errors import DecodeError
+from streamflow.model.messages import decode_wake
+from streamflow.model.schema import PROJECTOR_GROUP
+from streamflow.runtime.faults import crash_point
+from streamflow.runtime.outage import Outage
+from streamflow.runtime.projector import Projector
+from streamflow.runtime.roles import Role
+from streamflow.store.connection import Store
+
+_MESSAGE = schema.MESSAGE_FIELD.encode()
+BATCH = 10
+
+
+class Recovery(Role):
+    """Serves the wake-up streams of ``shards`` as consumer ``name``."""
+
+    def __init__(
+        self,
+        store: Store,
+        projector: Projector,
+        shards: tuple[int, ...],
+        *,
+        name: str,
+        lease_ms: int,
+        block_ms: int,
+        stopping: threading.Event,
+        outage: Outage,
+        log: Any,
+    ) -> None:
+        super().__init__("recovery", stopping, outage, log)
+        self.store = store
+        self.projector = projector
+        self.consumer = name
+        self.lease_ms = lease_ms
+        self.block_ms = block_ms
+        self.wake_keys = [store.keys.wake(s) for s in shards]
+        self._last_claim = 0.0
+
+    def step(self) -> None:
+        client = self.store.client
+        entries: list[tuple[str, str, bytes]] = []
+        if time.monotonic() - self._last_claim > min(self.lease_ms / 2000, 1.0):
+            self._last_claim = time.monotonic()
+            for key in self.wake_keys:
+                claim: Any = client.xautoclaim(
+                    key, PROJECTOR_GROUP, self.consumer, self.lease_ms, "0-0", count=BATCH
+                )
+                entries += [(key, i.decode(), f.get(_MESSAGE, b"")) for i, f in claim[1] if f]
+        reply: Any = client.xreadgroup(
+            PROJECTOR_GROUP,
+            self.consumer,
+            dict.fromkeys(self.wake_keys, ">"),
+            count=BATCH,
+            block=self.block_ms,
+        )
+        for stream, items in reply or []:
+            entries += [(stream.decode(), i.decode(), f.get(_MESSAGE, b"")) for i, f in items]
+        for key, msg_id, data in entries:
+            self.handle(key, msg_id, data)
+
+    def handle(self, wake_key: str, msg_id: str, data: bytes) -> None:
+        """Project the workflow a wake-up names, then acknowledge it."""
+        try:
+            workflow_id, tag = decode_wake(data)
+        except DecodeError as exc:
+            reason = f"undecodable wake-up: {exc}"
+            self.store.dead_letters.add(wake_key, msg_id, data, reason)
+            self._log.error("message_dead_lettered", queue=wake_key, msg_id=msg_id, reason=reason)
+        else:
+            self._log.info("recovery_projection", workflow_id=workflow_id, tag=tag)
+            self.projector.project(workflow_id, None)
+            crash_point("recovery.after_project_before_ack")
+        pipe = self.store.client.pipeline(transaction=False)
+        pipe.xack(wake_key, PROJECTOR_GROUP, msg_id)
+        pipe.xdel(wake_key, msg_id)
+        pipe.execute()

@@ -1,0 +1,206 @@
+"""Loading the Lua scripts in ``lua/`` and running their calls.
+
+Each script is loaded once and called by SHA (reloaded on NOSCRIPT). Every script is
+prepended with the schema's names as Lua constants (``schema.lua_prelude``) and the
+helpers of ``_lib.lua``. Calls are built by the wrappers of ``streamflow.store.scripts``.
+
+Calls on the App's own client are coalesced (group commit): while one thread's pipeline
+is in flight, calls from other threads gather, and the next pipeline takes them all. A
+lone call goes out at once; under load, workers make one round trip (two system calls,
+one WAIT for replicated durability) for many scripts instead of one each.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from streamflow.model import schema
+from streamflow.model.errors import DurabilityError
+from streamflow.store.scripts import SCRIPTS, WRITES, Call, Reply
+from streamflow.store.wire import Wire
+
+_LUA = Path(__file__).with_name("lua")
+
+
+class Scripts:
+    """The scripts, registered on one client.
+
+    Args:
+        client: the connection (calls on it are coalesced across threads).
+        replicas: with more than 0, every pipeline holding a write script ends with
+            ``WAITAOF`` (or ``WAIT`` before Redis 7.2) for that many replicas, on the same
+            connection.
+        wait_timeout_ms: how long to wait for them.
+    """
+
+    def __init__(
+        self, client: redis.Redis, *, replicas: int = 0, wait_timeout_ms: int = 1000
+    ) -> None:
+        self.replicas = replicas
+        self.wait_timeout_ms = wait_timeout_ms
+        self._waitaof: bool | None = None
+        self._client = client
+        self._lock = threading.Lock()
+        self._pending: list[_Slot] = []
+        self._flushing = False
+        self._wire = Wire(client)
+        """The coalesced pipelines' connection (one pipeline in flight at a time)."""
+        self._scripts = {
+            name: client.register_script(script_source(name)) for name in sorted(SCRIPTS)
+        }
+
+    def run(self, call: Call) -> Any:
+        """Run one script call (coalesced with other threads' calls).
+
+        Raises:
+            DurabilityError: a write was not confirmed by enough replicas in time.
+            redis.RedisError: the script failed, or Redis is unreachable.
+        """
+        (result,) = self._coalesced([call])
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def batch(self, calls: Sequence[Call]) -> list[Any]:
+        """Run several calls in one round trip (a pipeline, not a transaction), shared
+        with other threads' calls.
+
+        Calls answered NOSCRIPT (the server lost its script cache) did not run; they are
+        loaded and run again. Other errors are returned in place, not raised.
+
+        Raises:
+            DurabilityError: the writes were not confirmed by enough replicas in time.
+            redis.RedisError: Redis is unreachable.
+        """
+        if not calls:
+            return []
+        return self._coalesced(calls)
+
+    def _coalesced(self, calls: Sequence[Call]) -> list[Any]:
+        """``_run`` on the App's client, sharing a pipeline with other threads' calls."""
+        slot = _Slot(calls)
+        with self._lock:
+            self._pending.append(slot)
+            lead = not self._flushing
+            self._flushing = True
+        if not lead:
+            slot.ready.wait()
+            if not slot.lead:
+                return slot.outcome()
+        # This thread sends whatever has gathered (its own calls among them), then
+        # hands the next pipeline to the first caller that arrived meanwhile.
+        with self._lock:
+            batch, self._pending = self._pending, []
+        flat = [call for each in batch for call in each.calls]
+        results: list[Any] = []
+        error: BaseException | None = None
+        try:
+            results = self._run(flat)
+        except BaseException as exc:  # handed to every caller of the batch
+            error = exc
+        with self._lock:
+            if self._pending:
+                self._pending[0].lead = True
+                self._pending[0].ready.set()
+            else:
+                self._flushing = False
+        start = 0
+        for each in batch:
+            each.results = results[start : start + len(each.calls)]
+            each.error = error
+            start += len(each.calls)
+            if each is not slot:
+                each.ready.set()
+        return slot.outcome()
+
+    def _run(self, calls: Sequence[Call]) -> list[Any]:
+        wait = self.replicas > 0 and any(call.script in WRITES for call in calls)
+        results = self._pipeline(calls, wait)
+        lost = [i for i, r in enumerate(results) if isinstance(r, redis.exceptions.NoScriptError)]
+        if lost:
+            # The server lost its script cache (a restart, SCRIPT FLUSH): load and rerun
+            # what did not run.
+            for name in {calls[i].script for i in lost}:
+                self._client.script_load(self._scripts[name].script)
+            again = self._pipeline([calls[i] for i in lost], wait)
+            for i, result in zip(lost, again, strict=True):
+                results[i] = result
+        return results
+
+    def close(self) -> None:
+        """Give the coalesced pipelines' connection back to the client's pool."""
+        self._wire.close()
+
+    def _pipeline(self, calls: Sequence[Call], wait: bool) -> list[Any]:
+        """One pipeline; with ``wait``, the replicas' confirmation is asked for on the
+        same connection (WAIT and WAITAOF count that connection's writes only)."""
+        commands: list[tuple[Any, ...]] = [
+            ("EVALSHA", self._scripts[name].sha, len(keys), *keys, *args)
+            for name, keys, args in calls
+        ]
+        if wait:
+            if self._waitaof is None:
+                # WAITAOF came with Redis 7.2 (Valkey reports a redis_version too).
+                version: Any = self._client.info("server").get("redis_version", "0")
+                self._waitaof = tuple(int(p) for p in str(version).split(".")[:2]) >= (7, 2)
+            if self._waitaof:  # on their disk too
+                commands.append(("WAITAOF", 0, self.replicas, self.wait_timeout_ms))
+            else:  # Redis before 7.2: in their memory
+                commands.append(("WAIT", self.replicas, self.wait_timeout_ms))
+        results = self._wire.execute(commands)
+        if wait:
+            acks = results.pop()
+            if isinstance(acks, Exception):
+                raise acks
+            confirmed = int(acks[1]) if isinstance(acks, list) else int(acks)
+            if confirmed < self.replicas:
+                raise DurabilityError(self.replicas, confirmed, self.wait_timeout_ms)
+        return results
+
+
+class _Slot:
+    """One caller's calls waiting in a coalesced pipeline."""
+
+    __slots__ = ("calls", "error", "lead", "ready", "results")
+
+    def __init__(self, calls: Sequence[Call]) -> None:
+        self.calls = calls
+        self.ready = _Latch()
+        self.lead = False
+        """Woken to send the next pipeline, not with results."""
+        self.results: list[Any] = []
+        self.error: BaseException | None = None
+
+    def outcome(self) -> list[Any]:
+        if self.error is not None:
+            raise self.error
+        return self.results
+
+
+class _Latch:
+    """A one-shot ``threading.Event`` for one waiter, on a bare lock (no Condition)."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def set(self) -> None:
+        self._lock.release()
+
+    def wait(self) -> None:
+        self._lock.acquire()
+
+
+def script_source(name: str) -> str:
+    """The Lua source run for script ``name``: the schema's names, ``_lib.lua``, then
+    ``<name>.lua``."""
+    replies = {f"REPLY_{code.name}": code.value for code in Reply}
+    lib = (_LUA / "_lib.lua").read_text()
+    return schema.lua_prelude(replies) + lib + "\n" + (_LUA / f"{name}.lua").read_text()
