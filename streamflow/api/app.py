@@ -59,6 +59,8 @@ class App:
             (retrying with a capped backoff, logging once down and once back).
         history_budget: when a workflow's log is too long: a warning, then a failure
             (default 10,000 events or 10 MiB, then 50,000 or 50 MiB; None: no limit).
+        definition_cache_size: workflow definitions kept in memory at most (the least
+            recently used are read from Redis again when needed).
     """
 
     def __init__(
@@ -77,6 +79,7 @@ class App:
         durability_timeout: float = 1.0,
         retry_for: float = 30.0,
         history_budget: HistoryBudget | None = HistoryBudget(),  # noqa: B008 (frozen)
+        definition_cache_size: int = 1024,
     ) -> None:
         if url is None:
             url = os.environ.get("STREAMFLOW_REDIS_URL")
@@ -94,6 +97,7 @@ class App:
             replicas=replicas if durability == "replicated" else 0,
             wait_timeout_ms=to_ms(durability_timeout, "durability_timeout"),
             retry_for_s=retry_for,
+            definition_cache_size=definition_cache_size,
         )
         # The store's parts, by their short names (tests and tools use them).
         self.client = self.store.client

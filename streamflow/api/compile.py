@@ -73,7 +73,7 @@ def compile_canvas(canvas: Canvas, *, on_failure: Callback | None = None) -> Com
     workflow_on_failure = NONE
     callback = on_failure
     if callback is not None:
-        pipe = compiler._intern(full_spec)
+        pipe = compiler.intern(full_spec)
         workflow_on_failure = compiler.callback(callback, WORKFLOW_ON_FAILURE, NONE, pipe)
     nodes: list[Node] = []
     targets: dict[int, list[int]] = {}
@@ -129,7 +129,7 @@ class _Compiler:
         """The canvas whose steps or members are recorded as ``parts``."""
         self.parts: list[tuple[int, int, Spec]] = []
 
-    def _intern(self, spec: Spec) -> int:
+    def intern(self, spec: Spec) -> int:
         key = codec.pack(spec)
         index = self._spec_index.get(key)
         if index is None:
@@ -188,7 +188,7 @@ class _Compiler:
                 delay_ms=delay_ms + message.delay_ms,
                 pred=pred,
                 succ=NONE,
-                pipe=NONE if pipe is None or message.pipe_ignore else self._intern(pipe),
+                pipe=NONE if pipe is None or message.pipe_ignore else self.intern(pipe),
                 on_success=on_success,
                 on_failure=on_failure,
                 allow_failure=message.allow_failure,

@@ -12,20 +12,26 @@ from redis.client import PubSub
 from streamflow.api.canvas import Canvas
 from streamflow.api.compile import compile_canvas
 from streamflow.model import codec, schema
-from streamflow.model.definition import Definition, Spec, assemble
+from streamflow.model.definition import Definition, Spec, TaskNode, assemble
 from streamflow.model.errors import (
     ResultFailure,
     ResultMissing,
     ResultTimeout,
     WorkflowNotFoundError,
 )
-from streamflow.model.events import Entry, OutOfLine
+from streamflow.model.events import (
+    Entry,
+    OutOfLine,
+    WorkflowCancelled,
+    WorkflowFailed,
+    to_entry,
+)
 from streamflow.model.failures import Failure
 from streamflow.model.schema import CANCELLED, COMPLETED, FAILED, TERMINAL_STATUSES
-from streamflow.model.state import State, fold_all, task_counts
+from streamflow.model.state import State, count_tasks, fold_all, task_counts
 from streamflow.runtime.projector import Projector
 from streamflow.store.connection import Store
-from streamflow.store.log import read_history
+from streamflow.store.log import parse_raw, read_history
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -110,7 +116,16 @@ class WorkflowHandle:
         )
 
     def status(self) -> WorkflowStatus:
-        """Where the workflow stands now."""
+        """Where the workflow stands now: read from its index (a few fields per task,
+        whatever the log's length), or once archived from its archive.
+
+        Raises:
+            ResultMissing: no such workflow (``unknown``), or removed after its
+                retention (``expired``).
+        """
+        found = self._status_from_index()
+        if found is not None:
+            return found
         snap = self.snapshot()
         return WorkflowStatus(
             workflow_id=self.id,
@@ -120,6 +135,51 @@ class WorkflowHandle:
             archived=snap.archived,
             error=snap.state.end.get("error"),
             reason=snap.state.end.get("reason"),
+        )
+
+    def _status_from_index(self) -> WorkflowStatus | None:
+        """The status the live index tells (None: no index, e.g. archived)."""
+        client, keys = self.store.client, self.store.keys
+        idx = keys.idx(self.id)
+        head: Any = client.hmget(idx, [schema.STATUS, schema.LENGTH, schema.DEFINITION])
+        if None in head:
+            return None
+        status, length = head[0].decode(), int(head[1])
+        definition = self.store.definitions.get(head[2].decode())
+        tasks = [n.id for n in definition.nodes if isinstance(n, TaskNode)]
+        fields = [
+            f"{prefix}{node}"
+            for node in tasks
+            for prefix in (schema.RESULT, schema.FAILURE, schema.ATTEMPT, schema.DELIVERIES)
+        ]
+        values: Any = client.hmget(idx, fields)
+        rows = {node: values[4 * i : 4 * i + 4] for i, node in enumerate(tasks)}
+        counts = count_tasks(
+            definition,
+            succeeded={node for node, row in rows.items() if row[0] is not None},
+            failed={node for node, row in rows.items() if row[1] is not None},
+            enqueued={node for node, row in rows.items() if row[2] is not None},
+            started={node for node, row in rows.items() if row[3] and int(row[3])},
+        )
+        end: dict[str, Any] = {}
+        if status in TERMINAL_STATUSES:
+            end_id: Any = client.hget(idx, schema.END)
+            found: Any = client.xrange(keys.log(self.id), end_id, end_id) if end_id else []
+            if not found:
+                return None  # archived meanwhile: read from the archive
+            event = to_entry(parse_raw(found)[0]).event
+            if isinstance(event, WorkflowFailed):
+                end["error"] = event.error
+            elif isinstance(event, WorkflowCancelled):
+                end["reason"] = event.reason
+        return WorkflowStatus(
+            workflow_id=self.id,
+            status=status,
+            counts=counts,
+            events=length,
+            archived=False,
+            error=end.get("error"),
+            reason=end.get("reason"),
         )
 
     def wait(self, timeout: float | None = None) -> Snapshot:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from typing import Any
 
 from streamflow.model.definition import Definition, TaskNode
@@ -166,17 +166,30 @@ def fold_all(entries: Iterable[Entry], state: State | None = None) -> State:
 
 def task_counts(definition: Definition, state: State) -> dict[str, int]:
     """Tasks per state, from a fold."""
+    started = {node for node, count in state.deliveries.items() if count}
+    return count_tasks(definition, state.results, state.failures, state.attempt, started)
+
+
+def count_tasks(
+    definition: Definition,
+    succeeded: Container[int],
+    failed: Container[int],
+    enqueued: Container[int],
+    started: Container[int],
+) -> dict[str, int]:
+    """Tasks per state: ``succeeded``, ``failed`` (for good), ``waiting`` (never
+    enqueued), ``running`` (its current attempt started), else ``queued``."""
     counts = dict.fromkeys(("waiting", "queued", "running", "succeeded", "failed"), 0)
     for node in definition.nodes:
         if not isinstance(node, TaskNode):
             continue
-        if node.id in state.results:
+        if node.id in succeeded:
             counts["succeeded"] += 1
-        elif node.id in state.failures:
+        elif node.id in failed:
             counts["failed"] += 1
-        elif node.id not in state.attempt:
+        elif node.id not in enqueued:
             counts["waiting"] += 1
-        elif state.deliveries.get(node.id):
+        elif node.id in started:
             counts["running"] += 1
         else:
             counts["queued"] += 1

@@ -1,28 +1,22 @@
 """Time limits of sync task bodies: ``TimeLimitExceeded`` raised in the thread running one.
 
-Only the body itself can be interrupted. ``run`` registers its deadline, calls it, and on
-the way out makes sure no interruption is left pending for the thread: once ``run`` has
-returned or raised, whatever the thread does next (hooks, recording the outcome in the
-shared script pipeline) runs without an exception landing in the middle of it.
+Only the body itself is interrupted: ``run`` registers its deadline, calls it, and on the
+way out cancels an interruption not raised yet, so whatever the thread does next (hooks,
+recording the outcome) runs whole. Inside the body, the shared script pipeline is
+shielded (``streamflow.store.interrupts``): a body that hits its limit while it calls
+the App (a rate limiter, a submission) is interrupted before or after that call, never in
+the middle of it.
 """
 
 from __future__ import annotations
 
-import ctypes
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 from streamflow.model.errors import TimeLimitExceeded
-
-
-def raise_in_thread(ident: int, exc_type: type[BaseException] | None) -> None:
-    """Raise ``exc_type`` in thread ``ident`` at its next bytecode check (None: cancel one
-    set and not yet raised)."""
-    ctypes.pythonapi.PyThreadState_SetAsyncExc(
-        ctypes.c_ulong(ident), ctypes.py_object(exc_type) if exc_type else None
-    )
+from streamflow.store import interrupts
 
 
 class TimeLimits:
@@ -52,27 +46,26 @@ class TimeLimits:
         return result
 
     def _leave(self, ident: int) -> None:
-        fired = interrupted = False
+        fired = False
         while True:
             try:
                 with self._lock:
                     self._deadlines.pop(ident, None)
-                    fired = fired or ident in self._fired
+                    fired = ident in self._fired or fired
                     self._fired.discard(ident)
-                if fired:
-                    raise_in_thread(ident, None)  # cancel it if it is still to be raised
+                interrupts.clear(ident)  # cancelled if not raised yet: raised below
                 break
             except TimeLimitExceeded:
-                # Raised here, midway through: finish cleaning up (it is raised once).
-                interrupted = True
-        if fired or interrupted:
+                fired = True  # raised here, midway (it is raised once): finish first
+        if fired:
             raise TimeLimitExceeded("")
 
     def enforce(self) -> None:
-        """Interrupt every body past its deadline (called by the watch)."""
+        """Interrupt every body past its deadline (called by the watch); one inside the
+        script pipeline is interrupted at a later call, once out of it."""
         now = time.monotonic()
         with self._lock:
             for ident, deadline in list(self._deadlines.items()):
-                if now >= deadline and ident not in self._fired:
+                late = now >= deadline and ident not in self._fired
+                if late and interrupts.interrupt(ident, TimeLimitExceeded):
                     self._fired.add(ident)
-                    raise_in_thread(ident, TimeLimitExceeded)

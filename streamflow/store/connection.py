@@ -12,7 +12,7 @@ import redis
 from streamflow.logs import get_logger
 from streamflow.model.schema import WORKER_GROUP
 from streamflow.store.deadletters import DeadLetters
-from streamflow.store.definitions import Definitions
+from streamflow.store.definitions import DEFAULT_CACHE_SIZE, Definitions
 from streamflow.store.keys import Keys
 from streamflow.store.runner import Scripts
 
@@ -30,6 +30,7 @@ class Store:
         replicas: with more than 0, writes wait for that many replicas (WAITAOF/WAIT).
         wait_timeout_ms: how long they wait.
         retry_for_s: how long ``retrying`` rides out an unreachable Redis.
+        definition_cache_size: definitions kept in memory at most.
     """
 
     def __init__(
@@ -41,6 +42,7 @@ class Store:
         replicas: int = 0,
         wait_timeout_ms: int = 1000,
         retry_for_s: float = 30.0,
+        definition_cache_size: int = DEFAULT_CACHE_SIZE,
     ) -> None:
         if shards < 1:
             raise ValueError(f"shards must be at least 1 (got {shards!r})")
@@ -49,7 +51,7 @@ class Store:
         self.keys = Keys(prefix)
         self.shards = shards
         self.scripts = Scripts(self.client, replicas=replicas, wait_timeout_ms=wait_timeout_ms)
-        self.definitions = Definitions(self.client, self.keys)
+        self.definitions = Definitions(self.client, self.keys, definition_cache_size)
         self.dead_letters = DeadLetters(self.client, self.keys)
         self.retry_for_s = retry_for_s
 

@@ -546,7 +546,7 @@ def _stop_all() -> None:
         try:
             server.stop()
         except Exception:
-            logger.exception("embedded_redis_stop_failed", url=server._url)
+            logger.exception("embedded_redis_stop_failed", server=repr(server))
 
 
 def _after_fork_in_child() -> None:

@@ -21,6 +21,7 @@ import redis
 
 from streamflow.model import schema
 from streamflow.model.errors import DurabilityError
+from streamflow.store import interrupts
 from streamflow.store.scripts import SCRIPTS, WRITES, Call, Reply
 from streamflow.store.wire import Wire
 
@@ -82,7 +83,12 @@ class Scripts:
         return self._coalesced(calls)
 
     def _coalesced(self, calls: Sequence[Call]) -> list[Any]:
-        """``_run`` on the App's client, sharing a pipeline with other threads' calls."""
+        """``_run`` on the App's client, sharing a pipeline with other threads' calls
+        (shielded: a time limit never cuts a flush in two)."""
+        with interrupts.shielded():
+            return self._shared(calls)
+
+    def _shared(self, calls: Sequence[Call]) -> list[Any]:
         slot = _Slot(calls)
         with self._lock:
             self._pending.append(slot)

@@ -67,13 +67,19 @@ class Wire:
             packed = b"".join([pack_command(tuple(command)) for command in commands])
         except TypeError as exc:
             raise redis.DataError(str(exc)) from exc
-        conn.send_packed_command([packed])
-        replies: list[Any] = []
-        for _ in commands:
-            try:
-                replies.append(conn.read_response())
-            except redis.ResponseError as exc:
-                replies.append(exc)
+        try:
+            conn.send_packed_command([packed])
+            replies: list[Any] = []
+            for _ in commands:
+                try:
+                    replies.append(conn.read_response())
+                except redis.ResponseError as exc:
+                    replies.append(exc)
+        except BaseException:
+            # Cut off between sending and reading (anything but a reply): the replies
+            # left unread would be the next caller's. Start over on a new connection.
+            self._broken(None)
+            raise
         return replies
 
     def _connection(self) -> Any:
@@ -83,7 +89,7 @@ class Wire:
             self._conn = self._client.connection_pool.get_connection()
         return self._conn
 
-    def _broken(self, error: Exception) -> None:
+    def _broken(self, error: Exception | None) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.disconnect()
