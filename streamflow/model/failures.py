@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import traceback
 from typing import Any
 
 from streamflow.model.events import TaskFailed
@@ -38,3 +39,12 @@ class Failure:
     def to_dict(self) -> dict[str, Any]:
         """As a plain dict (what callbacks receive)."""
         return dataclasses.asdict(self)
+
+
+def error_data(exc: BaseException) -> dict[str, Any]:
+    """An exception as a ``TaskFailed`` records it: ``type``, ``message``, ``traceback``."""
+    return {
+        "type": type(exc).__name__,
+        "message": str(exc),
+        "traceback": "".join(traceback.format_exception(exc)),
+    }

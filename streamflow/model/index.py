@@ -42,11 +42,17 @@ def index_fields(state: State, definition: Definition | None) -> dict[str, str |
     for barrier, sources in state.decremented.items():
         fields[f"{schema.COUNT}{barrier}"] = len(sources)
     if definition is not None:
-        ends = sum(1 for node in definition.sinks if _sink_done(definition, state, node))
+        ends = sinks_done(definition, state)
         if ends:
             fields[schema.COUNT + schema.END_COUNT] = ends
     return fields
 
 
-def _sink_done(definition: Definition, state: State, node: int) -> bool:
-    return node in state.results or (node in state.failures and definition.task(node).allow_failure)
+def sinks_done(definition: Definition, state: State) -> int:
+    """The workflow's sinks done (succeeded, or failed with allow_failure): what the
+    outcome script counts under ``COUNT + END_COUNT``."""
+    return sum(
+        1
+        for node in definition.sinks
+        if node in state.results or (node in state.failures and definition.task(node).allow_failure)
+    )

@@ -5,12 +5,12 @@ the log, or out of line when large), or a ``TaskFailed`` with the retry policy's
 from __future__ import annotations
 
 import random
-import traceback
 
 from streamflow.logs import get_logger
 from streamflow.model import codec
 from streamflow.model.errors import EncodeError, ResultTooLarge
 from streamflow.model.events import TaskFailed, TaskSucceeded
+from streamflow.model.failures import error_data
 from streamflow.model.retry import next_attempt
 from streamflow.runtime.jobs import Job
 
@@ -55,15 +55,10 @@ def failed(job: Job, exc: BaseException) -> TaskFailed:
         retry_when=None if job.actor.retry_when is None else lambda: _ask_retry_when(job, exc),
         jitter=random.random(),
     )
-    error = {
-        "type": type(exc).__name__,
-        "message": str(exc),
-        "traceback": "".join(traceback.format_exception(exc)),
-    }
     return TaskFailed(
         node=job.node,
         attempt=job.attempt,
-        error=error,
+        error=error_data(exc),
         retry_delay_ms=retry.delay_ms,
         later=retry.later,
         cause=job.start_seq,

@@ -30,6 +30,7 @@ from streamflow.model.events import (
     encode_with_cause_hole,
 )
 from streamflow.model.messages import encode_wake
+from streamflow.model.quiet import QuietCheck, quiet_check
 from streamflow.model.schema import RUNNING
 from streamflow.model.state import State, fold
 from streamflow.runtime.faults import crash_point
@@ -98,7 +99,11 @@ class Recorder:
         )
         for _ in range(10):
             guess = self._guess(outcome, payload, bool(decrement_key), head, tail, wake)
-            reaches, counter, below = self._quiet_check(outcome, ok, done, guess is None)
+            # A guess sent along makes the projection itself: no quiet check then.
+            fold_state = self.projector.folds.get(wf).state
+            check = quiet_check(outcome.definition, task, fold_state, ok=ok, done=done)
+            if guess is not None:
+                check = QuietCheck(0, check.counter, 0)
             call = scripts.outcome(
                 wf=self.store.keys.workflow(wf),
                 queue=outcome.queue_key,
@@ -114,16 +119,16 @@ class Recorder:
                 # A guess that fails, or an outcome that may be quiet (whose entries
                 # nobody would fold), is followed by a projection that reads the log.
                 catch_up_after=(
-                    self.projector.folds.last_id(wf) if guess is None and not reaches else ""
+                    self.projector.folds.last_id(wf) if guess is None and not check.reaches else ""
                 ),
                 catch_up_count=CATCH_UP,
                 finalizer=task.finalizer,
                 result_field=event.result_ref if isinstance(event, TaskSucceeded) else "",
                 result_blob=outcome.blob,
-                quiet_reaches=reaches,
-                counter=counter,
-                quiet_below=below,
-                msg_id=outcome.msg_id if reaches else "",
+                quiet_reaches=check.reaches,
+                counter=check.counter,
+                quiet_below=check.below,
+                msg_id=outcome.msg_id if check.reaches else "",
             )
             applied: Any = None
             if guess is None:
@@ -168,37 +173,6 @@ class Recorder:
         """The attempt already had its outcome: issue its projection again (then the
         message is acknowledged)."""
         self.projector.project(workflow_id, None, Trigger(queue_key, msg_id))
-
-    def _quiet_check(
-        self, outcome: Outcome, ok: bool, done: bool, allowed: bool
-    ) -> tuple[int, int | str, int]:
-        """What lets the outcome script tell that nothing follows from this outcome (a
-        success short of its count) and acknowledge it without a projection: the count
-        it reaches (0: no check), the count the outcome adds one to (its barrier's
-        decrements, or for a sink done, the workflow's end; '' none), and the log
-        length from which the history budget may decide something."""
-        task = outcome.task
-        counter: int | str = ""
-        if done and task.succ != NONE:
-            counter = task.succ  # counted with the decrement (once)
-        elif done and not task.finalizer:
-            counter = schema.END_COUNT
-        if not allowed or not ok or task.finalizer or task.on_success != NONE or counter == "":
-            return 0, counter, 0
-        state = self.projector.folds.get(outcome.workflow_id).state
-        # The budget must be known here (it is once the submission is folded).
-        if not state.def_hash:
-            return 0, counter, 0
-        budget = state.options.get("history")
-        # The event count at which the budget decides something next: its warning's,
-        # then (once the warning is in the log) its limit's.
-        warned = schema.HISTORY_WARNING in state.keys
-        below = (budget[2] if warned else budget[0]) if budget else 2**62
-        if task.succ != NONE:
-            reaches = len(outcome.definition.barrier(task.succ).sources)
-        else:
-            reaches = len(outcome.definition.sinks)
-        return reaches, counter, below
 
     def _guess(
         self,

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
-import traceback
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -36,7 +35,6 @@ from streamflow.model.definition import (
     assemble,
     spec_leaves,
 )
-from streamflow.model.errors import EncodeError, RateLimitExceeded
 from streamflow.model.events import (
     BarrierDecremented,
     BarrierReleased,
@@ -52,7 +50,10 @@ from streamflow.model.events import (
     encode_event,
     encode_with_cause_hole,
 )
-from streamflow.model.failures import Failure
+from streamflow.model.failures import Failure, error_data
+from streamflow.model.index import sinks_done
+from streamflow.model.quiet import is_quiet, quiet_check
+from streamflow.model.retry import next_attempt
 from streamflow.model.schema import RUNNING
 from streamflow.model.state import State, fold, fold_all
 from streamflow.runtime.context import TaskContext, reset_current, set_current
@@ -336,61 +337,78 @@ class Simulator:
     def _failure(
         self, actor: Actor[..., Any], task: TaskNode, attempt: int, cause: int, exc: Exception
     ) -> TaskFailed:
-        """The worker's failure policy, without jitter (the longest delay it could draw)."""
-        options = task.options
-        retry_delay_ms = None
-        later = isinstance(exc, RateLimitExceeded)
-        backoff = min(options.max_backoff_ms, options.min_backoff_ms * 2 ** (attempt - 1))
-        if later:
-            retry_delay_ms = options.min_backoff_ms
-        elif isinstance(exc, (*actor.throws, EncodeError)):
-            pass
-        elif actor.retry_when is not None:
-            if actor.retry_when(attempt - 1, exc):
-                retry_delay_ms, later = backoff, True
-        elif attempt <= options.max_retries:
-            retry_delay_ms = backoff
-        error = {
-            "type": type(exc).__name__,
-            "message": str(exc),
-            "traceback": "".join(traceback.format_exception(exc)),
-        }
+        """The worker's retry policy (``next_attempt``), without jitter: the longest delay
+        it could draw."""
+
+        def ask() -> bool:
+            assert actor.retry_when is not None
+            return bool(actor.retry_when(attempt - 1, exc))
+
+        retry = next_attempt(
+            attempt=attempt,
+            options=task.options,
+            error=exc,
+            throws=actor.throws,
+            retry_when=ask if actor.retry_when is not None else None,
+        )
         return TaskFailed(
             node=task.id,
             attempt=attempt,
-            error=error,
-            retry_delay_ms=retry_delay_ms,
-            later=later,
+            error=error_data(exc),
+            retry_delay_ms=retry.delay_ms,
+            later=retry.later,
             cause=cause,
         )
 
     def finish(self, job: Job, *, project: bool = True) -> list[Entry]:
-        """The worker records the job's outcome (outcome.lua) and, unless it dies right
+        """The worker records the job's outcome (outcome.lua, with the decrement its
+        definition implies) and, unless the outcome is quiet or the worker dies right
         after (``project=False``, see ``crash``), projects it inline and acknowledges."""
         self.jobs.remove(job)
         event = job.outcome
         node, attempt = event.node, event.attempt
         idx = self.idx
-        out_key = schema.outcome_key(node, attempt)
-        if not self._open(node) or idx.attempt.get(node) != attempt or out_key in idx.keys:
+        if not self._open(node) or idx.attempt.get(node) != attempt:
             self.stats["outcome_stale"] += 1
             self._ack(job.message)
             return []
+        if schema.outcome_key(node, attempt) in idx.keys:
+            self.stats["outcome_stale"] += 1
+            self._ack(job.message)
+            return []
+        task = self.definition.task(node)
+        ok = isinstance(event, TaskSucceeded)
+        final = isinstance(event, TaskFailed) and event.retry_delay_ms is None
+        done = ok or (final and task.allow_failure)
+        check = quiet_check(self.definition, task, idx, ok=ok, done=done)
         batch: list[Event | bytes] = [event]
-        succ = self.definition.task(node).succ
-        if isinstance(event, TaskSucceeded) and succ != NONE:
-            decrement = BarrierDecremented(barrier=succ, source=node)
+        counted = check.counter == schema.END_COUNT
+        if done and task.succ != NONE:
+            decrement = BarrierDecremented(barrier=task.succ, source=node)
             if decrement.idempotency_key() not in idx.keys:
                 # As the worker and outcome.lua build it: the cause is the outcome's
                 # sequence number, spliced in by the script.
                 head, tail = encode_with_cause_hole(decrement)
                 batch.append(head + codec.pack(len(self.log) + 1) + tail)
+                counted = True
         entries = self._script(batch)
+        if counted and is_quiet(check, self._count(check.counter), len(self.log)):
+            self.stats["quiet"] += 1
+            self._ack(job.message)
+            return entries
         if not project:
             self.stats["crashes"] += 1
             self.wakeups += 1
             return entries
         return entries + self.project(entries[0], job.message)
+
+    def _count(self, counter: int | str) -> int:
+        """The index count outcome.lua keeps (``COUNT`` fields): a barrier's sources done,
+        or the workflow's sinks done."""
+        if counter == schema.END_COUNT:
+            return sinks_done(self.definition, self.idx)
+        assert isinstance(counter, int)
+        return len(self.idx.decremented.get(counter, ()))
 
     def crash(self, job: Job) -> list[Entry]:
         """The worker records the outcome, then dies before projecting it; the outcome's

@@ -1,0 +1,67 @@
+"""Quiet outcomes: a success from which nothing can follow, acknowledged by the outcome
+script itself with no projection.
+
+A group member's success that leaves its barrier short of its sources decides nothing
+(its decrement is recorded with it); so does a sink's success that leaves the workflow's
+end short of its sinks. The outcome script counts those (``COUNT`` fields of the index)
+and, when the count stays short and the log is below the next length at which the
+history budget decides something, acknowledges the message itself. Callbacks, failures
+and successes with an ``on_success`` callback always go through a projection.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from streamflow.model import schema
+from streamflow.model.definition import NONE, Definition, TaskNode
+from streamflow.model.state import State
+
+NEVER = 2**62
+"""A log length the budget never reaches (no budget)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class QuietCheck:
+    """What the outcome script is told to decide whether an outcome is quiet."""
+
+    reaches: int
+    """The count at which something follows (0: no check, the outcome is projected)."""
+    counter: int | str
+    """What the outcome adds one to: its barrier's id, ``END_COUNT`` for a sink done, or
+    '' (nothing)."""
+    below: int
+    """Quiet only while the log is shorter than this (the history budget's next step)."""
+
+
+def quiet_check(
+    definition: Definition, task: TaskNode, state: State, *, ok: bool, done: bool
+) -> QuietCheck:
+    """The check for an outcome of ``task`` (``ok``: a success; ``done``: it counts
+    toward what follows, a success or a tolerated final failure), given the fold its
+    recorder has (for the budget, known once the submission is folded)."""
+    counter: int | str = ""
+    if done and task.succ != NONE:
+        counter = task.succ  # counted with the decrement (once)
+    elif done and not task.finalizer:
+        counter = schema.END_COUNT
+    if not ok or task.finalizer or task.on_success != NONE or counter == "":
+        return QuietCheck(0, counter, 0)
+    if not state.def_hash:
+        return QuietCheck(0, counter, 0)
+    budget = state.options.get("history")
+    # The event count at which the budget decides something next: its warning's, then
+    # (once the warning is in the log) its limit's.
+    warned = schema.HISTORY_WARNING in state.keys
+    below = (budget[2] if warned else budget[0]) if budget else NEVER
+    if task.succ != NONE:
+        reaches = len(definition.barrier(task.succ).sources)
+    else:
+        reaches = len(definition.sinks)
+    return QuietCheck(reaches, counter, below)
+
+
+def is_quiet(check: QuietCheck, count: int, length: int) -> bool:
+    """What the outcome script decides: the outcome's count (after it) is short of what
+    it must reach, and the log (after it) below the budget's next step."""
+    return bool(check.reaches) and count < check.reaches and length < check.below
