@@ -26,7 +26,7 @@ messages under the consumer ``INBOX``, and then gives the worker the ones the ru
 picks (XCLAIM), in an order by workflow, node and attempt; jobs are picked the same way.
 
 The actor bodies run for real; whether an attempt fails is read from the case's plan
-(``Case.fail_until``), as ``simulator._run`` decides it.
+(``Case.fail_until``), as the simulator's ``Bodies.run`` decides it.
 """
 
 from __future__ import annotations

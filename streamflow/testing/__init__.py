@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any
 
 from streamflow.testing.actors import actor
 from streamflow.testing.assertions import assert_audit_clean, assert_released_once
+from streamflow.testing.bodies import SimulatedFailure
 from streamflow.testing.driver import NO_FAULTS, Faults, run
 from streamflow.testing.reference import NOTHING, Evaluation, evaluate
 from streamflow.testing.simulator import (
     Job,
     QueueMessage,
     SimResult,
-    SimulatedFailure,
     Simulator,
     task_ids,
 )

@@ -12,7 +12,6 @@ canvas to its end under faults chosen by a seed or by hypothesis's ``data``.
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import dataclasses
 from collections.abc import Mapping, Sequence
@@ -26,10 +25,7 @@ from streamflow.model import codec, schema
 from streamflow.model.decide import decide, decide_all
 from streamflow.model.definition import (
     NONE,
-    ON_FAILURE,
-    ON_SUCCESS,
     TASK,
-    WORKFLOW_ON_FAILURE,
     Definition,
     TaskNode,
     assemble,
@@ -44,23 +40,17 @@ from streamflow.model.events import (
     TaskFailed,
     TaskStarted,
     TaskSucceeded,
-    WorkflowFailed,
     WorkflowSubmitted,
     decode_event,
     encode_event,
     encode_with_cause_hole,
 )
-from streamflow.model.failures import Failure, error_data
 from streamflow.model.index import sinks_done
 from streamflow.model.quiet import is_quiet, quiet_check
-from streamflow.model.retry import next_attempt
 from streamflow.model.schema import RUNNING
 from streamflow.model.state import State, fold, fold_all
-from streamflow.runtime.context import TaskContext, reset_current, set_current
 from streamflow.testing.actors import Actors, actor_registry
-
-WORKFLOW_ID = "sim"
-"""The workflow id simulated tasks see in ``current_task()`` and callback data."""
+from streamflow.testing.bodies import Bodies
 
 DECIDABLE = (WorkflowSubmitted, TaskSucceeded, TaskFailed, BarrierDecremented, BarrierReleased)
 """Events ``decide`` reacts to: the causes a projector may be handed."""
@@ -73,10 +63,6 @@ _DEFINITIONS_KEPT = 256
 def known_definition(def_hash: str) -> Definition | None:
     """A definition this process simulated, by its content hash."""
     return _DEFINITIONS.get(def_hash)
-
-
-class SimulatedFailure(Exception):
-    """Raised in place of a task body by a ``fail_until`` outcome plan."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -157,6 +143,7 @@ class Simulator:
             _DEFINITIONS.pop(next(iter(_DEFINITIONS)))
         _DEFINITIONS[self.definition.hash] = self.definition
         self.fail_until = dict(fail_until or {})
+        self.bodies = Bodies(self.definition, self.actors, self.fail_until)
         self.log: list[Entry] = []
         self.idx = State()
         self.queue: list[QueueMessage] = []
@@ -258,107 +245,13 @@ class Simulator:
         self.stats["run"] += 1
         started = TaskStarted(node=node, attempt=attempt, worker="sim", msg_id=message.msg_id)
         start_seq = self._script([started])[0].seq
-        job = Job(message, self._run(node, attempt, start_seq))
+        job = Job(message, self.bodies.run(node, attempt, start_seq, self.idx, self.log))
         self.jobs.append(job)
         return job
 
-    def _inputs(self, task: TaskNode) -> list[Any]:
-        """What the task receives after its own arguments (as ``jobs.task_inputs``)."""
-        d, idx = self.definition, self.idx
-        if task.role in (ON_SUCCESS, ON_FAILURE):
-            subject = d.task(task.subject)
-            args, kwargs = (
-                codec.decode(idx.args[subject.id]) if subject.id in idx.args else ([], {})
-            )
-            data = {
-                "workflow_id": WORKFLOW_ID,
-                "node": subject.id,
-                "actor_name": subject.actor,
-                "args": args,
-                "kwargs": kwargs,
-            }
-            if subject.id in idx.results:
-                return [data, idx.results[subject.id]]
-            return [data, self._failure_value(subject.id).to_dict()]
-        extra: list[Any] = []
-        if task.role == WORKFLOW_ON_FAILURE:
-            ends = [e.event for e in self.log if isinstance(e.event, WorkflowFailed)]
-            extra.append(ends[0].error if ends else {})
-        if task.pipe == NONE:
-            return extra
-        found = {leaf: self.value(leaf) for leaf in d.pipe_leaves(task.id)}
-        return [*extra, assemble(d.specs[task.pipe], found)]
-
-    def _failure_value(self, node: int) -> Failure:
-        error = self.idx.failures[node]
-        return Failure(
-            actor=self.definition.task(node).actor,
-            node=node,
-            attempt=self.idx.attempt.get(node, 1),
-            type=str(error.get("type", "")),
-            message=str(error.get("message", "")),
-            traceback=str(error.get("traceback", "")),
-        )
-
     def value(self, node: int) -> Any:
         """A task's value: its result, a ``Failure`` if it failed for good, else None."""
-        if node in self.idx.results:
-            return self.idx.results[node]
-        if node in self.idx.failures:
-            return self._failure_value(node)
-        return None
-
-    def _run(self, node: int, attempt: int, start_seq: int) -> TaskSucceeded | TaskFailed:
-        """What the worker does with a RUN: arguments, inputs, body, outcome event."""
-        task = self.definition.task(node)
-        actor = self.actors[task.actor]
-        args: list[Any] = []
-        kwargs: dict[str, Any] = {}
-        blob = self.idx.args.get(node)
-        if blob:
-            args, kwargs = codec.decode(blob)
-        args = [*args, *self._inputs(task)]
-        context = TaskContext(workflow_id=WORKFLOW_ID, node=node, attempt=attempt, actor=actor.name)
-        token = set_current(context)
-        try:
-            if attempt <= self.fail_until.get(node, 0):
-                raise SimulatedFailure(f"attempt {attempt} of node {node} fails by plan")
-            result = actor.fn(*args, **kwargs)
-            if actor.is_async:
-                result = asyncio.run(result)
-            data = codec.encode_checked(result, what=f"result of {actor.name}")
-        except Exception as exc:
-            return self._failure(actor, task, attempt, start_seq, exc)
-        finally:
-            reset_current(token)
-        # The log holds what the codec gives back (a tuple comes back as a list).
-        return TaskSucceeded(node=node, attempt=attempt, result=codec.decode(data), cause=start_seq)
-
-    def _failure(
-        self, actor: Actor[..., Any], task: TaskNode, attempt: int, cause: int, exc: Exception
-    ) -> TaskFailed:
-        """The worker's retry policy (``next_attempt``), without jitter: the longest delay
-        it could draw."""
-
-        def ask() -> bool:
-            assert actor.retry_when is not None
-            return bool(actor.retry_when(attempt - 1, exc))
-
-        retry = next_attempt(
-            attempt=attempt,
-            options=task.options,
-            error=exc,
-            throws=actor.throws,
-            retry_when=ask if actor.retry_when is not None else None,
-        )
-        return TaskFailed(
-            node=task.id,
-            attempt=attempt,
-            error=error_data(exc),
-            retry_delay_ms=retry.delay_ms,
-            later=retry.later,
-            cause=cause,
-        )
+        return self.bodies.value(node, self.idx)
 
     def finish(self, job: Job, *, project: bool = True) -> list[Entry]:
         """The worker records the job's outcome (outcome.lua, with the decrement its

@@ -1,0 +1,124 @@
+"""Commands that read histories: history, export, audit, replay, ls, show."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from typing import Any
+
+from streamflow.cli.common import Paint, connect, duration, event_row, load_history
+from streamflow.history.audit import audit, replay
+from streamflow.history.export import export_jsonl
+from streamflow.history.trace import render_tree, trace
+from streamflow.model.errors import WorkflowNotFoundError
+from streamflow.model.events import WorkflowSubmitted
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    _, history, _ = load_history(args)
+    paint = Paint.for_stream(sys.stdout)
+    for entry in history:
+        row = event_row(entry)
+        if args.node is not None and row.get("node") != args.node:
+            continue
+        if args.type and row["type"] not in args.type:
+            continue
+        if args.json:
+            print(json.dumps(row, default=repr))
+            continue
+        shown = " ".join(f"{k}={v!r}" for k, v in row.items() if k not in ("seq", "id", "type"))
+        kind = paint.event(f"{row['type']:<19}", row["type"])
+        print(f"{entry.seq:>6} {entry.stream_id:<20} {kind} {shown}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    print(export_jsonl(*load_history(args)), end="")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """audit and replay: one workflow, an exported file, or (audit) every workflow."""
+    if args.command == "audit" and args.all:
+        if args.workflow_id:
+            raise SystemExit("audit needs a workflow id or --all (not both)")
+        return _audit_all(args)
+    if not args.workflow_id:
+        raise SystemExit(f"{args.command} needs a workflow id or an exported .jsonl file")
+    workflow_id, history, definition = load_history(args)
+    check = audit if args.command == "audit" else replay
+    found: list[Any] = check(history, definition)
+    for item in found:
+        print(
+            json.dumps({"workflow_id": workflow_id, **dataclasses.asdict(item)})
+            if args.json
+            else item
+        )
+    if not found and not args.json:
+        print(f"{args.command}: {len(history)} events, nothing found")
+    return 1 if found else 0
+
+
+def _audit_all(args: argparse.Namespace) -> int:
+    app = connect(args)
+    summaries = app.workflows(limit=sys.maxsize)
+    dirty = events = 0
+    started = time.monotonic()
+    for i, summary in enumerate(summaries, 1):
+        try:
+            history = app.history(summary.workflow_id)
+        except WorkflowNotFoundError:
+            continue  # removed by its retention since it was listed
+        submitted = history[0].event
+        assert isinstance(submitted, WorkflowSubmitted)
+        found = audit(history, app.definitions.get(submitted.def_hash))
+        events += len(history)
+        dirty += bool(found)
+        for item in found:
+            if args.json:
+                print(json.dumps({"workflow_id": summary.workflow_id, **dataclasses.asdict(item)}))
+            else:
+                print(f"{summary.workflow_id}  {item}")
+        if sys.stderr.isatty() and (i % 100 == 0 or i == len(summaries)):
+            print(f"\r  audited {i}/{len(summaries)} workflows", end="", file=sys.stderr)
+    if sys.stderr.isatty() and summaries:
+        print(file=sys.stderr)
+    if not args.json:
+        elapsed = time.monotonic() - started
+        print(
+            f"audit: {len(summaries)} workflows, {events} events in {elapsed:.1f} s; "
+            f"{dirty} with violations"
+        )
+    return 1 if dirty else 0
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    app = connect(args)
+    summaries = app.workflows(args.status, args.limit)
+    if args.json:
+        for summary in summaries:
+            print(json.dumps(dataclasses.asdict(summary)))
+        return 0
+    paint = Paint.for_stream(sys.stdout)
+    print(f"{'WORKFLOW':<28} {'STATUS':<10} {'SUBMITTED':<19} {'DURATION':>10} {'EVENTS':>7}")
+    for s in summaries:
+        submitted = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s.submitted_ms / 1000))
+        took = "" if s.ended_ms is None else duration(s.ended_ms - s.submitted_ms)
+        status = paint.status(f"{s.status:<10}", s.status)
+        print(f"{s.workflow_id:<28} {status} {submitted:<19} {took:>10} {s.events:>7}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    workflow_id, history, definition = load_history(args)
+    tree = trace(workflow_id, history, definition)
+    if args.json:
+        print(json.dumps(tree))
+        return 0
+    paint = Paint.for_stream(sys.stdout)
+    for line in render_tree(tree, paint.status, duration):
+        print(line)
+    return 0

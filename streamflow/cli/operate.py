@@ -1,0 +1,93 @@
+"""Commands that operate a deployment: run a worker, and look at or act on one workflow
+(status, cancel, rebuild) or on the dead letters."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+
+from streamflow.cli.common import connect, load_app
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    if args.url:
+        # Before the import: an App() without a URL in the module picks this up.
+        os.environ["STREAMFLOW_REDIS_URL"] = args.url
+    app = load_app(args.app)
+    worker = app.worker(
+        queues=args.queues or None,
+        concurrency=args.concurrency,
+        lease_ms=args.lease_ms,
+        grace_s=args.grace,
+        tasks="tasks" in args.roles,
+        recovery="recovery" in args.roles,
+        timer="timer" in args.roles,
+    )
+    worker.run()
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    app = connect(args)
+    status = app.handle(args.workflow_id).status()
+    if args.json:
+        print(json.dumps(dataclasses.asdict(status), default=str))
+    else:
+        print(f"workflow  {status.workflow_id}")
+        print(f"status    {status.status}{' (archived)' if status.archived else ''}")
+        print(f"events    {status.events}")
+        print("tasks     " + "  ".join(f"{k} {v}" for k, v in status.counts.items()))
+        if status.error:
+            print(f"error     {status.error.get('type')}: {status.error.get('message')}")
+        if status.reason:
+            print(f"reason    {status.reason}")
+    return 0
+
+
+def cmd_rebuild(args: argparse.Namespace) -> int:
+    app = connect(args)
+    if args.all == bool(args.workflow_id):
+        raise SystemExit("rebuild needs a workflow id or --all (not both)")
+    ids = (
+        [args.workflow_id]
+        if args.workflow_id
+        else [
+            raw.decode()
+            for shard in range(app.shards)
+            for raw in app.client.sscan_iter(app.keys.active(shard))
+        ]
+    )
+    for workflow_id in ids:
+        app.projector.rebuild(workflow_id, discard=True)
+        print(f"rebuilt {workflow_id}")
+    return 0
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    app = connect(args)
+    if app.handle(args.workflow_id).cancel(args.reason):
+        print(f"cancelled {args.workflow_id}")
+        return 0
+    print(f"{args.workflow_id} had already ended")
+    return 1
+
+
+def cmd_dead_letters(args: argparse.Namespace) -> int:
+    letters = connect(args).dead_letters
+    if args.action in ("show", "requeue") and not args.id:
+        raise SystemExit(f"dead-letters {args.action} needs an id")
+    if args.action == "list":
+        for letter in letters.list(args.limit):
+            print(f"{letter.id:<22} {letter.queue:<24} {letter.reason}")
+    elif args.action == "show":
+        letter = letters.get(args.id)
+        for field in ("id", "reason", "queue", "msg_id", "first_seen_ms", "last_seen_ms"):
+            print(f"{field:<14} {getattr(letter, field)}")
+        print(f"{'data':<14} {letter.data!r}")
+    elif args.action == "requeue":
+        print(f"requeued as {letters.requeue(args.id)}")
+    else:
+        print(f"purged {letters.purge()}")
+    return 0
