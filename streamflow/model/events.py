@@ -32,7 +32,7 @@ class Event:
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class WorkflowSubmitted(Event):
-    code: ClassVar[int] = EventType.WORKFLOW_SUBMITTED
+    code: ClassVar[int] = int(EventType.WORKFLOW_SUBMITTED)
     def_hash: str
     """Content hash of the definition (key ``sf:def:<hash>``)."""
     args: dict[int, bytes]
@@ -48,7 +48,7 @@ class WorkflowSubmitted(Event):
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class TaskEnqueued(Event):
-    code: ClassVar[int] = EventType.TASK_ENQUEUED
+    code: ClassVar[int] = int(EventType.TASK_ENQUEUED)
     node: int
     attempt: int
     delay_ms: int = 0
@@ -60,7 +60,7 @@ class TaskEnqueued(Event):
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class TaskStarted(Event):
-    code: ClassVar[int] = EventType.TASK_STARTED
+    code: ClassVar[int] = int(EventType.TASK_STARTED)
     node: int
     attempt: int
     worker: str
@@ -73,7 +73,7 @@ class TaskStarted(Event):
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class TaskSucceeded(Event):
-    code: ClassVar[int] = EventType.TASK_SUCCEEDED
+    code: ClassVar[int] = int(EventType.TASK_SUCCEEDED)
     node: int
     attempt: int
     result: Any = None
@@ -94,7 +94,7 @@ class OutOfLine:
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class TaskFailed(Event):
-    code: ClassVar[int] = EventType.TASK_FAILED
+    code: ClassVar[int] = int(EventType.TASK_FAILED)
     node: int
     attempt: int
     error: dict[str, Any]
@@ -111,7 +111,7 @@ class TaskFailed(Event):
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class BarrierDecremented(Event):
-    code: ClassVar[int] = EventType.BARRIER_DECREMENTED
+    code: ClassVar[int] = int(EventType.BARRIER_DECREMENTED)
     barrier: int
     source: int
 
@@ -121,7 +121,7 @@ class BarrierDecremented(Event):
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class BarrierReleased(Event):
-    code: ClassVar[int] = EventType.BARRIER_RELEASED
+    code: ClassVar[int] = int(EventType.BARRIER_RELEASED)
     barrier: int
 
     def idempotency_key(self) -> str:
@@ -130,7 +130,7 @@ class BarrierReleased(Event):
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class WorkflowCompleted(Event):
-    code: ClassVar[int] = EventType.WORKFLOW_COMPLETED
+    code: ClassVar[int] = int(EventType.WORKFLOW_COMPLETED)
 
     def idempotency_key(self) -> str:
         return schema.END
@@ -138,7 +138,7 @@ class WorkflowCompleted(Event):
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class WorkflowFailed(Event):
-    code: ClassVar[int] = EventType.WORKFLOW_FAILED
+    code: ClassVar[int] = int(EventType.WORKFLOW_FAILED)
     error: dict[str, Any]
 
     def idempotency_key(self) -> str:
@@ -147,7 +147,7 @@ class WorkflowFailed(Event):
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class WorkflowCancelled(Event):
-    code: ClassVar[int] = EventType.WORKFLOW_CANCELLED
+    code: ClassVar[int] = int(EventType.WORKFLOW_CANCELLED)
     reason: str
 
     def idempotency_key(self) -> str:
@@ -158,7 +158,7 @@ class WorkflowCancelled(Event):
 class HistoryWarning(Event):
     """The log passed its budget's warning size (once per workflow)."""
 
-    code: ClassVar[int] = EventType.HISTORY_WARNING
+    code: ClassVar[int] = int(EventType.HISTORY_WARNING)
     events: int
     """Length of the log when the warning was decided."""
     bytes: int
