@@ -11,7 +11,7 @@ and successes with an ``on_success`` callback always go through a projection.
 
 from __future__ import annotations
 
-import dataclasses
+from typing import NamedTuple
 
 from streamflow.model import schema
 from streamflow.model.definition import NONE, Definition, TaskNode
@@ -21,8 +21,7 @@ NEVER = 2**62
 """A log length the budget never reaches (no budget)."""
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class QuietCheck:
+class QuietCheck(NamedTuple):
     """What the outcome script is told to decide whether an outcome is quiet."""
 
     reaches: int
@@ -34,17 +33,24 @@ class QuietCheck:
     """Quiet only while the log is shorter than this (the history budget's next step)."""
 
 
+def counter_of(task: TaskNode, *, done: bool) -> int | str:
+    """What an outcome of ``task`` adds one to (``done``: it counts toward what follows,
+    a success or a tolerated final failure): its barrier (counted with its decrement,
+    once), ``END_COUNT`` for a sink of the workflow, or '' (nothing)."""
+    if done and task.succ != NONE:
+        return task.succ
+    if done and not task.finalizer:
+        return schema.END_COUNT
+    return ""
+
+
 def quiet_check(
     definition: Definition, task: TaskNode, state: State, *, ok: bool, done: bool
 ) -> QuietCheck:
-    """The check for an outcome of ``task`` (``ok``: a success; ``done``: it counts
-    toward what follows, a success or a tolerated final failure), given the fold its
-    recorder has (for the budget, known once the submission is folded)."""
-    counter: int | str = ""
-    if done and task.succ != NONE:
-        counter = task.succ  # counted with the decrement (once)
-    elif done and not task.finalizer:
-        counter = schema.END_COUNT
+    """The check for an outcome of ``task`` (``ok``: a success; ``done``: see
+    ``counter_of``), given the fold its recorder has (for the budget, known once the
+    submission is folded)."""
+    counter = counter_of(task, done=done)
     if not ok or task.finalizer or task.on_success != NONE or counter == "":
         return QuietCheck(0, counter, 0)
     if not state.def_hash:

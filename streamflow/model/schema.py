@@ -1,14 +1,16 @@
 """The names the Python shell and the Lua scripts share, defined once.
 
 Index fields, idempotency keys, statuses, consumer groups, stream entry fields, decision
-kinds, event type codes. The scripts get the same names as Lua constants in a prelude
-generated from ``lua_prelude()`` (see ``streamflow.store.scripts``); a test reads every Lua
-file and fails on a name spelled by hand.
+kinds, event type codes. The Lua scripts use the same names as upper-case identifiers,
+written in as strings when a script is loaded (``lua_with_names``, used by
+``streamflow.store.runner``); a test reads every Lua file and fails on a name spelled by
+hand.
 """
 
 from __future__ import annotations
 
 import enum
+import re
 
 # -- workflow statuses (index field ``st``, the fold's ``State.status``) ---------------
 
@@ -168,14 +170,27 @@ LUA_NAMES: dict[str, str] = {
     **{f"DECISION_{kind.name}": kind.value for kind in Decision},
     **{f"OUTCOME_{kind.name}": kind.value for kind in Outcome},
 }
-"""Every name the scripts use, as the Lua constant that holds it."""
+"""Every name the scripts use, by the upper-case identifier that stands for it in Lua."""
 
 
-def lua_prelude(extra: dict[str, str] | None = None) -> str:
-    """Lua ``local`` declarations of ``LUA_NAMES`` (and ``extra``), prepended to every
-    script, plus the archive summary's status codes as the table ``SUMMARY_STATUS``."""
-    names = {**LUA_NAMES, **(extra or {})}
-    lines = [f"local {name} = '{value}'" for name, value in names.items()]
-    codes = ", ".join(f"[{s!r}] = {c}" for s, c in ARCHIVE_STATUS_CODES.items())
-    lines.append(f"local SUMMARY_STATUS = {{{codes}}}")
+_LUA_TOKEN = re.compile(r"""(?P<string>'[^']*'|"[^"]*")|(?P<name>\b[A-Z][A-Z0-9_]*\b)""")
+
+
+def lua_with_names(source: str, extra: dict[str, str] | None = None) -> str:
+    """``source`` with every name of ``LUA_NAMES`` (and ``extra``) written in as the
+    quoted string it stands for, and ``SUMMARY_STATUS`` as a table of the archive
+    summary's status codes. Done once, when a script is loaded: a name costs nothing
+    when the script runs. Comments and string literals are left as they are."""
+    names = {name: f"'{value}'" for name, value in {**LUA_NAMES, **(extra or {})}.items()}
+    codes = ", ".join(f"['{status}'] = {code}" for status, code in ARCHIVE_STATUS_CODES.items())
+    names["SUMMARY_STATUS"] = f"({{{codes}}})"
+
+    def substitute(match: re.Match[str]) -> str:
+        name = match.group("name")
+        return names.get(name, name) if name else match.group(0)
+
+    lines = []
+    for line in source.splitlines():
+        code, dashes, comment = line.partition("--")
+        lines.append(_LUA_TOKEN.sub(substitute, code) + dashes + comment)
     return "\n".join(lines) + "\n"

@@ -101,6 +101,7 @@ class Executor:
         self.hooks = hooks
         self.large_result_bytes = large_result_bytes
         self.max_result_bytes = max_result_bytes
+        self._log = log.bind()  # resolved once: a lazy logger costs microseconds per call
         self.in_flight = InFlight()
         self.limits = TimeLimits()
         self.pool: Pool = pool or TaskPool(concurrency, "streamflow-task", self.ended)
@@ -135,7 +136,7 @@ class Executor:
     def ended(self, error: BaseException | None) -> None:
         """A tracked call ended (with ``error`` if it raised)."""
         if error is not None:
-            log.error("worker_job_crashed", exc_info=error)
+            self._log.error("worker_job_crashed", exc_info=error)
         self.in_flight.done()
 
     def run(self, job: Job) -> None:
@@ -157,9 +158,9 @@ class Executor:
             }
             duration_ms = round((time.monotonic() - job.started) * 1000, 3) if job.started else 0
             ok = isinstance(event, TaskSucceeded)
-            log.debug("task_finished", **where, ok=ok, duration_ms=duration_ms)
+            self._log.debug("task_finished", **where, ok=ok, duration_ms=duration_ms)
             if isinstance(event, TaskFailed):
-                log.info(
+                self._log.info(
                     "task_failed",
                     **where,
                     error=event.error["type"],

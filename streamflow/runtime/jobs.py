@@ -61,7 +61,7 @@ class UnknownActor:
     retry_when: Callable[[int, BaseException], bool] | None = None
 
 
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+@dataclasses.dataclass(slots=True, kw_only=True)
 class Outcome:
     """An attempt's end, as a worker hands it over."""
 

@@ -37,6 +37,7 @@ class TimeLimits:
         if not limit_ms:
             return fn(*args, **kwargs)
         ident = threading.get_ident()
+        interrupts.arm(ident)
         with self._lock:
             self._deadlines[ident] = time.monotonic() + limit_ms / 1000
         try:
@@ -53,6 +54,7 @@ class TimeLimits:
                     self._deadlines.pop(ident, None)
                     fired = ident in self._fired or fired
                     self._fired.discard(ident)
+                interrupts.disarm(ident)
                 interrupts.clear(ident)  # cancelled if not raised yet: raised below
                 break
             except TimeLimitExceeded:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from typing import Any
+from typing import Any, NamedTuple
 
 from streamflow.logs import get_logger
 from streamflow.model import codec, schema
@@ -30,10 +30,11 @@ from streamflow.model.events import (
     encode_with_cause_hole,
 )
 from streamflow.model.messages import encode_wake
-from streamflow.model.quiet import QuietCheck, quiet_check
+from streamflow.model.quiet import QuietCheck, counter_of, quiet_check
 from streamflow.model.schema import RUNNING
 from streamflow.model.state import State, fold
 from streamflow.runtime.faults import crash_point
+from streamflow.runtime.folds import Fold
 from streamflow.runtime.jobs import Outcome
 from streamflow.runtime.projector import APPLY_CHUNK, Projector, Trigger
 from streamflow.store import scripts
@@ -46,8 +47,7 @@ CATCH_UP = 1000
 """At most this many log entries come back with an outcome, for the projection."""
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Guess:
+class _Guess(NamedTuple):
     """Decisions made ahead of their cause."""
 
     definition: Definition
@@ -98,12 +98,12 @@ class Recorder:
             else schema.Outcome.RETRY
         )
         for _ in range(10):
-            guess = self._guess(outcome, payload, bool(decrement_key), head, tail, wake)
-            # A guess sent along makes the projection itself: no quiet check then.
-            fold_state = self.projector.folds.get(wf).state
-            check = quiet_check(outcome.definition, task, fold_state, ok=ok, done=done)
-            if guess is not None:
-                check = QuietCheck(0, check.counter, 0)
+            cached = self.projector.folds.get(wf)
+            guess = self._guess(cached, outcome, payload, bool(decrement_key), head, tail, wake)
+            if guess is None:
+                check = quiet_check(outcome.definition, task, cached.state, ok=ok, done=done)
+            else:  # the guess sent along makes the projection itself: no quiet check
+                check = QuietCheck(0, counter_of(task, done=done), 0)
             call = scripts.outcome(
                 wf=self.store.keys.workflow(wf),
                 queue=outcome.queue_key,
@@ -119,7 +119,7 @@ class Recorder:
                 # A guess that fails, or an outcome that may be quiet (whose entries
                 # nobody would fold), is followed by a projection that reads the log.
                 catch_up_after=(
-                    self.projector.folds.last_id(wf) if guess is None and not check.reaches else ""
+                    cached.state.last_id if guess is None and not check.reaches else ""
                 ),
                 catch_up_count=CATCH_UP,
                 finalizer=task.finalizer,
@@ -176,6 +176,7 @@ class Recorder:
 
     def _guess(
         self,
+        cached: Fold,
         outcome: Outcome,
         payload: bytes,
         decrements: bool,
@@ -191,7 +192,6 @@ class Recorder:
         if not self.speculate:
             return None
         wf = outcome.workflow_id
-        cached = self.projector.folds.get(wf)
         with cached.lock:
             state = cached.state
             if state.status != RUNNING:

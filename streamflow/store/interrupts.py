@@ -19,6 +19,24 @@ _depth: dict[int, int] = {}
 _aimed: dict[int, type[BaseException]] = {}
 """Thread ident -> the interruption raised in it (pending or raised) since the last
 ``clear``."""
+_armed: set[int] = set()
+"""Threads that may be interrupted now (a time-limited body is running in each)."""
+
+
+def arm(ident: int) -> None:
+    """Thread ``ident`` may be interrupted from now on (its time-limited body starts)."""
+    _armed.add(ident)
+
+
+def disarm(ident: int) -> None:
+    """Thread ``ident`` may no longer be interrupted."""
+    _armed.discard(ident)
+
+
+def armed() -> bool:
+    """Whether the calling thread may be interrupted (then it shields what must not be
+    cut; other threads need not)."""
+    return threading.get_ident() in _armed
 
 
 def _raise_in(ident: int, exc_type: type[BaseException] | None) -> None:
@@ -30,10 +48,10 @@ def _raise_in(ident: int, exc_type: type[BaseException] | None) -> None:
 
 
 def interrupt(ident: int, exc_type: type[BaseException]) -> bool:
-    """Raise ``exc_type`` in thread ``ident``, unless it is shielded; returns whether it
-    was raised (or is about to be)."""
+    """Raise ``exc_type`` in thread ``ident``, unless it is shielded or not armed;
+    returns whether it was raised (or is about to be)."""
     with _lock:
-        if _depth.get(ident):
+        if _depth.get(ident) or ident not in _armed:
             return False
         _aimed[ident] = exc_type
         _raise_in(ident, exc_type)

@@ -8,10 +8,11 @@ script can touch one workflow and its shard's queues atomically on Redis Cluster
 from __future__ import annotations
 
 import dataclasses
-import functools
 import secrets
 
 from streamflow.model.messages import shard_of
+
+WORKFLOW_KEYS_KEPT = 4096
 
 
 def new_workflow_id(shard: int) -> str:
@@ -37,15 +38,35 @@ class WorkflowKeys:
     ended: str
 
 
-@dataclasses.dataclass(frozen=True)
 class Keys:
     """Key names under one prefix (default ``sf``)."""
 
-    prefix: str = "sf"
+    __slots__ = ("_workflows", "prefix")
 
-    @functools.lru_cache(maxsize=4096)  # noqa: B019 (one Keys per App, few prefixes)
+    def __init__(self, prefix: str = "sf") -> None:
+        self.prefix = prefix
+        self._workflows: dict[str, WorkflowKeys] = {}
+
+    def __repr__(self) -> str:
+        return f"Keys({self.prefix!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Keys) and other.prefix == self.prefix
+
+    def __hash__(self) -> int:
+        return hash(self.prefix)
+
     def workflow(self, wf: str) -> WorkflowKeys:
-        """The keys of workflow ``wf`` (cached: a worker asks several times per task)."""
+        """The keys of workflow ``wf`` (kept for the most recent workflows: a worker asks
+        several times per task)."""
+        found = self._workflows.get(wf)
+        if found is None:
+            if len(self._workflows) >= WORKFLOW_KEYS_KEPT:
+                self._workflows.clear()
+            found = self._workflows[wf] = self._of(wf)
+        return found
+
+    def _of(self, wf: str) -> WorkflowKeys:
         shard = shard_of(wf)
         return WorkflowKeys(
             workflow_id=wf,

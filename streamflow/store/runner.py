@@ -1,8 +1,9 @@
 """Loading the Lua scripts in ``lua/`` and running their calls.
 
 Each script is loaded once and called by SHA (reloaded on NOSCRIPT). Every script is
-prepended with the schema's names as Lua constants (``schema.lua_prelude``) and the
-helpers of ``_lib.lua``. Calls are built by the wrappers of ``streamflow.store.scripts``.
+prepended with the helpers of ``_lib.lua``, and the schema's names are written in when it
+is loaded (``schema.lua_with_names``). Calls are built by the wrappers of
+``streamflow.store.scripts``.
 
 Calls on the App's own client are coalesced (group commit): while one thread's pipeline
 is in flight, calls from other threads gather, and the next pipeline takes them all. A
@@ -85,8 +86,10 @@ class Scripts:
     def _coalesced(self, calls: Sequence[Call]) -> list[Any]:
         """``_run`` on the App's client, sharing a pipeline with other threads' calls
         (shielded: a time limit never cuts a flush in two)."""
-        with interrupts.shielded():
-            return self._shared(calls)
+        if interrupts.armed():  # inside a time-limited body
+            with interrupts.shielded():
+                return self._shared(calls)
+        return self._shared(calls)
 
     def _shared(self, calls: Sequence[Call]) -> list[Any]:
         slot = _Slot(calls)
@@ -205,8 +208,8 @@ class _Latch:
 
 
 def script_source(name: str) -> str:
-    """The Lua source run for script ``name``: the schema's names, ``_lib.lua``, then
-    ``<name>.lua``."""
+    """The Lua source run for script ``name``: ``_lib.lua``, then ``<name>.lua``, with
+    the schema's names written in."""
     replies = {f"REPLY_{code.name}": code.value for code in Reply}
     lib = (_LUA / "_lib.lua").read_text()
-    return schema.lua_prelude(replies) + lib + "\n" + (_LUA / f"{name}.lua").read_text()
+    return schema.lua_with_names(lib + "\n" + (_LUA / f"{name}.lua").read_text(), replies)

@@ -1,5 +1,6 @@
--- Shared helpers, prepended to every script (after the names of streamflow.model.schema,
--- as Lua constants). Return codes are the REPLY_* constants: the Reply enum's values.
+-- Shared helpers, prepended to every script. Upper-case names (STATUS, REPLY_OK, ...) are
+-- those of streamflow.model.schema and the Reply enum, written in as strings when the
+-- script is loaded.
 
 -- The live log's length according to the index, or an error code:
 -- REPLY_GONE (archived: never write again), REPLY_REBUILD (index does not match the log).
