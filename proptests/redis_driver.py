@@ -130,6 +130,11 @@ class DeferredPool:
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
         self.items.append((fn, args))
 
+    def take(self, keep: Callable[[Callable[..., Any], tuple[Any, ...]], bool]) -> list[Any]:
+        taken = [args for fn, args in self.items if not keep(fn, args)]
+        self.items = [(fn, args) for fn, args in self.items if keep(fn, args)]
+        return taken
+
     def shutdown(self, wait: bool) -> None:
         self.items.clear()
 

@@ -58,3 +58,20 @@ def work(seconds: float, *piped: object) -> str:
     """Work for ``seconds`` without touching Redis (survives a Redis outage)."""
     threading.Event().wait(seconds)
     return "worked"
+
+
+@app.actor
+def nap(seconds: float, *piped: object) -> str:
+    """Count this run, then sleep ``seconds`` without touching Redis (a pause of the
+    process or of Redis leaves the body whole)."""
+    _client.incr("runs:nap")
+    threading.Event().wait(seconds)
+    return "rested"
+
+
+@app.actor
+def brief(i: int, *piped: object) -> int:
+    """Count this run of task ``i``, then work 20 ms."""
+    _client.hincrby("runs:brief", str(i), 1)
+    threading.Event().wait(0.02)
+    return i

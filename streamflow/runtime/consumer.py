@@ -26,6 +26,7 @@ from streamflow.model.schema import WORKER_GROUP
 from streamflow.runtime.context import TaskContext
 from streamflow.runtime.executor import Executor
 from streamflow.runtime.faults import crash_point
+from streamflow.runtime.heartbeat import Heartbeat
 from streamflow.runtime.jobs import Job, Runnable, UnknownActor, input_fields, task_inputs
 from streamflow.runtime.leases import Leases
 from streamflow.runtime.outage import Outage
@@ -35,7 +36,7 @@ from streamflow.store import scripts
 from streamflow.store.connection import Store
 from streamflow.store.log import parse_raw
 from streamflow.store.scripts import Call, Reply, reply_code
-from streamflow.store.wire import Wire, stream_messages
+from streamflow.store.wire import Wire, stream_field, stream_messages
 
 log = get_logger(__name__)
 
@@ -67,12 +68,13 @@ class Settings:
 
 
 class Consumer:
-    """Reads ``queue_keys`` as consumer ``name`` of the workers' group."""
+    """Reads the queues of ``queue_keys`` (queue stream -> its shard) as consumer ``name``
+    of the workers' group."""
 
     def __init__(
         self,
         name: str,
-        queue_keys: Sequence[str],
+        queue_keys: Mapping[str, int],
         *,
         store: Store,
         projector: Projector,
@@ -81,10 +83,13 @@ class Consumer:
         leases: Leases,
         recorder: Recorder,
         settings: Settings,
+        heartbeat: Heartbeat,
         outage: Outage,
     ) -> None:
         self.name = name
         self.queue_keys = list(queue_keys)
+        self._beats_of = {key: store.keys.beats(shard) for key, shard in queue_keys.items()}
+        self.heartbeat = heartbeat
         self.store = store
         self.projector = projector
         self.actors = actors
@@ -94,7 +99,7 @@ class Consumer:
         self.settings = settings
         self._outage = outage
         self._wire = Wire(store.client)
-        self._last_claim = 0.0
+        self._last_claim = self._last_reclaim = 0.0
         self._claim_cursor: dict[str, str] = {}
         self._log = log.bind(consumer=name)
 
@@ -114,12 +119,25 @@ class Consumer:
     def close(self) -> None:
         self._wire.close()
 
+    def leave(self) -> None:
+        """Leave the group where this consumer holds nothing any more (a graceful stop:
+        what it still holds stays, for others to take)."""
+        client = self.store.client
+        for key in self.queue_keys:
+            if not client.xpending_range(key, WORKER_GROUP, "-", "+", 1, consumername=self.name):
+                client.xgroup_delconsumer(key, WORKER_GROUP, self.name)
+
     def _fetch(self, stopping: threading.Event) -> None:
         while not stopping.is_set():
             room = self.executor.in_flight.room(self.settings.prefetch, stopping)
             if stopping.is_set():
                 return
             messages: list[Message] = []
+            taken: dict[str, tuple[str, int]] = {}
+            # Once a beat: what consumers that stopped beating held (they are dead).
+            if time.monotonic() - self._last_reclaim > self.heartbeat.interval_s:
+                self._last_reclaim = time.monotonic()
+                messages += self.reclaim_dead(room, taken)
             # Often enough that a handed-back message is taken within a second.
             if time.monotonic() - self._last_claim > min(self.settings.lease_ms / 2000, 1.0):
                 self._last_claim = time.monotonic()
@@ -128,7 +146,7 @@ class Consumer:
                 messages += self._read(room)
             self._outage.up()
             if messages:
-                self.dispatch(messages)
+                self.dispatch(messages, taken)
 
     def _read(self, count: int) -> list[Message]:
         keys = self.queue_keys
@@ -158,9 +176,51 @@ class Consumer:
                     out.append((key, msg_id.decode(), fields.get(_MESSAGE, b"")))
         return out
 
-    def dispatch(self, messages: Sequence[Message]) -> None:
-        """Start each message (one round trip for all) and run what should run."""
+    def reclaim_dead(self, count: int, taken: dict[str, tuple[str, int]]) -> list[Message]:
+        """Take over the messages held by consumers that stopped beating; ``taken`` gets,
+        per message, whom it was taken from and when (Redis time)."""
+        dead_before = self.heartbeat.dead_before()
+        if dead_before is None:
+            return []
+        out: list[Message] = []
+        client = self.store.client
+        for key in self.queue_keys:
+            summary: Any = client.xpending(key, WORKER_GROUP)
+            for holder in summary.get("consumers") or []:
+                suspect = holder["name"].decode()
+                if suspect == self.name or len(out) >= count:
+                    continue
+                call = scripts.reclaim(
+                    stream=key,
+                    beats=self._beats_of[key],
+                    group=WORKER_GROUP,
+                    suspect=suspect,
+                    consumer=self.name,
+                    dead_before=dead_before,
+                    count=count - len(out),
+                )
+                now, claimed = self.store.scripts.run(call)
+                for msg_id, fields in claimed:
+                    data = stream_field(fields, _MESSAGE)
+                    if data is None:
+                        continue  # deleted meanwhile
+                    out.append((key, msg_id.decode(), data))
+                    taken[msg_id.decode()] = (suspect, int(now))
+                if claimed:
+                    self._log.warning(
+                        "dead_consumer_reclaimed", dead=suspect, queue=key, messages=len(claimed)
+                    )
+        return out
+
+    def dispatch(
+        self, messages: Sequence[Message], taken: Mapping[str, tuple[str, int]] | None = None
+    ) -> None:
+        """Start each message (one round trip for all) and run what should run; ``taken``
+        names the messages taken over from a dead consumer (see ``reclaim_dead``)."""
         jobs = [job for job in (self._parse(*message) for message in messages) if job]
+        for job in jobs:
+            if taken and job.msg_id in taken:
+                job.taken_from, job.taken_ms = taken[job.msg_id]
         while jobs:
             jobs = self._start(jobs)
 

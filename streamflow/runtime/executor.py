@@ -15,6 +15,7 @@ from streamflow.logs import get_logger
 from streamflow.model import codec
 from streamflow.model.errors import TimeLimitExceeded
 from streamflow.model.events import TaskFailed, TaskSucceeded
+from streamflow.model.messages import shard_of
 from streamflow.runtime.context import reset_current, set_current
 from streamflow.runtime.faults import crash_point
 from streamflow.runtime.hooks import Hooks, TaskInfo, call_hooks
@@ -24,6 +25,8 @@ from streamflow.runtime.limits import TimeLimits
 from streamflow.runtime.outcomes import failed, succeeded
 from streamflow.runtime.pool import TaskPool
 from streamflow.runtime.recorder import Recorder
+from streamflow.store import scripts
+from streamflow.store.connection import Store
 
 log = get_logger(__name__)
 
@@ -32,6 +35,8 @@ class Pool(Protocol):
     """Where calls run (``TaskPool``; tests put in one that runs them step by step)."""
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None: ...
+
+    def take(self, keep: Callable[[Callable[..., Any], tuple[Any, ...]], bool]) -> list[Any]: ...
 
     def shutdown(self, wait: bool) -> None: ...
 
@@ -76,6 +81,8 @@ class Executor:
     """Runs jobs and hands their outcomes to ``recorder``.
 
     Args:
+        store: the Redis the jobs came from.
+        name: this worker's consumer name.
         recorder: records and projects each outcome.
         leases: the messages held (a job's is released once its outcome is recorded).
         hooks: called around each body.
@@ -87,6 +94,8 @@ class Executor:
 
     def __init__(
         self,
+        store: Store,
+        name: str,
         recorder: Recorder,
         leases: Leases,
         hooks: Sequence[Hooks],
@@ -96,6 +105,8 @@ class Executor:
         max_result_bytes: int,
         pool: Pool | None = None,
     ) -> None:
+        self.store = store
+        self.name = name
         self.recorder = recorder
         self.leases = leases
         self.hooks = hooks
@@ -113,6 +124,13 @@ class Executor:
         threading.Thread(
             target=self._loop.run_forever, name="streamflow-asyncio", daemon=True
         ).start()
+
+    def take_unstarted(self) -> list[Job]:
+        """Remove the jobs whose body has not started (no longer counted in flight)."""
+        jobs = [args[0] for args in self.pool.take(lambda fn, args: fn != self._run_sync)]
+        for _ in jobs:
+            self.in_flight.done()
+        return jobs
 
     def stop(self, wait: bool) -> None:
         """Drop what has not started; with ``wait``, join the task threads."""
@@ -143,6 +161,8 @@ class Executor:
         """Run a started job's body, then record its outcome."""
         job.started = time.monotonic()
         if job.actor.is_async and self._loop is not None:
+            if self._given_back(job):
+                return
             self._run_async(job)
         else:
             self.track(self._run_sync, job)
@@ -178,7 +198,36 @@ class Executor:
             args, kwargs = codec.decode(job.args_blob)
         return [*args, *job.inputs], kwargs
 
+    def _given_back(self, job: Job) -> bool:
+        """A message taken over from a consumer that beats again (it was paused, not
+        dead) goes back to it, unrun: it still runs the body and keeps its claim. One
+        no longer ours (its attempt ended meanwhile) is not run either."""
+        if not job.taken_from:
+            return False
+        call = scripts.give_back(
+            queue=job.queue_key,
+            beats=self.store.keys.beats(shard_of(job.workflow_id)),
+            msg_id=job.msg_id,
+            owner=job.taken_from,
+            taken_ms=job.taken_ms,
+            consumer=self.name,
+        )
+        answer = int(self.store.scripts.run(call))
+        if not answer:
+            return False
+        self.leases.release(job)
+        self._log.info(
+            "message_given_back" if answer == 1 else "message_no_longer_held",
+            workflow_id=job.workflow_id,
+            node=job.node,
+            attempt=job.attempt,
+            owner=job.taken_from,
+        )
+        return True
+
     def _run_sync(self, job: Job) -> None:
+        if self._given_back(job):
+            return
         token = set_current(job.context)
         try:
             args, kwargs = self._arguments(job)

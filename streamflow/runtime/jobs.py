@@ -104,6 +104,10 @@ class Job:
     blob: bytes = b""
     """An out-of-line result's encoding, stored with the outcome."""
     started: float = 0.0
+    taken_from: str = ""
+    """The consumer this message was taken over from (it stopped beating), if any."""
+    taken_ms: int = 0
+    """The Redis time it was taken over."""
 
     def outcome(self, event: TaskSucceeded | TaskFailed) -> Outcome:
         """Its attempt's end, as the recorder takes it."""

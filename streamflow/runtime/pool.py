@@ -46,6 +46,23 @@ class TaskPool:
             raise RuntimeError("cannot submit to a task pool that was shut down")
         self._queue.put((fn, args))
 
+    def take(self, keep: Callable[[Callable[..., Any], tuple[Any, ...]], bool]) -> list[Any]:
+        """Remove the calls not yet started for which ``keep`` is false and return their
+        argument tuples (their ends are not reported: the caller accounts for them)."""
+        queued: list[tuple[Callable[..., Any], tuple[Any, ...]] | None] = []
+        while True:
+            try:
+                queued.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        taken: list[Any] = []
+        for item in queued:
+            if item is not None and not keep(*item):
+                taken.append(item[1])
+            else:
+                self._queue.put(item)
+        return taken
+
     def shutdown(self, wait: bool) -> None:
         """Drop the calls not yet started (each still reported to ``ended``), let the
         threads finish what they run, and with ``wait``, join them."""

@@ -13,10 +13,13 @@ from streamflow.model.errors import DecodeError
 from streamflow.model.messages import decode_wake
 from streamflow.model.schema import PROJECTOR_GROUP
 from streamflow.runtime.faults import crash_point
+from streamflow.runtime.heartbeat import Heartbeat
 from streamflow.runtime.outage import Outage
 from streamflow.runtime.projector import Projector
 from streamflow.runtime.roles import Role
+from streamflow.store import scripts
 from streamflow.store.connection import Store
+from streamflow.store.wire import stream_field
 
 _MESSAGE = schema.MESSAGE_FIELD.encode()
 BATCH = 10
@@ -34,6 +37,7 @@ class Recovery(Role):
         name: str,
         lease_ms: int,
         block_ms: int,
+        heartbeat: Heartbeat,
         stopping: threading.Event,
         outage: Outage,
         log: Any,
@@ -45,11 +49,16 @@ class Recovery(Role):
         self.lease_ms = lease_ms
         self.block_ms = block_ms
         self.wake_keys = [store.keys.wake(s) for s in shards]
-        self._last_claim = 0.0
+        self._beats_of = {store.keys.wake(s): store.keys.beats(s) for s in shards}
+        self.heartbeat = heartbeat
+        self._last_claim = self._last_reclaim = 0.0
 
     def step(self) -> None:
         client = self.store.client
         entries: list[tuple[str, str, bytes]] = []
+        if time.monotonic() - self._last_reclaim > self.heartbeat.interval_s:
+            self._last_reclaim = time.monotonic()
+            entries += self._reclaim_dead()
         if time.monotonic() - self._last_claim > min(self.lease_ms / 2000, 1.0):
             self._last_claim = time.monotonic()
             for key in self.wake_keys:
@@ -68,6 +77,34 @@ class Recovery(Role):
             entries += [(stream.decode(), i.decode(), f.get(_MESSAGE, b"")) for i, f in items]
         for key, msg_id, data in entries:
             self.handle(key, msg_id, data)
+
+    def _reclaim_dead(self) -> list[tuple[str, str, bytes]]:
+        """Wake-ups held by projectors that stopped beating (they are dead)."""
+        dead_before = self.heartbeat.dead_before()
+        if dead_before is None:
+            return []
+        out: list[tuple[str, str, bytes]] = []
+        for key in self.wake_keys:
+            summary: Any = self.store.client.xpending(key, PROJECTOR_GROUP)
+            for holder in summary.get("consumers") or []:
+                suspect = holder["name"].decode()
+                if suspect == self.consumer:
+                    continue
+                call = scripts.reclaim(
+                    stream=key,
+                    beats=self._beats_of[key],
+                    group=PROJECTOR_GROUP,
+                    suspect=suspect,
+                    consumer=self.consumer,
+                    dead_before=dead_before,
+                    count=BATCH,
+                )
+                _, claimed = self.store.scripts.run(call)
+                for msg_id, fields in claimed:
+                    data = stream_field(fields, _MESSAGE)
+                    if data is not None:
+                        out.append((key, msg_id.decode(), data))
+        return out
 
     def handle(self, wake_key: str, msg_id: str, data: bytes) -> None:
         """Project the workflow a wake-up names, then acknowledge it."""

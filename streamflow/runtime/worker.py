@@ -9,6 +9,7 @@ and a recovery projector on the wake-up streams.
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import socket
@@ -25,9 +26,10 @@ from streamflow.model.schema import PROJECTOR_GROUP, WORKER_GROUP
 from streamflow.runtime.consumer import Consumer, Settings
 from streamflow.runtime.executor import Executor, Pool
 from streamflow.runtime.faults import armed
+from streamflow.runtime.heartbeat import Heartbeat
 from streamflow.runtime.hooks import Hooks
 from streamflow.runtime.jobs import Runnable
-from streamflow.runtime.leases import Leases
+from streamflow.runtime.leases import HAND_BACK_IDLE_MS, Leases
 from streamflow.runtime.outage import Outage
 from streamflow.runtime.projector import Projector
 from streamflow.runtime.recorder import Recorder
@@ -89,6 +91,9 @@ class Worker:
         speculate: when a task is the only one of its workflow in flight, make the
             decisions that follow its outcome before recording it and send both in one
             round trip (the apply script checks the guess; a wrong one costs nothing).
+        heartbeat_s: how often this process beats (tells it is alive).
+        dead_after_s: a consumer that stayed silent while this one beat for this long is
+            dead: what it held is taken over at once, not after its lease.
         pool: where task calls run (default: ``concurrency`` threads; for tests).
     """
 
@@ -110,6 +115,8 @@ class Worker:
         max_deliveries: int = 5,
         stuck_after_s: float = 60.0,
         speculate: bool = True,
+        heartbeat_s: float = 0.5,
+        dead_after_s: float = 2.0,
         pool: Pool | None = None,
     ) -> None:
         if concurrency < 1:
@@ -134,10 +141,22 @@ class Worker:
         self._released = threading.Event()
         self._threads: list[threading.Thread] = []
 
+        shared = {"stopping": self._stopping, "outage": self._outage, "log": self._log}
+        self.heartbeat = Heartbeat(
+            store,
+            self.shards,
+            name=self.name,
+            interval_s=heartbeat_s,
+            misses=max(1, math.ceil(dead_after_s / heartbeat_s)),
+            released=self._released,
+            **shared,
+        )
         self.leases = Leases(store, self.name)
         # Decisions made ahead of an outcome skip the windows crash-point tests aim at.
         self.recorder = Recorder(self.projector, speculate=speculate and not armed())
         self.executor = Executor(
+            store,
+            self.name,
             self.recorder,
             self.leases,
             app.hooks,
@@ -148,7 +167,7 @@ class Worker:
         )
         self.consumer = Consumer(
             self.name,
-            [store.keys.queue(s, q) for s in self.shards for q in self.queues],
+            {store.keys.queue(s, q): s for s in self.shards for q in self.queues},
             store=store,
             projector=self.projector,
             actors=self.actors,
@@ -162,9 +181,9 @@ class Worker:
                 max_deliveries=max_deliveries,
                 max_unknown_deliveries=max_unknown_deliveries,
             ),
+            heartbeat=self.heartbeat,
             outage=self._outage,
         )
-        shared = {"stopping": self._stopping, "outage": self._outage, "log": self._log}
         self.watch = Watch(
             store,
             self.leases,
@@ -188,6 +207,7 @@ class Worker:
             name=self.name,
             lease_ms=lease_ms,
             block_ms=block_ms,
+            heartbeat=self.heartbeat,
             **shared,
         )
 
@@ -239,9 +259,10 @@ class Worker:
     def _setup(self) -> list[Role]:
         self._check_server()
         self.create_groups()
+        self.heartbeat.beat()
         if any(a.is_async for a in self.actors.values()):
             self.executor.start_loop()
-        roles: list[Role] = []
+        roles: list[Role] = [self.heartbeat]
         if "timer" in self.roles:
             roles.append(self.timer)
         if "tasks" in self.roles:
@@ -286,6 +307,16 @@ class Worker:
 
     def _shutdown(self, roles: list[Role]) -> None:
         in_flight = self.executor.in_flight
+        # Fetched, but not started: back at once, for another worker to take now.
+        unstarted = self.executor.take_unstarted()
+        if unstarted:
+            try:
+                self.leases.renew(unstarted, idle_ms=HAND_BACK_IDLE_MS)
+                self._log.info("unstarted_handed_back", count=len(unstarted))
+            except redis.RedisError as exc:
+                self._log.warning("lease_hand_back_failed", error=str(exc))
+            for job in unstarted:
+                self.leases.release(job)
         finished = in_flight.wait_empty(self.grace_s)
         # The watch renewed the leases of what was still running; from here, what is
         # left is handed back below.
@@ -300,6 +331,8 @@ class Worker:
             handed = self.leases.hand_back()
             if handed:
                 self._log.info("leases_handed_back", count=handed)
+            self.heartbeat.leave()
+            self.consumer.leave()
         except redis.RedisError as exc:
             self._log.warning("lease_hand_back_failed", error=str(exc))
         self._log.info("worker_stopped", unfinished=len(in_flight))

@@ -127,6 +127,10 @@ class Keys:
         events`` (times in ms; the log's length at the end), for listing them."""
         return f"{self.prefix}:{{{shard}}}:ended"
 
+    def beats(self, shard: int) -> str:
+        """Worker processes' heartbeats: consumer name -> Redis time of its last beat."""
+        return f"{self.prefix}:{{{shard}}}:beats"
+
     def active(self, shard: int) -> str:
         return f"{self.prefix}:{{{shard}}}:active"
 

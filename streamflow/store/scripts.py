@@ -354,8 +354,38 @@ def limit(
     return Call("limit", [limiter], [limit, token, score_ms, cutoff_ms, ttl_ms])
 
 
+def beat(*, beats: str, consumer: str, forget_ms: int | None = None, leave: bool = False) -> Call:
+    """``beat.lua``: this consumer is alive (or, with ``leave``, gone for good)."""
+    return Call("beat", [beats], [consumer, "" if forget_ms is None else forget_ms, _flag(leave)])
+
+
+def reclaim(
+    *,
+    stream: str,
+    beats: str,
+    group: str,
+    suspect: str,
+    consumer: str,
+    dead_before: int,
+    count: int,
+) -> Call:
+    """``reclaim.lua``: take over the pending messages of ``suspect`` if it is dead."""
+    return Call("reclaim", [stream, beats], [group, suspect, consumer, dead_before, count])
+
+
+def give_back(
+    *, queue: str, beats: str, msg_id: str, owner: str, taken_ms: int, consumer: str
+) -> Call:
+    """``give_back.lua``: return a message taken over to its owner if it beats again
+    (1), or tell one no longer held (2); 0: run it."""
+    return Call("give_back", [queue, beats], [msg_id, owner, taken_ms, consumer])
+
+
 SCRIPTS = frozenset(
     {
+        "beat",
+        "reclaim",
+        "give_back",
         "submit",
         "start",
         "results",

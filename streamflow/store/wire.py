@@ -96,6 +96,19 @@ class Wire:
             self._client.connection_pool.release(conn)
 
 
+def stream_field(fields: Any, name: bytes) -> bytes | None:
+    """One field of a stream entry as a reply gives it (a flat ``[name, value, ...]`` list
+    or a map); None for an entry with no fields (deleted), b"" if it lacks that field."""
+    if not fields:
+        return None
+    if isinstance(fields, dict):
+        return bytes(fields.get(name, b""))
+    for i in range(0, len(fields) - 1, 2):
+        if fields[i] == name:
+            return bytes(fields[i + 1])
+    return b""
+
+
 def stream_messages(reply: Any) -> list[tuple[str, str, bytes]]:
     """(stream key, message id, field ``m``) of each message in an XREAD[GROUP] reply.
 
@@ -107,11 +120,5 @@ def stream_messages(reply: Any) -> list[tuple[str, str, bytes]]:
     for key, entries in streams:
         name = key.decode()
         for msg_id, fields in entries:
-            data = b""
-            if fields:
-                for i in range(0, len(fields) - 1, 2):
-                    if fields[i] == _MESSAGE:
-                        data = fields[i + 1]
-                        break
-            out.append((name, msg_id.decode(), data))
+            out.append((name, msg_id.decode(), stream_field(fields, _MESSAGE) or b""))
     return out
