@@ -1,6 +1,13 @@
-"""Chaos run: N seed-DAG workflows plus some wide groups on worker and projector
-processes that are SIGKILLed and restarted every few seconds, with one Redis restart;
-then every workflow's log is checked against the contract.
+"""Chaos runs.
+
+Default: N seed-DAG workflows plus some wide groups on worker and projector processes
+that are SIGKILLed and restarted every few seconds, with one Redis restart; then every
+workflow's log is checked against the contract.
+
+``--kill-workers``: 2,000 one-task workflows of 20 ms on one worker (8 slots, defaults),
+run once uninterrupted and once with the worker SIGKILLed at 25 %, 50 % and 75 % done and
+restarted at once; prints both times, how long each kill's held tasks took to finish,
+what was lost and what ran twice.
 """
 
 from __future__ import annotations
@@ -35,6 +42,79 @@ def spawn(url: str, roles: list[str], logs: Path, name: str) -> subprocess.Popen
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
 
 
+def kill_workers(tasks: int, kills: tuple[float, ...]) -> int:
+    """The ``--kill-workers`` run; returns the exit status (1 if anything was lost)."""
+    logs = Path(tempfile.mkdtemp(prefix="streamflow-chaos-"))
+
+    def body(*a: Any) -> Any:
+        raise AssertionError("runs in the chaos workers")
+
+    with EmbeddedRedis(appendfsync="everysec") as server:
+        figures: dict[str, float] = {}
+        for run, shares in (("uninterrupted", ()), ("killed", kills)):
+            # A fresh App on a flushed Redis (an App remembers the definitions it stored).
+            app = App(server.url)
+            app.client.flushall()
+            brief = app.actor(body, actor_name="brief")
+            queue = app.keys.queue(0, "default")
+            handles = [brief.send(i) for i in range(tasks)]
+            started = time.monotonic()
+            worker = spawn_plain(server.url, logs, f"{run}0")
+            held_by_kill: list[tuple[float, list[str]]] = []
+            for n, share in enumerate(shares, 1):
+                while app.client.hlen("runs:brief") < tasks * share:
+                    time.sleep(0.01)
+                worker.kill()
+                worker.wait()
+                held = app.client.xpending_range(queue, "workers", "-", "+", 10_000)
+                held_ids = sorted(_workflows_of(app, queue, held))
+                held_by_kill.append((time.monotonic(), held_ids))
+                worker = spawn_plain(server.url, logs, f"{run}{n}")
+            # Until everything is done: when each kill's held tasks were all done.
+            active, done_at = app.keys.active(0), {}
+            while app.client.scard(active):
+                time.sleep(0.02)
+                for n, (_, ids) in enumerate(held_by_kill, 1):
+                    if n not in done_at and not any(app.client.smismember(active, ids)):
+                        done_at[n] = time.monotonic()
+            figures[run] = time.monotonic() - started
+            results = [h.get_result(block=True, timeout=600) for h in handles]
+            for n, (killed_at, ids) in enumerate(held_by_kill, 1):
+                took = done_at.get(n, figures[run] + started) - killed_at
+                held = f"{len(ids)} tasks held by dead workers"
+                print(f"  kill {n}: {held}, all done {took:.1f} s later")
+            worker.send_signal(signal.SIGTERM)
+            worker.wait()
+            runs = {int(k): int(v) for k, v in app.client.hgetall("runs:brief").items()}
+            lost = tasks - sum(1 for i, r in enumerate(results) if r == i)
+            twice = sum(count - 1 for count in runs.values())
+            print(f"{run:<14} {figures[run]:6.1f} s   lost {lost}   ran twice {twice}", flush=True)
+            app.close()
+            if lost:
+                return 1
+    print(f"killed / uninterrupted  {figures['killed'] / figures['uninterrupted']:.2f}x")
+    return 0
+
+
+def _workflows_of(app: App, queue: str, pending: list[Any]) -> set[str]:
+    from streamflow.model.messages import decode_task_message
+
+    out = set()
+    for entry in pending:
+        for _, fields in app.client.xrange(queue, entry["message_id"], entry["message_id"]):
+            out.add(decode_task_message(fields[b"m"])[0])
+    return out
+
+
+def spawn_plain(url: str, logs: Path, name: str) -> subprocess.Popen[bytes]:
+    """A worker at its defaults (8 slots, 30 s lease), every role."""
+    command = [sys.executable, "-m", "streamflow.cli", "--log-level", "warning", "worker"]
+    command += ["scripts.chaos_app:app", "--url", url]
+    log = (logs / f"{name}.log").open("ab")
+    env = {**os.environ, "STREAMFLOW_REDIS_URL": url}
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--workflows", type=int, default=1000, help="seed DAG workflows")
@@ -43,7 +123,13 @@ def main() -> int:
     parser.add_argument("--projectors", type=int, default=2)
     parser.add_argument("--kill-every", type=float, default=3.0, help="seconds between kills")
     parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument(
+        "--kill-workers", action="store_true", help="the dead-worker run (see above)"
+    )
+    parser.add_argument("--tasks", type=int, default=2000, help="with --kill-workers")
     args = parser.parse_args()
+    if args.kill_workers:
+        return kill_workers(args.tasks, (0.25, 0.5, 0.75))
     logs = Path(tempfile.mkdtemp(prefix="streamflow-chaos-"))
     started = time.monotonic()
     with EmbeddedRedis(directory=str(logs / "redis"), appendfsync="always") as server:

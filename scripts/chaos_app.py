@@ -16,3 +16,14 @@ def tag(name: str, *piped: object) -> str:
     """Return ``name`` after a few milliseconds of work."""
     threading.Event().wait(random.uniform(0, 0.005))
     return name
+
+
+_client = app.client
+
+
+@app.actor
+def brief(i: int, *piped: object) -> int:
+    """Count this run of task ``i``, then work 20 ms."""
+    _client.hincrby("runs:brief", str(i), 1)
+    threading.Event().wait(0.02)
+    return i

@@ -100,6 +100,8 @@ class Consumer:
         self._outage = outage
         self._wire = Wire(store.client)
         self._last_claim = self._last_reclaim = 0.0
+        self._suspects: set[tuple[str, str]] = set()
+        """(queue stream, consumer): other consumers seen holding messages."""
         self._claim_cursor: dict[str, str] = {}
         self._log = log.bind(consumer=name)
 
@@ -134,9 +136,12 @@ class Consumer:
                 return
             messages: list[Message] = []
             taken: dict[str, tuple[str, int]] = {}
-            # Once a beat: what consumers that stopped beating held (they are dead).
+            # Once a beat, who else holds messages; what those that stopped beating held
+            # (they are dead) is taken first, as room allows.
             if time.monotonic() - self._last_reclaim > self.heartbeat.interval_s:
                 self._last_reclaim = time.monotonic()
+                self.find_dead()
+            if self._suspects:
                 messages += self.reclaim_dead(room, taken)
             # Often enough that a handed-back message is taken within a second.
             if time.monotonic() - self._last_claim > min(self.settings.lease_ms / 2000, 1.0):
@@ -176,40 +181,51 @@ class Consumer:
                     out.append((key, msg_id.decode(), fields.get(_MESSAGE, b"")))
         return out
 
-    def reclaim_dead(self, count: int, taken: dict[str, tuple[str, int]]) -> list[Message]:
-        """Take over the messages held by consumers that stopped beating; ``taken`` gets,
-        per message, whom it was taken from and when (Redis time)."""
-        dead_before = self.heartbeat.dead_before()
-        if dead_before is None:
-            return []
-        out: list[Message] = []
+    def find_dead(self) -> None:
+        """Note which other consumers hold messages (once a beat); ``reclaim_dead`` takes
+        over from those that stopped beating."""
         client = self.store.client
         for key in self.queue_keys:
             summary: Any = client.xpending(key, WORKER_GROUP)
             for holder in summary.get("consumers") or []:
                 suspect = holder["name"].decode()
-                if suspect == self.name or len(out) >= count:
-                    continue
-                call = scripts.reclaim(
-                    stream=key,
-                    beats=self._beats_of[key],
-                    group=WORKER_GROUP,
-                    suspect=suspect,
-                    consumer=self.name,
-                    dead_before=dead_before,
-                    count=count - len(out),
+                if suspect != self.name:
+                    self._suspects.add((key, suspect))
+
+    def reclaim_dead(self, count: int, taken: dict[str, tuple[str, int]]) -> list[Message]:
+        """Take over up to ``count`` messages held by consumers that stopped beating
+        (before reading new ones: they are older); ``taken`` gets, per message, whom it
+        was taken from and when (Redis time)."""
+        dead_before = self.heartbeat.dead_before()
+        if dead_before is None:
+            return []
+        out: list[Message] = []
+        for key, suspect in list(self._suspects):
+            if len(out) >= count:
+                break
+            want = count - len(out)
+            call = scripts.reclaim(
+                stream=key,
+                beats=self._beats_of[key],
+                group=WORKER_GROUP,
+                suspect=suspect,
+                consumer=self.name,
+                dead_before=dead_before,
+                count=want,
+            )
+            now, claimed = self.store.scripts.run(call)
+            if len(claimed) < want:
+                self._suspects.discard((key, suspect))  # alive, or nothing left to take
+            for msg_id, fields in claimed:
+                data = stream_field(fields, _MESSAGE)
+                if data is None:
+                    continue  # deleted meanwhile
+                out.append((key, msg_id.decode(), data))
+                taken[msg_id.decode()] = (suspect, int(now))
+            if claimed:
+                self._log.warning(
+                    "dead_consumer_reclaimed", dead=suspect, queue=key, messages=len(claimed)
                 )
-                now, claimed = self.store.scripts.run(call)
-                for msg_id, fields in claimed:
-                    data = stream_field(fields, _MESSAGE)
-                    if data is None:
-                        continue  # deleted meanwhile
-                    out.append((key, msg_id.decode(), data))
-                    taken[msg_id.decode()] = (suspect, int(now))
-                if claimed:
-                    self._log.warning(
-                        "dead_consumer_reclaimed", dead=suspect, queue=key, messages=len(claimed)
-                    )
         return out
 
     def dispatch(
