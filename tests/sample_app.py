@@ -33,7 +33,8 @@ def gather(*piped: object) -> int:
 
 @app.actor
 def gated(*piped: object) -> str:
-    """Wait (up to 60 s) until a test pushes to the ``gate`` list."""
+    """Count this run, then wait (up to 60 s) until a test pushes to the ``gate`` list."""
+    _client.incr("runs:gated")
     _client.blpop(["gate"], timeout=60)
     return "through"
 

@@ -138,6 +138,7 @@ CALLS: dict[str, Any] = {
     "limit": scripts.limit(limiter="l", limit=1, token="t", score_ms=0, cutoff_ms=0, ttl_ms=0),
     "results": scripts.results(wf=WF, fields=[]),
     "beat": scripts.beat(beats="b", consumer="c"),
+    "fail": scripts.fail(wf=WF, failed=b""),
     "reclaim": scripts.reclaim(
         stream="s", beats="b", group="g", suspect="x", consumer="c", dead_before=0, count=1
     ),

@@ -41,9 +41,13 @@ def decode_task_message(data: bytes) -> tuple[str, int, int, str]:
         not isinstance(raw, list)
         or len(raw) != 4
         or not isinstance(raw[0], str)
-        or not isinstance(raw[1], int)
-        or not isinstance(raw[2], int)
+        or not _WORKFLOW_ID.fullmatch(raw[0])
+        or type(raw[1]) is not int
+        or type(raw[2]) is not int
+        or raw[1] < 0
+        or raw[2] < 1
         or not isinstance(raw[3], bytes)
+        or len(raw[3]) != 16
     ):
         raise DecodeError(f"not a task message: {raw!r:.80}", data)
     return raw[0], raw[1], raw[2], raw[3].hex()
@@ -57,6 +61,11 @@ def encode_wake(workflow_id: str, tag: str) -> bytes:
 def decode_wake(data: bytes) -> tuple[str, str]:
     """Inverse of ``encode_wake``."""
     raw = codec.decode(data)
-    if not isinstance(raw, list) or len(raw) != 2 or not isinstance(raw[0], str):
+    if (
+        not isinstance(raw, list)
+        or len(raw) != 2
+        or not isinstance(raw[0], str)
+        or not _WORKFLOW_ID.fullmatch(raw[0])
+    ):
         raise DecodeError(f"not a wake-up: {raw!r:.80}", data)
     return raw[0], str(raw[1])

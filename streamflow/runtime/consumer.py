@@ -17,7 +17,7 @@ from typing import Any
 import redis
 
 from streamflow.logs import get_logger
-from streamflow.model import codec, schema
+from streamflow.model import codec
 from streamflow.model.definition import TaskNode
 from streamflow.model.errors import DecodeError, DefinitionError
 from streamflow.model.events import TaskFailed, TaskStarted, TaskSucceeded, encode_event
@@ -36,7 +36,7 @@ from streamflow.store import scripts
 from streamflow.store.connection import Store
 from streamflow.store.log import parse_raw
 from streamflow.store.scripts import Call, Reply, reply_code
-from streamflow.store.wire import Wire, stream_field, stream_messages
+from streamflow.store.wire import Wire, message_of, stream_messages
 
 log = get_logger(__name__)
 
@@ -45,7 +45,6 @@ RESULTS_CHUNK = 1000
 START_CATCH_UP = 16
 """Log entries past the cached fold returned with a start: with them, a task alone in
 its workflow can have its decisions made ahead (see ``Recorder``)."""
-_MESSAGE = schema.MESSAGE_FIELD.encode()
 
 Message = tuple[str, str, bytes]
 """(queue stream, message id, message bytes)."""
@@ -178,7 +177,7 @@ class Consumer:
             self._claim_cursor[key] = claim[0].decode()
             for msg_id, fields in claim[1]:
                 if fields:  # deleted meanwhile: XAUTOCLAIM drops it from the PEL
-                    out.append((key, msg_id.decode(), fields.get(_MESSAGE, b"")))
+                    out.append((key, msg_id.decode(), message_of(fields) or b""))
         return out
 
     def find_dead(self) -> None:
@@ -217,7 +216,7 @@ class Consumer:
             if len(claimed) < want:
                 self._suspects.discard((key, suspect))  # alive, or nothing left to take
             for msg_id, fields in claimed:
-                data = stream_field(fields, _MESSAGE)
+                data = message_of(fields)
                 if data is None:
                     continue  # deleted meanwhile
                 out.append((key, msg_id.decode(), data))
@@ -243,13 +242,17 @@ class Consumer:
     def _parse(self, queue_key: str, msg_id: str, data: bytes) -> Job | None:
         try:
             workflow_id, node, attempt, def_hash = decode_task_message(data)
+        except DecodeError as exc:
+            self._dead_letter(queue_key, msg_id, data, f"undecodable message: {exc}")
+            self.store.ack(queue_key, msg_id)
+            return None
+        try:
             definition = self.store.definitions.get(def_hash)
-            task = definition.nodes[node] if 0 <= node < len(definition.nodes) else None
+            task = definition.nodes[node] if node < len(definition.nodes) else None
             if not isinstance(task, TaskNode):
                 raise DecodeError(f"node {node} is not a task of definition {def_hash}", data)
         except (DecodeError, DefinitionError) as exc:
-            self._dead_letter(queue_key, msg_id, data, f"undecodable message: {exc}")
-            self.store.ack(queue_key, msg_id)
+            self._unreadable(queue_key, msg_id, data, workflow_id, exc)
             return None
         actor = self.actors.get(task.actor)
         job = Job(
@@ -302,6 +305,10 @@ class Consumer:
             try:
                 if self._started(job, results[first], results[first + 1 : end]):
                     retry.append(job)
+            except (DecodeError, DefinitionError) as exc:
+                # Its log (or an input of the task) cannot be read: it cannot go on.
+                self.leases.release(job)
+                self._unreadable(job.queue_key, job.msg_id, job.data, job.workflow_id, exc)
             except Exception:
                 # This message alone stays pending; it is taken over after its lease.
                 self.leases.release(job)
@@ -401,6 +408,15 @@ class Consumer:
         event = TaskFailed(node=job.node, attempt=job.attempt, error=error, retry_delay_ms=None)
         self._dead_letter(job.queue_key, job.msg_id, job.data, reason)
         self.recorder.record(job.outcome(event))
+
+    def _unreadable(
+        self, queue_key: str, msg_id: str, data: bytes, workflow_id: str, exc: Exception
+    ) -> None:
+        """The message's workflow cannot be read (its log or definition): the message
+        becomes a dead letter and the workflow ends as failed, saying why."""
+        self._dead_letter(queue_key, msg_id, data, f"workflow {workflow_id} unreadable: {exc}")
+        self.store.ack(queue_key, msg_id)
+        self.projector.end_unreadable(workflow_id, exc)
 
     def _dead_letter(self, queue_key: str, msg_id: str, data: bytes, reason: str) -> None:
         self.store.dead_letters.add(queue_key, msg_id, data, reason)

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import NamedTuple
 
 from streamflow.logs import get_logger
 from streamflow.model import schema
 from streamflow.model.archive import encode_archive
 from streamflow.model.decide import HISTORY_LIMIT_EXCEEDED, decide, decide_all, finished
 from streamflow.model.definition import Definition
-from streamflow.model.errors import ScriptError
+from streamflow.model.errors import DecodeError, DefinitionError, ScriptError
 from streamflow.model.events import (
     Entry,
     Event,
@@ -24,6 +25,7 @@ from streamflow.model.events import (
     WorkflowCancelled,
     WorkflowCompleted,
     WorkflowFailed,
+    encode_event,
     to_entry,
 )
 from streamflow.model.index import index_fields
@@ -50,6 +52,21 @@ _TERMINAL_STATUS = {
     WorkflowFailed: schema.FAILED,
     WorkflowCancelled: schema.CANCELLED,
 }
+
+
+UNREADABLE = "UnreadableWorkflow"
+"""``error["type"]`` of a workflow ended because its log or definition cannot be read."""
+
+
+class _Plan(NamedTuple):
+    """What a projection applies: decisions for one cause, and what the apply checks."""
+
+    definition: Definition
+    decisions: list[Event]
+    time_of: dict[int, int]
+    expected: int
+    folded: tuple[int, str]
+    done: bool
 
 
 @dataclasses.dataclass(slots=True)
@@ -94,32 +111,18 @@ class Projector:
         """
         bound = log.bind(workflow_id=workflow_id)
         for _ in range(MAX_ROUNDS):
-            cached = self.folds.get(workflow_id)
-            with cached.lock:
-                entries: list[Entry] = []
-                if cause is None:
-                    # A full re-check: one read of the whole log, folded afresh.
-                    log_key = self.store.keys.log(workflow_id)
-                    entries = [to_entry(item) for item in iter_log(self.store.client, log_key)]
-                    cached.state = fold_all(entries)
-                elif not fresh:
-                    self.folds.catch_up(workflow_id, cached)
-                fresh = False
-                state = cached.state
-                if state.status == PENDING:
-                    if trigger is not None and trigger.msg_id:
-                        self.store.ack(trigger.queue_key, trigger.msg_id)
-                    return Reply.STALE
-                definition = self.store.definitions.get(state.def_hash)
-                if cause is None:
-                    decisions = decide_all(definition, state, entries)
-                    time_of = {e.seq: e.time_ms for e in entries}
-                else:
-                    decisions = decide(definition, state, cause)
-                    time_of = {cause.seq: cause.time_ms}
-                expected = state.last_decision
-                folded = (state.n, state.last_id)
-                done = finished(definition, state, decisions)
+            try:
+                plan = self._plan(workflow_id, cause, fresh)
+            except (DecodeError, DefinitionError) as exc:
+                # Its log or its definition cannot be read: no fold can decide for it.
+                self.end_unreadable(workflow_id, exc)
+                plan = None
+            fresh = False
+            if plan is None:
+                if trigger is not None and trigger.msg_id:
+                    self.store.ack(trigger.queue_key, trigger.msg_id)
+                return Reply.STALE
+            definition, decisions, time_of, expected, folded, done = plan
             crash_point("projector.before_apply")
             # An ended workflow decides little (finalizer retries); the apply script still
             # acknowledges the trigger and cancels its wake-up, and archives it when done.
@@ -245,6 +248,54 @@ class Projector:
             guard_seq=guard_seq,
             guard_sha1=guard_sha1,
         )
+
+    def _plan(self, workflow_id: str, cause: Entry | None, fresh: bool) -> _Plan | None:
+        """What follows ``cause`` (None: everything the log implies), from the cached
+        fold caught up (``fresh``: it is at the log's end already); None for a workflow
+        not submitted.
+
+        Raises:
+            DecodeError: an entry of the log, or the definition, cannot be decoded.
+            DefinitionError: its definition is not stored.
+        """
+        cached = self.folds.get(workflow_id)
+        with cached.lock:
+            entries: list[Entry] = []
+            if cause is None:
+                # A full re-check: one read of the whole log, folded afresh.
+                log_key = self.store.keys.log(workflow_id)
+                entries = [to_entry(item) for item in iter_log(self.store.client, log_key)]
+                cached.state = fold_all(entries)
+            elif not fresh:
+                self.folds.catch_up(workflow_id, cached)
+            state = cached.state
+            if state.status == PENDING:
+                return None
+            definition = self.store.definitions.get(state.def_hash)
+            if cause is None:
+                decisions = decide_all(definition, state, entries)
+                time_of = {e.seq: e.time_ms for e in entries}
+            else:
+                decisions = decide(definition, state, cause)
+                time_of = {cause.seq: cause.time_ms}
+            done = finished(definition, state, decisions)
+            return _Plan(
+                definition, decisions, time_of, state.last_decision, (state.n, state.last_id), done
+            )
+
+    def end_unreadable(self, workflow_id: str, exc: Exception) -> bool:
+        """End a workflow whose log or definition cannot be read as failed, the error
+        naming what was unreadable; returns whether this call ended it."""
+        self.folds.forget(workflow_id)
+        error = {"type": UNREADABLE, "message": f"{type(exc).__name__}: {exc}"}
+        failed = encode_event(WorkflowFailed(error=error))
+        call = scripts.fail(wf=self.store.keys.workflow(workflow_id), failed=failed)
+        if reply_code(self.store.scripts.run(call)) is not Reply.OK:
+            return False
+        log.error("workflow_unreadable", workflow_id=workflow_id, error=error["message"])
+        if self.after_workflow is not None:
+            self.after_workflow(workflow_id, schema.FAILED)
+        return True
 
     def settle(
         self, workflow_id: str, decisions: list[Event], archived: bool, ended: bool, done: bool

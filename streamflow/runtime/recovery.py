@@ -8,7 +8,6 @@ import threading
 import time
 from typing import Any
 
-from streamflow.model import schema
 from streamflow.model.errors import DecodeError
 from streamflow.model.messages import decode_wake
 from streamflow.model.schema import PROJECTOR_GROUP
@@ -19,9 +18,8 @@ from streamflow.runtime.projector import Projector
 from streamflow.runtime.roles import Role
 from streamflow.store import scripts
 from streamflow.store.connection import Store
-from streamflow.store.wire import stream_field
+from streamflow.store.wire import message_of
 
-_MESSAGE = schema.MESSAGE_FIELD.encode()
 BATCH = 10
 
 
@@ -65,7 +63,7 @@ class Recovery(Role):
                 claim: Any = client.xautoclaim(
                     key, PROJECTOR_GROUP, self.consumer, self.lease_ms, "0-0", count=BATCH
                 )
-                entries += [(key, i.decode(), f.get(_MESSAGE, b"")) for i, f in claim[1] if f]
+                entries += [(key, i.decode(), message_of(f) or b"") for i, f in claim[1] if f]
         reply: Any = client.xreadgroup(
             PROJECTOR_GROUP,
             self.consumer,
@@ -74,7 +72,7 @@ class Recovery(Role):
             block=self.block_ms,
         )
         for stream, items in reply or []:
-            entries += [(stream.decode(), i.decode(), f.get(_MESSAGE, b"")) for i, f in items]
+            entries += [(stream.decode(), i.decode(), message_of(f) or b"") for i, f in items]
         for key, msg_id, data in entries:
             self.handle(key, msg_id, data)
 
@@ -101,7 +99,7 @@ class Recovery(Role):
                 )
                 _, claimed = self.store.scripts.run(call)
                 for msg_id, fields in claimed:
-                    data = stream_field(fields, _MESSAGE)
+                    data = message_of(fields)
                     if data is not None:
                         out.append((key, msg_id.decode(), data))
         return out

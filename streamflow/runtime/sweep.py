@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import redis
+
 from streamflow.logs import get_logger
 from streamflow.model import schema
 from streamflow.model.events import TaskEnqueued, to_entry
@@ -55,8 +57,14 @@ class StuckSweep:
                 if idle >= self.stuck_after_ms and not recently:
                     self._swept[workflow_id] = now
                     log.info("stuck_workflow_swept", workflow_id=workflow_id, idle_ms=idle)
-                    self.projector.project(workflow_id, None)
-                    resent += self._resend_lost(workflow_id)
+                    try:
+                        self.projector.project(workflow_id, None)
+                        resent += self._resend_lost(workflow_id)
+                    except redis.RedisError:
+                        raise  # an outage: the timer waits it out
+                    except Exception:
+                        # This workflow alone: the others of the batch are swept.
+                        log.exception("stuck_workflow_sweep_failed", workflow_id=workflow_id)
         if len(self._swept) > 10_000:
             self._swept = {k: v for k, v in self._swept.items() if now - v < self.stuck_after_ms}
         return resent

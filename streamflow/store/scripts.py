@@ -332,8 +332,17 @@ def expire(*, wf: WorkflowKeys, tombstone_ms: int) -> Call:
     """``expire.lua``: remove a finished workflow past its retention."""
     return Call(
         "expire",
-        [wf.archive, wf.results, wf.tombstone, wf.expiry, wf.log, wf.ended],
+        [wf.archive, wf.results, wf.tombstone, wf.expiry, wf.log, wf.ended, wf.idx],
         [wf.workflow_id, tombstone_ms],
+    )
+
+
+def fail(*, wf: WorkflowKeys, failed: bytes) -> Call:
+    """``fail.lua``: end a workflow that cannot go on (unreadable) as failed."""
+    return Call(
+        "fail",
+        [wf.log, wf.idx, wf.archive, wf.active, wf.ended, wf.expiry],
+        [wf.workflow_id, failed, wf.done_channel],
     )
 
 
@@ -386,6 +395,7 @@ SCRIPTS = frozenset(
         "beat",
         "reclaim",
         "give_back",
+        "fail",
         "submit",
         "start",
         "results",
@@ -400,5 +410,5 @@ SCRIPTS = frozenset(
     }
 )
 """Every script; a test checks that each has its Lua file and each Lua file its wrapper."""
-WRITES = frozenset({"submit", "start", "outcome", "apply", "archive", "rebuild", "expire"})
+WRITES = frozenset({"submit", "start", "outcome", "apply", "archive", "rebuild", "expire", "fail"})
 """Scripts that write a workflow's state (``durability="replicated"`` waits after them)."""

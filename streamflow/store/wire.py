@@ -20,6 +20,7 @@ from typing import Any
 import redis
 from hiredis import pack_command
 
+from streamflow.model import codec
 from streamflow.model.schema import MESSAGE_FIELD
 
 _MESSAGE = MESSAGE_FIELD.encode()
@@ -96,17 +97,21 @@ class Wire:
             self._client.connection_pool.release(conn)
 
 
-def stream_field(fields: Any, name: bytes) -> bytes | None:
-    """One field of a stream entry as a reply gives it (a flat ``[name, value, ...]`` list
-    or a map); None for an entry with no fields (deleted), b"" if it lacks that field."""
+def message_of(fields: Any) -> bytes | None:
+    """The message a stream entry carries, as a reply gives its fields (a flat
+    ``[name, value, ...]`` list or a map): its ``m`` field; for an entry without one, all
+    its fields packed, so that a dead letter keeps them; None for an entry with no fields
+    (deleted)."""
     if not fields:
         return None
     if isinstance(fields, dict):
-        return bytes(fields.get(name, b""))
-    for i in range(0, len(fields) - 1, 2):
-        if fields[i] == name:
-            return bytes(fields[i + 1])
-    return b""
+        pairs = list(fields.items())
+    else:
+        pairs = list(zip(fields[::2], fields[1::2], strict=False))
+    for name, value in pairs:
+        if name == _MESSAGE:
+            return bytes(value)
+    return codec.pack(dict(pairs))
 
 
 def stream_messages(reply: Any) -> list[tuple[str, str, bytes]]:
@@ -120,5 +125,5 @@ def stream_messages(reply: Any) -> list[tuple[str, str, bytes]]:
     for key, entries in streams:
         name = key.decode()
         for msg_id, fields in entries:
-            out.append((name, msg_id.decode(), stream_field(fields, _MESSAGE) or b""))
+            out.append((name, msg_id.decode(), message_of(fields) or b""))
     return out
