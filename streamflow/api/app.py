@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar, overload
@@ -24,7 +25,7 @@ from streamflow.runtime.hooks import Hooks, call_hooks
 from streamflow.runtime.projector import APPLY_CHUNK, Projector, Trigger
 from streamflow.runtime.worker import Worker
 from streamflow.store import scripts
-from streamflow.store.connection import Store
+from streamflow.store.connection import Store, masked
 from streamflow.store.deadletters import DeadLetters
 from streamflow.store.keys import new_workflow_id
 from streamflow.store.scripts import Reply, reply_code
@@ -32,6 +33,17 @@ from streamflow.store.scripts import Reply, reply_code
 log = get_logger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
+
+
+@functools.cache
+def _said_embedded(url: str) -> None:
+    """Say once per process that Apps run on a private embedded server."""
+    log.warning(
+        "embedded_redis_started",
+        url=url,
+        note="a private server only this process reaches; pass a URL to App or set "
+        "STREAMFLOW_REDIS_URL to share one",
+    )
 
 
 class App:
@@ -83,10 +95,13 @@ class App:
     ) -> None:
         if url is None:
             url = os.environ.get("STREAMFLOW_REDIS_URL")
+        self.embedded = url is None
+        """Whether this App runs on a private embedded server (no URL was given)."""
         if url is None:
             from streamflow.store.embedded import shared_server
 
             url = shared_server().start()
+            _said_embedded(url)
         if durability not in ("local", "replicated"):
             raise ValueError(f"durability must be 'local' or 'replicated' (got {durability!r})")
         self.url = url
@@ -116,7 +131,7 @@ class App:
         self.projector.after_workflow = self._after_workflow
 
     def __repr__(self) -> str:
-        return f"App({self.url!r}, actors={sorted(self.actors)})"
+        return f"App({masked(self.url)!r}, actors={sorted(self.actors)})"
 
     # -- actors ---------------------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -28,7 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", help="debug, info, warning, error (default: info; warning for demo)"
     )
     parser.add_argument(
-        "--traceback", action="store_true", help="show the traceback of an error, not one line"
+        "--traceback",
+        "--debug",
+        action="store_true",
+        help="show the traceback of an error, not one line",
     )
     sub = parser.add_subparsers(dest="command", required=True)
     # Commands that talk to Redis themselves (the worker's App comes from its module).
@@ -42,6 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--concurrency", type=int, default=8)
     worker.add_argument("--url", help="Redis URL (default: STREAMFLOW_REDIS_URL)")
     worker.add_argument("--lease-ms", type=int, default=30_000)
+    worker.add_argument(
+        "--embedded",
+        action="store_true",
+        help="with no URL, run on a private embedded server (no other process reaches it)",
+    )
     worker.add_argument(
         "--grace", type=float, default=30.0, help="seconds in-flight tasks get on SIGTERM"
     )
@@ -133,6 +142,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(args.log_level or ("warning" if args.command == "demo" else "info"))
     try:
         result: int = args.func(args)
+    except BrokenPipeError:
+        # The reader went away (``| head``): end quietly, and let the interpreter's last
+        # flush of stdout go nowhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (StreamflowError, redis.RedisError, ImportError, OSError, KeyError, ValueError) as exc:
         if args.traceback:
             raise

@@ -9,6 +9,10 @@ import json
 import os
 
 from streamflow.cli.common import connect, load_app
+from streamflow.model import codec
+from streamflow.model.errors import DecodeError
+from streamflow.model.messages import decode_task_message
+from streamflow.store.connection import masked
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -16,6 +20,16 @@ def cmd_worker(args: argparse.Namespace) -> int:
         # Before the import: an App() without a URL in the module picks this up.
         os.environ["STREAMFLOW_REDIS_URL"] = args.url
     app = load_app(args.app)
+    if args.url and app.url != args.url:
+        raise SystemExit(
+            f"{args.app} connects to {masked(app.url)}, not to --url {masked(args.url)}: "
+            "build its App without a URL (it then takes --url), or drop --url"
+        )
+    if app.embedded and not args.embedded:
+        raise SystemExit(
+            f"{args.app} has no Redis URL: pass --url, set STREAMFLOW_REDIS_URL, or "
+            "--embedded to run on a private server no other process can reach"
+        )
     worker = app.worker(
         queues=args.queues or None,
         concurrency=args.concurrency,
@@ -60,6 +74,12 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
         ]
     )
     for workflow_id in ids:
+        if not app.client.exists(app.keys.log(workflow_id)):
+            archived = app.client.exists(app.keys.archive(workflow_id))
+            print(f"{workflow_id}: {'archived: no index to rebuild' if archived else 'not found'}")
+            if args.workflow_id:
+                return 1
+            continue
         app.projector.rebuild(workflow_id, discard=True)
         print(f"rebuilt {workflow_id}")
     return 0
@@ -67,6 +87,10 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 
 def cmd_cancel(args: argparse.Namespace) -> int:
     app = connect(args)
+    keys = app.keys.workflow(args.workflow_id)
+    if not app.client.exists(keys.log, keys.archive):
+        print(f"{args.workflow_id}: not found")
+        return 1
     if app.handle(args.workflow_id).cancel(args.reason):
         print(f"cancelled {args.workflow_id}")
         return 0
@@ -86,8 +110,24 @@ def cmd_dead_letters(args: argparse.Namespace) -> int:
         for field in ("id", "reason", "queue", "msg_id", "first_seen_ms", "last_seen_ms"):
             print(f"{field:<14} {getattr(letter, field)}")
         print(f"{'data':<14} {letter.data!r}")
+        print(f"{'decoded':<14} {_decoded(letter.data)}")
     elif args.action == "requeue":
         print(f"requeued as {letters.requeue(args.id)}")
     else:
         print(f"purged {letters.purge()}")
     return 0
+
+
+def _decoded(data: bytes) -> str:
+    """What a dead letter's bytes say, as far as they can be read."""
+    try:
+        workflow_id, node, attempt, def_hash = decode_task_message(data)
+    except DecodeError:
+        pass
+    else:
+        where = f"workflow {workflow_id} node {node} attempt {attempt}"
+        return f"task message: {where}, definition {def_hash}"
+    try:
+        return f"{codec.decode(data)!r:.500}"
+    except DecodeError as exc:
+        return f"(not readable: {exc})"

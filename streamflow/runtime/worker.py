@@ -219,6 +219,9 @@ class Worker:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: self._stopping.set())
         roles = self._setup()
+        if self._stopping.is_set() and not roles:  # stopped before Redis ever answered
+            self._log.info("worker_stopped", unfinished=0)
+            return
         self._log.info(
             "worker_started", queues=self.queues, concurrency=self.concurrency, roles=self.roles
         )
@@ -257,9 +260,17 @@ class Worker:
             self._create_group(key, PROJECTOR_GROUP)
 
     def _setup(self) -> list[Role]:
-        self._check_server()
-        self.create_groups()
-        self.heartbeat.beat()
+        # Redis may not be up yet: wait for it (saying so once), as the roles do later.
+        while True:
+            try:
+                self._check_server()
+                self.create_groups()
+                self.heartbeat.beat()
+                break
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                if self._stopping.wait(self._outage.down(exc)):
+                    return []
+        self._outage.up()
         if any(a.is_async for a in self.actors.values()):
             self.executor.start_loop()
         roles: list[Role] = [self.heartbeat]

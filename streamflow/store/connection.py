@@ -3,6 +3,7 @@ definitions and the dead letters, and riding out the server's outages."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -18,6 +19,13 @@ from streamflow.store.runner import Scripts
 
 log = get_logger(__name__)
 T = TypeVar("T")
+
+
+def masked(url: str) -> str:
+    """``url`` with its password (in the address, or a ``password=`` parameter) replaced
+    by ``***``: what logs, errors and reprs show."""
+    url = re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+    return re.sub(r"([?&]password=)[^&]*", r"\1***", url)
 
 
 class Store:
@@ -54,6 +62,9 @@ class Store:
         self.definitions = Definitions(self.client, self.keys, definition_cache_size)
         self.dead_letters = DeadLetters(self.client, self.keys)
         self.retry_for_s = retry_for_s
+
+    def __repr__(self) -> str:
+        return f"Store({masked(self.url)!r})"
 
     def retrying(self, call: Callable[[], T]) -> T:
         """``call()``, retried with a capped backoff while Redis is unreachable, for at

@@ -7,7 +7,9 @@ from typing import Any
 
 import redis
 
-from streamflow.model.schema import MESSAGE_FIELD
+from streamflow.model.errors import DecodeError, StreamflowError
+from streamflow.model.messages import decode_task_message
+from streamflow.model.schema import MESSAGE_FIELD, STATUS, TERMINAL_STATUSES
 from streamflow.store.keys import Keys
 
 
@@ -41,6 +43,7 @@ class DeadLetters:
     def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self.client = client
         self.key = keys.dead()
+        self._keys = keys
 
     def add(self, queue: str, msg_id: str, data: bytes, reason: str) -> str:
         """Keep a message no worker could handle, with why; returns its dead-letter id."""
@@ -81,12 +84,31 @@ class DeadLetters:
     def requeue(self, dead_id: str) -> str:
         """Put a dead letter back on its queue (a new message); returns its new id.
 
-        A message whose attempt has ended meanwhile is dropped by the start script.
+        Raises:
+            KeyError: no dead letter has this id.
+            StreamflowError: it is a task message of a workflow that has ended (it would
+                run nothing).
         """
         letter = self.get(dead_id)
+        try:
+            workflow_id = decode_task_message(letter.data)[0]
+        except DecodeError:
+            workflow_id = None  # not a task message: requeued as it is, for what it is
+        if workflow_id is not None and self._ended(workflow_id):
+            raise StreamflowError(
+                f"dead letter {dead_id} belongs to workflow {workflow_id}, which has ended: "
+                "requeueing it would run nothing"
+            )
         new_id: Any = self.client.xadd(letter.queue, {MESSAGE_FIELD: letter.data})
         self.client.xdel(self.key, dead_id)
         return str(new_id.decode())
+
+    def _ended(self, workflow_id: str) -> bool:
+        keys = self._keys.workflow(workflow_id)
+        status: Any = self.client.hget(keys.idx, STATUS)
+        if status is not None:
+            return status.decode() in TERMINAL_STATUSES
+        return True  # archived, expired or unknown: nothing can run in it
 
     def purge(self) -> int:
         """Delete every dead letter; returns how many there were."""
