@@ -74,6 +74,7 @@ DECIDED = scripts.Decisions(0, [], [])
 CALLS: dict[str, Any] = {
     "submit": scripts.submit(
         wf=WF,
+        definition="d",
         submitted=b"",
         def_hash="",
         wake=b"",

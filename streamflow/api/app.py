@@ -302,6 +302,7 @@ class App:
         wake = encode_wake(workflow_id, schema.SUBMITTED) if rest else b""
         call = scripts.submit(
             wf=self.keys.workflow(workflow_id),
+            definition=self.keys.definition(definition.hash),
             submitted=payload,
             def_hash=definition.hash,
             wake=wake,
@@ -312,6 +313,12 @@ class App:
             decided=scripts.decisions(self.keys, workflow_id, definition, first, {}),
         )
         raw = self.scripts.run(call)
+        if reply_code(raw) is Reply.NODEF:
+            # The server lost it (a restart without its data, a FLUSHALL, a failover to an
+            # empty replica): say so loudly, store it again, submit again.
+            self.store.lost("definition", definition_hash=definition.hash)
+            self.definitions.put(definition, again=True)
+            raw = self.scripts.run(call)
         if reply_code(raw) is Reply.EXISTS:
             log.info("workflow_already_submitted", workflow_id=workflow_id)
             return

@@ -32,6 +32,7 @@ from streamflow.runtime.leases import Leases
 from streamflow.runtime.outage import Outage
 from streamflow.runtime.projector import Projector
 from streamflow.runtime.recorder import Recorder
+from streamflow.runtime.roles import lost_group
 from streamflow.store import scripts
 from streamflow.store.connection import Store
 from streamflow.store.log import parse_raw
@@ -104,11 +105,17 @@ class Consumer:
         self._claim_cursor: dict[str, str] = {}
         self._log = log.bind(consumer=name)
 
-    def run(self, stopping: threading.Event) -> None:
-        """Fetch and dispatch until ``stopping``; Redis outages are waited out, not fatal."""
+    def run(self, stopping: threading.Event, regroup: Callable[[], None]) -> None:
+        """Fetch and dispatch until ``stopping``; Redis outages are waited out, not fatal;
+        missing consumer groups (Redis lost its data) are created again by ``regroup``."""
         while not stopping.is_set():
             try:
                 self._fetch(stopping)
+            except redis.ResponseError as exc:
+                if lost_group(exc):
+                    regroup()
+                else:
+                    stopping.wait(self._outage.down(exc))
             except redis.RedisError as exc:
                 stopping.wait(self._outage.down(exc))
             except Exception:

@@ -4,11 +4,18 @@ thread that a Redis outage pauses and a bug does not end."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import redis
 
 from streamflow.runtime.outage import Outage
+
+
+def lost_group(exc: BaseException) -> bool:
+    """Whether Redis answered that a stream or its consumer group does not exist (it lost
+    its data): not an outage, the groups are created again."""
+    return isinstance(exc, redis.ResponseError) and str(exc).startswith("NOGROUP")
 
 
 class Role:
@@ -29,6 +36,8 @@ class Role:
         self._outage = outage
         self._log = log
         self._thread: threading.Thread | None = None
+        self.regroup: Callable[[], None] | None = None
+        """Called when a consumer group is missing (Redis lost its data): recreates them."""
 
     def step(self) -> None:
         """One round of the role's work (may block a little, e.g. on a read)."""
@@ -43,6 +52,11 @@ class Role:
             try:
                 self.step()
                 self._outage.up()
+            except redis.ResponseError as exc:
+                if not (lost_group(exc) and self.regroup is not None):
+                    self.stopping.wait(self._outage.down(exc))
+                    continue
+                self.regroup()
             except redis.RedisError as exc:
                 self.stopping.wait(self._outage.down(exc))
             except Exception:

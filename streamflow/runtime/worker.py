@@ -139,6 +139,7 @@ class Worker:
         self._outage = Outage(self._log)
         self._stopping = threading.Event()
         self._released = threading.Event()
+        self._regrouping = threading.Lock()
         self._threads: list[threading.Thread] = []
 
         shared = {"stopping": self._stopping, "outage": self._outage, "log": self._log}
@@ -227,7 +228,7 @@ class Worker:
         )
         try:
             if "tasks" in self.roles:
-                self.consumer.run(self._stopping)
+                self.consumer.run(self._stopping, self._regroup)
             else:
                 self._stopping.wait()
         finally:
@@ -252,12 +253,23 @@ class Worker:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def create_groups(self) -> None:
-        """Create the consumer groups this worker reads with (if they do not exist)."""
+    def create_groups(self) -> int:
+        """Create the consumer groups this worker reads with (if they do not exist);
+        returns how many were missing."""
+        created = 0
         for key in self.consumer.queue_keys:
-            self._create_group(key, WORKER_GROUP)
+            created += self._create_group(key, WORKER_GROUP)
         for key in self.recovery.wake_keys:
-            self._create_group(key, PROJECTOR_GROUP)
+            created += self._create_group(key, PROJECTOR_GROUP)
+        return created
+
+    def _regroup(self) -> None:
+        """Consumer groups are missing: Redis lost its data. Said loudly, created again;
+        what it held is gone with it (its logs too), new work runs at once."""
+        with self._regrouping:
+            missing = self.create_groups()
+        if missing:  # once per loss, whichever part of the worker noticed it first
+            self.store.lost("consumer groups", recreated=missing)
 
     def _setup(self) -> list[Role]:
         # Redis may not be up yet: wait for it (saying so once), as the roles do later.
@@ -281,6 +293,7 @@ class Worker:
         if "recovery" in self.roles:
             roles.append(self.recovery)
         for role in roles:
+            role.regroup = self._regroup
             role.start()
         return roles
 
@@ -309,12 +322,14 @@ class Worker:
                 advice="set stream-node-max-bytes to 512: each log preallocates a node",
             )
 
-    def _create_group(self, key: str, group: str) -> None:
+    def _create_group(self, key: str, group: str) -> bool:
         try:
             self.store.client.xgroup_create(key, group, id="0", mkstream=True)
         except redis.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
+            return False
+        return True
 
     def _shutdown(self, roles: list[Role]) -> None:
         in_flight = self.executor.in_flight

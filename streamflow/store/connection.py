@@ -62,6 +62,14 @@ class Store:
         self.definitions = Definitions(self.client, self.keys, definition_cache_size)
         self.dead_letters = DeadLetters(self.client, self.keys)
         self.retry_for_s = retry_for_s
+        self.losses = 0
+        """Times this process found state the server had lost (see ``lost``)."""
+
+    def lost(self, what: str, **context: object) -> None:
+        """Redis lost state it had (restarted without its data, flushed, failed over to an
+        empty replica): said loudly, and counted."""
+        self.losses += 1
+        log.error("redis_state_lost", lost=what, url=masked(self.url), **context)
 
     def __repr__(self) -> str:
         return f"Store({masked(self.url)!r})"

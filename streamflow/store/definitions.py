@@ -35,9 +35,10 @@ class Definitions:
     def __len__(self) -> int:
         return len(self._cache)
 
-    def put(self, definition: Definition) -> None:
-        """Store once (``SET NX``) and remember (a known hash costs no round trip)."""
-        if definition.hash not in self._cache:
+    def put(self, definition: Definition, *, again: bool = False) -> None:
+        """Store once (``SET NX``) and remember (a known hash costs no round trip);
+        ``again``: store it even if known (the server lost it)."""
+        if again or definition.hash not in self._cache:
             self._client.set(self._keys.definition(definition.hash), definition.to_bytes, nx=True)
             self._keep(definition.hash, definition)
 

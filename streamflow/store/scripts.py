@@ -44,6 +44,7 @@ class Reply(enum.Enum):
     TERMINAL = "TERMINAL"
     EXISTS = "EXISTS"
     RUNNING = "RUNNING"
+    NODEF = "NODEF"
 
 
 _CODES: dict[Any, Reply] = {
@@ -156,6 +157,7 @@ def decisions(
 def submit(
     *,
     wf: WorkflowKeys,
+    definition: str,
     submitted: bytes,
     def_hash: str,
     wake: bytes,
@@ -164,11 +166,13 @@ def submit(
     args: Mapping[int, bytes],
     decided: Decisions,
 ) -> Call:
-    """``submit.lua``: create the workflow with its roots' decisions."""
+    """``submit.lua``: create the workflow with its roots' decisions (``definition``: the
+    key its definition must be stored under)."""
     pairs: list[Any] = []
     for node, blob in args.items():
         pairs += [node, blob]
     keys = [wf.log, wf.idx, wf.archive, wf.active, wf.wake_due, wf.expiry, wf.tombstone, wf.ended]
+    keys.append(definition)
     argv = [wf.workflow_id, submitted, def_hash, wake, grace_ms, wf.done_channel, retention_ms]
     return Call(
         "submit",

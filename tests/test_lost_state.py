@@ -1,0 +1,63 @@
+"""Redis loses its data (a restart without its files, FLUSHALL, a failover to an empty
+replica): said loudly, once; new workflows run again within seconds, nothing restarted;
+workflows whose state was lost read as unknown instead of being waited for."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from structlog.testing import capture_logs
+
+from streamflow import App, Chain, ResultMissing
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_new_workflows_run_again_after_redis_lost_its_data(
+    app: App, r: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    def stub(*args: Any) -> Any:
+        raise AssertionError("runs in the worker process only")
+
+    c = app.actor(stub, actor_name="counted").message
+    log = tmp_path / "worker.log"
+    command = [sys.executable, "-m", "streamflow.cli", "--log-level", "info", "worker"]
+    command += ["tests.sample_app:app", "--url", redis_url]
+    env = {**os.environ, "STREAMFLOW_REDIS_URL": redis_url}
+    worker = subprocess.Popen(command, cwd=ROOT, env=env, stderr=log.open("wb"))
+    try:
+        before = app.submit(Chain(c("a"), c("b")))
+        assert before.result(timeout=30) == "b"
+        waiting = app.submit(Chain(c("x"), c("y")))  # the same shape, soon lost
+        r.flushall()
+        with capture_logs() as logs:
+            started = time.monotonic()
+            after = [app.submit(Chain(c(f"a{i}"), c(f"b{i}"))) for i in range(20)]
+            assert [h.result(timeout=30) for h in after] == [f"b{i}" for i in range(20)]
+        assert time.monotonic() - started < 15  # within seconds, with nothing restarted
+        assert worker.poll() is None
+        # Said once by the submitter (the definition it had stored was gone) ...
+        lost = [e for e in logs if e["event"] == "redis_state_lost"]
+        assert [e["lost"] for e in lost] == ["definition"]
+        assert app.store.losses == 1
+        # ... and once by the worker (its consumer groups were gone).
+        wait_until(lambda: "redis_state_lost" in log.read_text(), 10)
+        assert log.read_text().count("redis_state_lost") == 1
+        # A workflow whose state was lost reads as unknown; it is not waited for.
+        with pytest.raises(ResultMissing, match="unknown"):
+            waiting.result(timeout=30)
+        with pytest.raises(ResultMissing, match="unknown"):
+            waiting.status()
+    finally:
+        worker.kill()
+        worker.wait()
