@@ -85,3 +85,78 @@ def test_one_poison_of_each_kind_costs_the_rest_nothing(
     finally:
         worker.kill()
         worker.wait()
+
+
+def test_background_roles_go_on_past_a_corrupt_log_and_a_bug(
+    app: App, r: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from structlog.testing import capture_logs
+
+    from streamflow import WithDelay
+    from streamflow.runtime.sweep import StuckSweep
+
+    @app.actor(queue="nobody-serves")
+    def stranded() -> None:
+        pass
+
+    @app.actor(max_retries=2, min_backoff=0.05)
+    def flaky(key: str) -> str:
+        if r.incr(key) < 3:
+            raise RuntimeError("not yet")
+        return "third time"
+
+    @app.actor
+    def later() -> str:
+        return "later"
+
+    # A workflow the stuck sweep will reach, whose log cannot be read.
+    corrupt = stranded.send()
+    _append_raw(r, app, corrupt.id, b"\x10\xff\xfe not an event")
+    # And a bug in the sweep, once.
+    sweep, failures = StuckSweep.run, iter([RuntimeError("a bug")])
+
+    def buggy(self: StuckSweep, shards: tuple[int, ...]) -> int:
+        error = next(failures, None)
+        if error is not None:
+            raise error
+        return sweep(self, shards)
+
+    monkeypatch.setattr(StuckSweep, "run", buggy)
+    with (
+        capture_logs() as logs,
+        app.worker(queues=["default"], stuck_after_s=0.1, sweep_interval_s=0.1),
+    ):
+        wait_until(lambda: corrupt.status().done, 15, message="the sweep to end it")
+        # The timer of this very process still moves delays and retries.
+        assert app.submit(WithDelay(later.message(), 0.2)).result(timeout=15) == "later"
+        assert flaky.send("attempts").result(timeout=15) == "third time"
+    assert corrupt.status().status == "failed"
+    assert any(e["event"] == "role_failed" and e["role"] == "timer" for e in logs)
+
+
+def test_status_ls_and_audit_show_an_unreadable_workflow(
+    app: App, r: redis.Redis, redis_url: str
+) -> None:
+    @app.actor
+    def fine() -> str:
+        return "fine"
+
+    good = fine.send()
+    broken = app.submit(Chain(fine.message(), fine.message()))
+    _append_raw(r, app, broken.id, b"\x10\xff\xfe not an event")
+    with app.worker():
+        assert good.result(timeout=30) == "fine"
+        wait_until(lambda: broken.status().done, 15, message="it to end")
+    run = [sys.executable, "-m", "streamflow.cli", "--log-level", "warning"]
+
+    def cli(*args: str) -> Any:
+        return subprocess.run([*run, *args, "--url", redis_url], capture_output=True, text=True)
+
+    status = cli("status", broken.id)
+    assert "failed" in status.stdout and UNREADABLE in status.stdout
+    listed = cli("ls", "--status", "failed")
+    assert broken.id in listed.stdout
+    audited = cli("audit", "--all")
+    assert audited.returncode == 1
+    assert f"{broken.id}  unreadable:" in audited.stdout
+    assert "1 with violations" in audited.stdout and "Traceback" not in audited.stderr

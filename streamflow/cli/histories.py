@@ -13,7 +13,7 @@ from streamflow.cli.common import Paint, connect, duration, event_row, load_hist
 from streamflow.history.audit import audit, replay
 from streamflow.history.export import export_jsonl
 from streamflow.history.trace import render_tree, trace
-from streamflow.model.errors import WorkflowNotFoundError
+from streamflow.model.errors import DecodeError, DefinitionError, WorkflowNotFoundError
 from streamflow.model.events import WorkflowSubmitted
 
 
@@ -70,11 +70,17 @@ def _audit_all(args: argparse.Namespace) -> int:
     for i, summary in enumerate(summaries, 1):
         try:
             history = app.history(summary.workflow_id)
+            submitted = history[0].event
+            assert isinstance(submitted, WorkflowSubmitted)
+            found: list[Any] = audit(history, app.definitions.get(submitted.def_hash))
         except WorkflowNotFoundError:
             continue  # removed by its retention since it was listed
-        submitted = history[0].event
-        assert isinstance(submitted, WorkflowSubmitted)
-        found = audit(history, app.definitions.get(submitted.def_hash))
+        except (DecodeError, DefinitionError) as exc:
+            # Unreadable: one line for it, and the audit goes on with the others.
+            dirty += 1
+            line = {"workflow_id": summary.workflow_id, "unreadable": str(exc)}
+            print(json.dumps(line) if args.json else f"{summary.workflow_id}  unreadable: {exc}")
+            continue
         events += len(history)
         dirty += bool(found)
         for item in found:
