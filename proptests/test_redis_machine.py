@@ -165,8 +165,9 @@ class Watched:
         assert len(terminals) == 1 and terminals[0] is entries[-1], f"{wf}: {terminals}"
         state = fold_all(entries)
         client, keys = cluster.client, cluster.keys
-        assert client.zscore(keys.expiry(SHARD), wf) is not None, f"{wf}: no expiry"
-        assert client.exists(keys.definition(self.definition.hash)), "definition deleted"
+        expiring = client.zscan_iter(keys.expiry(SHARD), match=f"{wf} *")
+        assert any(True for _ in expiring), f"{wf}: no expiry"
+        assert client.exists(keys.definition(SHARD, self.definition.hash)), "definition deleted"
         handle = cluster.handle(wf)
         if case.fails_for_good:
             assert state.status == FAILED, f"{wf}: {state.status}, planned to fail"

@@ -81,7 +81,7 @@ def main() -> int:
         events = len(history)
         submitted = history[0].event
         assert isinstance(submitted, WorkflowSubmitted)
-        definition = app.definitions.get(submitted.def_hash)
+        definition = app.definitions.get(submitted.def_hash, handle.id)
         rows = [read]
         violations, row = measure("audit", lambda: audit(history, definition), events)
         rows.append(row)

@@ -187,7 +187,7 @@ def main() -> int:
             if handle.get_result() != expected[handle.id]:
                 wrong += 1
             history = handle.history()
-            definition = app.definitions.get(history[0].event.def_hash)  # type: ignore[attr-defined]
+            definition = app.definitions.get(history[0].event.def_hash, handle.id)  # type: ignore[attr-defined]
             releases = collections.Counter(
                 e.event.barrier for e in history if isinstance(e.event, BarrierReleased)
             )

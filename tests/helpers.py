@@ -48,7 +48,7 @@ def start_call(
 def definition_of(app: App, history: list[Entry]) -> Definition:
     submitted = history[0].event
     assert isinstance(submitted, WorkflowSubmitted)
-    return app.definitions.get(submitted.def_hash)
+    return app.definitions.find(submitted.def_hash, range(app.shards))
 
 
 def check_contract(definition: Definition, history: list[Entry]) -> None:

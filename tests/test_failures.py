@@ -59,7 +59,7 @@ def test_nested_failure_fails_once_and_runs_on_failure_with_partial_results(
     assert info.value.actor == "fails"
     history = handle.history()
     assert len(events_of(history, WorkflowFailed)) == 1
-    d_node = len(app.definitions.get(history[0].event.def_hash).nodes) - 2
+    d_node = len(app.definitions.get(history[0].event.def_hash, handle.id).nodes) - 2
     assert d_node not in {e.node for e in events_of(history, TaskEnqueued)}
     ((failure, partial),) = recorded(r)
     assert failure["type"] == "ValueError"

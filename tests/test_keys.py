@@ -153,8 +153,14 @@ def test_shard_keys_carry_the_same_hash_tag() -> None:
 def test_global_keys_have_no_hash_tag() -> None:
     k = Keys()
 
-    assert k.definition(DEF_HASH) == f"sf:def:{DEF_HASH}"
     assert k.dead() == "sf:dead"
+
+
+def test_definitions_live_on_the_shards_that_use_them() -> None:
+    k = Keys()
+
+    assert k.definition(7, DEF_HASH) == f"sf:{{7}}:def:{DEF_HASH}"
+    assert k.definitions(7) == "sf:{7}:defs"
 
 
 def test_workflow_keys_reject_a_malformed_id() -> None:

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 import redis
 
-from streamflow import App, Chain
+from streamflow import App, Chain, WorkflowHandle
 from streamflow.model import codec, schema
+from streamflow.model.messages import shard_of
 from streamflow.runtime.projector import UNREADABLE
 from tests.waiting import wait_until
 
@@ -49,12 +50,15 @@ def test_one_poison_of_each_kind_costs_the_rest_nothing(
     corrupt_entry, unknown_type = (app.submit(c(name)) for name in ("c", "u"))
     _append_raw(r, app, corrupt_entry.id, b"\x10\xff\xfe not an event")
     _append_raw(r, app, unknown_type.id, codec.encode([99, 0, "from the future"]))
-    definition_key = app.keys.definition
+
+    def definition_key(handle: WorkflowHandle) -> str:
+        return app.keys.definition(shard_of(handle.id), handle.snapshot().definition.hash)
+
     # Two workflows of their own shapes, so that the definitions they lose are theirs.
     lost_definition = app.submit(Chain(c("l1"), c("l2"), c("l3")))
     corrupt_definition = app.submit(Chain(c("d1"), c("d2"), c("d3"), c("d4")))
-    r.delete(definition_key(lost_definition.snapshot().definition.hash))
-    r.set(definition_key(corrupt_definition.snapshot().definition.hash), b"\x10\xff truncated")
+    r.delete(definition_key(lost_definition))
+    r.set(definition_key(corrupt_definition), b"\x10\xff truncated")
 
     log = tmp_path / "worker.log"
     command = [sys.executable, "-m", "streamflow.cli", "--log-level", "info", "worker"]

@@ -11,15 +11,18 @@ import redis
 
 from streamflow import App, Chain, ResultFailure, ResultMissing
 from streamflow.model.events import TaskSucceeded
+from streamflow.model.schema import expiry_member
 from streamflow.runtime.timer import sweep_expired
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
+RETENTION_S = 1.0
+
 
 @pytest.fixture
 def app(r: redis.Redis, redis_url: str) -> Iterator[App]:
-    application = App(redis_url, retention=0.2)
+    application = App(redis_url, retention=RETENTION_S)
     yield application
     application.close()
 
@@ -37,16 +40,19 @@ def test_sweep_removes_only_finished_workflows(app: App, r: redis.Redis) -> None
         done = quick.send()
         assert done.get_result(block=True, timeout=10) == 1
         running = never_run.send()  # nobody reads "later": stays running
-        wait_until(lambda: r.exists(app.keys.tombstone(done.id)), 10, message="sweep")
-    with pytest.raises(ResultMissing, match="expired") as info:
-        done.get_result()
-    assert info.value.reason == "expired"
+        tombstone = app.keys.tombstone(done.id)
+        wait_until(lambda: r.exists(tombstone), 10, message="sweep")
+        # Read while the tombstone lasts: no longer than the workflow's retention.
+        assert 0 < r.pttl(tombstone) <= RETENTION_S * 1000
+        with pytest.raises(ResultMissing, match="expired") as info:
+            done.get_result()
+        assert info.value.reason == "expired"
+        # A retried submit of an expired id is refused, never recreated.
+        app.submit(quick.message(), workflow_id=done.id)
+        assert not r.exists(app.keys.log(done.id))
     assert not r.exists(app.keys.archive(done.id))
     assert running.status().status == "running"
     assert r.exists(app.keys.log(running.id))
-    # A retried submit of an expired id is refused, never recreated.
-    app.submit(quick.message(), workflow_id=done.id)
-    assert not r.exists(app.keys.log(done.id))
 
 
 def test_retention_per_workflow_and_per_actor(app: App, r: redis.Redis) -> None:
@@ -68,7 +74,8 @@ def test_retention_per_workflow_and_per_actor(app: App, r: redis.Redis) -> None:
     assert sweep_expired(app.store, [0]) == 0
     assert by_actor.get_result() == 1
     assert by_workflow.get_result() == 2
-    expiry: Any = r.zscore(app.keys.expiry(0), by_actor.id)
+    member = expiry_member(by_actor.id, by_actor.snapshot().definition.hash, 3_600_000)
+    expiry: Any = r.zscore(app.keys.expiry(0), member)
     assert expiry > r.time()[0] * 1000 + 3_000_000
 
 

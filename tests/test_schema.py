@@ -75,6 +75,7 @@ CALLS: dict[str, Any] = {
     "submit": scripts.submit(
         wf=WF,
         definition="d",
+        definitions="ds",
         submitted=b"",
         def_hash="",
         wake=b"",
@@ -133,7 +134,9 @@ CALLS: dict[str, Any] = {
     ),
     "archive": scripts.archive(wf=WF, length=0, data=b"", archive_wake=b""),
     "rebuild": scripts.rebuild(wf=WF, length=0, fields={}),
-    "expire": scripts.expire(wf=WF, tombstone_ms=0),
+    "expire": scripts.expire(
+        wf=WF, member="m", tombstone_ms=1, definitions="ds", definition="d", def_hash="h"
+    ),
     "timer_move": scripts.timer_move(delayed="d", stream="s", limit=1),
     "renew": scripts.renew(queue="q", consumer="c", idle_ms=0, msg_ids=[]),
     "limit": scripts.limit(limiter="l", limit=1, token="t", score_ms=0, cutoff_ms=0, ttl_ms=0),

@@ -86,17 +86,18 @@ def test_the_definitions_cache_keeps_the_most_recently_used(app: App, r: redis.R
     client = CountingReads()
     cache = Definitions(client, app.keys, cache_size=2)  # type: ignore[arg-type]
     shapes = [f.message(), Chain(f.message(), f.message()), Group(f.message(), f.message())]
-    hashes = [app.submit(canvas).snapshot().definition.hash for canvas in shapes]
-    for def_hash in hashes:
-        cache.get(def_hash)
+    handles = [app.submit(canvas) for canvas in shapes]
+    hashes = [(handle.snapshot().definition.hash, handle.id) for handle in handles]
+    for def_hash, workflow_id in hashes:
+        cache.get(def_hash, workflow_id)
     assert (len(cache), client.reads) == (2, 3)
-    cache.get(hashes[2])
-    cache.get(hashes[1])
+    cache.get(*hashes[2])
+    cache.get(*hashes[1])
     assert client.reads == 3  # both kept
-    cache.get(hashes[0])  # evicted: read again, and the least recently used (2) goes
+    cache.get(*hashes[0])  # evicted: read again, and the least recently used (2) goes
     assert (len(cache), client.reads) == (2, 4)
-    cache.get(hashes[1])
-    cache.get(hashes[2])
+    cache.get(*hashes[1])
+    cache.get(*hashes[2])
     assert client.reads == 5
     with pytest.raises(ValueError, match="cache_size must be at least 1"):
         Definitions(app.client, app.keys, cache_size=0)

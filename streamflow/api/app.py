@@ -16,8 +16,9 @@ from streamflow.logs import get_logger
 from streamflow.model import schema
 from streamflow.model.decide import decide
 from streamflow.model.definition import Definition, TaskNode
+from streamflow.model.errors import StreamflowError
 from streamflow.model.events import Entry, WorkflowSubmitted, encode_event
-from streamflow.model.messages import encode_wake
+from streamflow.model.messages import encode_wake, shard_of
 from streamflow.model.options import DEFAULT_QUEUE, ActorOptions, HistoryBudget, to_ms
 from streamflow.model.state import fold_all
 from streamflow.model.version import __version__
@@ -33,6 +34,9 @@ from streamflow.store.scripts import Reply, reply_code
 log = get_logger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
+
+NODEF_TRIES = 3
+"""Times a submit stores its definition again when the server has not got it."""
 
 
 @functools.cache
@@ -258,7 +262,7 @@ class App:
         decisions = decide(definition, state, Entry(seq=1, stream_id="0-0", event=submitted))
         # Retried through a Redis outage: the id was chosen before the first try, so a
         # submit that went through before the connection broke is recognised (EXISTS).
-        self.retrying(lambda: self.definitions.put(definition))
+        self.retrying(lambda: self.definitions.put(definition, shard_of(workflow_id)))
         self.retrying(lambda: self._submit(workflow_id, definition, submitted, payload, decisions))
         log.info(
             "workflow_submitted",
@@ -302,7 +306,8 @@ class App:
         wake = encode_wake(workflow_id, schema.SUBMITTED) if rest else b""
         call = scripts.submit(
             wf=self.keys.workflow(workflow_id),
-            definition=self.keys.definition(definition.hash),
+            definition=self.keys.definition(shard_of(workflow_id), definition.hash),
+            definitions=self.keys.definitions(shard_of(workflow_id)),
             submitted=payload,
             def_hash=definition.hash,
             wake=wake,
@@ -313,12 +318,21 @@ class App:
             decided=scripts.decisions(self.keys, workflow_id, definition, first, {}),
         )
         raw = self.scripts.run(call)
-        if reply_code(raw) is Reply.NODEF:
-            # The server lost it (a restart without its data, a FLUSHALL, a failover to an
-            # empty replica): say so loudly, store it again, submit again.
-            self.store.lost("definition", definition_hash=definition.hash)
-            self.definitions.put(definition, again=True)
+        for _ in range(NODEF_TRIES):
+            if reply_code(raw) is not Reply.NODEF:
+                break
+            if not int(raw[1]):
+                # The server lost it (a restart without its data, a FLUSHALL, a failover
+                # to an empty replica): say so loudly. (Else its last user was removed
+                # meanwhile, after its retention: nothing to say.)
+                self.store.lost("definition", definition_hash=definition.hash)
+            self.definitions.put(definition, shard_of(workflow_id), again=True)
             raw = self.scripts.run(call)
+        else:
+            raise StreamflowError(
+                f"definition {definition.hash} of workflow {workflow_id!r} was removed "
+                f"{NODEF_TRIES} times while it was being submitted"
+            )
         if reply_code(raw) is Reply.EXISTS:
             log.info("workflow_already_submitted", workflow_id=workflow_id)
             return

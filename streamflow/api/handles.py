@@ -109,7 +109,7 @@ class WorkflowHandle:
         archived = self.store.client.exists(self.store.keys.archive(self.id)) == 1
         return Snapshot(
             state,
-            self.store.definitions.get(state.def_hash),
+            self.store.definitions.get(state.def_hash, self.id),
             archived,
             self.store.client,
             self.store.keys.results(self.id),
@@ -145,7 +145,7 @@ class WorkflowHandle:
         if None in head:
             return None
         status, length = head[0].decode(), int(head[1])
-        definition = self.store.definitions.get(head[2].decode())
+        definition = self.store.definitions.get(head[2].decode(), self.id)
         tasks = [n.id for n in definition.nodes if isinstance(n, TaskNode)]
         fields = [
             f"{prefix}{node}"

@@ -65,7 +65,7 @@ def load_history(args: argparse.Namespace) -> tuple[str, list[Entry], Definition
     history = app.history(args.workflow_id)
     submitted = history[0].event
     assert isinstance(submitted, WorkflowSubmitted)
-    return args.workflow_id, history, app.definitions.get(submitted.def_hash)
+    return args.workflow_id, history, app.definitions.get(submitted.def_hash, args.workflow_id)
 
 
 def event_row(entry: Entry) -> dict[str, Any]:

@@ -72,7 +72,8 @@ def _audit_all(args: argparse.Namespace) -> int:
             history = app.history(summary.workflow_id)
             submitted = history[0].event
             assert isinstance(submitted, WorkflowSubmitted)
-            found: list[Any] = audit(history, app.definitions.get(submitted.def_hash))
+            definition = app.definitions.get(submitted.def_hash, summary.workflow_id)
+            found: list[Any] = audit(history, definition)
         except WorkflowNotFoundError:
             continue  # removed by its retention since it was listed
         except (DecodeError, DefinitionError) as exc:

@@ -89,7 +89,8 @@ def _ended(store: Store, shard: int) -> list[WorkflowSummary]:
         status, submitted, ended, events = raw.decode().split(" ")
         found[raw_id.decode()] = ArchiveSummary(status, int(submitted), int(ended), int(events))
     ids = [
-        raw.decode() for raw, _ in store.client.zscan_iter(store.keys.expiry(shard), count=_BATCH)
+        raw.decode().partition(" ")[0]
+        for raw, _ in store.client.zscan_iter(store.keys.expiry(shard), count=_BATCH)
     ]
     for start in range(0, len(ids), _BATCH):
         chunk = ids[start : start + _BATCH]

@@ -34,7 +34,7 @@ class Event:
 class WorkflowSubmitted(Event):
     code: ClassVar[int] = int(EventType.WORKFLOW_SUBMITTED)
     def_hash: str
-    """Content hash of the definition (key ``sf:def:<hash>``)."""
+    """Content hash of the definition (key ``sf:{<shard>}:def:<hash>``)."""
     args: dict[int, bytes]
     """Per task node: ``codec.encode([args, kwargs])``; nodes without arguments are absent."""
     options: dict[str, Any]

@@ -38,6 +38,35 @@ SEQ_FIELD = "s"
 MESSAGE_FIELD = "m"
 """A queue or wake-up message's bytes."""
 
+# -- a shard's definitions (``defs`` hash: definition hash -> workflows using it) -------
+
+TRACKED = "_"
+"""Present while the shard's definitions are tracked: a definition missing while it is
+there was removed (no kept workflow used it), not lost with the server's data."""
+
+
+NO_DEFINITION = "-"
+"""An expiry member's definition hash when the workflow had none on record."""
+
+
+def expiry_member(workflow_id: str, def_hash: str, retention_ms: int) -> str:
+    """A finished workflow's member of its shard's expiry set: what its removal needs."""
+    return f"{workflow_id} {def_hash} {retention_ms}"
+
+
+def parse_expiry_member(member: str) -> tuple[str, str, int]:
+    """Inverse of ``expiry_member``: workflow id, definition hash (``NO_DEFINITION`` if
+    it had none), retention in ms.
+
+    Raises:
+        ValueError: not an expiry member.
+    """
+    workflow_id, def_hash, retention = member.split(" ")
+    if not workflow_id or not def_hash:
+        raise ValueError(f"not an expiry member: {member!r}")
+    return workflow_id, def_hash, int(retention)
+
+
 # -- the index (``idx`` hash) ----------------------------------------------------------
 
 LENGTH = "n"
@@ -167,6 +196,7 @@ LUA_NAMES: dict[str, str] = {
     "SUBMITTED": SUBMITTED,
     "END": END,
     "OUTCOME": OUTCOME,
+    "TRACKED": TRACKED,
     **{f"DECISION_{kind.name}": kind.value for kind in Decision},
     **{f"OUTCOME_{kind.name}": kind.value for kind in Outcome},
 }

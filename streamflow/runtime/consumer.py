@@ -254,7 +254,7 @@ class Consumer:
             self.store.ack(queue_key, msg_id)
             return None
         try:
-            definition = self.store.definitions.get(def_hash)
+            definition = self.store.definitions.get(def_hash, workflow_id)
             task = definition.nodes[node] if node < len(definition.nodes) else None
             if not isinstance(task, TaskNode):
                 raise DecodeError(f"node {node} is not a task of definition {def_hash}", data)

@@ -156,7 +156,7 @@ class Projector:
                 state = cached.state
                 if state.status != RUNNING:
                     return False
-                definition = self.store.definitions.get(state.def_hash)
+                definition = self.store.definitions.get(state.def_hash, workflow_id)
                 decisions: list[Event] = [WorkflowCancelled(reason=reason, cause=state.n)]
                 expected, folded = state.last_decision, (state.n, state.last_id)
                 done = finished(definition, state, decisions)
@@ -271,7 +271,7 @@ class Projector:
             state = cached.state
             if state.status == PENDING:
                 return None
-            definition = self.store.definitions.get(state.def_hash)
+            definition = self.store.definitions.get(state.def_hash, workflow_id)
             if cause is None:
                 decisions = decide_all(definition, state, entries)
                 time_of = {e.seq: e.time_ms for e in entries}
@@ -366,7 +366,9 @@ class Projector:
             state = State()
             for item in raw:
                 fold(state, to_entry(item))
-            definition = self.store.definitions.get(state.def_hash) if state.def_hash else None
+            definition = (
+                self.store.definitions.get(state.def_hash, workflow_id) if state.def_hash else None
+            )
             call = scripts.rebuild(
                 wf=self.store.keys.workflow(workflow_id),
                 length=len(raw),

@@ -206,7 +206,7 @@ class Recorder:
             size = len(head) + len(codec.pack(seq)) + len(tail)
             event = BarrierDecremented(barrier=outcome.task.succ, source=outcome.node, cause=seq)
             fold(trial, Entry(seq=seq + 1, stream_id="0-0", event=event, size=size))
-        definition = self.store.definitions.get(state.def_hash)
+        definition = self.store.definitions.get(state.def_hash, wf)
         cause = Entry(seq=seq, stream_id="0-0", event=outcome.event, size=len(payload))
         decisions = decide(definition, trial, cause)
         if len(decisions) > APPLY_CHUNK:

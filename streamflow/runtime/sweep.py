@@ -77,7 +77,7 @@ class StuckSweep:
         state = fold_all(entries)
         if state.terminal:
             return 0
-        definition = store.definitions.get(state.def_hash)
+        definition = store.definitions.get(state.def_hash, workflow_id)
         by_id = {e.stream_id: e for e in entries}
         resent = 0
         for node, attempt in state.attempt.items():

@@ -8,15 +8,20 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from streamflow.logs import get_logger
+from streamflow.model.schema import NO_DEFINITION, parse_expiry_member
 from streamflow.runtime.outage import Outage
 from streamflow.runtime.roles import Role
 from streamflow.runtime.sweep import StuckSweep
 from streamflow.store import scripts
 from streamflow.store.connection import Store
 
+log = get_logger(__name__)
+
 MOVE_CHUNK = 1000
 TOMBSTONE_TTL_MS = 7 * 24 * 3600 * 1000
-"""How long a removed workflow's id still reads as "expired" (then "unknown")."""
+"""How long a removed workflow's id still reads as "expired" (then "unknown") at most:
+its retention, up to this."""
 SWEEP_CHUNK = 100
 TICK_S = 0.05
 
@@ -66,14 +71,31 @@ def sweep_expired(store: Store, shards: Iterable[int]) -> int:
             num=SWEEP_CHUNK,
         )
         for raw in due:
-            wf = store.keys.workflow(raw.decode())
-            calls.append(scripts.expire(wf=wf, tombstone_ms=TOMBSTONE_TTL_MS))
+            try:
+                calls.append(_expire(store, shard, raw.decode()))
+            except ValueError:
+                # Not ours to read: dropped, said once, so that it stops no other.
+                log.error("expiry_member_unreadable", shard=shard, member=repr(raw)[:200])
+                store.client.zrem(store.keys.expiry(shard), raw)
     removed = 0
     for result in store.scripts.batch(calls):
         if isinstance(result, Exception):
             raise result
         removed += result[0] == b"OK"
     return removed
+
+
+def _expire(store: Store, shard: int, member: str) -> scripts.Call:
+    workflow_id, def_hash, retention_ms = parse_expiry_member(member)
+    keys = store.keys
+    return scripts.expire(
+        wf=keys.workflow(workflow_id),
+        member=member,
+        tombstone_ms=max(1, min(retention_ms, TOMBSTONE_TTL_MS)),
+        definitions=keys.definitions(shard),
+        definition=None if def_hash == NO_DEFINITION else keys.definition(shard, def_hash),
+        def_hash=def_hash,
+    )
 
 
 class Timer(Role):

@@ -4,19 +4,30 @@ from __future__ import annotations
 
 import collections
 import contextlib
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, TypeVar
 
 import redis
 
 from streamflow.model.definition import Definition
 from streamflow.model.errors import DefinitionError
+from streamflow.model.messages import shard_of
+from streamflow.model.schema import TRACKED
 from streamflow.store.keys import Keys
 
 DEFAULT_CACHE_SIZE = 1024
 
+K = TypeVar("K")
+V = TypeVar("V")
+
 
 class Definitions:
     """Definitions by content hash, read from Redis once and kept while recently used.
+
+    Each shard holds the definitions of its workflows (a script reaches only its own
+    shard's keys), counted by the workflows that use them: the submit script counts a
+    new workflow in, the removal after its retention counts it out, and the last one
+    out removes the definition.
 
     Args:
         client: the Redis client.
@@ -31,40 +42,67 @@ class Definitions:
         self._keys = keys
         self._size = cache_size
         self._cache: collections.OrderedDict[str, Definition] = collections.OrderedDict()
+        self._stored: collections.OrderedDict[tuple[int, str], None] = collections.OrderedDict()
 
     def __len__(self) -> int:
         return len(self._cache)
 
-    def put(self, definition: Definition, *, again: bool = False) -> None:
-        """Store once (``SET NX``) and remember (a known hash costs no round trip);
-        ``again``: store it even if known (the server lost it)."""
-        if again or definition.hash not in self._cache:
-            self._client.set(self._keys.definition(definition.hash), definition.to_bytes, nx=True)
-            self._keep(definition.hash, definition)
+    def put(self, definition: Definition, shard: int, *, again: bool = False) -> None:
+        """Store on ``shard`` once (``SET NX``) and remember (a known one costs no round
+        trip); ``again``: store it even if known (removed, or the server lost it)."""
+        where = (shard, definition.hash)
+        if again or where not in self._stored:
+            pipe = self._client.pipeline(transaction=False)
+            pipe.set(self._keys.definition(*where), definition.to_bytes, nx=True)
+            pipe.hset(self._keys.definitions(shard), TRACKED, 1)
+            pipe.execute()
+            _keep(self._stored, where, None, self._size)
+            _keep(self._cache, definition.hash, definition, self._size)
 
-    def get(self, def_hash: str) -> Definition:
-        """The definition stored under ``def_hash``.
+    def get(self, def_hash: str, workflow_id: str) -> Definition:
+        """The definition stored under ``def_hash``, as workflow ``workflow_id`` uses it.
 
         Raises:
-            DefinitionError: nothing is stored under that hash.
+            DefinitionError: nothing is stored under that hash on the workflow's shard.
         """
         found = self._cache.get(def_hash)
         if found is not None:
             with contextlib.suppress(KeyError):  # evicted meanwhile by another thread
                 self._cache.move_to_end(def_hash)
             return found
-        data: Any = self._client.get(self._keys.definition(def_hash))
+        data: Any = self._client.get(self._keys.definition(shard_of(workflow_id), def_hash))
         if data is None:
             raise DefinitionError(f"no definition stored under hash {def_hash!r}")
         found = Definition.from_bytes(data)
-        self._keep(def_hash, found)
+        _keep(self._cache, def_hash, found, self._size)
         return found
 
-    def _keep(self, def_hash: str, definition: Definition) -> None:
-        self._cache[def_hash] = definition
-        while len(self._cache) > self._size:
-            # Another thread may have emptied it meanwhile.
-            try:
-                self._cache.popitem(last=False)
-            except KeyError:
-                break
+    def find(self, def_hash: str, shards: Iterable[int]) -> Definition:
+        """The definition stored under ``def_hash`` on any of ``shards`` (when the
+        workflow using it is not known).
+
+        Raises:
+            DefinitionError: none of the shards holds it.
+        """
+        found = self._cache.get(def_hash)
+        if found is not None:
+            return found
+        pipe = self._client.pipeline(transaction=False)
+        for shard in shards:
+            pipe.get(self._keys.definition(shard, def_hash))
+        for data in pipe.execute():
+            if data is not None:
+                found = Definition.from_bytes(data)
+                _keep(self._cache, def_hash, found, self._size)
+                return found
+        raise DefinitionError(f"no definition stored under hash {def_hash!r}")
+
+
+def _keep(cache: collections.OrderedDict[K, V], key: K, value: V, size: int) -> None:
+    cache[key] = value
+    while len(cache) > size:
+        # Another thread may have emptied it meanwhile.
+        try:
+            cache.popitem(last=False)
+        except KeyError:
+            break

@@ -103,8 +103,15 @@ class Keys:
         """Pub/sub channel told when the workflow ends (not a key)."""
         return f"{self.prefix}:{{{shard_of(wf)}}}:{wf}:done"
 
-    def definition(self, def_hash: str) -> str:
-        return f"{self.prefix}:def:{def_hash}"
+    def definition(self, shard: int, def_hash: str) -> str:
+        """A workflow definition, stored once per shard that runs workflows of it."""
+        return f"{self.prefix}:{{{shard}}}:def:{def_hash}"
+
+    def definitions(self, shard: int) -> str:
+        """Per definition hash, how many of the shard's kept workflows use it (the last
+        one's removal removes the definition); field ``_`` marks the shard's definitions
+        as tracked (gone only if Redis lost its data)."""
+        return f"{self.prefix}:{{{shard}}}:defs"
 
     def queue(self, shard: int, queue: str) -> str:
         return f"{self.prefix}:{{{shard}}}:q:{queue}"

@@ -158,6 +158,7 @@ def submit(
     *,
     wf: WorkflowKeys,
     definition: str,
+    definitions: str,
     submitted: bytes,
     def_hash: str,
     wake: bytes,
@@ -167,12 +168,13 @@ def submit(
     decided: Decisions,
 ) -> Call:
     """``submit.lua``: create the workflow with its roots' decisions (``definition``: the
-    key its definition must be stored under)."""
+    key its definition must be stored under; ``definitions``: the shard's count of the
+    workflows using each)."""
     pairs: list[Any] = []
     for node, blob in args.items():
         pairs += [node, blob]
     keys = [wf.log, wf.idx, wf.archive, wf.active, wf.wake_due, wf.expiry, wf.tombstone, wf.ended]
-    keys.append(definition)
+    keys += [definition, definitions]
     argv = [wf.workflow_id, submitted, def_hash, wake, grace_ms, wf.done_channel, retention_ms]
     return Call(
         "submit",
@@ -332,13 +334,22 @@ def rebuild(*, wf: WorkflowKeys, length: int, fields: Mapping[str, Any]) -> Call
     return Call("rebuild", [wf.log, wf.idx, wf.archive], [length, *pairs])
 
 
-def expire(*, wf: WorkflowKeys, tombstone_ms: int) -> Call:
-    """``expire.lua``: remove a finished workflow past its retention."""
-    return Call(
-        "expire",
-        [wf.archive, wf.results, wf.tombstone, wf.expiry, wf.log, wf.ended, wf.idx],
-        [wf.workflow_id, tombstone_ms],
-    )
+def expire(
+    *,
+    wf: WorkflowKeys,
+    member: str,
+    tombstone_ms: int,
+    definitions: str,
+    definition: str | None,
+    def_hash: str,
+) -> Call:
+    """``expire.lua``: remove a finished workflow past its retention (``member``: its
+    expiry set member; ``definition``: the key of its definition, if it has one)."""
+    keys = [wf.archive, wf.results, wf.tombstone, wf.expiry, wf.log, wf.ended, wf.idx]
+    keys.append(definitions)
+    if definition is not None:
+        keys.append(definition)
+    return Call("expire", keys, [wf.workflow_id, member, tombstone_ms, def_hash])
 
 
 def fail(*, wf: WorkflowKeys, failed: bytes) -> Call:

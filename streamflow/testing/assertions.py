@@ -26,7 +26,7 @@ def _definition(history: Sequence[Entry], definition: Any) -> Definition:
     if not isinstance(first, WorkflowSubmitted):
         raise ValueError(f"a history starts with WorkflowSubmitted (got {first!r})")
     if definition is not None:  # an App
-        found: Definition = definition.definitions.get(first.def_hash)
+        found: Definition = definition.definitions.find(first.def_hash, range(definition.shards))
         return found
     known = known_definition(first.def_hash)
     if known is None:

@@ -77,9 +77,12 @@ local function append_decisions(log, idx, active, ended_set, wf, pos, count, n, 
 end
 
 -- Registers a workflow archived just now for removal after its retention (idx RETENTION).
+-- Its member names what the removal needs once the index is gone: 'id definition-hash
+-- retention-ms' (schema.expiry_member; '-' for no definition).
 local function schedule_expiry(idx, expiry, wf)
-  local ret = tonumber(redis.call('HGET', idx, RETENTION) or '0')
-  redis.call('ZADD', expiry, now_ms() + ret, wf)
+  local fields = redis.call('HMGET', idx, RETENTION, DEFINITION)
+  local ret = tonumber(fields[1] or '0') or 0
+  redis.call('ZADD', expiry, now_ms() + ret, wf .. ' ' .. (fields[2] or '-') .. ' ' .. ret)
 end
 
 -- The summary an archive starts with, for listings (GETRANGE 0 15): byte 0x53 ('S',

@@ -5,8 +5,9 @@
 -- KEYS[1] log stream, KEYS[2] idx hash, KEYS[3] archive string, KEYS[4] active set,
 -- KEYS[5] wake-due sorted set, KEYS[6] expiry sorted set, KEYS[7] tombstone,
 -- KEYS[8] ended hash, KEYS[9] the definition (it must be stored: a Redis that lost its
--- data must not get a workflow no worker can read), KEYS[10..] queue streams, each
--- followed by its delayed set, named by decisions
+-- data must not get a workflow no worker can read), KEYS[10] the shard's definitions
+-- hash (the new workflow is counted in), KEYS[11..] queue streams, each followed by its
+-- delayed set, named by decisions
 -- ARGV[1] workflow id        ARGV[2] encoded WorkflowSubmitted   ARGV[3] definition hash
 -- ARGV[4] recovery wake-up member ('' none: every decision is in this call)
 -- ARGV[5] recovery grace in ms      ARGV[6] channel to publish on if it ends at once
@@ -16,13 +17,16 @@
 --
 -- Due times of decisions are relative to the submission (its stream id's time).
 --
--- Returns {OK, n, d, submission stream id}, {EXISTS}, or {NODEF} (the definition is not
--- stored: nothing written).
+-- Returns {OK, n, d, submission stream id}, {EXISTS}, or {NODEF, tracked} (the definition
+-- is not stored: nothing written; tracked 1: it was removed, unused, 0: Redis lost it).
 local log, idx, archive, active, wake_due = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 if redis.call('EXISTS', log, archive, KEYS[7]) > 0 then
   return {REPLY_EXISTS}
 end
-if redis.call('EXISTS', KEYS[9]) == 0 then return {REPLY_NODEF} end
+if redis.call('EXISTS', KEYS[9]) == 0 then
+  return {REPLY_NODEF, redis.call('HEXISTS', KEYS[10], TRACKED)}
+end
+redis.call('HINCRBY', KEYS[10], ARGV[3], 1)
 local id = redis.call('XADD', log, '*', EVENT_FIELD, ARGV[2], SEQ_FIELD, 1)
 redis.call('DEL', idx)
 redis.call('HSET', idx, SUBMITTED, id, DEFINITION, ARGV[3], STATUS, RUNNING, LENGTH, 1, LAST_DECISION, 0, RETENTION, ARGV[7])
@@ -36,7 +40,7 @@ if ARGV[4] ~= '' then
 end
 local pos = 9 + 2 * a
 local base = tonumber(string.match(id, '^(%d+)'))
-local n, d, ended = append_decisions(log, idx, active, KEYS[8], ARGV[1], pos + 1, tonumber(ARGV[pos]), 1, 0, base, 9)
+local n, d, ended = append_decisions(log, idx, active, KEYS[8], ARGV[1], pos + 1, tonumber(ARGV[pos]), 1, 0, base, 10)
 if ended then
   -- Nothing to run (an empty canvas): archive the few events at once.
   archive_log(log, idx, archive, active, KEYS[6], KEYS[8], ARGV[1])
