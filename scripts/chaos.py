@@ -8,6 +8,9 @@ workflow's log is checked against the contract.
 run once uninterrupted and once with the worker SIGKILLed at 25 %, 50 % and 75 % done and
 restarted at once; prints both times, how long each kill's held tasks took to finish,
 what was lost and what ran twice.
+
+``--bad-data``: bad data and lost Redis state injected while a load runs (400 workflows
+unless ``--workflows`` says otherwise); see ``chaos_bad_data.py``.
 """
 
 from __future__ import annotations
@@ -117,7 +120,9 @@ def spawn_plain(url: str, logs: Path, name: str) -> subprocess.Popen[bytes]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--workflows", type=int, default=1000, help="seed DAG workflows")
+    parser.add_argument(
+        "--workflows", type=int, help="seed DAG workflows (1000), or the --bad-data load (400)"
+    )
     parser.add_argument("--wide", type=int, default=5, help="Chain(Group(200), Group(200))s")
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--projectors", type=int, default=2)
@@ -127,9 +132,17 @@ def main() -> int:
         "--kill-workers", action="store_true", help="the dead-worker run (see above)"
     )
     parser.add_argument("--tasks", type=int, default=2000, help="with --kill-workers")
+    parser.add_argument(
+        "--bad-data", action="store_true", help="bad data and lost state (chaos_bad_data.py)"
+    )
     args = parser.parse_args()
+    workflows = args.workflows or 1000
     if args.kill_workers:
         return kill_workers(args.tasks, (0.25, 0.5, 0.75))
+    if args.bad_data:
+        from chaos_bad_data import bad_data  # beside this file
+
+        return bad_data(args.workflows or 400, min(args.timeout, 300.0))
     logs = Path(tempfile.mkdtemp(prefix="streamflow-chaos-"))
     started = time.monotonic()
     with EmbeddedRedis(directory=str(logs / "redis"), appendfsync="always") as server:
@@ -147,10 +160,10 @@ def main() -> int:
         wide = Chain(
             Group(*(t(f"a{i}") for i in range(200))), Group(*(t(f"b{i}") for i in range(200)))
         )
-        handles = [app.submit(seed) for _ in range(args.workflows)]
+        handles = [app.submit(seed) for _ in range(workflows)]
         handles += [app.submit(wide) for _ in range(args.wide)]
-        expected = {h.id: "t8" for h in handles[: args.workflows]}
-        expected.update({h.id: [f"b{i}" for i in range(200)] for h in handles[args.workflows :]})
+        expected = {h.id: "t8" for h in handles[:workflows]}
+        expected.update({h.id: [f"b{i}" for i in range(200)] for h in handles[workflows:]})
         print(f"submitted {len(handles)} workflows; logs in {logs}", flush=True)
 
         roles = {f"worker{i}": ["tasks", "timer"] for i in range(args.workers)}

@@ -27,3 +27,11 @@ def brief(i: int, *piped: object) -> int:
     _client.hincrby("runs:brief", str(i), 1)
     threading.Event().wait(0.02)
     return i
+
+
+@app.actor(max_retries=3, min_backoff=0.05)
+def flaky(name: str, *piped: object) -> str:
+    """Fail the first attempt of each ``name``, then return it."""
+    if _client.hincrby("tries:flaky", name, 1) == 1:
+        raise RuntimeError(f"{name}: the first attempt fails")
+    return name

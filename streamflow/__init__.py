@@ -19,6 +19,7 @@ from streamflow.model.errors import (
     ResultTooLarge,
     StreamflowError,
     TimeLimitExceeded,
+    WorkflowIdConflict,
     WorkflowNotFoundError,
 )
 from streamflow.model.failures import Failure
@@ -62,6 +63,7 @@ __all__ = [
     "WithDelay",
     "Worker",
     "WorkflowHandle",
+    "WorkflowIdConflict",
     "WorkflowNotFoundError",
     "WorkflowStatus",
     "__version__",

@@ -6,6 +6,7 @@ Unit tests of ``streamflow.api.canvas``, ``streamflow.api.compile`` and
 from __future__ import annotations
 
 import datetime
+from typing import Any
 
 import pytest
 
@@ -24,7 +25,7 @@ from streamflow.model.errors import DecodeError, EncodeError
 from streamflow.model.options import ActorOptions
 
 
-def _add(*args: int) -> int:
+def _add(*args: int, **kwargs: Any) -> int:
     return sum(args)
 
 

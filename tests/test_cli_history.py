@@ -45,9 +45,10 @@ def finished(app: App) -> dict[str, str]:
         pass
 
     with app.worker(queues=["default"], concurrency=4):
+        # One after the other: submitted in the same millisecond, their order is a tie.
         ok = app.submit(Chain(v.message(), Group(Chain(v.message(), v.message()), v.message())))
-        failed = app.submit(Chain(v.message(), Group(bad.message(), v.message()), v.message()))
         ok.get_result(block=True, timeout=30)
+        failed = app.submit(Chain(v.message(), Group(bad.message(), v.message()), v.message()))
         failed.get_result(block=True, timeout=30, raise_on_error=False)
         running = app.submit(Chain(later.message(), v.message()))
     return {"completed": ok.id, "failed": failed.id, "running": running.id}

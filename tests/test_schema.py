@@ -81,6 +81,7 @@ CALLS: dict[str, Any] = {
         wake=b"",
         grace_ms=0,
         retention_ms=0,
+        definition_bytes=b"",
         args={},
         decided=DECIDED,
     ),

@@ -57,6 +57,10 @@ class Actor(Generic[P, R]):
         """``retry_when(retries_so_far, exception) -> bool`` decides retries instead of
         ``max_retries`` (the worker records its answer in the log)."""
         self.is_async = inspect.iscoroutinefunction(fn)
+        try:
+            self._signature: inspect.Signature | None = inspect.signature(fn)
+        except (TypeError, ValueError):  # some builtins and callables have none
+            self._signature = None
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self.fn(*args, **kwargs)
@@ -64,8 +68,36 @@ class Actor(Generic[P, R]):
     def __repr__(self) -> str:
         return f"Actor({self.name!r}, queue={self.options.queue!r})"
 
+    def _check_arguments(
+        self, args: Sequence[Any], kwargs: Mapping[str, Any], *, complete: bool = False
+    ) -> None:
+        """Check the arguments against the function's signature, as far as it can be
+        before the piped inputs are known (unless ``complete``: nothing is piped).
+
+        Raises:
+            TypeError: naming the actor and its signature.
+        """
+        if self._signature is None:
+            return
+        try:
+            if complete:
+                self._signature.bind(*args, **kwargs)
+            else:
+                self._signature.bind_partial(*args, **kwargs)
+        except TypeError as exc:
+            empty = inspect.Parameter.empty
+            bare = [p.replace(annotation=empty) for p in self._signature.parameters.values()]
+            shown = self._signature.replace(parameters=bare, return_annotation=empty)
+            raise TypeError(f"actor {self.name!r} takes {shown}: {exc}") from None
+
     def message(self, *args: Any, **kwargs: Any) -> Message:
-        """A message calling this actor with these arguments."""
+        """A message calling this actor with these arguments (checked against its
+        signature; a chain step's piped input comes last).
+
+        Raises:
+            TypeError: they cannot be its arguments.
+        """
+        self._check_arguments(args, kwargs)
         return Message(
             actor_name=self.name, options=self.options, args=args, kwargs=kwargs, app=self.app
         )
@@ -93,14 +125,18 @@ class Actor(Generic[P, R]):
             on_success: actor run after it succeeded, with ``(message_data, result)``.
             on_failure: actor run after it failed for good, with
                 ``(message_data, failure_data)``.
+
+        Raises:
+            TypeError: ``args`` and ``kwargs`` cannot be its arguments.
         """
+        self._check_arguments(args, kwargs or {}, complete=pipe_ignore)
         return Message(
             actor_name=self.name,
             options=self.options,
             args=tuple(args),
             kwargs=dict(kwargs or {}),
             pipe_ignore=pipe_ignore,
-            delay_ms=to_ms(delay, "delay"),
+            delay_ms=to_ms(delay, "delay", short=True),
             allow_failure=allow_failure,
             on_success=callback_of(on_success, "on_success"),
             on_failure=callback_of(on_failure, "on_failure"),
@@ -121,4 +157,5 @@ class Actor(Generic[P, R]):
         """``send`` with options (``delay`` in seconds or a timedelta)."""
         if self.app is None:
             raise RuntimeError(f"actor {self.name!r} is not registered with an App")
+        self._check_arguments(args, kwargs or {}, complete=True)  # nothing is piped
         return self.app.submit(self.message_with_options(args=args, kwargs=kwargs, delay=delay))

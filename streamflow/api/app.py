@@ -11,32 +11,25 @@ from streamflow.api.actors import Actor, callback_of
 from streamflow.api.canvas import Canvas
 from streamflow.api.compile import compile_canvas
 from streamflow.api.handles import WorkflowHandle
+from streamflow.api.submit import check_budget, check_workflow_id, write_workflow
 from streamflow.history.listing import WorkflowSummary, list_workflows
 from streamflow.logs import get_logger
-from streamflow.model import schema
 from streamflow.model.decide import decide
 from streamflow.model.definition import Definition, TaskNode
-from streamflow.model.errors import StreamflowError
 from streamflow.model.events import Entry, WorkflowSubmitted, encode_event
-from streamflow.model.messages import encode_wake, shard_of
 from streamflow.model.options import DEFAULT_QUEUE, ActorOptions, HistoryBudget, to_ms
 from streamflow.model.state import fold_all
 from streamflow.model.version import __version__
 from streamflow.runtime.hooks import Hooks, call_hooks
-from streamflow.runtime.projector import APPLY_CHUNK, Projector, Trigger
+from streamflow.runtime.projector import Projector
 from streamflow.runtime.worker import Worker
-from streamflow.store import scripts
 from streamflow.store.connection import Store, masked
 from streamflow.store.deadletters import DeadLetters
 from streamflow.store.keys import new_workflow_id
-from streamflow.store.scripts import Reply, reply_code
 
 log = get_logger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
-
-NODEF_TRIES = 3
-"""Times a submit stores its definition again when the server has not got it."""
 
 
 @functools.cache
@@ -198,9 +191,11 @@ class App:
         options = ActorOptions(
             queue=queue,
             max_retries=max_retries,
-            min_backoff_ms=to_ms(min_backoff, "min_backoff"),
+            min_backoff_ms=to_ms(min_backoff, "min_backoff", short=True),
             max_backoff_ms=to_ms(max_backoff, "max_backoff"),
-            time_limit_ms=None if time_limit is None else to_ms(time_limit, "time_limit"),
+            time_limit_ms=(
+                None if time_limit is None else to_ms(time_limit, "time_limit", short=True)
+            ),
             result_ttl_ms=None if result_ttl is None else to_ms(result_ttl, "result_ttl"),
         )
 
@@ -243,10 +238,17 @@ class App:
             retention: seconds to keep it once finished (default: the longest
                 ``result_ttl`` of its actors, else the App's retention).
 
-        Raises:
+        Raises (each before anything is written):
             TypeError: ``canvas`` is not a canvas.
-            EncodeError: an argument cannot be encoded (nothing is written to Redis).
+            EncodeError: an argument cannot be encoded.
+            DefinitionError: the canvas nests too deep, or could only fail on the
+                history budget (too many tasks, or arguments too large).
+            ValueError: ``workflow_id`` is malformed or on a shard this App has not got.
+            WorkflowIdConflict: ``workflow_id`` is taken by another canvas, or the same
+                canvas with other arguments (the same ones are an idempotent retry).
         """
+        if workflow_id is not None:
+            check_workflow_id(workflow_id, self.shards)
         compiled = compile_canvas(canvas, on_failure=callback_of(on_failure, "on_failure"))
         definition = compiled.definition
         if workflow_id is None:
@@ -258,12 +260,16 @@ class App:
             engine_version=__version__,
         )
         payload = encode_event(submitted)  # may raise EncodeError: before any write
+        check_budget(self.history_budget, definition, payload)
         state = fold_all([Entry(seq=1, stream_id="0-0", event=submitted)])
         decisions = decide(definition, state, Entry(seq=1, stream_id="0-0", event=submitted))
         # Retried through a Redis outage: the id was chosen before the first try, so a
         # submit that went through before the connection broke is recognised (EXISTS).
-        self.retrying(lambda: self.definitions.put(definition, shard_of(workflow_id)))
-        self.retrying(lambda: self._submit(workflow_id, definition, submitted, payload, decisions))
+        self.retrying(
+            lambda: write_workflow(
+                self.store, self.projector, workflow_id, definition, submitted, payload, decisions
+            )
+        )
         log.info(
             "workflow_submitted",
             workflow_id=workflow_id,
@@ -293,59 +299,6 @@ class App:
         shard = self._next_shard
         self._next_shard = (shard + 1) % self.shards
         return new_workflow_id(shard)
-
-    def _submit(
-        self,
-        workflow_id: str,
-        definition: Definition,
-        submitted: WorkflowSubmitted,
-        payload: bytes,
-        decisions: list[Any],
-    ) -> None:
-        first, rest = decisions[:APPLY_CHUNK], decisions[APPLY_CHUNK:]
-        wake = encode_wake(workflow_id, schema.SUBMITTED) if rest else b""
-        call = scripts.submit(
-            wf=self.keys.workflow(workflow_id),
-            definition=self.keys.definition(shard_of(workflow_id), definition.hash),
-            definitions=self.keys.definitions(shard_of(workflow_id)),
-            submitted=payload,
-            def_hash=definition.hash,
-            wake=wake,
-            grace_ms=self.projector.recovery_grace_ms,
-            retention_ms=submitted.options["retention_ms"],
-            args=submitted.args,
-            # Due times relative to the submission: the script adds its own clock.
-            decided=scripts.decisions(self.keys, workflow_id, definition, first, {}),
-        )
-        raw = self.scripts.run(call)
-        for _ in range(NODEF_TRIES):
-            if reply_code(raw) is not Reply.NODEF:
-                break
-            if not int(raw[1]):
-                # The server lost it (a restart without its data, a FLUSHALL, a failover
-                # to an empty replica): say so loudly. (Else its last user was removed
-                # meanwhile, after its retention: nothing to say.)
-                self.store.lost("definition", definition_hash=definition.hash)
-            self.definitions.put(definition, shard_of(workflow_id), again=True)
-            raw = self.scripts.run(call)
-        else:
-            raise StreamflowError(
-                f"definition {definition.hash} of workflow {workflow_id!r} was removed "
-                f"{NODEF_TRIES} times while it was being submitted"
-            )
-        if reply_code(raw) is Reply.EXISTS:
-            log.info("workflow_already_submitted", workflow_id=workflow_id)
-            return
-        if rest:
-            # The remaining roots go in chunks; the wake-up scheduled above finishes the
-            # job if this process dies before the last one.
-            submitted_ms = int(raw[3].decode().split("-")[0])
-            cause = Entry(seq=1, stream_id=f"{submitted_ms}-0", event=submitted)
-            self.projector.project(
-                workflow_id,
-                cause,
-                Trigger(queue_key="", msg_id="", wake_member=wake),
-            )
 
     def retrying(self, call: Callable[[], T]) -> T:
         """``call()``, retried while Redis is unreachable, for at most ``retry_for``

@@ -116,7 +116,7 @@ class WithDelay(_Composable):
     def __init__(self, child: Canvas, delay: float | datetime.timedelta) -> None:
         check_canvas(child, "WithDelay child")
         self.child = child
-        self.delay_ms = to_ms(delay, "delay")
+        self.delay_ms = to_ms(delay, "delay", short=True)
 
     def __repr__(self) -> str:
         return f"WithDelay({self.child!r}, {self.delay_ms / 1000})"
@@ -153,6 +153,26 @@ def check_canvas(value: object, what: str) -> None:
             f"{what} must be a Message, Chain, Group or WithDelay "
             f"(got {value!r} of type {type(value).__name__})"
         )
+
+
+MAX_NESTING = 100
+"""How deep a canvas may nest (each Chain, Group, WithDelay and callback is a level)."""
+
+
+def nesting_depth(canvas: Canvas) -> int:
+    """How deep ``canvas`` nests (a lone message: 1), without recursion."""
+    deepest = 0
+    stack: list[tuple[Canvas, int]] = [(canvas, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(item, Chain):
+            stack.extend((step, depth + 1) for step in item.steps)
+        elif isinstance(item, Group):
+            stack.extend((child, depth + 1) for child in item.children)
+        elif isinstance(item, (WithDelay, WithCallback)):
+            stack.append((item.child, depth + 1))
+    return deepest
 
 
 def has_tasks(canvas: Canvas) -> bool:

@@ -7,6 +7,7 @@ import dataclasses
 from typing import NamedTuple
 
 from streamflow.api.canvas import (
+    MAX_NESTING,
     Callback,
     Canvas,
     Chain,
@@ -16,6 +17,7 @@ from streamflow.api.canvas import (
     WithDelay,
     check_canvas,
     has_tasks,
+    nesting_depth,
 )
 from streamflow.model import codec
 from streamflow.model.definition import (
@@ -30,7 +32,7 @@ from streamflow.model.definition import (
     Spec,
     TaskNode,
 )
-from streamflow.model.errors import EncodeError
+from streamflow.model.errors import DefinitionError, EncodeError
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -63,8 +65,15 @@ def compile_canvas(canvas: Canvas, *, on_failure: Callback | None = None) -> Com
     Raises:
         TypeError: ``canvas`` (or a part of it) is not a canvas.
         EncodeError: an argument cannot be encoded; the message names its path.
+        DefinitionError: it nests deeper than ``MAX_NESTING``.
     """
     check_canvas(canvas, "a workflow")
+    depth = nesting_depth(canvas)
+    if depth > MAX_NESTING:
+        raise DefinitionError(
+            f"the canvas nests {depth} levels deep; at most {MAX_NESTING} are allowed "
+            "(each Chain, Group, WithDelay and callback is a level)"
+        )
     compiler = _Compiler()
     main = canvas.child if isinstance(canvas, WithCallback) else canvas
     compiler.record = main

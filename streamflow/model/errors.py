@@ -37,6 +37,18 @@ class DefinitionError(StreamflowError, ValueError):
     """A canvas that cannot be compiled, or a definition that cannot be found."""
 
 
+class WorkflowIdConflict(StreamflowError, ValueError):
+    """A submit reused the id of a workflow with another canvas or other arguments (the
+    same canvas and arguments under the same id are an idempotent retry)."""
+
+    def __init__(self, workflow_id: str) -> None:
+        super().__init__(
+            f"workflow id {workflow_id!r} is taken by a workflow with another canvas or "
+            "other arguments; submit this one under a new id (app.new_workflow_id())"
+        )
+        self.workflow_id = workflow_id
+
+
 class WorkflowNotFoundError(StreamflowError, LookupError):
     """No workflow with this id exists (neither a live log nor an archive)."""
 

@@ -5,17 +5,35 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import inspect
 import math
+import os
+import warnings
 
 DEFAULT_QUEUE = "default"
 
 
-def to_ms(value: float | datetime.timedelta | None, name: str) -> int:
-    """Seconds (or a timedelta) as whole milliseconds, validated."""
+LOOKS_LIKE_MS = 1000
+"""A whole number of seconds from this on, for a duration usually short (a time limit, a
+backoff, a delay), warns: it looks like milliseconds, dramatiq's unit."""
+
+
+def to_ms(value: float | datetime.timedelta | None, name: str, *, short: bool = False) -> int:
+    """Seconds (or a timedelta) as whole milliseconds, validated; ``short``: the duration
+    is usually short, so an int from ``LOOKS_LIKE_MS`` seconds on warns (a float or a
+    timedelta says it is meant)."""
     if value is None:
         return 0
     if isinstance(value, datetime.timedelta):
         value = value.total_seconds()
+    elif short and type(value) is int and value >= LOOKS_LIKE_MS:
+        warnings.warn(
+            f"{name}={value} is {value} seconds ({value / 3600:.1f} h): streamflow's "
+            f"durations are seconds (dramatiq's are milliseconds); for {value} ms pass "
+            f"{value / 1000:g}; to mean {value} seconds, pass {value}.0 or a timedelta",
+            UserWarning,
+            stacklevel=_outside_streamflow(),
+        )
     if (
         isinstance(value, bool)
         or not isinstance(value, (int, float))
@@ -24,6 +42,15 @@ def to_ms(value: float | datetime.timedelta | None, name: str) -> int:
     ):
         raise ValueError(f"{name} must be a non-negative number of seconds (got {value!r})")
     return round(value * 1000)
+
+
+def _outside_streamflow() -> int:
+    """The ``stacklevel`` of the first caller outside this package (the user's line)."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    frame, level = inspect.currentframe(), 0
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

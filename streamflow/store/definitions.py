@@ -12,7 +12,6 @@ import redis
 from streamflow.model.definition import Definition
 from streamflow.model.errors import DefinitionError
 from streamflow.model.messages import shard_of
-from streamflow.model.schema import TRACKED
 from streamflow.store.keys import Keys
 
 DEFAULT_CACHE_SIZE = 1024
@@ -25,9 +24,9 @@ class Definitions:
     """Definitions by content hash, read from Redis once and kept while recently used.
 
     Each shard holds the definitions of its workflows (a script reaches only its own
-    shard's keys), counted by the workflows that use them: the submit script counts a
-    new workflow in, the removal after its retention counts it out, and the last one
-    out removes the definition.
+    shard's keys), counted by the workflows that use them: the submit script stores the
+    definition if needed and counts a new workflow in, the removal after its retention
+    counts it out, and the last one out removes the definition.
 
     Args:
         client: the Redis client.
@@ -47,17 +46,15 @@ class Definitions:
     def __len__(self) -> int:
         return len(self._cache)
 
-    def put(self, definition: Definition, shard: int, *, again: bool = False) -> None:
-        """Store on ``shard`` once (``SET NX``) and remember (a known one costs no round
-        trip); ``again``: store it even if known (removed, or the server lost it)."""
-        where = (shard, definition.hash)
-        if again or where not in self._stored:
-            pipe = self._client.pipeline(transaction=False)
-            pipe.set(self._keys.definition(*where), definition.to_bytes, nx=True)
-            pipe.hset(self._keys.definitions(shard), TRACKED, 1)
-            pipe.execute()
-            _keep(self._stored, where, None, self._size)
-            _keep(self._cache, definition.hash, definition, self._size)
+    def stored(self, shard: int, def_hash: str) -> bool:
+        """Whether this process stored (or found) the definition on ``shard`` (it may
+        have been removed since: the submit script says so)."""
+        return (shard, def_hash) in self._stored
+
+    def remember(self, shard: int, definition: Definition) -> None:
+        """The definition is stored on ``shard`` (a submit script stored or found it)."""
+        _keep(self._stored, (shard, definition.hash), None, self._size)
+        _keep(self._cache, definition.hash, definition, self._size)
 
     def get(self, def_hash: str, workflow_id: str) -> Definition:
         """The definition stored under ``def_hash``, as workflow ``workflow_id`` uses it.

@@ -164,18 +164,20 @@ def submit(
     wake: bytes,
     grace_ms: int,
     retention_ms: int,
+    definition_bytes: bytes,
     args: Mapping[int, bytes],
     decided: Decisions,
 ) -> Call:
     """``submit.lua``: create the workflow with its roots' decisions (``definition``: the
-    key its definition must be stored under; ``definitions``: the shard's count of the
-    workflows using each)."""
+    key its definition is stored under, ``definition_bytes`` to store it, or empty when
+    it is known to be; ``definitions``: the shard's count of the workflows using each)."""
     pairs: list[Any] = []
     for node, blob in args.items():
         pairs += [node, blob]
     keys = [wf.log, wf.idx, wf.archive, wf.active, wf.wake_due, wf.expiry, wf.tombstone, wf.ended]
     keys += [definition, definitions]
     argv = [wf.workflow_id, submitted, def_hash, wake, grace_ms, wf.done_channel, retention_ms]
+    argv.append(definition_bytes)
     return Call(
         "submit",
         keys + decided.queue_keys,

@@ -56,7 +56,7 @@ def actor(
     options = ActorOptions(
         queue=queue,
         max_retries=max_retries,
-        min_backoff_ms=to_ms(min_backoff, "min_backoff"),
+        min_backoff_ms=to_ms(min_backoff, "min_backoff", short=True),
         max_backoff_ms=to_ms(max_backoff, "max_backoff"),
     )
 

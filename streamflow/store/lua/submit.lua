@@ -12,33 +12,38 @@
 -- ARGV[4] recovery wake-up member ('' none: every decision is in this call)
 -- ARGV[5] recovery grace in ms      ARGV[6] channel to publish on if it ends at once
 -- ARGV[7] retention in ms (how long it is kept once finished)
--- ARGV[8] number of argument fields a   ARGV[9 .. 8+2a] node, encoded arguments (pairs)
+-- ARGV[8] the definition's bytes, to store if it is not ('': the caller knows it is)
+-- ARGV[9] number of argument fields a   ARGV[10 .. 9+2a] node, encoded arguments (pairs)
 -- then: decision count k, then 8 slots per decision (see append_decisions)
 --
 -- Due times of decisions are relative to the submission (its stream id's time).
 --
--- Returns {OK, n, d, submission stream id}, {EXISTS}, or {NODEF, tracked} (the definition
--- is not stored: nothing written; tracked 1: it was removed, unused, 0: Redis lost it).
+-- Returns {OK, n, d, submission stream id}, {EXISTS} (nothing written), or {NODEF,
+-- tracked} (no bytes given and the definition is not stored: nothing written; tracked 1:
+-- it was removed, unused; 0: Redis lost it).
 local log, idx, archive, active, wake_due = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 if redis.call('EXISTS', log, archive, KEYS[7]) > 0 then
   return {REPLY_EXISTS}
 end
-if redis.call('EXISTS', KEYS[9]) == 0 then
+if ARGV[8] ~= '' then
+  redis.call('SET', KEYS[9], ARGV[8], 'NX')
+  redis.call('HSET', KEYS[10], TRACKED, 1)
+elseif redis.call('EXISTS', KEYS[9]) == 0 then
   return {REPLY_NODEF, redis.call('HEXISTS', KEYS[10], TRACKED)}
 end
 redis.call('HINCRBY', KEYS[10], ARGV[3], 1)
 local id = redis.call('XADD', log, '*', EVENT_FIELD, ARGV[2], SEQ_FIELD, 1)
 redis.call('DEL', idx)
 redis.call('HSET', idx, SUBMITTED, id, DEFINITION, ARGV[3], STATUS, RUNNING, LENGTH, 1, LAST_DECISION, 0, RETENTION, ARGV[7])
-local a = tonumber(ARGV[8])
+local a = tonumber(ARGV[9])
 for i = 0, a - 1 do
-  redis.call('HSET', idx, ARGS .. ARGV[9 + 2 * i], ARGV[10 + 2 * i])
+  redis.call('HSET', idx, ARGS .. ARGV[10 + 2 * i], ARGV[11 + 2 * i])
 end
 redis.call('SADD', active, ARGV[1])
 if ARGV[4] ~= '' then
   redis.call('ZADD', wake_due, now_ms() + tonumber(ARGV[5]), ARGV[4])
 end
-local pos = 9 + 2 * a
+local pos = 10 + 2 * a
 local base = tonumber(string.match(id, '^(%d+)'))
 local n, d, ended = append_decisions(log, idx, active, KEYS[8], ARGV[1], pos + 1, tonumber(ARGV[pos]), 1, 0, base, 10)
 if ended then
