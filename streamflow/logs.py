@@ -1,9 +1,9 @@
 """Loggers for library code.
 
 If the application configured structlog, its configuration is used as is. If not,
-streamflow logs at ``STREAMFLOW_LOG_LEVEL`` (default INFO) to stderr, instead of
-structlog's default of every level on stdout: a task system's per-task debug lines
-must not flood a program that never asked for them.
+streamflow logs at ``STREAMFLOW_LOG_LEVEL`` (default WARNING, as the standard library
+does for a library's loggers) to stderr, instead of structlog's default of every level
+on stdout: a program that never asked for logs sees only what went wrong.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ _fallback_wrapper: Any = None
 def _fallback() -> Any:
     global _fallback_wrapper
     if _fallback_wrapper is None:
-        level = os.environ.get("STREAMFLOW_LOG_LEVEL", "INFO").upper()
+        level = os.environ.get("STREAMFLOW_LOG_LEVEL", "WARNING").upper()
         _fallback_wrapper = structlog.make_filtering_bound_logger(
-            getattr(logging, level, logging.INFO)
+            getattr(logging, level, logging.WARNING)
         )
     return _fallback_wrapper
 

@@ -28,6 +28,7 @@ def test_example_runs(
     # Each example states what it prints in "# ->" or a trailing comment; spot-check.
     if index == 0:
         assert printed.splitlines()[0].endswith(" 10")
+        assert printed.splitlines()[2] == "[0, 2, 4]"
     if index == 2:
         lines = printed.splitlines()
         assert lines[0] == "1 True broken"

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar, overload
 
 from streamflow.api.actors import Actor, callback_of
 from streamflow.api.canvas import Canvas
 from streamflow.api.compile import compile_canvas
-from streamflow.api.handles import WorkflowHandle
-from streamflow.api.submit import check_budget, check_workflow_id, write_workflow
+from streamflow.api.handles import WorkflowHandle, read_results
+from streamflow.api.submit import (
+    Submission,
+    check_budget,
+    check_workflow_id,
+    submission_options,
+    write_many,
+    write_workflow,
+)
 from streamflow.history.listing import WorkflowSummary, list_workflows
 from streamflow.logs import get_logger
 from streamflow.model.decide import decide
-from streamflow.model.definition import Definition, TaskNode
 from streamflow.model.events import Entry, WorkflowSubmitted, encode_event
 from streamflow.model.options import DEFAULT_QUEUE, ActorOptions, HistoryBudget, to_ms
 from streamflow.model.state import fold_all
@@ -30,6 +36,9 @@ from streamflow.store.keys import new_workflow_id
 log = get_logger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
+
+SUBMIT_CHUNK = 500
+"""Workflows ``submit_many`` writes per round trip."""
 
 
 @functools.cache
@@ -247,6 +256,51 @@ class App:
             WorkflowIdConflict: ``workflow_id`` is taken by another canvas, or the same
                 canvas with other arguments (the same ones are an idempotent retry).
         """
+        submission = self._prepare(canvas, workflow_id, on_failure, retention)
+        # Retried through a Redis outage: the id was chosen before the first try, so a
+        # submit that went through before the connection broke is recognised (EXISTS).
+        self.retrying(lambda: write_workflow(self.store, self.projector, submission))
+        return self.handle(submission.workflow_id)
+
+    def submit_many(
+        self, canvases: Iterable[Canvas], *, retention: float | None = None
+    ) -> list[WorkflowHandle]:
+        """Submit many workflows, their writes pipelined (``SUBMIT_CHUNK`` per round
+        trip); returns their handles in order. Every canvas is compiled and checked
+        before the first write (see ``submit`` for what raises)."""
+        submissions = [self._prepare(canvas, None, None, retention) for canvas in canvases]
+        for start in range(0, len(submissions), SUBMIT_CHUNK):
+            chunk = submissions[start : start + SUBMIT_CHUNK]
+            self.retrying(functools.partial(write_many, self.store, self.projector, chunk))
+        return [self.handle(submission.workflow_id) for submission in submissions]
+
+    def results(
+        self,
+        handles: Sequence[WorkflowHandle],
+        *,
+        block: bool = True,
+        timeout: float | None = None,
+        raise_on_error: bool = True,
+    ) -> list[Any]:
+        """The results of many workflows, in order: those that ended are read in
+        pipelined round trips (500 per trip), the others waited for as ``get_result``
+        does (``timeout``: for them all).
+
+        Raises:
+            ResultMissing, ResultTimeout, ResultFailure: as ``get_result`` (the first).
+        """
+        return read_results(
+            self.store, handles, block=block, timeout=timeout, raise_on_error=raise_on_error
+        )
+
+    def _prepare(
+        self,
+        canvas: Canvas,
+        workflow_id: str | None,
+        on_failure: Actor[Any, Any] | None,
+        retention: float | None,
+    ) -> Submission:
+        """Compile and check a canvas (nothing written): see ``submit``."""
         if workflow_id is not None:
             check_workflow_id(workflow_id, self.shards)
         compiled = compile_canvas(canvas, on_failure=callback_of(on_failure, "on_failure"))
@@ -256,43 +310,22 @@ class App:
         submitted = WorkflowSubmitted(
             def_hash=definition.hash,
             args=compiled.args,
-            options=self._options(definition, retention),
+            options=submission_options(
+                definition, retention, self.retention_ms, self.history_budget
+            ),
             engine_version=__version__,
         )
         payload = encode_event(submitted)  # may raise EncodeError: before any write
         check_budget(self.history_budget, definition, payload)
         state = fold_all([Entry(seq=1, stream_id="0-0", event=submitted)])
         decisions = decide(definition, state, Entry(seq=1, stream_id="0-0", event=submitted))
-        # Retried through a Redis outage: the id was chosen before the first try, so a
-        # submit that went through before the connection broke is recognised (EXISTS).
-        self.retrying(
-            lambda: write_workflow(
-                self.store, self.projector, workflow_id, definition, submitted, payload, decisions
-            )
-        )
-        log.info(
+        log.debug(
             "workflow_submitted",
             workflow_id=workflow_id,
             tasks=definition.task_count,
             def_hash=definition.hash,
         )
-        return self.handle(workflow_id)
-
-    def _options(self, definition: Definition, retention: float | None) -> dict[str, Any]:
-        options: dict[str, Any] = {"retention_ms": self._retention_ms(definition, retention)}
-        if self.history_budget is not None:
-            options["history"] = self.history_budget.option()
-        return options
-
-    def _retention_ms(self, definition: Definition, retention: float | None) -> int:
-        if retention is not None:
-            return to_ms(retention, "retention")
-        ttls = [
-            n.options.result_ttl_ms
-            for n in definition.nodes
-            if isinstance(n, TaskNode) and n.options.result_ttl_ms is not None
-        ]
-        return max(ttls) if ttls else self.retention_ms
+        return Submission(workflow_id, definition, submitted, payload, decisions)
 
     def new_workflow_id(self) -> str:
         """A fresh workflow id (choose it before submitting to make retries idempotent)."""

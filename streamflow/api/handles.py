@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any
-
-from redis.client import PubSub
 
 from streamflow.api.canvas import Canvas
 from streamflow.api.compile import compile_canvas
@@ -22,6 +20,7 @@ from streamflow.model.errors import (
 from streamflow.model.events import (
     Entry,
     OutOfLine,
+    RawEntry,
     WorkflowCancelled,
     WorkflowFailed,
     to_entry,
@@ -31,7 +30,7 @@ from streamflow.model.schema import CANCELLED, COMPLETED, FAILED, TERMINAL_STATU
 from streamflow.model.state import State, count_tasks, fold_all, task_counts
 from streamflow.runtime.projector import Projector
 from streamflow.store.connection import Store
-from streamflow.store.log import parse_raw, read_history
+from streamflow.store.log import parse_raw, read_history, read_many, read_raw
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -92,28 +91,19 @@ class WorkflowHandle:
         return read_history(self.store.client, self.store.keys, self.id)
 
     def snapshot(self) -> Snapshot:
-        """Fold the workflow's log now.
+        """Fold the workflow's log now (one round trip for an archived workflow or a
+        short log, once its definition is known to this process).
 
         Raises:
             ResultMissing: no such workflow (``unknown``), or removed after its
                 retention (``expired``).
         """
         try:
-            entries = self.history()
+            raw, archived = read_raw(self.store.client, self.store.keys, self.id)
         except WorkflowNotFoundError:
             expired = self.store.client.exists(self.store.keys.tombstone(self.id)) == 1
             raise ResultMissing(self.id, "expired" if expired else "unknown") from None
-        state = fold_all(entries)
-        if not state.def_hash:
-            raise ResultMissing(self.id, "unknown")
-        archived = self.store.client.exists(self.store.keys.archive(self.id)) == 1
-        return Snapshot(
-            state,
-            self.store.definitions.get(state.def_hash, self.id),
-            archived,
-            self.store.client,
-            self.store.keys.results(self.id),
-        )
+        return snapshot_of(self.store, self.id, raw, archived)
 
     def status(self) -> WorkflowStatus:
         """Where the workflow stands now: read from its index (a few fields per task,
@@ -183,7 +173,8 @@ class WorkflowHandle:
         )
 
     def wait(self, timeout: float | None = None) -> Snapshot:
-        """Block until the workflow ends (a pub/sub notification, not a polling loop).
+        """Block until the workflow ends: told by the App's one subscription to every
+        workflow's end, not by polling; an ended workflow costs one read.
 
         Raises:
             ResultTimeout: it did not end within ``timeout`` seconds.
@@ -194,14 +185,16 @@ class WorkflowHandle:
         return self.store.retrying(lambda: self._wait_once(deadline, timeout))
 
     def _wait_once(self, deadline: float | None, timeout: float | None) -> Snapshot:
-        # Through a typed name: redis-py < 8.2 leaves pubsub() untyped, later releases type it.
-        open_pubsub: Callable[..., PubSub] = self.store.client.pubsub
-        pubsub = open_pubsub(ignore_subscribe_messages=True)
+        snap = self.snapshot()
+        if snap.state.terminal:
+            return snap
+        endings = self.store.endings
+        ended = endings.watch(self.id)
         try:
-            pubsub.subscribe(self.store.keys.done_channel(self.id))
             while True:
-                # Subscribed first, then looked: an end between the two is not missed.
+                # Watched first, then looked: an end between the two is not missed.
                 # The whole log is read only once the index says it may have ended.
+                ended.clear()
                 if self._may_have_ended():
                     snap = self.snapshot()
                     if snap.state.terminal:
@@ -211,9 +204,9 @@ class WorkflowHandle:
                     raise ResultTimeout(self.id, timeout or 0)
                 # Look again at least every few seconds: a notification is not durable
                 # (lost if the connection drops), the log is.
-                pubsub.get_message(timeout=min(remaining or 5.0, 5.0))
+                ended.wait(min(remaining or 5.0, 5.0))
         finally:
-            pubsub.close()
+            endings.unwatch(self.id, ended)
 
     def _may_have_ended(self) -> bool:
         """From the index alone: ended, or no index (archived, unknown, being rebuilt)."""
@@ -243,23 +236,11 @@ class WorkflowHandle:
             ResultFailure: it failed or was cancelled (unless ``raise_on_error=False``).
         """
         snap = self._read(block, timeout)
-        return self._value(snap, snap.definition.root_spec, raise_on_error)
+        return value_of(self.id, snap, snap.definition.root_spec, raise_on_error)
 
     def result(self, timeout: float | None = None) -> Any:
         """Block until the workflow ends and return its result (see ``get_result``)."""
         return self.get_result(block=True, timeout=timeout)
-
-    def _value(self, snap: Snapshot, spec: Spec, raise_on_error: bool) -> Any:
-        if snap.state.status != COMPLETED:
-            failure = self._failure(snap)
-            if raise_on_error:
-                raise failure
-            return failure
-        return assemble(spec, values(snap))
-
-    def _failure(self, snap: Snapshot) -> ResultFailure:
-        error = snap.state.end.get("error") or {"reason": snap.state.end.get("reason", "")}
-        return ResultFailure(self.id, snap.state.status, error)
 
     def cancel(self, reason: str = "") -> bool:
         """Cancel the workflow: records WorkflowCancelled once, enqueues nothing more;
@@ -287,7 +268,7 @@ class WorkflowHandle:
             ResultFailure: it failed or was cancelled.
         """
         snap = self._read(block, timeout)
-        self._value(snap, None, raise_on_error=True)
+        value_of(self.id, snap, None, raise_on_error=True)
         found = values(snap)
         return [assemble(part.spec, found) for part in compile_canvas(canvas).parts]
 
@@ -302,6 +283,67 @@ class WorkflowHandle:
         None where a task has not finished, a Failure where it failed for good)."""
         snap = self.snapshot()
         return assemble(snap.definition.full_spec, _WithNone(values(snap)))
+
+
+def snapshot_of(store: Store, workflow_id: str, raw: list[RawEntry], archived: bool) -> Snapshot:
+    """Workflow ``workflow_id``'s fold of ``raw``, with its definition.
+
+    Raises:
+        ResultMissing: the log does not start with its submission (``unknown``).
+    """
+    state = fold_all([to_entry(item) for item in raw])
+    if not state.def_hash:
+        raise ResultMissing(workflow_id, "unknown")
+    return Snapshot(
+        state,
+        store.definitions.get(state.def_hash, workflow_id),
+        archived,
+        store.client,
+        store.keys.results(workflow_id),
+    )
+
+
+def value_of(workflow_id: str, snap: Snapshot, spec: Spec, raise_on_error: bool) -> Any:
+    """An ended workflow's value at ``spec``, or its failure (raised, or returned)."""
+    if snap.state.status != COMPLETED:
+        error = snap.state.end.get("error") or {"reason": snap.state.end.get("reason", "")}
+        failure = ResultFailure(workflow_id, snap.state.status, error)
+        if raise_on_error:
+            raise failure
+        return failure
+    return assemble(spec, values(snap))
+
+
+RESULTS_CHUNK = 500
+"""Workflows read per round trip by ``read_results``."""
+
+
+def read_results(
+    store: Store,
+    handles: Sequence[WorkflowHandle],
+    *,
+    block: bool,
+    timeout: float | None,
+    raise_on_error: bool,
+) -> list[Any]:
+    """Each handle's result, in order: ended workflows read ``RESULTS_CHUNK`` per round
+    trip, the others one by one as ``get_result`` reads them (``timeout`` for all)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    out: list[Any] = [None] * len(handles)
+    later: list[int] = []
+    for start in range(0, len(handles), RESULTS_CHUNK):
+        chunk = handles[start : start + RESULTS_CHUNK]
+        reads = read_many(store.client, store.keys, [handle.id for handle in chunk])
+        for i, (handle, read) in enumerate(zip(chunk, reads, strict=True), start):
+            snap = None if read is None else snapshot_of(store, handle.id, *read)
+            if snap is None or not snap.state.terminal:
+                later.append(i)
+                continue
+            out[i] = value_of(handle.id, snap, snap.definition.root_spec, raise_on_error)
+    for i in later:
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        out[i] = handles[i].get_result(block=block, timeout=left, raise_on_error=raise_on_error)
+    return out
 
 
 def values(snap: Snapshot) -> dict[int, Any]:

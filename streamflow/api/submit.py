@@ -4,11 +4,13 @@ conflicting submit finds."""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 from streamflow.logs import get_logger
 from streamflow.model import schema
-from streamflow.model.definition import Definition
+from streamflow.model.definition import Definition, TaskNode
 from streamflow.model.errors import (
     DefinitionError,
     WorkflowIdConflict,
@@ -16,12 +18,12 @@ from streamflow.model.errors import (
 )
 from streamflow.model.events import Entry, WorkflowSubmitted
 from streamflow.model.messages import encode_wake, shard_of
-from streamflow.model.options import HistoryBudget
+from streamflow.model.options import HistoryBudget, to_ms
 from streamflow.runtime.projector import APPLY_CHUNK, Projector, Trigger
 from streamflow.store import scripts
 from streamflow.store.connection import Store
 from streamflow.store.log import read_history
-from streamflow.store.scripts import Reply, reply_code
+from streamflow.store.scripts import Call, Reply, reply_code
 
 log = get_logger(__name__)
 
@@ -70,15 +72,65 @@ def check_budget(budget: HistoryBudget | None, definition: Definition, submitted
         )
 
 
-def write_workflow(
-    store: Store,
-    projector: Projector,
-    workflow_id: str,
+def submission_options(
     definition: Definition,
-    submitted: WorkflowSubmitted,
-    payload: bytes,
-    decisions: list[Any],
-) -> None:
+    retention: float | None,
+    default_retention_ms: int,
+    budget: HistoryBudget | None,
+) -> dict[str, Any]:
+    """What a submission records of its options: its retention (``retention``, else the
+    longest ``result_ttl`` of its actors, else the App's) and the history budget."""
+    if retention is not None:
+        retention_ms = to_ms(retention, "retention")
+    else:
+        ttls = [
+            n.options.result_ttl_ms
+            for n in definition.nodes
+            if isinstance(n, TaskNode) and n.options.result_ttl_ms is not None
+        ]
+        retention_ms = max(ttls) if ttls else default_retention_ms
+    options: dict[str, Any] = {"retention_ms": retention_ms}
+    if budget is not None:
+        options["history"] = budget.option()
+    return options
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Submission:
+    """A workflow compiled and checked, ready to write."""
+
+    workflow_id: str
+    definition: Definition
+    submitted: WorkflowSubmitted
+    payload: bytes
+    """``submitted``, encoded."""
+    decisions: list[Any]
+    """What the submission decides (the roots' enqueues)."""
+
+    @property
+    def shard(self) -> int:
+        return shard_of(self.workflow_id)
+
+
+def _call(store: Store, projector: Projector, s: Submission, definition_bytes: bytes) -> Call:
+    first, rest = s.decisions[:APPLY_CHUNK], s.decisions[APPLY_CHUNK:]
+    return scripts.submit(
+        wf=store.keys.workflow(s.workflow_id),
+        definition=store.keys.definition(s.shard, s.definition.hash),
+        definitions=store.keys.definitions(s.shard),
+        submitted=s.payload,
+        def_hash=s.definition.hash,
+        wake=encode_wake(s.workflow_id, schema.SUBMITTED) if rest else b"",
+        grace_ms=projector.recovery_grace_ms,
+        retention_ms=s.submitted.options["retention_ms"],
+        definition_bytes=definition_bytes,
+        args=s.submitted.args,
+        # Due times relative to the submission: the script adds its own clock.
+        decided=scripts.decisions(store.keys, s.workflow_id, s.definition, first, {}),
+    )
+
+
+def write_workflow(store: Store, projector: Projector, s: Submission) -> None:
     """Write a new workflow: its submission and its roots' decisions (one script for the
     first ``APPLY_CHUNK``, the projector for the rest). A retry of the same submission
     writes nothing.
@@ -86,52 +138,51 @@ def write_workflow(
     Raises:
         WorkflowIdConflict: another workflow has the id.
     """
-    first, rest = decisions[:APPLY_CHUNK], decisions[APPLY_CHUNK:]
-    wake = encode_wake(workflow_id, schema.SUBMITTED) if rest else b""
-    shard = shard_of(workflow_id)
-
-    def call(definition_bytes: bytes) -> scripts.Call:
-        return scripts.submit(
-            wf=store.keys.workflow(workflow_id),
-            definition=store.keys.definition(shard, definition.hash),
-            definitions=store.keys.definitions(shard),
-            submitted=payload,
-            def_hash=definition.hash,
-            wake=wake,
-            grace_ms=projector.recovery_grace_ms,
-            retention_ms=submitted.options["retention_ms"],
-            definition_bytes=definition_bytes,
-            args=submitted.args,
-            # Due times relative to the submission: the script adds its own clock.
-            decided=scripts.decisions(store.keys, workflow_id, definition, first, {}),
-        )
-
     # The definition goes along the first time this process submits it to the shard
     # (stored with the workflow, or not at all if the submit is refused).
-    known = store.definitions.stored(shard, definition.hash)
-    raw = store.scripts.run(call(b"" if known else definition.to_bytes))
+    known = store.definitions.stored(s.shard, s.definition.hash)
+    raw = store.scripts.run(_call(store, projector, s, b"" if known else s.definition.to_bytes))
     if reply_code(raw) is Reply.NODEF:
         if not int(raw[1]):
             # The server lost it (a restart without its data, a FLUSHALL, a failover to
             # an empty replica): say so loudly. (Else its last user was removed after
             # its retention: nothing to say.)
-            store.lost("definition", definition_hash=definition.hash)
-        raw = store.scripts.run(call(definition.to_bytes))
-    store.definitions.remember(shard, definition)
+            store.lost("definition", definition_hash=s.definition.hash)
+        raw = store.scripts.run(_call(store, projector, s, s.definition.to_bytes))
+    _written(store, projector, s, raw)
+
+
+def write_many(store: Store, projector: Projector, submissions: Sequence[Submission]) -> None:
+    """``write_workflow`` of each, their scripts in one round trip; one the batch could
+    not write (its definition removed meanwhile, its id taken) goes the single way."""
+    calls: list[Call] = []
+    sent: set[tuple[int, str]] = set()
+    for s in submissions:
+        where = (s.shard, s.definition.hash)
+        known = where in sent or store.definitions.stored(*where)
+        sent.add(where)
+        calls.append(_call(store, projector, s, b"" if known else s.definition.to_bytes))
+    for s, raw in zip(submissions, store.scripts.batch(calls), strict=True):
+        if isinstance(raw, Exception) or reply_code(raw) is not Reply.OK:
+            write_workflow(store, projector, s)
+        else:
+            _written(store, projector, s, raw)
+
+
+def _written(store: Store, projector: Projector, s: Submission, raw: Any) -> None:
+    """After the submit script: the roots past the first ``APPLY_CHUNK`` projected."""
+    store.definitions.remember(s.shard, s.definition)
     if reply_code(raw) is Reply.EXISTS:
-        _check_same(store, workflow_id, submitted)
-        log.info("workflow_already_submitted", workflow_id=workflow_id)
+        _check_same(store, s.workflow_id, s.submitted)
+        log.info("workflow_already_submitted", workflow_id=s.workflow_id)
         return
-    if rest:
-        # The remaining roots go in chunks; the wake-up scheduled above finishes the
-        # job if this process dies before the last one.
+    if len(s.decisions) > APPLY_CHUNK:
+        # The remaining roots go in chunks; the wake-up the script scheduled finishes
+        # the job if this process dies before the last one.
         submitted_ms = int(raw[3].decode().split("-")[0])
-        cause = Entry(seq=1, stream_id=f"{submitted_ms}-0", event=submitted)
-        projector.project(
-            workflow_id,
-            cause,
-            Trigger(queue_key="", msg_id="", wake_member=wake),
-        )
+        cause = Entry(seq=1, stream_id=f"{submitted_ms}-0", event=s.submitted)
+        wake = encode_wake(s.workflow_id, schema.SUBMITTED)
+        projector.project(s.workflow_id, cause, Trigger(queue_key="", msg_id="", wake_member=wake))
 
 
 def _check_same(store: Store, workflow_id: str, submitted: WorkflowSubmitted) -> None:

@@ -14,6 +14,7 @@ from streamflow.logs import get_logger
 from streamflow.model.schema import WORKER_GROUP
 from streamflow.store.deadletters import DeadLetters
 from streamflow.store.definitions import DEFAULT_CACHE_SIZE, Definitions
+from streamflow.store.endings import Endings
 from streamflow.store.keys import Keys
 from streamflow.store.runner import Scripts
 
@@ -61,6 +62,7 @@ class Store:
         self.scripts = Scripts(self.client, replicas=replicas, wait_timeout_ms=wait_timeout_ms)
         self.definitions = Definitions(self.client, self.keys, definition_cache_size)
         self.dead_letters = DeadLetters(self.client, self.keys)
+        self.endings = Endings(self.client, self.keys.done_pattern())
         self.retry_for_s = retry_for_s
         self.losses = 0
         """Times this process found state the server had lost (see ``lost``)."""
@@ -112,6 +114,7 @@ class Store:
         pipe.execute()
 
     def close(self) -> None:
-        """Close the scripts' connection and the pool."""
+        """Close the subscription, the scripts' connection and the pool."""
+        self.endings.close()
         self.scripts.close()
         self.client.close()

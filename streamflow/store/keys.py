@@ -103,6 +103,11 @@ class Keys:
         """Pub/sub channel told when the workflow ends (not a key)."""
         return f"{self.prefix}:{{{shard_of(wf)}}}:{wf}:done"
 
+    def done_pattern(self) -> str:
+        """Every workflow's done channel, as a PSUBSCRIBE pattern."""
+        prefix = "".join(f"\\{c}" if c in "*?[]\\" else c for c in self.prefix)
+        return f"{prefix}:*:done"
+
     def definition(self, shard: int, def_hash: str) -> str:
         """A workflow definition, stored once per shard that runs workflows of it."""
         return f"{self.prefix}:{{{shard}}}:def:{def_hash}"

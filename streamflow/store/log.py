@@ -44,18 +44,28 @@ def iter_log(client: redis.Redis, key: str, after: str = "0-0") -> Iterator[RawE
 
 
 def read_raw(client: redis.Redis, keys: Keys, workflow_id: str) -> tuple[list[RawEntry], bool]:
-    """A workflow's whole log, and whether it came from the archive.
+    """A workflow's whole log, and whether it came from the archive: one round trip for
+    an archived workflow and for a live log of up to ``READ_CHUNK`` entries.
 
     Raises:
         WorkflowNotFoundError: neither a log nor an archive exists.
     """
     for _ in range(3):
-        archived: Any = client.get(keys.archive(workflow_id))
+        pipe = client.pipeline(transaction=False)
+        pipe.get(keys.archive(workflow_id))
+        pipe.xrange(keys.log(workflow_id), "-", "+", count=READ_CHUNK)
+        archived, first = pipe.execute()
         if archived is not None:
             return decode_archive(archived), True
-        entries = list(iter_log(client, keys.log(workflow_id)))
+        entries = parse_raw(first)
+        if not entries:
+            # No log: unknown, or archived between the two reads (look again).
+            continue
+        if len(entries) < READ_CHUNK:
+            return entries, False  # one XRANGE reads a whole log or nothing of it
+        entries += iter_log(client, keys.log(workflow_id), after=entries[-1][0])
         # A log archived while we read it is gone (XLEN 0): read the archive instead.
-        if entries and client.xlen(keys.log(workflow_id)) >= len(entries):
+        if client.xlen(keys.log(workflow_id)) >= len(entries):
             return entries, False
     raise WorkflowNotFoundError(workflow_id)
 
@@ -64,3 +74,25 @@ def read_history(client: redis.Redis, keys: Keys, workflow_id: str) -> list[Entr
     """A workflow's events, in order, from its live log or its archive."""
     raw, _ = read_raw(client, keys, workflow_id)
     return [to_entry(item) for item in raw]
+
+
+def read_many(
+    client: redis.Redis, keys: Keys, workflow_ids: list[str]
+) -> list[tuple[list[RawEntry], bool] | None]:
+    """``read_raw`` of many workflows in one round trip: each one's log and whether it
+    came from the archive, or None where one round trip does not tell (no log nor
+    archive, or a log longer than ``READ_CHUNK``): read those with ``read_raw``."""
+    pipe = client.pipeline(transaction=False)
+    for workflow_id in workflow_ids:
+        pipe.get(keys.archive(workflow_id))
+        pipe.xrange(keys.log(workflow_id), "-", "+", count=READ_CHUNK)
+    replies = pipe.execute()
+    out: list[tuple[list[RawEntry], bool] | None] = []
+    for archived, first in zip(replies[::2], replies[1::2], strict=True):
+        if archived is not None:
+            out.append((decode_archive(archived), True))
+        elif first and len(first) < READ_CHUNK:
+            out.append((parse_raw(first), False))
+        else:
+            out.append(None)
+    return out
