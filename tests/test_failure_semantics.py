@@ -231,6 +231,10 @@ def test_redis_restart_mid_run_loses_nothing(redis_binary: str, tmp_path: Path) 
         app.close()
 
 
+def _started(handle: Any) -> bool:
+    return any(isinstance(e.event, TaskStarted) for e in handle.history())
+
+
 def test_sigkill_mid_task_reruns_after_the_lease(
     app: App, r: redis.Redis, redis_url: str, tmp_path: Path
 ) -> None:
@@ -238,6 +242,8 @@ def test_sigkill_mid_task_reruns_after_the_lease(
     first = spawn(redis_url, "tasks", "timer", log=tmp_path / "first.log", lease_ms=500)
     try:
         wait_until(lambda: int(r.get("runs:slow") or 0) == 1, 30, message="the task to start")
+        # A lone task's start is recorded once it has run a while: then it is cut.
+        wait_until(lambda: _started(handle), 10, message="its start to be recorded")
         first.send_signal(signal.SIGKILL)
         first.wait()
         second = spawn(redis_url, "tasks", "timer", log=tmp_path / "second.log", lease_ms=500)
@@ -264,6 +270,7 @@ def test_paused_worker_loses_its_lease_and_its_late_outcome(
     other: subprocess.Popen[bytes] | None = None
     try:
         wait_until(lambda: int(r.get("runs:slow") or 0) == 1, 30, message="the task to start")
+        wait_until(lambda: _started(handle), 10, message="its start to be recorded")
         paused.send_signal(signal.SIGSTOP)
         other = spawn(redis_url, "tasks", "timer", log=tmp_path / "other.log", lease_ms=500)
         assert handle.get_result(block=True, timeout=30) == "slow done"

@@ -100,8 +100,12 @@ def test_two_workers_two_projectors_one_workflow(
         r.xadd(app.keys.wake(0), {"m": encode_wake(handle.id, f"test:{i}")})
 
     logs = [tmp_path / f"proc{i}.log" for i in range(4)]
-    processes += [spawn(redis_url, "tasks", "timer", log=logs[i]) for i in range(2)]
+    # The projectors first: up before the workers can finish the workflow without them
+    # (and before a SIGTERM could find one still starting, without its handler).
     processes += [spawn(redis_url, "recovery", "timer", log=logs[i]) for i in range(2, 4)]
+    for log in logs[2:]:
+        wait_until(lambda log=log: "worker_started" in log.read_text(), 60, message=str(log))
+    processes += [spawn(redis_url, "tasks", "timer", log=logs[i]) for i in range(2)]
 
     assert handle.result(timeout=120) == 489
     history = handle.history()

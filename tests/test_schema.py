@@ -147,6 +147,9 @@ CALLS: dict[str, Any] = {
     "reclaim": scripts.reclaim(
         stream="s", beats="b", group="g", suspect="x", consumer="c", dead_before=0, count=1
     ),
+    "lone": scripts.lone(
+        wf=WF, queue="q", started=b"", outcome=b"", end=b"", status="s", ran_ms=0, msg_id="1-0"
+    ),
     "give_back": scripts.give_back(
         queue="q", beats="b", msg_id="1-0", owner="x", taken_ms=0, consumer="c"
     ),

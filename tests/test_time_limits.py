@@ -92,17 +92,18 @@ def test_one_bad_reply_in_a_start_batch_stalls_only_its_own_message(
         return 1
 
     # Submitted before the worker starts: its first read takes them all in one batch.
-    good = [one.send() for _ in range(10)]
-    bad = one.send()
+    # (Groups of two: a lone task runs before any start script.)
+    good = [app.submit(Group(one.message(), one.message())) for _ in range(10)]
+    bad = app.submit(Group(one.message(), one.message()))
     log_key = app.keys.log(bad.id)
     r.delete(log_key)
     r.set(log_key, "not a stream")  # the start script's XLEN on it fails: WRONGTYPE
     with capture_logs() as logs, app.worker(concurrency=4, lease_ms=60_000):
         for handle in good:
-            assert handle.result(timeout=30) == 1
+            assert handle.result(timeout=30) == [1, 1]
         wait_until(lambda: any(e["event"] == "task_start_failed" for e in logs), 10)
     failed = [e for e in logs if e["event"] == "task_start_failed"]
     assert {e["workflow_id"] for e in failed} == {bad.id}
     # Its message is still pending, for another try after its lease.
     pending = r.xpending(app.keys.queue(0, "default"), WORKER_GROUP)
-    assert pending["pending"] == 1
+    assert pending["pending"] == 2  # both members' messages

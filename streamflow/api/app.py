@@ -23,6 +23,7 @@ from streamflow.history.listing import WorkflowSummary, list_workflows
 from streamflow.logs import get_logger
 from streamflow.model.decide import decide
 from streamflow.model.events import Entry, WorkflowSubmitted, encode_event
+from streamflow.model.lone import is_lone
 from streamflow.model.options import DEFAULT_QUEUE, ActorOptions, HistoryBudget, to_ms
 from streamflow.model.state import fold_all
 from streamflow.model.version import __version__
@@ -325,7 +326,12 @@ class App:
             tasks=definition.task_count,
             def_hash=definition.hash,
         )
-        return Submission(workflow_id, definition, submitted, payload, decisions)
+        lone = (
+            compiled.args.get(0, b"")
+            if is_lone(definition, submitted.options, len(payload))
+            else None
+        )
+        return Submission(workflow_id, definition, submitted, payload, decisions, lone)
 
     def new_workflow_id(self) -> str:
         """A fresh workflow id (choose it before submitting to make retries idempotent)."""

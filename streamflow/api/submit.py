@@ -106,6 +106,8 @@ class Submission:
     """``submitted``, encoded."""
     decisions: list[Any]
     """What the submission decides (the roots' enqueues)."""
+    lone: bytes | None = None
+    """A lone task's encoded arguments (``model.lone``), which its message carries."""
 
     @property
     def shard(self) -> int:
@@ -126,7 +128,7 @@ def _call(store: Store, projector: Projector, s: Submission, definition_bytes: b
         definition_bytes=definition_bytes,
         args=s.submitted.args,
         # Due times relative to the submission: the script adds its own clock.
-        decided=scripts.decisions(store.keys, s.workflow_id, s.definition, first, {}),
+        decided=scripts.decisions(store.keys, s.workflow_id, s.definition, first, {}, lone=s.lone),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import re
+from typing import Any, NamedTuple
 
 from streamflow.model import codec
 from streamflow.model.errors import DecodeError
@@ -25,12 +26,30 @@ def shard_of(workflow_id: str) -> int:
     return int(match[1])
 
 
-def encode_task_message(workflow_id: str, node: int, attempt: int, def_hash: str) -> bytes:
-    """A queue message: references only, a few dozen bytes whatever the workflow's size."""
-    return codec.encode([workflow_id, node, attempt, bytes.fromhex(def_hash)])
+def encode_task_message(
+    workflow_id: str, node: int, attempt: int, def_hash: str, lone: bytes | None = None
+) -> bytes:
+    """A queue message: references only, a few dozen bytes whatever the workflow's size;
+    a lone task's (``model.lone``) also carries its encoded arguments (``lone``, empty
+    without arguments)."""
+    raw: list[Any] = [workflow_id, node, attempt, bytes.fromhex(def_hash)]
+    if lone is not None:
+        raw.append(lone)
+    return codec.encode(raw)
 
 
-def decode_task_message(data: bytes) -> tuple[str, int, int, str]:
+class TaskMessage(NamedTuple):
+    """A decoded queue message."""
+
+    workflow_id: str
+    node: int
+    attempt: int
+    def_hash: str
+    lone: bytes | None
+    """A lone task's encoded arguments (empty: none); None for any other task."""
+
+
+def decode_task(data: bytes) -> TaskMessage:
     """Inverse of ``encode_task_message``.
 
     Raises:
@@ -39,7 +58,7 @@ def decode_task_message(data: bytes) -> tuple[str, int, int, str]:
     raw = codec.decode(data)
     if (
         not isinstance(raw, list)
-        or len(raw) != 4
+        or len(raw) not in (4, 5)
         or not isinstance(raw[0], str)
         or not _WORKFLOW_ID.fullmatch(raw[0])
         or type(raw[1]) is not int
@@ -48,9 +67,21 @@ def decode_task_message(data: bytes) -> tuple[str, int, int, str]:
         or raw[2] < 1
         or not isinstance(raw[3], bytes)
         or len(raw[3]) != 16
+        or (len(raw) == 5 and not isinstance(raw[4], bytes))
     ):
         raise DecodeError(f"not a task message: {raw!r:.80}", data)
-    return raw[0], raw[1], raw[2], raw[3].hex()
+    return TaskMessage(raw[0], raw[1], raw[2], raw[3].hex(), raw[4] if len(raw) == 5 else None)
+
+
+def decode_task_message(data: bytes) -> tuple[str, int, int, str]:
+    """Workflow id, node, attempt and definition hash of a task message (see
+    ``decode_task``).
+
+    Raises:
+        DecodeError: bytes that are not a task message.
+    """
+    message = decode_task(data)
+    return message.workflow_id, message.node, message.attempt, message.def_hash
 
 
 def encode_wake(workflow_id: str, tag: str) -> bytes:

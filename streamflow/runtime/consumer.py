@@ -21,7 +21,7 @@ from streamflow.model import codec
 from streamflow.model.definition import TaskNode
 from streamflow.model.errors import DecodeError, DefinitionError
 from streamflow.model.events import TaskFailed, TaskStarted, TaskSucceeded, encode_event
-from streamflow.model.messages import decode_task_message
+from streamflow.model.messages import decode_task
 from streamflow.model.schema import WORKER_GROUP
 from streamflow.runtime.context import TaskContext
 from streamflow.runtime.executor import Executor
@@ -153,11 +153,12 @@ class Consumer:
             if time.monotonic() - self._last_claim > min(self.settings.lease_ms / 2000, 1.0):
                 self._last_claim = time.monotonic()
                 messages += self.claim_stale(room)
-            if not messages:
+            fresh = not messages  # read for the first time: a lone task may run at once
+            if fresh:
                 messages += self._read(room)
             self._outage.up()
             if messages:
-                self.dispatch(messages, taken)
+                self.dispatch(messages, taken, fresh=fresh)
 
     def _read(self, count: int) -> list[Message]:
         keys = self.queue_keys
@@ -235,11 +236,23 @@ class Consumer:
         return out
 
     def dispatch(
-        self, messages: Sequence[Message], taken: Mapping[str, tuple[str, int]] | None = None
+        self,
+        messages: Sequence[Message],
+        taken: Mapping[str, tuple[str, int]] | None = None,
+        *,
+        fresh: bool = False,
     ) -> None:
         """Start each message (one round trip for all) and run what should run; ``taken``
-        names the messages taken over from a dead consumer (see ``reclaim_dead``)."""
+        names the messages taken over from a dead consumer (see ``reclaim_dead``);
+        ``fresh``: read for the first time, so a lone task runs at once (``runtime.lone``)."""
         jobs = [job for job in (self._parse(*message) for message in messages) if job]
+        for job in jobs:
+            if job.lone and fresh:
+                self._hold(job)
+                self.executor.run(job)
+            else:
+                job.lone = False  # delivered again: the ordinary way, start first
+        jobs = [job for job in jobs if not job.lone]
         for job in jobs:
             if taken and job.msg_id in taken:
                 job.taken_from, job.taken_ms = taken[job.msg_id]
@@ -248,7 +261,7 @@ class Consumer:
 
     def _parse(self, queue_key: str, msg_id: str, data: bytes) -> Job | None:
         try:
-            workflow_id, node, attempt, def_hash = decode_task_message(data)
+            workflow_id, node, attempt, def_hash, lone = decode_task(data)
         except DecodeError as exc:
             self._dead_letter(queue_key, msg_id, data, f"undecodable message: {exc}")
             self.store.ack(queue_key, msg_id)
@@ -259,7 +272,7 @@ class Consumer:
             if not isinstance(task, TaskNode):
                 raise DecodeError(f"node {node} is not a task of definition {def_hash}", data)
         except (DecodeError, DefinitionError) as exc:
-            self._unreadable(queue_key, msg_id, data, workflow_id, exc)
+            self.unreadable(queue_key, msg_id, data, workflow_id, exc)
             return None
         actor = self.actors.get(task.actor)
         job = Job(
@@ -276,6 +289,9 @@ class Consumer:
         if actor is None:
             self._unknown_actor(job)
             return None
+        if lone is not None:  # run at once if fresh; its start is recorded if it runs long
+            job.lone = job.lone_message = True
+            job.args_blob, job.start_seq = lone or None, 3
         return job
 
     def _start(self, jobs: list[Job]) -> list[Job]:
@@ -315,7 +331,7 @@ class Consumer:
             except (DecodeError, DefinitionError) as exc:
                 # Its log (or an input of the task) cannot be read: it cannot go on.
                 self.leases.release(job)
-                self._unreadable(job.queue_key, job.msg_id, job.data, job.workflow_id, exc)
+                self.unreadable(job.queue_key, job.msg_id, job.data, job.workflow_id, exc)
             except Exception:
                 # This message alone stays pending; it is taken over after its lease.
                 self.leases.release(job)
@@ -347,6 +363,14 @@ class Consumer:
             self.projector.folds.fold_raw(job.workflow_id, parse_raw(raw[4]))
             self._hold(job)
             deliveries = int(raw[2])
+            if job.lone_message:
+                # Its first delivery may have run without a start recorded: count the
+                # message's own deliveries too.
+                pending: Any = self.store.client.xpending_range(
+                    job.queue_key, WORKER_GROUP, job.msg_id, job.msg_id, 1
+                )
+                if pending:
+                    deliveries = max(deliveries, int(pending[0]["times_delivered"]))
             if deliveries > self.settings.max_deliveries:
                 self._poison(job, deliveries)
                 return False
@@ -416,7 +440,7 @@ class Consumer:
         self._dead_letter(job.queue_key, job.msg_id, job.data, reason)
         self.recorder.record(job.outcome(event))
 
-    def _unreadable(
+    def unreadable(
         self, queue_key: str, msg_id: str, data: bytes, workflow_id: str, exc: Exception
     ) -> None:
         """The message's workflow cannot be read (its log or definition): the message

@@ -22,6 +22,7 @@ from streamflow.runtime.hooks import Hooks, TaskInfo, call_hooks
 from streamflow.runtime.jobs import Job, in_context
 from streamflow.runtime.leases import Leases
 from streamflow.runtime.limits import TimeLimits
+from streamflow.runtime.lone import Lone
 from streamflow.runtime.outcomes import failed, succeeded
 from streamflow.runtime.pool import TaskPool
 from streamflow.runtime.recorder import Recorder
@@ -112,6 +113,8 @@ class Executor:
         self.hooks = hooks
         self.large_result_bytes = large_result_bytes
         self.max_result_bytes = max_result_bytes
+        self.lone: Lone | None = None
+        """Ends lone tasks in one step (set by the worker)."""
         self._log = log.bind()  # resolved once: a lazy logger costs microseconds per call
         self.in_flight = InFlight()
         self.limits = TimeLimits()
@@ -187,7 +190,10 @@ class Executor:
                     message=event.error["message"],
                     retry_delay_ms=event.retry_delay_ms,
                 )
-            self.recorder.record(job.outcome(event))
+            if job.lone and self.lone is not None:
+                self.lone.finish(job, event, lambda: self.recorder.record(job.outcome(event)))
+            else:
+                self.recorder.record(job.outcome(event))
         finally:
             self.leases.release(job)
 

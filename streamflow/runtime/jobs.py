@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, Protocol
@@ -108,6 +109,17 @@ class Job:
     """The consumer this message was taken over from (it stopped beating), if any."""
     taken_ms: int = 0
     """The Redis time it was taken over."""
+    lone: bool = False
+    """A lone task run at once: its start is recorded only if it runs long (or with
+    its outcome, in one step: ``runtime.lone``)."""
+    lone_message: bool = False
+    """Its message is a lone task's (``lone`` only if read for the first time)."""
+    start_recorded: bool = False
+    """With ``lone``: TaskStarted was recorded (it then ends the ordinary way)."""
+    ended: bool = False
+    """With ``lone``: its body ended (its start is no longer recorded by the watch)."""
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    """With ``lone``: held while its start is recorded, and while its end is decided."""
 
     def outcome(self, event: TaskSucceeded | TaskFailed) -> Outcome:
         """Its attempt's end, as the recorder takes it."""

@@ -1,5 +1,6 @@
-"""The watch: enforces sync time limits, renews the leases of held messages, and tells
-running tasks that their workflow was cancelled (or otherwise ended)."""
+"""The watch: enforces sync time limits, renews the leases of held messages, records the
+start of lone tasks that run long, and tells running tasks that their workflow was
+cancelled (or otherwise ended)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from streamflow.model import schema
 from streamflow.runtime.jobs import Job
 from streamflow.runtime.leases import Leases
 from streamflow.runtime.limits import TimeLimits
+from streamflow.runtime.lone import Lone
 from streamflow.runtime.outage import Outage
 from streamflow.runtime.roles import Role
 from streamflow.store.connection import Store
@@ -29,6 +31,7 @@ class Watch(Role):
         store: Store,
         leases: Leases,
         limits: TimeLimits,
+        lone: Lone | None,
         *,
         lease_ms: int,
         released: threading.Event,
@@ -40,6 +43,7 @@ class Watch(Role):
         self.store = store
         self.leases = leases
         self.limits = limits
+        self.lone = lone
         self.lease_ms = lease_ms
         self.released = released
         self._last_renew = self._last_check = 0.0
@@ -53,6 +57,8 @@ class Watch(Role):
         self.limits.enforce()
         now = time.monotonic()
         held = self.leases.held()
+        if self.lone is not None:
+            self.lone.record_slow(held)  # lone tasks running long: their start recorded
         if now - self._last_renew > self.lease_ms / 3000:
             self._last_renew = now
             self.leases.renew(held)

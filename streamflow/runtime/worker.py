@@ -30,6 +30,7 @@ from streamflow.runtime.heartbeat import Heartbeat
 from streamflow.runtime.hooks import Hooks
 from streamflow.runtime.jobs import Runnable
 from streamflow.runtime.leases import HAND_BACK_IDLE_MS, Leases
+from streamflow.runtime.lone import Lone
 from streamflow.runtime.outage import Outage
 from streamflow.runtime.projector import Projector
 from streamflow.runtime.recorder import Recorder
@@ -185,10 +186,14 @@ class Worker:
             heartbeat=self.heartbeat,
             outage=self._outage,
         )
+        self.executor.lone = Lone(
+            store, self.name, ended=self._ended, unreadable=self.consumer.unreadable
+        )
         self.watch = Watch(
             store,
             self.leases,
             self.executor.limits,
+            self.executor.lone,
             lease_ms=lease_ms,
             released=self._released,
             **shared,
@@ -211,6 +216,11 @@ class Worker:
             heartbeat=self.heartbeat,
             **shared,
         )
+
+    def _ended(self, workflow_id: str, status: str) -> None:
+        """A workflow ended here without a projection (a lone task's, in one step)."""
+        if self.projector.after_workflow is not None:
+            self.projector.after_workflow(workflow_id, status)
 
     # -- lifecycle ------------------------------------------------------------------
 

@@ -102,11 +102,14 @@ def decisions(
     definition: Definition,
     events: Sequence[Event],
     time_of: Mapping[int, int],
+    *,
+    lone: bytes | None = None,
 ) -> Decisions:
     """The slots of ``events`` (see ``append_decisions`` in ``lua/_lib.lua``).
 
     ``time_of`` maps a cause's sequence number to its time; a cause missing from it makes
-    due times relative (the script adds its own base).
+    due times relative (the script adds its own base). ``lone``: the workflow is a lone
+    task (``model.lone``) with these encoded arguments, which its first message carries.
 
     Raises:
         TypeError: an event that is not a decision.
@@ -125,7 +128,13 @@ def decisions(
                 queue_keys += [target, keys.delayed(shard, task.options.queue)]
                 positions[target] = len(queue_keys) - 1
             due = event.delay_ms + time_of.get(event.cause, 0) if event.delay_ms else 0
-            message = encode_task_message(workflow_id, event.node, event.attempt, definition.hash)
+            message = encode_task_message(
+                workflow_id,
+                event.node,
+                event.attempt,
+                definition.hash,
+                lone if event.attempt == 1 else None,
+            )
             kind = schema.Decision.ENQUEUE_FINALIZER if task.finalizer else schema.Decision.ENQUEUE
             slots += [
                 kind,
@@ -407,12 +416,32 @@ def give_back(
     return Call("give_back", [queue, beats], [msg_id, owner, taken_ms, consumer])
 
 
+def lone(
+    *,
+    wf: WorkflowKeys,
+    queue: str,
+    started: bytes,
+    outcome: bytes,
+    end: bytes,
+    status: str,
+    ran_ms: int,
+    msg_id: str,
+) -> Call:
+    """``lone.lua``: end a lone task's workflow in one step, writing its archive."""
+    return Call(
+        "lone",
+        [wf.log, wf.idx, wf.archive, wf.active, wf.expiry, queue],
+        [wf.workflow_id, started, outcome, end, status, ran_ms, msg_id, wf.done_channel],
+    )
+
+
 SCRIPTS = frozenset(
     {
         "beat",
         "reclaim",
         "give_back",
         "fail",
+        "lone",
         "submit",
         "start",
         "results",
@@ -427,5 +456,7 @@ SCRIPTS = frozenset(
     }
 )
 """Every script; a test checks that each has its Lua file and each Lua file its wrapper."""
-WRITES = frozenset({"submit", "start", "outcome", "apply", "archive", "rebuild", "expire", "fail"})
+WRITES = frozenset(
+    {"submit", "start", "outcome", "apply", "archive", "rebuild", "expire", "fail", "lone"}
+)
 """Scripts that write a workflow's state (``durability="replicated"`` waits after them)."""

@@ -32,22 +32,22 @@ end
 --   (0: now; else added to due_base; a due time already past goes to the queue at once).
 -- Each is appended at most once, by its idempotency key; after a terminal event only
 -- finalizer enqueues are appended. A terminal event also records the workflow in
--- ended_set (id -> 'status submitted_ms ended_ms events'). Returns n, d, ended.
-local function append_decisions(log, idx, active, ended_set, wf, pos, count, n, d, due_base, queues)
+-- ended_set (id -> 'status submitted_ms ended_ms events'). fresh: the index was made
+-- just now (a submit), so no key is looked up and no field cleared. Returns n, d, ended.
+local function append_decisions(log, idx, active, ended_set, wf, pos, count, n, d, due_base, queues, fresh)
   local ended = false
   local now = nil
   for i = 0, count - 1 do
     local b = pos + i * 8
     local kind, key = ARGV[b], ARGV[b + 1]
     local finalizer = kind == DECISION_ENQUEUE_FINALIZER
-    if (not ended or finalizer) and redis.call('HEXISTS', idx, key) == 0 then
+    if (not ended or finalizer) and (fresh or redis.call('HEXISTS', idx, key) == 0) then
       n = n + 1
       local id = redis.call('XADD', log, 'NOMKSTREAM', '*', EVENT_FIELD, ARGV[b + 2], SEQ_FIELD, n)
-      redis.call('HSET', idx, key, id)
       if kind == DECISION_ENQUEUE or finalizer then
         local node = ARGV[b + 3]
-        redis.call('HSET', idx, ATTEMPT .. node, ARGV[b + 4])
-        redis.call('HDEL', idx, OWNER .. node, DELIVERIES .. node)
+        redis.call('HSET', idx, key, id, ATTEMPT .. node, ARGV[b + 4])
+        if not fresh then redis.call('HDEL', idx, OWNER .. node, DELIVERIES .. node) end
         local queue, due = queues + tonumber(ARGV[b + 5]), tonumber(ARGV[b + 7])
         if due > 0 then due = due + due_base end
         if due > 0 and now == nil then now = now_ms() end
@@ -57,7 +57,10 @@ local function append_decisions(log, idx, active, ended_set, wf, pos, count, n, 
           redis.call('XADD', KEYS[queue], '*', MESSAGE_FIELD, ARGV[b + 6])
         end
         d = n
-      elseif kind == DECISION_DECREMENT then
+      else
+        redis.call('HSET', idx, key, id)
+      end
+      if kind == DECISION_DECREMENT then
         redis.call('HINCRBY', idx, COUNT .. ARGV[b + 3], 1)
       elseif kind == DECISION_RELEASE then
         d = n
@@ -76,13 +79,18 @@ local function append_decisions(log, idx, active, ended_set, wf, pos, count, n, 
   return n, d, ended
 end
 
--- Registers a workflow archived just now for removal after its retention (idx RETENTION).
--- Its member names what the removal needs once the index is gone: 'id definition-hash
--- retention-ms' (schema.expiry_member; '-' for no definition).
+-- Registers a workflow archived at ``now`` for removal after its retention (``ret`` ms;
+-- schedule_expiry reads it and ``def`` from the index). Its member names what the
+-- removal needs once the index is gone: 'id definition-hash retention-ms'
+-- (schema.expiry_member; '-' for no definition).
+local function expire_after(expiry, wf, now, ret, def)
+  ret = tonumber(ret or '0') or 0
+  redis.call('ZADD', expiry, now + ret, wf .. ' ' .. (def or '-') .. ' ' .. ret)
+end
+
 local function schedule_expiry(idx, expiry, wf)
   local fields = redis.call('HMGET', idx, RETENTION, DEFINITION)
-  local ret = tonumber(fields[1] or '0') or 0
-  redis.call('ZADD', expiry, now_ms() + ret, wf .. ' ' .. (fields[2] or '-') .. ' ' .. ret)
+  expire_after(expiry, wf, now_ms(), fields[1], fields[2])
 end
 
 -- The summary an archive starts with, for listings (GETRANGE 0 15): byte 0x53 ('S',

@@ -62,7 +62,7 @@ if ARGV[12] ~= '0-0' then
   if not last or last[2][4] ~= ARGV[11] then return {REPLY_CONFLICT, -1} end
 end
 local ended
-n, d, ended = append_decisions(log, idx, active, KEYS[8], ARGV[1], 16, tonumber(ARGV[8]), n, d, due_base, 8)
+n, d, ended = append_decisions(log, idx, active, KEYS[8], ARGV[1], 16, tonumber(ARGV[8]), n, d, due_base, 8, false)
 ack()
 local archived = 0
 if ended then redis.call('PUBLISH', ARGV[5], n) end

@@ -45,7 +45,7 @@ if ARGV[4] ~= '' then
 end
 local pos = 10 + 2 * a
 local base = tonumber(string.match(id, '^(%d+)'))
-local n, d, ended = append_decisions(log, idx, active, KEYS[8], ARGV[1], pos + 1, tonumber(ARGV[pos]), 1, 0, base, 10)
+local n, d, ended = append_decisions(log, idx, active, KEYS[8], ARGV[1], pos + 1, tonumber(ARGV[pos]), 1, 0, base, 10, true)
 if ended then
   -- Nothing to run (an empty canvas): archive the few events at once.
   archive_log(log, idx, archive, active, KEYS[6], KEYS[8], ARGV[1])
