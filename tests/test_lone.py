@@ -191,3 +191,44 @@ def test_a_lone_task_cut_by_a_killed_worker_runs_again(
     history = handle.history()
     assert _kinds(history)[-2:] == [TaskSucceeded, WorkflowCompleted]
     _clean(app, history)
+
+
+def test_the_sweep_sends_no_copy_of_a_lone_task_queued_or_running(
+    app: App, r: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from structlog.testing import capture_logs
+
+    from streamflow.runtime.sweep import StuckSweep
+
+    @app.actor(queue="nobody-serves")
+    def stranded() -> None:
+        pass
+
+    ran: list[int] = []
+    gate = threading.Event()
+
+    @app.actor
+    def slowish() -> str:
+        ran.append(1)
+        gate.wait(30)
+        return "ok"
+
+    looked: list[str] = []  # the workflows the sweep looked for lost messages of
+    resend = StuckSweep._resend_lost
+
+    def counted(self: StuckSweep, workflow_id: str) -> int:
+        looked.append(workflow_id)
+        return resend(self, workflow_id)
+
+    monkeypatch.setattr(StuckSweep, "_resend_lost", counted)
+    stuck = stranded.send()
+    sweeping = {"stuck_after_s": 0.1, "sweep_interval_s": 0.1}
+    with capture_logs() as logs, app.worker(queues=["default"], **sweeping):
+        running = slowish.send()
+        for handle in (stuck, running):  # swept again and again, queued or running
+            wait_until(lambda h=handle: looked.count(h.id) >= 3, 10, message=handle.id)
+        gate.set()
+        assert running.result(timeout=30) == "ok"
+    assert ran == [1]
+    assert r.xlen(app.keys.queue(0, "nobody-serves")) == 1
+    assert not any(e["event"] == "lost_message_resent" for e in logs)

@@ -13,7 +13,8 @@ import redis
 
 from streamflow.logs import get_logger
 from streamflow.model import schema
-from streamflow.model.events import TaskEnqueued, to_entry
+from streamflow.model.events import TaskEnqueued, WorkflowSubmitted, to_entry
+from streamflow.model.lone import is_lone
 from streamflow.model.messages import encode_task_message, shard_of
 from streamflow.model.schema import WORKER_GROUP
 from streamflow.model.state import fold_all
@@ -79,6 +80,13 @@ class StuckSweep:
             return 0
         definition = store.definitions.get(state.def_hash, workflow_id)
         by_id = {e.stream_id: e for e in entries}
+        # A lone task's first message carries its arguments: the same bytes are looked for.
+        submitted = entries[0].event
+        lone = None
+        if isinstance(submitted, WorkflowSubmitted) and is_lone(
+            definition, submitted.options, entries[0].size
+        ):
+            lone = submitted.args.get(0, b"")
         resent = 0
         for node, attempt in state.attempt.items():
             if schema.outcome_key(node, attempt) in state.keys:
@@ -86,7 +94,9 @@ class StuckSweep:
             enqueued = by_id[state.keys[schema.enqueued_key(node, attempt)]]
             assert isinstance(enqueued.event, TaskEnqueued)
             queue = store.keys.queue(shard_of(workflow_id), definition.task(node).options.queue)
-            message = encode_task_message(workflow_id, node, attempt, definition.hash)
+            message = encode_task_message(
+                workflow_id, node, attempt, definition.hash, lone if attempt == 1 else None
+            )
             if self._still_there(workflow_id, node, queue, message, enqueued, state.owner):
                 continue
             store.client.xadd(queue, {schema.MESSAGE_FIELD: message})
