@@ -99,7 +99,7 @@ class WorkflowHandle:
                 retention (``expired``).
         """
         try:
-            raw, archived = read_raw(self.store.client, self.store.keys, self.id)
+            raw, archived = read_raw(self.store.client, self.store.keys, self.id, self.store.reads)
         except WorkflowNotFoundError:
             expired = self.store.client.exists(self.store.keys.tombstone(self.id)) == 1
             raise ResultMissing(self.id, "expired" if expired else "unknown") from None

@@ -17,6 +17,7 @@ from streamflow.store.definitions import DEFAULT_CACHE_SIZE, Definitions
 from streamflow.store.endings import Endings
 from streamflow.store.keys import Keys
 from streamflow.store.runner import Scripts
+from streamflow.store.wire import Wire
 
 log = get_logger(__name__)
 T = TypeVar("T")
@@ -63,6 +64,8 @@ class Store:
         self.definitions = Definitions(self.client, self.keys, definition_cache_size)
         self.dead_letters = DeadLetters(self.client, self.keys)
         self.endings = Endings(self.client, self.keys.done_pattern())
+        self.reads = Wire(self.client)
+        """A held connection for reading results (cheaper than a pipeline per read)."""
         self.retry_for_s = retry_for_s
         self.losses = 0
         """Times this process found state the server had lost (see ``lost``)."""
@@ -116,5 +119,6 @@ class Store:
     def close(self) -> None:
         """Close the subscription, the scripts' connection and the pool."""
         self.endings.close()
+        self.reads.close()
         self.scripts.close()
         self.client.close()
