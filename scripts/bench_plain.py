@@ -44,13 +44,24 @@ SYSTEMS = ("streamflow", "dramatiq", "dramatiq-results", "taskiq")
 THREADS = 8
 
 
+BEFORE = "streamflow-before"
+"""streamflow from another checkout (``--before``), side by side with this one."""
+_before: Path | None = None
+
+
 def _python(system: str) -> str:
+    if system == BEFORE and _before is not None:
+        return str(_before / ".venv" / "bin" / "python")
     return str(PYTHON.get(system, PEERS_PYTHON))
+
+
+def _root(system: str) -> Path:
+    return _before if system == BEFORE and _before is not None else ROOT
 
 
 def _worker_command(system: str) -> list[str]:
     python = _python(system)
-    if system == "streamflow":
+    if system in ("streamflow", BEFORE):
         return [python, "-m", "streamflow.cli", "worker", "scripts.bench_plain_side:app",
                 "--concurrency", str(THREADS)]  # fmt: skip
     if system.startswith("dramatiq"):
@@ -130,14 +141,15 @@ class Server:
 def run_once(system: str, n: int) -> dict[str, Any]:
     """One run of W1 (and W1r where the system keeps results); returns its figures."""
     server = Server()
-    env = {**os.environ, "BENCH_PLAIN_SYSTEM": system, "BENCH_PLAIN_URL": server.url}
+    side = "streamflow" if system == BEFORE else system
+    env = {**os.environ, "BENCH_PLAIN_SYSTEM": side, "BENCH_PLAIN_URL": server.url}
     env["STREAMFLOW_REDIS_URL"] = server.url
     worker = subprocess.Popen(
-        _worker_command(system), cwd=ROOT, env=env,
+        _worker_command(system), cwd=_root(system), env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     producer = subprocess.Popen(
-        [_python(system), SIDE, "--n", str(n)], cwd=ROOT, env=env, text=True,
+        [_python(system), SIDE, "--n", str(n)], cwd=_root(system), env=env, text=True,
         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
     )  # fmt: skip
     assert producer.stdin is not None and producer.stdout is not None
@@ -194,7 +206,18 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS)
     parser.add_argument("--out", type=Path, help="write the runs and medians as JSON")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help=f"also run streamflow from this checkout (a worktree with its .venv), as {BEFORE}",
+    )
     args = parser.parse_args()
+    if args.before is not None:
+        global _before
+        _before = args.before.resolve()
+        # Its side of the benchmark is this one's (the API it uses is older than both).
+        shutil.copy(ROOT / SIDE, _before / SIDE)
+        args.systems = [BEFORE, *args.systems]
     if any(s != "streamflow" for s in args.systems):
         subprocess.run(["bash", "-c", "source scripts/_peers_venv.sh"], cwd=ROOT, check=True)
     runs: dict[str, list[dict[str, Any]]] = {s: [] for s in args.systems}
