@@ -126,3 +126,29 @@ def test_the_library_says_nothing_unless_asked(
     assert ("workflow_submitted" in done.stderr) is said, done.stderr
     if not said:
         assert done.stderr == ""
+
+
+def test_a_one_message_canvas_is_compiled_once_per_shape(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from streamflow.api import shapes
+
+    compiled: list[Any] = []
+    compile_canvas = shapes.compile_canvas
+
+    def counted(canvas: Any, **kwargs: Any) -> Any:
+        compiled.append(canvas)
+        return compile_canvas(canvas, **kwargs)
+
+    monkeypatch.setattr(shapes, "compile_canvas", counted)
+
+    @app.actor
+    def scale(x: int, factor: int = 1) -> int:
+        return x * factor
+
+    with app.worker():
+        handles = [scale.send(i, factor=i % 3) for i in range(30)]
+        handles.append(app.submit(scale.message(5), retention=60))  # another shape
+        assert app.results(handles, timeout=30) == [i * (i % 3) for i in range(30)] + [5]
+    assert len(compiled) == 2
+    assert handles[-1].history()[0].event.options["retention_ms"] == 60_000

@@ -8,24 +8,24 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar, overload
 
 from streamflow.api.actors import Actor, callback_of
-from streamflow.api.canvas import Canvas
-from streamflow.api.compile import compile_canvas
+from streamflow.api.canvas import Canvas, Message
+from streamflow.api.compile import compile_canvas, message_arguments
 from streamflow.api.handles import WorkflowHandle, read_results
+from streamflow.api.shapes import Shapes
 from streamflow.api.submit import (
     Submission,
     check_budget,
     check_workflow_id,
+    decided,
     submission_options,
     write_many,
     write_workflow,
 )
 from streamflow.history.listing import WorkflowSummary, list_workflows
 from streamflow.logs import get_logger
-from streamflow.model.decide import decide
 from streamflow.model.events import Entry, WorkflowSubmitted, encode_event
 from streamflow.model.lone import is_lone
 from streamflow.model.options import DEFAULT_QUEUE, ActorOptions, HistoryBudget, to_ms
-from streamflow.model.state import fold_all
 from streamflow.model.version import __version__
 from streamflow.runtime.hooks import Hooks, call_hooks
 from streamflow.runtime.projector import Projector
@@ -130,6 +130,7 @@ class App:
         self.actors: dict[str, Actor[Any, Any]] = {}
         self.projector = Projector(self.store, recovery_grace_ms=recovery_grace_ms)
         self._next_shard = 0
+        self._shapes = Shapes()
         self.retention_ms = to_ms(retention, "retention")
         self.large_result_bytes = large_result_bytes
         self.max_result_bytes = max_result_bytes
@@ -304,33 +305,37 @@ class App:
         """Compile and check a canvas (nothing written): see ``submit``."""
         if workflow_id is not None:
             check_workflow_id(workflow_id, self.shards)
-        compiled = compile_canvas(canvas, on_failure=callback_of(on_failure, "on_failure"))
-        definition = compiled.definition
+        if isinstance(canvas, Message) and on_failure is None:
+            # One message (what send() makes): its shape compiled once, its arguments
+            # encoded per call.
+            definition, options, decisions = self._shapes.get(
+                canvas, retention, self.retention_ms, self.history_budget
+            )
+            encoded = message_arguments(canvas)
+            args = {} if encoded is None else {0: encoded}
+        else:
+            compiled = compile_canvas(canvas, on_failure=callback_of(on_failure, "on_failure"))
+            definition, args = compiled.definition, compiled.args
+            options = submission_options(
+                definition, retention, self.retention_ms, self.history_budget
+            )
+            decisions = []
         if workflow_id is None:
             workflow_id = self.new_workflow_id()
         submitted = WorkflowSubmitted(
-            def_hash=definition.hash,
-            args=compiled.args,
-            options=submission_options(
-                definition, retention, self.retention_ms, self.history_budget
-            ),
-            engine_version=__version__,
+            def_hash=definition.hash, args=args, options=dict(options), engine_version=__version__
         )
         payload = encode_event(submitted)  # may raise EncodeError: before any write
         check_budget(self.history_budget, definition, payload)
-        state = fold_all([Entry(seq=1, stream_id="0-0", event=submitted)])
-        decisions = decide(definition, state, Entry(seq=1, stream_id="0-0", event=submitted))
+        if not decisions:
+            decisions = decided(definition, submitted)
         log.debug(
             "workflow_submitted",
             workflow_id=workflow_id,
             tasks=definition.task_count,
             def_hash=definition.hash,
         )
-        lone = (
-            compiled.args.get(0, b"")
-            if is_lone(definition, submitted.options, len(payload))
-            else None
-        )
+        lone = args.get(0, b"") if is_lone(definition, options, len(payload)) else None
         return Submission(workflow_id, definition, submitted, payload, decisions, lone)
 
     def new_workflow_id(self) -> str:

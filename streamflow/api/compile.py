@@ -227,14 +227,9 @@ class _Compiler:
         return node
 
     def _arguments(self, node: int, message: Message) -> None:
-        if message.args or message.kwargs:
-            try:
-                self.args[node] = codec.encode_checked(
-                    [list(message.args), dict(message.kwargs)], what="args"
-                )
-            except EncodeError:
-                path, type_name = _find_bad_argument(message)
-                raise EncodeError(f"{path} of {message.actor_name}", type_name) from None
+        encoded = message_arguments(message)
+        if encoded is not None:
+            self.args[node] = encoded
 
     def _chain(self, chain: Chain, pred: int, pipe: Spec, delay_ms: int) -> Fragment:
         steps = chain.steps
@@ -265,3 +260,18 @@ def _find_bad_argument(message: Message) -> tuple[str, str]:
     if path != "args":
         return path, type_name
     return codec.find_unencodable(dict(message.kwargs), "kwargs")
+
+
+def message_arguments(message: Message) -> bytes | None:
+    """A message's arguments as its definition's per-workflow part (None: it has none).
+
+    Raises:
+        EncodeError: one cannot be encoded; the message names its path.
+    """
+    if not (message.args or message.kwargs):
+        return None
+    try:
+        return codec.encode_checked([list(message.args), dict(message.kwargs)], what="args")
+    except EncodeError:
+        path, type_name = _find_bad_argument(message)
+        raise EncodeError(f"{path} of {message.actor_name}", type_name) from None

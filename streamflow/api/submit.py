@@ -10,6 +10,7 @@ from typing import Any
 
 from streamflow.logs import get_logger
 from streamflow.model import schema
+from streamflow.model.decide import decide
 from streamflow.model.definition import Definition, TaskNode
 from streamflow.model.errors import (
     DefinitionError,
@@ -19,6 +20,7 @@ from streamflow.model.errors import (
 from streamflow.model.events import Entry, WorkflowSubmitted
 from streamflow.model.messages import encode_wake, shard_of
 from streamflow.model.options import HistoryBudget, to_ms
+from streamflow.model.state import fold_all
 from streamflow.runtime.projector import APPLY_CHUNK, Projector, Trigger
 from streamflow.store import scripts
 from streamflow.store.connection import Store
@@ -93,6 +95,12 @@ def submission_options(
     if budget is not None:
         options["history"] = budget.option()
     return options
+
+
+def decided(definition: Definition, submitted: WorkflowSubmitted) -> list[Any]:
+    """What a submission decides at once (its roots' enqueues)."""
+    entry = Entry(seq=1, stream_id="0-0", event=submitted)
+    return decide(definition, fold_all([entry]), entry)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
