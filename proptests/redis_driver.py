@@ -411,7 +411,7 @@ class Cluster:
     def claim(self, index: int, point: str | None) -> None:
         """The worker's own claim path (XAUTOCLAIM past the lease, here 0 ms)."""
         with self.running(index, point) as proc:
-            messages = proc.worker.consumer.claim_stale(100)
+            messages = proc.worker.consumer.takeover.claim_stale(100)
             if messages:
                 self.stats["claimed"] += len(messages)
                 proc.worker.consumer.dispatch(messages)

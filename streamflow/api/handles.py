@@ -10,6 +10,7 @@ from typing import Any
 from streamflow.api.canvas import Canvas
 from streamflow.api.compile import compile_canvas
 from streamflow.model import codec, schema
+from streamflow.model.archive import decode_archive
 from streamflow.model.definition import Definition, Spec, TaskNode, assemble
 from streamflow.model.errors import (
     ResultFailure,
@@ -185,20 +186,18 @@ class WorkflowHandle:
         return self.store.retrying(lambda: self._wait_once(deadline, timeout))
 
     def _wait_once(self, deadline: float | None, timeout: float | None) -> Snapshot:
-        snap = self.snapshot()
-        if snap.state.terminal:
+        snap = self._if_ended()
+        if snap is not None:
             return snap
         endings = self.store.endings
         ended = endings.watch(self.id)
         try:
             while True:
                 # Watched first, then looked: an end between the two is not missed.
-                # The whole log is read only once the index says it may have ended.
                 ended.clear()
-                if self._may_have_ended():
-                    snap = self.snapshot()
-                    if snap.state.terminal:
-                        return snap
+                snap = self._if_ended()
+                if snap is not None:
+                    return snap
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     raise ResultTimeout(self.id, timeout or 0)
@@ -208,10 +207,27 @@ class WorkflowHandle:
         finally:
             endings.unwatch(self.id, ended)
 
-    def _may_have_ended(self) -> bool:
-        """From the index alone: ended, or no index (archived, unknown, being rebuilt)."""
-        status: Any = self.store.client.hget(self.store.keys.idx(self.id), schema.STATUS)
-        return status is None or status.decode() in TERMINAL_STATUSES
+    def _if_ended(self) -> Snapshot | None:
+        """Its snapshot if it has ended, else None: one round trip (its status and its
+        archive) unless it ended and is not archived yet; the whole log is read only
+        once the index says it may have ended.
+
+        Raises:
+            ResultMissing: no such workflow (or it expired).
+        """
+        keys = self.store.keys
+        status, archived = self.store.reads.execute(
+            [("HGET", keys.idx(self.id), schema.STATUS), ("GET", keys.archive(self.id))]
+        )
+        for reply in (status, archived):
+            if isinstance(reply, Exception):
+                raise reply
+        if archived is not None:
+            return snapshot_of(self.store, self.id, decode_archive(archived), True)
+        if status is not None and status.decode() not in TERMINAL_STATUSES:
+            return None
+        snap = self.snapshot()  # ended (not archived yet), or no index: look at the log
+        return snap if snap.state.terminal else None
 
     def _read(self, block: bool, timeout: float | None) -> Snapshot:
         snap = self.wait(timeout) if block else self.snapshot()

@@ -24,6 +24,7 @@ from streamflow.model.state import fold_all
 from streamflow.runtime.projector import APPLY_CHUNK, Projector, Trigger
 from streamflow.store import scripts
 from streamflow.store.connection import Store
+from streamflow.store.decisions import slots_of
 from streamflow.store.log import read_history
 from streamflow.store.scripts import Call, Reply, reply_code
 
@@ -136,7 +137,7 @@ def _call(store: Store, projector: Projector, s: Submission, definition_bytes: b
         definition_bytes=definition_bytes,
         args=s.submitted.args,
         # Due times relative to the submission: the script adds its own clock.
-        decided=scripts.decisions(store.keys, s.workflow_id, s.definition, first, {}, lone=s.lone),
+        decided=slots_of(store.keys, s.workflow_id, s.definition, first, {}, lone=s.lone),
     )
 
 

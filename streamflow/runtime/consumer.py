@@ -33,11 +33,12 @@ from streamflow.runtime.outage import Outage
 from streamflow.runtime.projector import Projector
 from streamflow.runtime.recorder import Recorder
 from streamflow.runtime.roles import lost_group
+from streamflow.runtime.takeover import Message, Takeover
 from streamflow.store import scripts
 from streamflow.store.connection import Store
 from streamflow.store.log import parse_raw
 from streamflow.store.scripts import Call, Reply, reply_code
-from streamflow.store.wire import Wire, message_of, stream_messages
+from streamflow.store.wire import Wire, stream_messages
 
 log = get_logger(__name__)
 
@@ -46,9 +47,6 @@ RESULTS_CHUNK = 1000
 START_CATCH_UP = 16
 """Log entries past the cached fold returned with a start: with them, a task alone in
 its workflow can have its decisions made ahead (see ``Recorder``)."""
-
-Message = tuple[str, str, bytes]
-"""(queue stream, message id, message bytes)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -88,7 +86,6 @@ class Consumer:
     ) -> None:
         self.name = name
         self.queue_keys = list(queue_keys)
-        self._beats_of = {key: store.keys.beats(shard) for key, shard in queue_keys.items()}
         self.heartbeat = heartbeat
         self.store = store
         self.projector = projector
@@ -100,10 +97,10 @@ class Consumer:
         self._outage = outage
         self._wire = Wire(store.client)
         self._last_claim = self._last_reclaim = 0.0
-        self._suspects: set[tuple[str, str]] = set()
-        """(queue stream, consumer): other consumers seen holding messages."""
-        self._claim_cursor: dict[str, str] = {}
         self._log = log.bind(consumer=name)
+        self.takeover = Takeover(
+            name, queue_keys, store=store, heartbeat=heartbeat, lease_ms=settings.lease_ms
+        )
 
     def run(self, stopping: threading.Event, regroup: Callable[[], None]) -> None:
         """Fetch and dispatch until ``stopping``; Redis outages are waited out, not fatal;
@@ -146,13 +143,13 @@ class Consumer:
             # (they are dead) is taken first, as room allows.
             if time.monotonic() - self._last_reclaim > self.heartbeat.interval_s:
                 self._last_reclaim = time.monotonic()
-                self.find_dead()
-            if self._suspects:
-                messages += self.reclaim_dead(room, taken)
+                self.takeover.find_dead()
+            if self.takeover.suspects:
+                messages += self.takeover.reclaim_dead(room, taken)
             # Often enough that a handed-back message is taken within a second.
             if time.monotonic() - self._last_claim > min(self.settings.lease_ms / 2000, 1.0):
                 self._last_claim = time.monotonic()
-                messages += self.claim_stale(room)
+                messages += self.takeover.claim_stale(room)
             fresh = not messages  # read for the first time: a lone task may run at once
             if fresh:
                 messages += self._read(room)
@@ -168,72 +165,6 @@ class Consumer:
         if isinstance(reply, Exception):
             raise reply
         return stream_messages(reply)
-
-    def claim_stale(self, count: int) -> list[Message]:
-        """Messages whose holder has not acknowledged them within the lease."""
-        out: list[Message] = []
-        for key in self.queue_keys:
-            claim: Any = self.store.client.xautoclaim(
-                key,
-                WORKER_GROUP,
-                self.name,
-                self.settings.lease_ms,
-                self._claim_cursor.get(key, "0-0"),
-                count=count,
-            )
-            # Go on from where the scan stopped next time (0-0 after a full pass).
-            self._claim_cursor[key] = claim[0].decode()
-            for msg_id, fields in claim[1]:
-                if fields:  # deleted meanwhile: XAUTOCLAIM drops it from the PEL
-                    out.append((key, msg_id.decode(), message_of(fields) or b""))
-        return out
-
-    def find_dead(self) -> None:
-        """Note which other consumers hold messages (once a beat); ``reclaim_dead`` takes
-        over from those that stopped beating."""
-        client = self.store.client
-        for key in self.queue_keys:
-            summary: Any = client.xpending(key, WORKER_GROUP)
-            for holder in summary.get("consumers") or []:
-                suspect = holder["name"].decode()
-                if suspect != self.name:
-                    self._suspects.add((key, suspect))
-
-    def reclaim_dead(self, count: int, taken: dict[str, tuple[str, int]]) -> list[Message]:
-        """Take over up to ``count`` messages held by consumers that stopped beating
-        (before reading new ones: they are older); ``taken`` gets, per message, whom it
-        was taken from and when (Redis time)."""
-        dead_before = self.heartbeat.dead_before()
-        if dead_before is None:
-            return []
-        out: list[Message] = []
-        for key, suspect in list(self._suspects):
-            if len(out) >= count:
-                break
-            want = count - len(out)
-            call = scripts.reclaim(
-                stream=key,
-                beats=self._beats_of[key],
-                group=WORKER_GROUP,
-                suspect=suspect,
-                consumer=self.name,
-                dead_before=dead_before,
-                count=want,
-            )
-            now, claimed = self.store.scripts.run(call)
-            if len(claimed) < want:
-                self._suspects.discard((key, suspect))  # alive, or nothing left to take
-            for msg_id, fields in claimed:
-                data = message_of(fields)
-                if data is None:
-                    continue  # deleted meanwhile
-                out.append((key, msg_id.decode(), data))
-                taken[msg_id.decode()] = (suspect, int(now))
-            if claimed:
-                self._log.warning(
-                    "dead_consumer_reclaimed", dead=suspect, queue=key, messages=len(claimed)
-                )
-        return out
 
     def dispatch(
         self,

@@ -36,6 +36,7 @@ from streamflow.runtime.faults import crash_point
 from streamflow.runtime.folds import Folds
 from streamflow.store import scripts
 from streamflow.store.connection import Store
+from streamflow.store.decisions import slots_of
 from streamflow.store.log import iter_log
 from streamflow.store.scripts import Call, Reply, reply_code
 
@@ -234,7 +235,7 @@ class Projector:
         return scripts.apply(
             wf=self.store.keys.workflow(workflow_id),
             trigger_queue=trigger.queue_key if trigger is not None else "",
-            decided=scripts.decisions(self.store.keys, workflow_id, definition, decisions, time_of),
+            decided=slots_of(self.store.keys, workflow_id, definition, decisions, time_of),
             expected=expected,
             trigger_msg_id=trigger.msg_id if trigger is not None else "",
             trigger_wake=trigger.wake_member if trigger is not None else b"",

@@ -13,21 +13,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 from streamflow.model import schema
-from streamflow.model.definition import Definition
-from streamflow.model.events import (
-    TERMINAL,
-    BarrierDecremented,
-    BarrierReleased,
-    Event,
-    HistoryWarning,
-    TaskEnqueued,
-    WorkflowCancelled,
-    WorkflowCompleted,
-    WorkflowFailed,
-    encode_event,
-)
-from streamflow.model.messages import encode_task_message, shard_of
-from streamflow.store.keys import Keys, WorkflowKeys
+from streamflow.store.decisions import Decisions
+from streamflow.store.keys import WorkflowKeys
 
 
 class Reply(enum.Enum):
@@ -75,89 +62,6 @@ class Call(NamedTuple):
 
 def _flag(value: bool) -> str:
     return "1" if value else "0"
-
-
-# -- decisions, as the submit and apply scripts take them ------------------------------
-
-
-class Decisions(NamedTuple):
-    """Decisions as 8 ARGV slots each, and the queue keys they name (each followed by
-    its delayed set; a slot names its queue by its 1-based position among them)."""
-
-    total: int
-    queue_keys: list[str]
-    slots: list[Any]
-
-
-_TERMINAL_STATUS: dict[type[Event], str] = {
-    WorkflowCompleted: schema.COMPLETED,
-    WorkflowFailed: schema.FAILED,
-    WorkflowCancelled: schema.CANCELLED,
-}
-
-
-def decisions(
-    keys: Keys,
-    workflow_id: str,
-    definition: Definition,
-    events: Sequence[Event],
-    time_of: Mapping[int, int],
-    *,
-    lone: bytes | None = None,
-) -> Decisions:
-    """The slots of ``events`` (see ``append_decisions`` in ``lua/_lib.lua``).
-
-    ``time_of`` maps a cause's sequence number to its time; a cause missing from it makes
-    due times relative (the script adds its own base). ``lone``: the workflow is a lone
-    task (``model.lone``) with these encoded arguments, which its first message carries.
-
-    Raises:
-        TypeError: an event that is not a decision.
-    """
-    shard = shard_of(workflow_id)
-    positions: dict[str, int] = {}
-    queue_keys: list[str] = []
-    slots: list[Any] = []
-    for event in events:
-        key = event.idempotency_key()
-        payload = encode_event(event)
-        if isinstance(event, TaskEnqueued):
-            task = definition.task(event.node)
-            target = keys.queue(shard, task.options.queue)
-            if target not in positions:
-                queue_keys += [target, keys.delayed(shard, task.options.queue)]
-                positions[target] = len(queue_keys) - 1
-            due = event.delay_ms + time_of.get(event.cause, 0) if event.delay_ms else 0
-            message = encode_task_message(
-                workflow_id,
-                event.node,
-                event.attempt,
-                definition.hash,
-                lone if event.attempt == 1 else None,
-            )
-            kind = schema.Decision.ENQUEUE_FINALIZER if task.finalizer else schema.Decision.ENQUEUE
-            slots += [
-                kind,
-                key,
-                payload,
-                event.node,
-                event.attempt,
-                positions[target],
-                message,
-                due,
-            ]
-        elif isinstance(event, BarrierDecremented):
-            slots += [schema.Decision.DECREMENT, key, payload, event.barrier, "", 0, "", 0]
-        elif isinstance(event, BarrierReleased):
-            slots += [schema.Decision.RELEASE, key, payload, "", "", 0, "", 0]
-        elif isinstance(event, HistoryWarning):
-            slots += [schema.Decision.WARN, key, payload, "", "", 0, "", 0]
-        elif isinstance(event, TERMINAL):
-            status = _TERMINAL_STATUS[type(event)]
-            slots += [schema.Decision.TERMINAL, key, payload, status, "", 0, "", 0]
-        else:
-            raise TypeError(f"{type(event).__name__} is not a decision")
-    return Decisions(len(events), queue_keys, slots)
 
 
 # -- one wrapper per script ------------------------------------------------------------
