@@ -1,6 +1,6 @@
 """cProfile of a plain task: the producer's 3,000 ``send()``, then an in-process worker
 (8 threads) draining 5,000 one-task workflows, every thread profiled in thread CPU time;
-prints the top functions by own time as Markdown (bench/results/plain-profiles.md).
+prints the top functions by own time as Markdown (bench/results/reference-plain-profiles.md).
 
     .venv/bin/python scripts/profile_plain.py   (from a checkout: its streamflow)
 

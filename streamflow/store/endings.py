@@ -16,6 +16,8 @@ log = get_logger(__name__)
 
 DONE = ":done"
 """How a workflow's channel ends (``Keys.done_channel``)."""
+LISTEN_S = 0.1
+"""The listener looks at ``close`` this often (closing waits for it at most this long)."""
 
 
 class Endings:
@@ -77,12 +79,12 @@ class Endings:
             try:
                 pubsub.psubscribe(self._pattern)
                 while not self._closed.is_set():
-                    message = pubsub.get_message(timeout=1.0)
+                    message = pubsub.get_message(timeout=LISTEN_S)
                     if message is not None:
                         backoff_s = 0.0
                         self._handle(message)
             except redis.ConnectionError as exc:
-                if not backoff_s:
+                if not backoff_s and not self._closed.is_set():
                     log.warning("endings_subscription_lost", error=str(exc))
                 backoff_s = min(max(backoff_s * 2, 0.05), 2.0)
             finally:
