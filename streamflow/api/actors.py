@@ -130,6 +130,21 @@ class Actor(Generic[P, R]):
             TypeError: ``args`` and ``kwargs`` cannot be its arguments.
         """
         self._check_arguments(args, kwargs or {}, complete=pipe_ignore)
+        return self._message(
+            args, kwargs, pipe_ignore, delay, allow_failure, on_success, on_failure
+        )
+
+    def _message(
+        self,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any] | None,
+        pipe_ignore: bool = False,
+        delay: float | datetime.timedelta | None = None,
+        allow_failure: bool = False,
+        on_success: Actor[Any, Any] | None = None,
+        on_failure: Actor[Any, Any] | None = None,
+    ) -> Message:
+        """A message with these options, its arguments already checked."""
         return Message(
             actor_name=self.name,
             options=self.options,
@@ -158,4 +173,4 @@ class Actor(Generic[P, R]):
         if self.app is None:
             raise RuntimeError(f"actor {self.name!r} is not registered with an App")
         self._check_arguments(args, kwargs or {}, complete=True)  # nothing is piped
-        return self.app.submit(self.message_with_options(args=args, kwargs=kwargs, delay=delay))
+        return self.app.submit(self._message(args, kwargs, delay=delay))

@@ -16,7 +16,7 @@ from streamflow.runtime.heartbeat import Heartbeat
 from streamflow.runtime.outage import Outage
 from streamflow.runtime.projector import Projector
 from streamflow.runtime.roles import Role
-from streamflow.store import scripts
+from streamflow.runtime.takeover import reclaim
 from streamflow.store.connection import Store
 from streamflow.store.wire import message_of
 
@@ -88,20 +88,9 @@ class Recovery(Role):
                 suspect = holder["name"].decode()
                 if suspect == self.consumer:
                     continue
-                call = scripts.reclaim(
-                    stream=key,
-                    beats=self._beats_of[key],
-                    group=PROJECTOR_GROUP,
-                    suspect=suspect,
-                    consumer=self.consumer,
-                    dead_before=dead_before,
-                    count=BATCH,
-                )
-                _, claimed = self.store.scripts.run(call)
-                for msg_id, fields in claimed:
-                    data = message_of(fields)
-                    if data is not None:
-                        out.append((key, msg_id.decode(), data))
+                beats = self._beats_of[key]
+                call = (key, beats, PROJECTOR_GROUP, suspect, self.consumer, dead_before, BATCH)
+                out += reclaim(self.store, *call)[1]
         return out
 
     def handle(self, wake_key: str, msg_id: str, data: bytes) -> None:

@@ -91,26 +91,47 @@ class Takeover:
             if len(out) >= count:
                 break
             want = count - len(out)
-            call = scripts.reclaim(
-                stream=key,
-                beats=self._beats_of[key],
-                group=WORKER_GROUP,
-                suspect=suspect,
-                consumer=self.name,
-                dead_before=dead_before,
-                count=want,
-            )
-            now, claimed = self.store.scripts.run(call)
-            if len(claimed) < want:
+            beats = self._beats_of[key]
+            call = (key, beats, WORKER_GROUP, suspect, self.name, dead_before, want)
+            now, claimed, held = reclaim(self.store, *call)
+            if held < want:
                 self.suspects.discard((key, suspect))  # alive, or nothing left to take
-            for msg_id, fields in claimed:
-                data = message_of(fields)
-                if data is None:
-                    continue  # deleted meanwhile
-                out.append((key, msg_id.decode(), data))
-                taken[msg_id.decode()] = (suspect, int(now))
+            out += claimed
+            for _, msg_id, _ in claimed:
+                taken[msg_id] = (suspect, now)
             if claimed:
                 self._log.warning(
                     "dead_consumer_reclaimed", dead=suspect, queue=key, messages=len(claimed)
                 )
         return out
+
+
+def reclaim(
+    store: Store,
+    stream: str,
+    beats: str,
+    group: str,
+    suspect: str,
+    consumer: str,
+    dead_before: int,
+    count: int,
+) -> tuple[int, list[Message], int]:
+    """Take over up to ``count`` of the messages ``suspect`` holds on ``stream`` if it
+    stopped beating (``reclaim.lua``): the Redis time, the messages still there (one
+    deleted meanwhile is left out), and how many the script claimed."""
+    call = scripts.reclaim(
+        stream=stream,
+        beats=beats,
+        group=group,
+        suspect=suspect,
+        consumer=consumer,
+        dead_before=dead_before,
+        count=count,
+    )
+    now, claimed = store.scripts.run(call)
+    out: list[Message] = []
+    for msg_id, fields in claimed:
+        data = message_of(fields)
+        if data is not None:
+            out.append((stream, msg_id.decode(), data))
+    return int(now), out, len(claimed)

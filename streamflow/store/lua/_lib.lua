@@ -114,17 +114,21 @@ end
 -- layout-2 array {2, first entry's milliseconds, then per entry: milliseconds after the
 -- first, stream id sequence part, encoded event} packed by cmsgpack (sequence numbers
 -- are dense from 1: implied).
-local function archive_log(log, idx, archive, active, expiry, ended_set, wf)
-  local flat = {2, 0}
-  local base = nil
-  for i, entry in ipairs(redis.call('XRANGE', log, '-', '+')) do
-    local ms, part = string.match(entry[1], '^(%d+)-(%d+)$')
-    ms = tonumber(ms)
+-- The layout-2 array of log entries as XRANGE returns them, its first entry's ms, and
+-- the last entry's id (ms, sequence part); lone.lua appends to it.
+local function archive_flat(entries)
+  local flat, base, ms, part = {2, 0}, nil, nil, nil
+  for i, entry in ipairs(entries) do
+    ms, part = string.match(entry[1], '^(%d+)-(%d+)$')
+    ms, part = tonumber(ms), tonumber(part)
     if base == nil then base = ms; flat[2] = ms end
-    flat[3 * i] = ms - base
-    flat[3 * i + 1] = tonumber(part)
-    flat[3 * i + 2] = entry[2][2]
+    flat[3 * i], flat[3 * i + 1], flat[3 * i + 2] = ms - base, part, entry[2][2]
   end
+  return flat, base, ms, part
+end
+
+local function archive_log(log, idx, archive, active, expiry, ended_set, wf)
+  local flat = archive_flat(redis.call('XRANGE', log, '-', '+'))
   local summary = archive_summary(ended_set, wf)
   redis.call('SET', archive, summary .. string.char(0x12) .. cmsgpack.pack(flat))
   schedule_expiry(idx, expiry, wf)

@@ -18,14 +18,7 @@ local current = redis.call('HMGET', idx, STATUS, LENGTH, RETENTION, DEFINITION)
 if current[1] ~= RUNNING or current[2] ~= '2' then return {REPLY_CONFLICT} end
 local entries = redis.call('XRANGE', log, '-', '+')
 if #entries ~= 2 then return {REPLY_CONFLICT} end
-local flat, base = {2, 0}, nil
-local ms, part
-for i, entry in ipairs(entries) do
-  ms, part = string.match(entry[1], '^(%d+)-(%d+)$')
-  ms, part = tonumber(ms), tonumber(part)
-  if base == nil then base = ms; flat[2] = ms end
-  flat[3 * i], flat[3 * i + 1], flat[3 * i + 2] = ms - base, part, entry[2][2]
-end
+local flat, base, ms, part = archive_flat(entries)
 -- The three new entries get ids after the last one: the start as long before now as
 -- the task ran, the outcome and the end now.
 local now = now_ms()
