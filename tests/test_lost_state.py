@@ -16,6 +16,8 @@ import redis
 from structlog.testing import capture_logs
 
 from streamflow import App, Chain, ResultMissing
+from streamflow.model import schema
+from streamflow.model.messages import shard_of
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -61,3 +63,41 @@ def test_new_workflows_run_again_after_redis_lost_its_data(
     finally:
         worker.kill()
         worker.wait()
+
+
+def test_a_submit_clears_an_index_left_without_its_log(app: App, r: redis.Redis) -> None:
+    @app.actor
+    def double(x: int) -> int:
+        return 2 * x
+
+    workflow_id = app.new_workflow_id()
+    idx = app.keys.idx(workflow_id)
+    r.hset(idx, mapping={schema.STATUS: schema.FAILED, schema.LENGTH: 9, "left-over": 1})
+    handle = app.submit(Chain(double.message(1), double.message()), workflow_id=workflow_id)
+    assert r.hget(idx, "left-over") is None
+    assert r.hget(idx, schema.STATUS) == schema.RUNNING.encode()
+    with app.worker(concurrency=2):
+        assert handle.result(timeout=30) == 4
+
+
+def test_a_definition_redis_lost_is_stored_again_and_counted_once(app: App, r: redis.Redis) -> None:
+    @app.actor
+    def double(x: int) -> int:
+        return 2 * x
+
+    first = app.submit(Chain(double.message(1), double.message()))
+    shard = shard_of(first.id)
+    def_hash = first.snapshot().definition.hash
+    counts = app.keys.definitions(shard)
+    assert r.hget(counts, def_hash) == b"1"
+    # The definition and its count are lost (a FLUSHALL): the next submit of the same
+    # shape is refused by the script (NODEF), leaves no count behind, and is made again
+    # with the definition.
+    r.delete(app.keys.definition(shard, def_hash), counts)
+    second = app.submit(Chain(double.message(2), double.message()), workflow_id=f"{first.id}b")
+    assert shard_of(second.id) == shard
+    assert r.hget(counts, def_hash) == b"1"
+    assert r.exists(app.keys.definition(shard, def_hash))
+    assert app.store.losses == 1
+    with app.worker(concurrency=2):
+        assert second.result(timeout=30) == 8

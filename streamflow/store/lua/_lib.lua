@@ -20,6 +20,13 @@ local function is_terminal(status)
   return status == COMPLETED or status == FAILED or status == CANCELLED
 end
 
+-- HSET of a flat field-value list of any length (unpack's limit is a few thousand).
+local function hset_all(key, fields)
+  for i = 1, #fields, 1000 do
+    redis.call('HSET', key, unpack(fields, i, math.min(i + 999, #fields)))
+  end
+end
+
 -- An ARGV flag: '1' true, anything else false.
 local function flag(value)
   return value == '1'
@@ -32,11 +39,19 @@ end
 --   (0: now; else added to due_base; a due time already past goes to the queue at once).
 -- Each is appended at most once, by its idempotency key; after a terminal event only
 -- finalizer enqueues are appended. A terminal event also records the workflow in
--- ended_set (id -> 'status submitted_ms ended_ms events'). fresh: the index was made
--- just now (a submit), so no key is looked up and no field cleared. Returns n, d, ended.
+-- ended_set (id -> 'status submitted_ms ended_ms events'). fresh: nil, or (a submit)
+-- the new index's fields not written yet, as a flat list: no key is looked up, no field
+-- cleared, and every field goes into the index in one HSET. Returns n, d, ended.
 local function append_decisions(log, idx, active, ended_set, wf, pos, count, n, d, due_base, queues, fresh)
   local ended = false
   local now = nil
+  local function put(...)
+    if fresh then
+      for _, v in ipairs({...}) do fresh[#fresh + 1] = v end
+    else
+      redis.call('HSET', idx, ...)
+    end
+  end
   for i = 0, count - 1 do
     local b = pos + i * 8
     local kind, key = ARGV[b], ARGV[b + 1]
@@ -46,7 +61,7 @@ local function append_decisions(log, idx, active, ended_set, wf, pos, count, n, 
       local id = redis.call('XADD', log, 'NOMKSTREAM', '*', EVENT_FIELD, ARGV[b + 2], SEQ_FIELD, n)
       if kind == DECISION_ENQUEUE or finalizer then
         local node = ARGV[b + 3]
-        redis.call('HSET', idx, key, id, ATTEMPT .. node, ARGV[b + 4])
+        put(key, id, ATTEMPT .. node, ARGV[b + 4])
         if not fresh then redis.call('HDEL', idx, OWNER .. node, DELIVERIES .. node) end
         local queue, due = queues + tonumber(ARGV[b + 5]), tonumber(ARGV[b + 7])
         if due > 0 then due = due + due_base end
@@ -58,13 +73,15 @@ local function append_decisions(log, idx, active, ended_set, wf, pos, count, n, 
         end
         d = n
       else
-        redis.call('HSET', idx, key, id)
+        put(key, id)
       end
       if kind == DECISION_DECREMENT then
+        if fresh then hset_all(idx, fresh); fresh = {} end
         redis.call('HINCRBY', idx, COUNT .. ARGV[b + 3], 1)
       elseif kind == DECISION_RELEASE then
         d = n
       elseif kind == DECISION_TERMINAL then
+        if fresh then hset_all(idx, fresh); fresh = {} end
         redis.call('HSET', idx, STATUS, ARGV[b + 3])
         redis.call('SREM', active, wf)
         if now == nil then now = now_ms() end
@@ -75,7 +92,8 @@ local function append_decisions(log, idx, active, ended_set, wf, pos, count, n, 
       end
     end
   end
-  redis.call('HSET', idx, LENGTH, n, LAST_DECISION, d)
+  put(LENGTH, n, LAST_DECISION, d)
+  if fresh then hset_all(idx, fresh) end
   return n, d, ended
 end
 

@@ -22,22 +22,29 @@
 -- tracked} (no bytes given and the definition is not stored: nothing written; tracked 1:
 -- it was removed, unused; 0: Redis lost it).
 local log, idx, archive, active, wake_due = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-if redis.call('EXISTS', log, archive, KEYS[7]) > 0 then
-  return {REPLY_EXISTS}
+-- One look in the common case: none of these exists. An index alone is a leftover (of
+-- a log lost with Redis's data): it is cleared.
+if redis.call('EXISTS', log, archive, KEYS[7], idx) > 0 then
+  if redis.call('EXISTS', log, archive, KEYS[7]) > 0 then return {REPLY_EXISTS} end
+  redis.call('DEL', idx)
 end
+-- The count of workflows using the definition tells whether it must be looked for: a
+-- count above one means it is stored (the first of them stored or found it, and only
+-- the last one out deletes it).
+local users = redis.call('HINCRBY', KEYS[10], ARGV[3], 1)
 if ARGV[8] ~= '' then
   redis.call('SET', KEYS[9], ARGV[8], 'NX')
   redis.call('HSET', KEYS[10], TRACKED, 1)
-elseif redis.call('EXISTS', KEYS[9]) == 0 then
+elseif users == 1 and redis.call('EXISTS', KEYS[9]) == 0 then
+  redis.call('HDEL', KEYS[10], ARGV[3])
   return {REPLY_NODEF, redis.call('HEXISTS', KEYS[10], TRACKED)}
 end
-redis.call('HINCRBY', KEYS[10], ARGV[3], 1)
 local id = redis.call('XADD', log, '*', EVENT_FIELD, ARGV[2], SEQ_FIELD, 1)
-redis.call('DEL', idx)
-redis.call('HSET', idx, SUBMITTED, id, DEFINITION, ARGV[3], STATUS, RUNNING, LENGTH, 1, LAST_DECISION, 0, RETENTION, ARGV[7])
+local fields = {SUBMITTED, id, DEFINITION, ARGV[3], STATUS, RUNNING, RETENTION, ARGV[7]}
 local a = tonumber(ARGV[9])
 for i = 0, a - 1 do
-  redis.call('HSET', idx, ARGS .. ARGV[10 + 2 * i], ARGV[11 + 2 * i])
+  fields[#fields + 1] = ARGS .. ARGV[10 + 2 * i]
+  fields[#fields + 1] = ARGV[11 + 2 * i]
 end
 redis.call('SADD', active, ARGV[1])
 if ARGV[4] ~= '' then
@@ -45,7 +52,8 @@ if ARGV[4] ~= '' then
 end
 local pos = 10 + 2 * a
 local base = tonumber(string.match(id, '^(%d+)'))
-local n, d, ended = append_decisions(log, idx, active, KEYS[8], ARGV[1], pos + 1, tonumber(ARGV[pos]), 1, 0, base, 10, true)
+-- (The index's length and last decision are written by append_decisions.)
+local n, d, ended = append_decisions(log, idx, active, KEYS[8], ARGV[1], pos + 1, tonumber(ARGV[pos]), 1, 0, base, 10, fields)
 if ended then
   -- Nothing to run (an empty canvas): archive the few events at once.
   archive_log(log, idx, archive, active, KEYS[6], KEYS[8], ARGV[1])
