@@ -5,7 +5,8 @@ submit while one worker process (8 threads, or 8 async slots) runs; each system 
 own fresh Redis (a redis-server on a free port), everything at its defaults. The clock
 runs from the first submit to the last task done; every task body increments one Redis
 counter, which the producer polls. W1r: then read the 10,000 results back one call at
-a time.
+a time. GET: then 10,000 plain redis-py GETs of one small key, one call at a time, in
+the same producer: the floor of any read one call at a time, measured in the same run.
 
 Systems: streamflow (results kept, as always), dramatiq (no results: its default),
 dramatiq with its Results middleware (for W1r), taskiq with taskiq-redis
@@ -42,6 +43,8 @@ PYTHON = {"streamflow": ROOT / ".venv" / "bin" / "python"}
 PEERS_PYTHON = ROOT / ".venv-peers" / "bin" / "python"
 SYSTEMS = ("streamflow", "dramatiq", "dramatiq-results", "taskiq")
 THREADS = 8
+PHASES = ("W1", "W1r", "GET")
+"""GET: N plain GETs of one small key, one call at a time (the round-trip floor of a read)."""
 
 
 BEFORE = "streamflow-before"
@@ -79,7 +82,8 @@ def _free_port() -> int:
 
 
 def _tree_cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) of a process and all its descendants, from /proc."""
+    """CPU seconds (user + system) of a process and all its descendants, from /proc;
+    descendants that ended count through their parents' (cutime, cstime)."""
     children: dict[int, list[int]] = {}
     cpu: dict[int, float] = {}
     tick = os.sysconf("SC_CLK_TCK")
@@ -92,7 +96,7 @@ def _tree_cpu_s(pid: int) -> float:
             continue
         child = int(entry.name)
         children.setdefault(int(fields[1]), []).append(child)
-        cpu[child] = (int(fields[11]) + int(fields[12])) / tick
+        cpu[child] = sum(int(value) for value in fields[11:15]) / tick
     total, stack = 0.0, [pid]
     while stack:
         current = stack.pop()
@@ -157,7 +161,7 @@ def run_once(system: str, n: int) -> dict[str, Any]:
     try:
         if producer.stdout.readline().strip() != "warm":
             raise RuntimeError(f"{system}: the producer did not warm up")
-        phases = ("W1", "W1r") if system != "dramatiq" else ("W1",)
+        phases = {"dramatiq": ("W1",), "taskiq": ("W1", "W1r")}.get(system, PHASES)
         for phase in phases:
             commands, redis_cpu = _server_figures(server.client)
             worker_cpu = _tree_cpu_s(worker.pid)
@@ -230,8 +234,7 @@ def main() -> int:
     table: dict[str, dict[str, Any]] = {}
     for system, rows in runs.items():
         table[system] = {
-            phase: {field: _median(rows, phase, field) for field in fields}
-            for phase in ("W1", "W1r")
+            phase: {field: _median(rows, phase, field) for field in fields} for phase in PHASES
         }
     base = table.get("dramatiq", {}).get("W1", {}).get("per_s")
     base_r = table.get("dramatiq-results", {}).get("W1r", {}).get("per_s")

@@ -14,7 +14,8 @@ the same way for every system. The producer (``python bench_plain_side.py --n N`
 talks to the runner on stdin/stdout: it sends a warm-up task and says ``warm``; on
 ``go`` it submits N tasks one call at a time, waits until the counter says they ran,
 and prints one JSON line (W1); on ``go`` again it reads the N results one call at a
-time and prints another (W1r); systems without results print none.
+time and prints another (W1r); systems without results print none. The synchronous
+producers then time N plain GETs of one small key (GET: a read's round-trip floor).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import Any
 SYSTEM = os.environ.get("BENCH_PLAIN_SYSTEM", "")
 URL = os.environ.get("BENCH_PLAIN_URL", "")
 COUNTER = "bench-plain:done"
+FLOOR_KEY = "bench-plain:floor"
 POLL_S = 0.005
 
 if SYSTEM == "streamflow":
@@ -122,6 +124,14 @@ def produce_sync(n: int, send: Callable[[], Any], read: Callable[[Any], Any] | N
     values = [read(item) for item in sent]
     assert values == [1] * n, values[:5]
     _phase("W1r", started, cpu, polls=0)
+    # The floor of a read one call at a time: one redis-py GET of a small key, nothing
+    # decoded, on this process's own client (what any system's read costs at least).
+    _await_go()
+    counter.set(FLOOR_KEY, b"x" * 100)
+    started, cpu = time.perf_counter(), time.process_time()
+    for _ in range(n):
+        counter.get(FLOOR_KEY)
+    _phase("GET", started, cpu, polls=0)
 
 
 async def produce_taskiq(n: int) -> None:
