@@ -1,6 +1,7 @@
 """streamflow: an event-sourced workflow engine on Redis Streams."""
 
 from streamflow.api.actors import Actor
+from streamflow.api.aio import AsyncWorkflowHandle
 from streamflow.api.app import App
 from streamflow.api.canvas import Chain, Group, Message, WithDelay, group, pipeline
 from streamflow.api.handles import WorkflowHandle, WorkflowStatus
@@ -34,6 +35,7 @@ from streamflow.store.deadletters import DeadLetter, DeadLetters
 __all__ = [
     "Actor",
     "App",
+    "AsyncWorkflowHandle",
     "Chain",
     "ConcurrentRateLimiter",
     "DeadLetter",

@@ -11,7 +11,7 @@ import redis
 from structlog.testing import capture_logs
 
 from streamflow import App, Chain, EncodeError, Group, ResultFailure, WithDelay
-from streamflow.api import handles
+from streamflow.api import reads as read_plans
 from streamflow.model.events import (
     BarrierReleased,
     TaskEnqueued,
@@ -195,13 +195,13 @@ def test_a_waiting_caller_reads_the_log_once_it_has_ended(
 
     handle = app.submit(gate.message())
     reads: list[int] = []
-    snapshot_of = handles.snapshot_of
+    snapshot_of = read_plans.snapshot_of
 
     def counted(*args: Any) -> Any:
         reads.append(1)
         return snapshot_of(*args)
 
-    monkeypatch.setattr(handles, "snapshot_of", counted)
+    monkeypatch.setattr(read_plans, "snapshot_of", counted)
     with run_worker(app), ThreadPoolExecutor(1) as pool:
         waiting = pool.submit(handle.result, 30)
         wait_until(lambda: r.pubsub_numpat() == 1, 10)

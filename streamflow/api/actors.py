@@ -7,6 +7,7 @@ import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
+from streamflow.api.aio import AsyncWorkflowHandle
 from streamflow.api.canvas import Callback, Canvas, Message
 from streamflow.api.handles import WorkflowHandle
 from streamflow.model.options import ActorOptions, to_ms
@@ -20,6 +21,8 @@ class Registry(Protocol):
 
     def submit(self, canvas: Canvas) -> WorkflowHandle: ...
 
+    async def submit_async(self, canvas: Canvas) -> AsyncWorkflowHandle: ...
+
 
 def callback_of(actor: Actor[Any, Any] | None, what: str) -> Callback | None:
     """The callback an actor stands for, as a definition records it.
@@ -32,6 +35,57 @@ def callback_of(actor: Actor[Any, Any] | None, what: str) -> Callback | None:
     if not isinstance(actor, Actor):
         raise TypeError(f"{what} must be an actor (got {actor!r} of type {type(actor).__name__})")
     return Callback(actor.name, actor.options)
+
+
+def actor_options(
+    *,
+    queue: str,
+    max_retries: int,
+    min_backoff: float,
+    max_backoff: float,
+    time_limit: float | None,
+    result_ttl: float | None,
+) -> ActorOptions:
+    """An actor's options, checked (see ``App.actor`` for their meaning).
+
+    Raises:
+        ValueError: a bad queue name or retry count, or a duration out of range.
+    """
+    if not queue or ":" in queue or "{" in queue:
+        raise ValueError(f"queue must be a non-empty name without ':' or '{{' (got {queue!r})")
+    if max_retries < 0:
+        raise ValueError(f"max_retries must be >= 0 (got {max_retries!r})")
+    return ActorOptions(
+        queue=queue,
+        max_retries=max_retries,
+        min_backoff_ms=to_ms(min_backoff, "min_backoff", short=True),
+        max_backoff_ms=to_ms(max_backoff, "max_backoff"),
+        time_limit_ms=None if time_limit is None else to_ms(time_limit, "time_limit", short=True),
+        result_ttl_ms=None if result_ttl is None else to_ms(result_ttl, "result_ttl"),
+    )
+
+
+def registrar(
+    app: Registry,
+    actors: dict[str, Actor[Any, Any]],
+    options: ActorOptions,
+    actor_name: str | None,
+    throws: tuple[type[BaseException], ...],
+    retry_when: Callable[[int, BaseException], bool] | None,
+) -> Callable[[Callable[..., Any]], Actor[Any, Any]]:
+    """What registers a function as an actor of ``app`` (in ``actors``, by name)."""
+
+    def register(func: Callable[..., Any]) -> Actor[Any, Any]:
+        name = actor_name or func.__name__
+        if name in actors and actors[name].fn is not func:
+            raise ValueError(f"an actor named {name!r} is already registered")
+        registered: Actor[Any, Any] = Actor(
+            func, name=name, options=options, app=app, throws=tuple(throws), retry_when=retry_when
+        )
+        actors[name] = registered
+        return registered
+
+    return register
 
 
 class Actor(Generic[P, R]):
@@ -170,7 +224,22 @@ class Actor(Generic[P, R]):
         delay: float | datetime.timedelta | None = None,
     ) -> WorkflowHandle:
         """``send`` with options (``delay`` in seconds or a timedelta)."""
+        return self._app().submit(self._sent(args, kwargs, delay))
+
+    async def send_async(self, *args: Any, **kwargs: Any) -> AsyncWorkflowHandle:
+        """``send`` for asyncio code (see ``App.submit_async``)."""
+        return await self._app().submit_async(self._sent(args, kwargs, None))
+
+    def _app(self) -> Registry:
         if self.app is None:
             raise RuntimeError(f"actor {self.name!r} is not registered with an App")
+        return self.app
+
+    def _sent(
+        self,
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any] | None,
+        delay: float | datetime.timedelta | None,
+    ) -> Message:
         self._check_arguments(args, kwargs or {}, complete=True)  # nothing is piped
-        return self.app.submit(self._message(args, kwargs, delay=delay))
+        return self._message(args, kwargs, delay=delay)

@@ -2,34 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar, overload
 
-from streamflow.api.actors import Actor, callback_of
-from streamflow.api.canvas import Canvas, Message
-from streamflow.api.compile import compile_canvas, message_arguments
+from streamflow.api import aio
+from streamflow.api.actors import Actor, actor_options, callback_of, registrar
+from streamflow.api.aio import AsyncWorkflowHandle
+from streamflow.api.canvas import Canvas
 from streamflow.api.handles import WorkflowHandle, read_results
+from streamflow.api.prepare import prepare
 from streamflow.api.shapes import Shapes
 from streamflow.api.submit import (
     Submission,
-    check_budget,
     check_workflow_id,
-    decided,
-    submission_options,
     write_many,
     write_workflow,
 )
 from streamflow.history.listing import WorkflowSummary, list_workflows
 from streamflow.logs import get_logger
-from streamflow.model.events import Entry, WorkflowSubmitted, encode_event
-from streamflow.model.lone import is_lone
-from streamflow.model.options import DEFAULT_QUEUE, ActorOptions, HistoryBudget, to_ms
-from streamflow.model.version import __version__
+from streamflow.model.events import Entry
+from streamflow.model.options import DEFAULT_QUEUE, HistoryBudget, to_ms
 from streamflow.runtime.hooks import Hooks, call_hooks
 from streamflow.runtime.projector import Projector
 from streamflow.runtime.worker import Worker
+from streamflow.store.aio import AsyncStore
 from streamflow.store.connection import Store, masked
 from streamflow.store.deadletters import DeadLetters
 from streamflow.store.keys import new_workflow_id
@@ -137,6 +137,9 @@ class App:
         self.hooks: list[Hooks] = list(hooks)
         self.history_budget = history_budget
         self.projector.after_workflow = self._after_workflow
+        self._faces: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncStore] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def __repr__(self) -> str:
         return f"App({masked(self.url)!r}, actors={sorted(self.actors)})"
@@ -195,36 +198,15 @@ class App:
             result_ttl: seconds a finished workflow running this actor is kept at least
                 (the longest of its actors' wins over the App's retention).
         """
-        if not queue or ":" in queue or "{" in queue:
-            raise ValueError(f"queue must be a non-empty name without ':' or '{{' (got {queue!r})")
-        if max_retries < 0:
-            raise ValueError(f"max_retries must be >= 0 (got {max_retries!r})")
-        options = ActorOptions(
+        options = actor_options(
             queue=queue,
             max_retries=max_retries,
-            min_backoff_ms=to_ms(min_backoff, "min_backoff", short=True),
-            max_backoff_ms=to_ms(max_backoff, "max_backoff"),
-            time_limit_ms=(
-                None if time_limit is None else to_ms(time_limit, "time_limit", short=True)
-            ),
-            result_ttl_ms=None if result_ttl is None else to_ms(result_ttl, "result_ttl"),
+            min_backoff=min_backoff,
+            max_backoff=max_backoff,
+            time_limit=time_limit,
+            result_ttl=result_ttl,
         )
-
-        def register(func: F) -> Actor[Any, Any]:
-            name = actor_name or func.__name__
-            if name in self.actors and self.actors[name].fn is not func:
-                raise ValueError(f"an actor named {name!r} is already registered")
-            registered: Actor[Any, Any] = Actor(
-                func,
-                name=name,
-                options=options,
-                app=self,
-                throws=tuple(throws),
-                retry_when=retry_when,
-            )
-            self.actors[name] = registered
-            return registered
-
+        register = registrar(self, self.actors, options, actor_name, throws, retry_when)
         return register(fn) if fn is not None else register
 
     # -- workflows ------------------------------------------------------------------
@@ -305,38 +287,16 @@ class App:
         """Compile and check a canvas (nothing written): see ``submit``."""
         if workflow_id is not None:
             check_workflow_id(workflow_id, self.shards)
-        if isinstance(canvas, Message) and on_failure is None:
-            # One message (what send() makes): its shape compiled once, its arguments
-            # encoded per call.
-            definition, options, decisions = self._shapes.get(
-                canvas, retention, self.retention_ms, self.history_budget
-            )
-            encoded = message_arguments(canvas)
-            args = {} if encoded is None else {0: encoded}
-        else:
-            compiled = compile_canvas(canvas, on_failure=callback_of(on_failure, "on_failure"))
-            definition, args = compiled.definition, compiled.args
-            options = submission_options(
-                definition, retention, self.retention_ms, self.history_budget
-            )
-            decisions = []
-        if workflow_id is None:
-            workflow_id = self.new_workflow_id()
-        submitted = WorkflowSubmitted(
-            def_hash=definition.hash, args=args, options=dict(options), engine_version=__version__
+        return prepare(
+            canvas,
+            workflow_id,
+            callback_of(on_failure, "on_failure"),
+            retention,
+            shapes=self._shapes,
+            retention_ms=self.retention_ms,
+            budget=self.history_budget,
+            new_id=self.new_workflow_id,
         )
-        payload = encode_event(submitted)  # may raise EncodeError: before any write
-        check_budget(self.history_budget, definition, payload)
-        if not decisions:
-            decisions = decided(definition, submitted)
-        log.debug(
-            "workflow_submitted",
-            workflow_id=workflow_id,
-            tasks=definition.task_count,
-            def_hash=definition.hash,
-        )
-        lone = args.get(0, b"") if is_lone(definition, options, len(payload)) else None
-        return Submission(workflow_id, definition, submitted, payload, decisions, lone)
 
     def new_workflow_id(self) -> str:
         """A fresh workflow id (choose it before submitting to make retries idempotent)."""
@@ -395,5 +355,52 @@ class App:
         return Worker(self, **options)
 
     def close(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool (from asyncio code: ``aclose``, which closes the
+        event loop's pool too)."""
+        self._faces.clear()
         self.store.close()
+
+    # -- asyncio --------------------------------------------------------------------
+
+    async def submit_async(
+        self,
+        canvas: Canvas,
+        *,
+        workflow_id: str | None = None,
+        on_failure: Actor[Any, Any] | None = None,
+        retention: float | None = None,
+    ) -> AsyncWorkflowHandle:
+        """``submit`` for asyncio code: the same checks, errors and idempotence; the
+        write goes on the running event loop's own connection pool."""
+        submission = self._prepare(canvas, workflow_id, on_failure, retention)
+        return await aio.submit(self._face, submission)
+
+    async def submit_many_async(
+        self, canvases: Iterable[Canvas], *, retention: float | None = None
+    ) -> list[AsyncWorkflowHandle]:
+        """``submit_many`` for asyncio code."""
+        submissions = [self._prepare(canvas, None, None, retention) for canvas in canvases]
+        handles: list[AsyncWorkflowHandle] = []
+        for start in range(0, len(submissions), SUBMIT_CHUNK):
+            handles += await aio.submit_many(self._face, submissions[start : start + SUBMIT_CHUNK])
+        return handles
+
+    def handle_async(self, workflow_id: str) -> AsyncWorkflowHandle:
+        """``handle`` for asyncio code."""
+        return AsyncWorkflowHandle(self._face, workflow_id)
+
+    async def aclose(self) -> None:
+        """Close the running event loop's connection pool and subscription, and the
+        threads' pool (``close``)."""
+        face = self._faces.pop(asyncio.get_running_loop(), None)
+        if face is not None:
+            await face.close()
+        self.close()
+
+    def _face(self) -> AsyncStore:
+        """The store's face on the running event loop, made at its first use there."""
+        loop = asyncio.get_running_loop()
+        face = self._faces.get(loop)
+        if face is None:
+            face = self._faces[loop] = AsyncStore(self.store)
+        return face

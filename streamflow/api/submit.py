@@ -8,6 +8,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
+from streamflow.api.reads import history_plan
 from streamflow.logs import get_logger
 from streamflow.model import schema
 from streamflow.model.decide import decide
@@ -25,7 +26,7 @@ from streamflow.runtime.projector import APPLY_CHUNK, Projector, Trigger
 from streamflow.store import scripts
 from streamflow.store.connection import Store
 from streamflow.store.decisions import slots_of
-from streamflow.store.log import read_history
+from streamflow.store.plan import Plan, checked, run
 from streamflow.store.scripts import Call, Reply, reply_code
 
 log = get_logger(__name__)
@@ -123,7 +124,7 @@ class Submission:
         return shard_of(self.workflow_id)
 
 
-def _call(store: Store, projector: Projector, s: Submission, definition_bytes: bytes) -> Call:
+def _call(store: Store, s: Submission, grace_ms: int, definition_bytes: bytes) -> Call:
     first, rest = s.decisions[:APPLY_CHUNK], s.decisions[APPLY_CHUNK:]
     return scripts.submit(
         wf=store.keys.workflow(s.workflow_id),
@@ -132,7 +133,7 @@ def _call(store: Store, projector: Projector, s: Submission, definition_bytes: b
         submitted=s.payload,
         def_hash=s.definition.hash,
         wake=encode_wake(s.workflow_id, schema.SUBMITTED) if rest else b"",
-        grace_ms=projector.recovery_grace_ms,
+        grace_ms=grace_ms,
         retention_ms=s.submitted.options["retention_ms"],
         definition_bytes=definition_bytes,
         args=s.submitted.args,
@@ -141,10 +142,11 @@ def _call(store: Store, projector: Projector, s: Submission, definition_bytes: b
     )
 
 
-def write_workflow(store: Store, projector: Projector, s: Submission) -> None:
-    """Write a new workflow: its submission and its roots' decisions (one script for the
-    first ``APPLY_CHUNK``, the projector for the rest). A retry of the same submission
-    writes nothing.
+def submit_plan(store: Store, s: Submission, grace_ms: int) -> Plan[Any]:
+    """Write a new workflow: its submission and its first ``APPLY_CHUNK`` roots'
+    decisions; a wake-up due after ``grace_ms`` has the rest projected (see
+    ``write_workflow``). A retry of the same submission writes nothing. Returns the
+    script's reply.
 
     Raises:
         WorkflowIdConflict: another workflow has the id.
@@ -152,63 +154,80 @@ def write_workflow(store: Store, projector: Projector, s: Submission) -> None:
     # The definition goes along the first time this process submits it to the shard
     # (stored with the workflow, or not at all if the submit is refused).
     known = store.definitions.stored(s.shard, s.definition.hash)
-    raw = store.scripts.run(_call(store, projector, s, b"" if known else s.definition.to_bytes))
-    if reply_code(raw) is Reply.NODEF:
+    (raw,) = yield [_call(store, s, grace_ms, b"" if known else s.definition.to_bytes)]
+    if reply_code(checked(raw)) is Reply.NODEF:
         if not int(raw[1]):
             # The server lost it (a restart without its data, a FLUSHALL, a failover to
             # an empty replica): say so loudly. (Else its last user was removed after
             # its retention: nothing to say.)
             store.lost("definition", definition_hash=s.definition.hash)
-        raw = store.scripts.run(_call(store, projector, s, s.definition.to_bytes))
-    _written(store, projector, s, raw)
+        (raw,) = yield [_call(store, s, grace_ms, s.definition.to_bytes)]
+    return (yield from _written(store, s, checked(raw)))
 
 
-def write_many(store: Store, projector: Projector, submissions: Sequence[Submission]) -> None:
-    """``write_workflow`` of each, their scripts in one round trip; one the batch could
-    not write (its definition removed meanwhile, its id taken) goes the single way."""
+def submit_many_plan(
+    store: Store, submissions: Sequence[Submission], grace_ms: int
+) -> Plan[list[Any]]:
+    """``submit_plan`` of each, their scripts in one round trip; one the batch could not
+    write (its definition removed meanwhile, its id taken) goes the single way."""
     calls: list[Call] = []
     sent: set[tuple[int, str]] = set()
     for s in submissions:
         where = (s.shard, s.definition.hash)
         known = where in sent or store.definitions.stored(*where)
         sent.add(where)
-        calls.append(_call(store, projector, s, b"" if known else s.definition.to_bytes))
-    for s, raw in zip(submissions, store.scripts.batch(calls), strict=True):
+        calls.append(_call(store, s, grace_ms, b"" if known else s.definition.to_bytes))
+    replies = yield calls
+    out: list[Any] = []
+    for s, raw in zip(submissions, replies, strict=True):
         if isinstance(raw, Exception) or reply_code(raw) is not Reply.OK:
-            write_workflow(store, projector, s)
+            out.append((yield from submit_plan(store, s, grace_ms)))
         else:
-            _written(store, projector, s, raw)
+            out.append((yield from _written(store, s, raw)))
+    return out
 
 
-def _written(store: Store, projector: Projector, s: Submission, raw: Any) -> None:
-    """After the submit script: the roots past the first ``APPLY_CHUNK`` projected."""
-    store.definitions.remember(s.shard, s.definition)
-    if reply_code(raw) is Reply.EXISTS:
-        _check_same(store, s.workflow_id, s.submitted)
-        log.info("workflow_already_submitted", workflow_id=s.workflow_id)
-        return
-    if len(s.decisions) > APPLY_CHUNK:
-        # The remaining roots go in chunks; the wake-up the script scheduled finishes
-        # the job if this process dies before the last one.
+def write_workflow(store: Store, projector: Projector, s: Submission) -> None:
+    """``submit_plan`` on this thread; the roots past the first ``APPLY_CHUNK`` are
+    projected at once (the wake-up the script scheduled finishes the job if this
+    process dies before the last one)."""
+    raw = run(submit_plan(store, s, projector.recovery_grace_ms), store.execute)
+    _project_rest(projector, s, raw)
+
+
+def write_many(store: Store, projector: Projector, submissions: Sequence[Submission]) -> None:
+    """``write_workflow`` of each, their scripts in one round trip."""
+    plan = submit_many_plan(store, submissions, projector.recovery_grace_ms)
+    for s, raw in zip(submissions, run(plan, store.execute), strict=True):
+        _project_rest(projector, s, raw)
+
+
+def _project_rest(projector: Projector, s: Submission, raw: Any) -> None:
+    if len(s.decisions) > APPLY_CHUNK and reply_code(raw) is Reply.OK:
         submitted_ms = int(raw[3].decode().split("-")[0])
         cause = Entry(seq=1, stream_id=f"{submitted_ms}-0", event=s.submitted)
         wake = encode_wake(s.workflow_id, schema.SUBMITTED)
         projector.project(s.workflow_id, cause, Trigger(queue_key="", msg_id="", wake_member=wake))
 
 
-def _check_same(store: Store, workflow_id: str, submitted: WorkflowSubmitted) -> None:
-    """A retried submit must be of the same canvas and arguments as the workflow
-    already under its id (one removed after its retention cannot be compared).
+def _written(store: Store, s: Submission, raw: Any) -> Plan[Any]:
+    """After the submit script: a retried submit must be of the same canvas and
+    arguments as the workflow already under its id (one removed after its retention
+    cannot be compared).
 
     Raises:
         WorkflowIdConflict: it is another.
     """
-    try:
-        first = read_history(store.client, store.keys, workflow_id)[0].event
-    except WorkflowNotFoundError:
-        return
-    if not isinstance(first, WorkflowSubmitted) or (first.def_hash, first.args) != (
-        submitted.def_hash,
-        submitted.args,
-    ):
-        raise WorkflowIdConflict(workflow_id)
+    store.definitions.remember(s.shard, s.definition)
+    if reply_code(raw) is Reply.EXISTS:
+        try:
+            first = (yield from history_plan(store, s.workflow_id))[0].event
+        except WorkflowNotFoundError:
+            return raw
+        if not isinstance(first, WorkflowSubmitted) or (first.def_hash, first.args) != (
+            s.submitted.def_hash,
+            s.submitted.args,
+        ):
+            raise WorkflowIdConflict(s.workflow_id)
+        log.info("workflow_already_submitted", workflow_id=s.workflow_id)
+    return raw

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar, cast
 
 import redis
 
@@ -16,7 +16,9 @@ from streamflow.store.deadletters import DeadLetters
 from streamflow.store.definitions import DEFAULT_CACHE_SIZE, Definitions
 from streamflow.store.endings import Endings
 from streamflow.store.keys import Keys
+from streamflow.store.plan import Command
 from streamflow.store.runner import Scripts
+from streamflow.store.scripts import Call
 from streamflow.store.wire import Wire
 
 log = get_logger(__name__)
@@ -70,6 +72,13 @@ class Store:
         self.losses = 0
         """Times this process found state the server had lost (see ``lost``)."""
 
+    def execute(self, commands: Sequence[Command]) -> list[Any]:
+        """A plan's executor on this thread (``streamflow.store.plan``): script calls
+        (``Call``) go with the scripts' coalesced pipelines, other commands on ``reads``."""
+        if commands and isinstance(commands[0], Call):
+            return self.scripts.batch(cast(Sequence[Call], commands))
+        return self.reads.execute(commands)
+
     def lost(self, what: str, **context: object) -> None:
         """Redis lost state it had (restarted without its data, flushed, failed over to an
         empty replica): said loudly, and counted."""
@@ -86,21 +95,17 @@ class Store:
         Raises:
             redis.ConnectionError: Redis stayed unreachable.
         """
-        deadline = time.monotonic() + self.retry_for_s
-        backoff_s = 0.0
+        outage = Outage(self.retry_for_s)
         while True:
             try:
                 result = call()
             except redis.ConnectionError as exc:  # BusyLoadingError (AOF loading) too
-                if time.monotonic() + backoff_s > deadline:
+                wait_s = outage.backoff(exc)
+                if wait_s is None:
                     raise
-                if not backoff_s:
-                    log.warning("redis_unreachable", error=str(exc))
-                backoff_s = min(max(backoff_s * 2, 0.05), 2.0)
-                time.sleep(backoff_s)
+                time.sleep(wait_s)
                 continue
-            if backoff_s:
-                log.warning("redis_reachable_again")
+            outage.over()
             return result
 
     def now_ms(self) -> int:
@@ -122,3 +127,27 @@ class Store:
         self.reads.close()
         self.scripts.close()
         self.client.close()
+
+
+class Outage:
+    """Riding out an unreachable Redis for at most ``retry_for_s`` seconds: a capped
+    backoff between tries; said once when Redis goes away and once when it is back."""
+
+    def __init__(self, retry_for_s: float) -> None:
+        self._deadline = time.monotonic() + retry_for_s
+        self._backoff_s = 0.0
+
+    def backoff(self, error: Exception) -> float | None:
+        """Seconds to wait before the next try after one failed with ``error`` (None:
+        give up)."""
+        if time.monotonic() + self._backoff_s > self._deadline:
+            return None
+        if not self._backoff_s:
+            log.warning("redis_unreachable", error=str(error))
+        self._backoff_s = min(max(self._backoff_s * 2, 0.05), 2.0)
+        return self._backoff_s
+
+    def over(self) -> None:
+        """A try went through."""
+        if self._backoff_s:
+            log.warning("redis_reachable_again")

@@ -13,6 +13,7 @@ from streamflow.model.definition import Definition
 from streamflow.model.errors import DefinitionError
 from streamflow.model.messages import shard_of
 from streamflow.store.keys import Keys
+from streamflow.store.plan import Plan, one
 
 DEFAULT_CACHE_SIZE = 1024
 
@@ -62,12 +63,28 @@ class Definitions:
         Raises:
             DefinitionError: nothing is stored under that hash on the workflow's shard.
         """
+        found = self._cached(def_hash)
+        if found is None:
+            data: Any = self._client.get(self._keys.definition(shard_of(workflow_id), def_hash))
+            found = self._decoded(def_hash, data)
+        return found
+
+    def get_plan(self, def_hash: str, workflow_id: str) -> Plan[Definition]:
+        """``get`` as a plan (``streamflow.store.plan``)."""
+        found = self._cached(def_hash)
+        if found is None:
+            key = self._keys.definition(shard_of(workflow_id), def_hash)
+            found = self._decoded(def_hash, (yield from one(("GET", key))))
+        return found
+
+    def _cached(self, def_hash: str) -> Definition | None:
         found = self._cache.get(def_hash)
         if found is not None:
             with contextlib.suppress(KeyError):  # evicted meanwhile by another thread
                 self._cache.move_to_end(def_hash)
-            return found
-        data: Any = self._client.get(self._keys.definition(shard_of(workflow_id), def_hash))
+        return found
+
+    def _decoded(self, def_hash: str, data: bytes | None) -> Definition:
         if data is None:
             raise DefinitionError(f"no definition stored under hash {def_hash!r}")
         found = Definition.from_bytes(data)

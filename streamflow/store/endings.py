@@ -94,23 +94,46 @@ class Endings:
             self._closed.wait(backoff_s)
 
     def _handle(self, message: dict[str, Any]) -> None:
-        if message["type"] == "psubscribe":
-            self._subscribed.set()
-            self._wake_all()  # anything that ended before: look again
-            return
-        if message["type"] != "pmessage":
-            return
-        channel = message["channel"]
-        channel = channel.decode() if isinstance(channel, bytes) else channel
-        if channel.endswith(DONE):
-            workflow_id = channel[: -len(DONE)].rpartition(":")[2]
-            with self._lock:
-                waiting = list(self._waiters.get(workflow_id, ()))
-            for event in waiting:
-                event.set()
+        dispatch(message, self._subscribed_now, self._ended)
+
+    def _subscribed_now(self) -> None:
+        self._subscribed.set()
+        self._wake_all()  # anything that ended before: look again
+
+    def _ended(self, workflow_id: str) -> None:
+        with self._lock:
+            waiting = list(self._waiters.get(workflow_id, ()))
+        for event in waiting:
+            event.set()
 
     def _wake_all(self) -> None:
         with self._lock:
             waiting = [event for events in self._waiters.values() for event in events]
         for event in waiting:
             event.set()
+
+
+def dispatch(
+    message: dict[str, Any], subscribed: Callable[[], None], ended: Callable[[str], None]
+) -> None:
+    """Act on a subscription's ``message``: ``subscribed()`` once the subscription is
+    made (every waiter looks again: an end may have been missed before it),
+    ``ended(workflow_id)`` when a workflow's end is told."""
+    if message["type"] == "psubscribe":
+        subscribed()
+        return
+    workflow_id = ended_workflow(message)
+    if workflow_id is not None:
+        ended(workflow_id)
+
+
+def ended_workflow(message: dict[str, Any]) -> str | None:
+    """The workflow whose end a subscription's ``message`` tells (None: another kind of
+    message)."""
+    if message["type"] != "pmessage":
+        return None
+    channel = message["channel"]
+    channel = channel.decode() if isinstance(channel, bytes) else channel
+    if not channel.endswith(DONE):
+        return None
+    return str(channel[: -len(DONE)].rpartition(":")[2])

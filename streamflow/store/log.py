@@ -12,6 +12,7 @@ from streamflow.model.archive import decode_archive
 from streamflow.model.errors import WorkflowNotFoundError
 from streamflow.model.events import Entry, RawEntry, to_entry
 from streamflow.store.keys import Keys
+from streamflow.store.plan import Plan, checked, one, pipelined, run
 from streamflow.store.wire import Wire
 
 READ_CHUNK = 1000
@@ -44,45 +45,51 @@ def iter_log(client: redis.Redis, key: str, after: str = "0-0") -> Iterator[RawE
         after = chunk[-1][0]
 
 
-def read_raw(
-    client: redis.Redis, keys: Keys, workflow_id: str, wire: Wire | None = None
-) -> tuple[list[RawEntry], bool]:
+def raw_plan(keys: Keys, workflow_id: str) -> Plan[tuple[list[RawEntry], bool]]:
     """A workflow's whole log, and whether it came from the archive: one round trip for
-    an archived workflow and for a live log of up to ``READ_CHUNK`` entries (on
-    ``wire`` if given: a held connection, cheaper than a pipeline).
+    an archived workflow and for a live log of up to ``READ_CHUNK`` entries.
 
     Raises:
         WorkflowNotFoundError: neither a log nor an archive exists.
     """
+    log_key = keys.log(workflow_id)
     for _ in range(3):
-        if wire is not None:
-            archived, first = wire.execute(
-                [
-                    ("GET", keys.archive(workflow_id)),
-                    ("XRANGE", keys.log(workflow_id), "-", "+", "COUNT", READ_CHUNK),
-                ]
-            )
-            for reply in (archived, first):
-                if isinstance(reply, Exception):
-                    raise reply
-        else:
-            pipe = client.pipeline(transaction=False)
-            pipe.get(keys.archive(workflow_id))
-            pipe.xrange(keys.log(workflow_id), "-", "+", count=READ_CHUNK)
-            archived, first = pipe.execute()
-        if archived is not None:
+        archived, first = yield [
+            ("GET", keys.archive(workflow_id)),
+            ("XRANGE", log_key, "-", "+", "COUNT", READ_CHUNK),
+        ]
+        if checked(archived) is not None:
             return decode_archive(archived), True
-        entries = parse_raw(first)
+        entries = parse_raw(checked(first))
         if not entries:
             # No log: unknown, or archived between the two reads (look again).
             continue
         if len(entries) < READ_CHUNK:
             return entries, False  # one XRANGE reads a whole log or nothing of it
-        entries += iter_log(client, keys.log(workflow_id), after=entries[-1][0])
+        while True:
+            after = entries[-1][0]
+            chunk = parse_raw(
+                (yield from one(("XRANGE", log_key, f"({after}", "+", "COUNT", READ_CHUNK)))
+            )
+            entries += chunk
+            if len(chunk) < READ_CHUNK:
+                break
         # A log archived while we read it is gone (XLEN 0): read the archive instead.
-        if client.xlen(keys.log(workflow_id)) >= len(entries):
+        if (yield from one(("XLEN", log_key))) >= len(entries):
             return entries, False
     raise WorkflowNotFoundError(workflow_id)
+
+
+def read_raw(
+    client: redis.Redis, keys: Keys, workflow_id: str, wire: Wire | None = None
+) -> tuple[list[RawEntry], bool]:
+    """``raw_plan`` carried out on ``wire`` if given (a held connection, cheaper than a
+    pipeline), else on a pipeline of ``client``.
+
+    Raises:
+        WorkflowNotFoundError: neither a log nor an archive exists.
+    """
+    return run(raw_plan(keys, workflow_id), wire.execute if wire else pipelined(client))
 
 
 def read_history(client: redis.Redis, keys: Keys, workflow_id: str) -> list[Entry]:

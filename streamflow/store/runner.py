@@ -13,6 +13,7 @@ one WAIT for replicated durability) for many scripts instead of one each.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,6 +24,7 @@ import redis
 from streamflow.model import schema
 from streamflow.model.errors import DurabilityError
 from streamflow.store import interrupts
+from streamflow.store.plan import Plan, checked, one, run
 from streamflow.store.scripts import SCRIPTS, WRITES, Call, Reply
 from streamflow.store.wire import Wire
 
@@ -128,15 +130,24 @@ class Scripts:
         return slot.outcome()
 
     def _run(self, calls: Sequence[Call]) -> list[Any]:
+        return run(self.plan(calls), self._wire.execute)
+
+    def plan(self, calls: Sequence[Call]) -> Plan[list[Any]]:
+        """Running ``calls`` as a plan (``streamflow.store.plan``), for a face that sends
+        its own commands: their replies in order, errors in place.
+
+        Raises:
+            DurabilityError: the writes were not confirmed by enough replicas in time.
+        """
         wait = self.replicas > 0 and any(call.script in WRITES for call in calls)
-        results = self._pipeline(calls, wait)
+        results = yield from self._pipeline(calls, wait)
         lost = [i for i, r in enumerate(results) if isinstance(r, redis.exceptions.NoScriptError)]
         if lost:
             # The server lost its script cache (a restart, SCRIPT FLUSH): load and rerun
             # what did not run.
-            for name in {calls[i].script for i in lost}:
-                self._client.script_load(self._scripts[name].script)
-            again = self._pipeline([calls[i] for i in lost], wait)
+            for name in sorted({calls[i].script for i in lost}):
+                yield from one(("SCRIPT", "LOAD", self._scripts[name].script))
+            again = yield from self._pipeline([calls[i] for i in lost], wait)
             for i, result in zip(lost, again, strict=True):
                 results[i] = result
         return results
@@ -145,7 +156,7 @@ class Scripts:
         """Give the coalesced pipelines' connection back to the client's pool."""
         self._wire.close()
 
-    def _pipeline(self, calls: Sequence[Call], wait: bool) -> list[Any]:
+    def _pipeline(self, calls: Sequence[Call], wait: bool) -> Plan[list[Any]]:
         """One pipeline; with ``wait``, the replicas' confirmation is asked for on the
         same connection (WAIT and WAITAOF count that connection's writes only)."""
         commands: list[tuple[Any, ...]] = [
@@ -155,17 +166,17 @@ class Scripts:
         if wait:
             if self._waitaof is None:
                 # WAITAOF came with Redis 7.2 (Valkey reports a redis_version too).
-                version: Any = self._client.info("server").get("redis_version", "0")
-                self._waitaof = tuple(int(p) for p in str(version).split(".")[:2]) >= (7, 2)
+                info = yield from one(("INFO", "server"))
+                text = info if isinstance(info, bytes) else str(info).encode()
+                found = re.search(rb"redis_version:(\d+)\.(\d+)", text)
+                self._waitaof = found is not None and (int(found[1]), int(found[2])) >= (7, 2)
             if self._waitaof:  # on their disk too
                 commands.append(("WAITAOF", 0, self.replicas, self.wait_timeout_ms))
             else:  # Redis before 7.2: in their memory
                 commands.append(("WAIT", self.replicas, self.wait_timeout_ms))
-        results = self._wire.execute(commands)
+        results = yield commands
         if wait:
-            acks = results.pop()
-            if isinstance(acks, Exception):
-                raise acks
+            acks = checked(results.pop())
             confirmed = int(acks[1]) if isinstance(acks, list) else int(acks)
             if confirmed < self.replicas:
                 raise DurabilityError(self.replicas, confirmed, self.wait_timeout_ms)

@@ -1,0 +1,60 @@
+"""A FastAPI service that submits workflows and awaits their results, never blocking
+its event loop: the App is opened with the service and closed in its lifespan.
+
+    uvicorn examples.fastapi_app:api                       # the web service
+    streamflow worker examples.fastapi_app:app             # a worker (same actors)
+
+Both read the Redis URL from STREAMFLOW_REDIS_URL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, HTTPException
+
+from streamflow import App, Chain, ResultFailure, ResultMissing, ResultTimeout
+
+app = App()
+
+
+@app.actor
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+@app.actor
+def double(x: int) -> int:
+    return 2 * x
+
+
+@asynccontextmanager
+async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    yield
+    await app.aclose()  # both of the App's connection pools
+
+
+api = FastAPI(lifespan=lifespan)
+
+
+@api.post("/sums", status_code=202)
+async def start(a: int, b: int) -> dict[str, str]:
+    """Start (a + b) * 2 as a workflow; answers at once with its id."""
+    handle = await app.submit_async(Chain(add.message(a, b), double.message()))
+    return {"id": handle.id}
+
+
+@api.get("/sums/{workflow_id}")
+async def result(workflow_id: str, wait: float = 10.0) -> dict[str, Any]:
+    """The workflow's result, waiting up to ``wait`` seconds for it to end."""
+    try:
+        value = await app.handle_async(workflow_id).result(timeout=wait)
+    except ResultTimeout:
+        raise HTTPException(status_code=408, detail="not finished yet") from None
+    except ResultMissing as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from None
+    except ResultFailure as exc:
+        raise HTTPException(status_code=500, detail=str(exc)) from None
+    return {"id": workflow_id, "result": value}

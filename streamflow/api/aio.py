@@ -1,0 +1,150 @@
+"""The client's asyncio face: submitting and handles whose calls are coroutines, with
+the same meaning, errors and defaults as the threads' face. Both carry out the same
+plans (``streamflow.api.reads``, ``streamflow.api.submit``); only the I/O differs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from streamflow.api.canvas import Canvas
+from streamflow.api.compile import compile_canvas
+from streamflow.api.reads import (
+    Snapshot,
+    WorkflowStatus,
+    finished,
+    history_plan,
+    if_ended_plan,
+    partial_plan,
+    snapshot_plan,
+    status_plan,
+    value_plan,
+    values_plan,
+)
+from streamflow.api.submit import Submission, submit_many_plan, submit_plan
+from streamflow.model.definition import assemble
+from streamflow.model.errors import ResultTimeout
+from streamflow.model.events import Entry
+from streamflow.model.schema import COMPLETED
+from streamflow.store.aio import AsyncStore
+from streamflow.store.plan import Plan
+
+T = TypeVar("T")
+
+ASYNC_GRACE_MS = 0
+"""The asyncio face leaves a canvas's roots past the first script call (``APPLY_CHUNK``)
+to the workers' recovery at once, rather than projecting them itself."""
+
+
+Faces = Callable[[], AsyncStore]
+"""The store's face on the running event loop (made at its first use on each loop)."""
+
+
+async def submit(faces: Faces, submission: Submission) -> AsyncWorkflowHandle:
+    """Write ``submission`` (see ``App.submit``), riding out an outage."""
+    face = faces()
+    await face.retrying(lambda: face.run(submit_plan(face.store, submission, ASYNC_GRACE_MS)))
+    return AsyncWorkflowHandle(faces, submission.workflow_id)
+
+
+async def submit_many(faces: Faces, submissions: Sequence[Submission]) -> list[AsyncWorkflowHandle]:
+    """Write ``submissions`` in one round trip (see ``App.submit_many``)."""
+    face = faces()
+    plan = submit_many_plan
+    await face.retrying(lambda: face.run(plan(face.store, submissions, ASYNC_GRACE_MS)))
+    return [AsyncWorkflowHandle(faces, s.workflow_id) for s in submissions]
+
+
+class AsyncWorkflowHandle:
+    """A submitted workflow, for asyncio code: ``WorkflowHandle``'s calls as coroutines
+    (never blocking the event loop). Waiting for many at once shares one subscription
+    per loop."""
+
+    def __init__(self, faces: Faces, workflow_id: str) -> None:
+        self._faces = faces
+        self.id = workflow_id
+
+    @property
+    def _face(self) -> AsyncStore:
+        return self._faces()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.id!r})"
+
+    async def _run(self, plan: Plan[T]) -> T:
+        return await self._face.run(plan)
+
+    async def history(self) -> list[Entry]:
+        """See ``WorkflowHandle.history``."""
+        return await self._run(history_plan(self._face.store, self.id))
+
+    async def snapshot(self) -> Snapshot:
+        """See ``WorkflowHandle.snapshot``."""
+        return await self._run(snapshot_plan(self._face.store, self.id))
+
+    async def status(self) -> WorkflowStatus:
+        """See ``WorkflowHandle.status``."""
+        return await self._run(status_plan(self._face.store, self.id))
+
+    async def wait(self, timeout: float | None = None) -> Snapshot:
+        """See ``WorkflowHandle.wait``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        return await self._face.retrying(lambda: self._wait_once(deadline, timeout))
+
+    async def _wait_once(self, deadline: float | None, timeout: float | None) -> Snapshot:
+        store = self._face.store
+        snap = await self._run(if_ended_plan(store, self.id))
+        if snap is not None:
+            return snap
+        endings = self._face.endings
+        ended = await endings.watch(self.id)
+        try:
+            while True:
+                # Watched first, then looked: an end between the two is not missed.
+                ended.clear()
+                snap = await self._run(if_ended_plan(store, self.id))
+                if snap is not None:
+                    return snap
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise ResultTimeout(self.id, timeout or 0)
+                # Look again at least every few seconds: a notification is not durable.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(ended.wait(), min(remaining or 5.0, 5.0))
+        finally:
+            endings.unwatch(self.id, ended)
+
+    async def _read(self, block: bool, timeout: float | None) -> Snapshot:
+        return finished(self.id, await (self.wait(timeout) if block else self.snapshot()))
+
+    async def get_result(
+        self, *, block: bool = False, timeout: float | None = None, raise_on_error: bool = True
+    ) -> Any:
+        """See ``WorkflowHandle.get_result``."""
+        snap = await self._read(block, timeout)
+        spec = snap.definition.root_spec
+        return await self._run(value_plan(self.id, snap, spec, raise_on_error))
+
+    async def result(self, timeout: float | None = None) -> Any:
+        """Wait for the workflow to end and return its result (see ``get_result``)."""
+        return await self.get_result(block=True, timeout=timeout)
+
+    async def completed(self) -> bool:
+        """See ``WorkflowHandle.completed``."""
+        return (await self.snapshot()).state.status == COMPLETED
+
+    async def results_by_part(
+        self, canvas: Canvas, *, block: bool = False, timeout: float | None = None
+    ) -> list[Any]:
+        """See ``WorkflowHandle.results_by_part``."""
+        snap = await self._read(block, timeout)
+        await self._run(value_plan(self.id, snap, None, raise_on_error=True))
+        found = await self._run(values_plan(snap))
+        return [assemble(part.spec, found) for part in compile_canvas(canvas).parts]
+
+    async def partial_results(self) -> Any:
+        """See ``WorkflowHandle.partial_results``."""
+        return await self._run(partial_plan(self._face.store, self.id))
