@@ -7,6 +7,8 @@ runs from the first submit to the last task done; every task body increments one
 counter, which the producer polls. W1r: then read the 10,000 results back one call at
 a time. GET: then 10,000 plain redis-py GETs of one small key, one call at a time, in
 the same producer: the floor of any read one call at a time, measured in the same run.
+W1a (W1-async, the asyncio clients: streamflow's and taskiq's): one event loop submits
+10,000 more tasks with at most 100 in flight, then awaits all their results.
 
 Systems: streamflow (results kept, as always), dramatiq (no results: its default),
 dramatiq with its Results middleware (for W1r), taskiq with taskiq-redis
@@ -43,8 +45,10 @@ PYTHON = {"streamflow": ROOT / ".venv" / "bin" / "python"}
 PEERS_PYTHON = ROOT / ".venv-peers" / "bin" / "python"
 SYSTEMS = ("streamflow", "dramatiq", "dramatiq-results", "taskiq")
 THREADS = 8
-PHASES = ("W1", "W1r", "GET")
-"""GET: N plain GETs of one small key, one call at a time (the round-trip floor of a read)."""
+PHASES = ("W1", "W1r", "GET", "W1a")
+"""GET: N plain GETs of one small key, one call at a time (the round-trip floor of a
+read). W1a (W1-async): one event loop submits N tasks, 100 in flight at most, then awaits
+every result; the asyncio clients only."""
 
 
 BEFORE = "streamflow-before"
@@ -148,6 +152,13 @@ def run_once(system: str, n: int) -> dict[str, Any]:
     side = "streamflow" if system == BEFORE else system
     env = {**os.environ, "BENCH_PLAIN_SYSTEM": side, "BENCH_PLAIN_URL": server.url}
     env["STREAMFLOW_REDIS_URL"] = server.url
+    phases = {
+        "dramatiq": ("W1",),
+        "dramatiq-results": ("W1", "W1r", "GET"),
+        "taskiq": ("W1", "W1r", "W1a"),
+        BEFORE: ("W1", "W1r", "GET"),  # no asyncio client before
+    }.get(system, PHASES)
+    env["BENCH_PLAIN_ASYNC"] = "1" if "W1a" in phases else ""
     worker = subprocess.Popen(
         _worker_command(system), cwd=_root(system), env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -161,7 +172,6 @@ def run_once(system: str, n: int) -> dict[str, Any]:
     try:
         if producer.stdout.readline().strip() != "warm":
             raise RuntimeError(f"{system}: the producer did not warm up")
-        phases = {"dramatiq": ("W1",), "taskiq": ("W1", "W1r")}.get(system, PHASES)
         for phase in phases:
             commands, redis_cpu = _server_figures(server.client)
             worker_cpu = _tree_cpu_s(worker.pid)
@@ -238,15 +248,17 @@ def main() -> int:
         }
     base = table.get("dramatiq", {}).get("W1", {}).get("per_s")
     base_r = table.get("dramatiq-results", {}).get("W1r", {}).get("per_s")
+    base_a = table.get("taskiq", {}).get("W1a", {}).get("per_s")
     print(f"\n{args.n:,} plain tasks, one producer, one worker x {THREADS}, medians of "
-          f"{args.repeat}")  # fmt: skip
-    header = f"{'system':<18}{'phase':<6}{'per s':>9}{'vs dramatiq':>13}{'cmds/task':>11}"
+          f"{args.repeat}; vs peer: W1 vs dramatiq, W1r and GET vs dramatiq + Results' "
+          "W1r, W1a vs taskiq's W1a")  # fmt: skip
+    header = f"{'system':<18}{'phase':<6}{'per s':>9}{'vs peer':>13}{'cmds/task':>11}"
     print(header + f"{'producer ms':>13}{'worker ms':>11}{'redis ms':>10}  (CPU per task)")
     for system, phases in table.items():
         for phase, row in phases.items():
             if row["per_s"] is None:
                 continue
-            reference = base if phase == "W1" else base_r
+            reference = {"W1": base, "W1a": base_a}.get(phase, base_r)
             versus = f"{row['per_s'] / reference:.2f}x" if reference else "-"
             print(
                 f"{system:<18}{phase:<6}{row['per_s']:>9,.0f}{versus:>13}"

@@ -15,7 +15,9 @@ talks to the runner on stdin/stdout: it sends a warm-up task and says ``warm``; 
 ``go`` it submits N tasks one call at a time, waits until the counter says they ran,
 and prints one JSON line (W1); on ``go`` again it reads the N results one call at a
 time and prints another (W1r); systems without results print none. The synchronous
-producers then time N plain GETs of one small key (GET: a read's round-trip floor).
+producers then time N plain GETs of one small key (GET: a read's round-trip floor). The
+asyncio clients (streamflow's, taskiq's) then run W1-async (W1a): on one event loop, N
+more tasks submitted with at most 100 in flight, then every result awaited at once.
 """
 
 from __future__ import annotations
@@ -25,13 +27,15 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 SYSTEM = os.environ.get("BENCH_PLAIN_SYSTEM", "")
 URL = os.environ.get("BENCH_PLAIN_URL", "")
 COUNTER = "bench-plain:done"
 FLOOR_KEY = "bench-plain:floor"
+IN_FLIGHT = 100
+"""W1-async: submits in flight at most."""
 POLL_S = 0.005
 
 if SYSTEM == "streamflow":
@@ -132,6 +136,28 @@ def produce_sync(n: int, send: Callable[[], Any], read: Callable[[Any], Any] | N
     for _ in range(n):
         counter.get(FLOOR_KEY)
     _phase("GET", started, cpu, polls=0)
+    if os.environ.get("BENCH_PLAIN_ASYNC") == "1":
+        _await_go()
+        asyncio.run(w1_async(n, lambda: noop.send_async(), lambda h: h.result(timeout=60)))
+
+
+async def w1_async(
+    n: int, send: Callable[[], Awaitable[Any]], read: Callable[[Any], Awaitable[Any]]
+) -> None:
+    """W1-async: one event loop submits N tasks, at most ``IN_FLIGHT`` submits at a
+    time, then awaits every result (all at once); the clock stops at the last."""
+    in_flight = asyncio.Semaphore(IN_FLIGHT)
+
+    async def one() -> Any:
+        async with in_flight:
+            return await send()
+
+    started, cpu = time.perf_counter(), time.process_time()
+    sent = await asyncio.gather(*(one() for _ in range(n)))
+    submitted = time.perf_counter() - started
+    values = await asyncio.gather(*(read(item) for item in sent))
+    assert values == [1] * n, values[:5]
+    _phase("W1a", started, cpu, submit_s=submitted, polls=0)
 
 
 async def produce_taskiq(n: int) -> None:
@@ -161,6 +187,14 @@ async def produce_taskiq(n: int) -> None:
     values = [(await task.wait_result()).return_value for task in sent]
     assert values == [1] * n, values[:5]
     _phase("W1r", started, cpu, polls=0)
+    if os.environ.get("BENCH_PLAIN_ASYNC") != "1":
+        return
+    await asyncio.get_running_loop().run_in_executor(None, _await_go)
+
+    async def result_of(task: Any) -> Any:
+        return (await task.wait_result(timeout=60)).return_value
+
+    await w1_async(n, noop.kiq, result_of)
     await broker.shutdown()
 
 
