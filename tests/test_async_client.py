@@ -9,6 +9,7 @@ import gc
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +28,7 @@ from streamflow import (
     WorkflowIdConflict,
 )
 from streamflow.runtime.projector import APPLY_CHUNK
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
 
@@ -55,6 +57,12 @@ class Threads:
 
     def handle(self, workflow_id: str) -> Any:
         return Awaited(self.app.handle(workflow_id))
+
+    async def results(self, handles: list[Any], **options: Any) -> list[Any]:
+        return self.app.results([h.handle for h in handles], **options)
+
+    async def history(self, workflow_id: str) -> Any:
+        return self.app.history(workflow_id)
 
 
 class Awaited:
@@ -90,6 +98,12 @@ class Loop:
 
     def handle(self, workflow_id: str) -> Any:
         return self.app.handle_async(workflow_id)
+
+    async def results(self, handles: list[Any], **options: Any) -> list[Any]:
+        return await self.app.results_async(handles, **options)
+
+    async def history(self, workflow_id: str) -> Any:
+        return await self.app.history_async(workflow_id)
 
 
 @pytest.fixture(params=["threads", "asyncio"])
@@ -191,6 +205,65 @@ async def test_many_at_once_and_a_canvas_larger_than_one_script(
         assert [await h.result(timeout=30) for h in handles] == [2 * i for i in range(50)]
         wide = await face.submit(Group(*[add.message(i) for i in range(APPLY_CHUNK + 5)]))
         assert await wide.result(timeout=60) == list(range(APPLY_CHUNK + 5))
+
+
+async def test_cancel_many_results_and_parts(
+    app: App, r: redis.Redis, face: Any, actors: dict[str, Any]
+) -> None:
+    add, gate, boom = actors["add"], actors["gate"], actors["boom"]
+    with app.worker(concurrency=4):
+        gated = await face.submit(Chain(gate.message(), add.message(1)))
+        running = app.handle(gated.id)
+        wait_until(lambda: running.status().counts["running"] == 1, 10)  # the body waits
+        assert await gated.cancel("enough")
+        assert not await gated.cancel("again")  # once
+        with pytest.raises(ResultFailure, match="enough"):
+            await gated.result(timeout=30)
+        r.lpush("gate", 1)  # let the running body end
+        ended = await face.submit_many([add.message(i, 1) for i in range(3)])
+        failing = await face.submit(boom.message())
+        assert await face.results(ended) == [1, 2, 3]
+        with pytest.raises(ResultFailure, match="boom"):
+            await face.results([*ended, failing])
+        values = await face.results([*ended, failing], raise_on_error=False)
+        assert values[:3] == [1, 2, 3] and isinstance(values[3], ResultFailure)
+        canvas = Group(add.message(1), add.message(2))
+        group = await face.submit(canvas)
+        await group.result(timeout=30)
+        assert await group.parts_completed(canvas) == 2
+        events = await face.history(group.id)
+        assert type(events[-1].event).__name__ == "WorkflowCompleted"
+
+
+async def _follow(handle: Any, after: int = 0) -> list[tuple[float, Any]]:
+    """Each event the handle's ``events`` gives, with when it came."""
+    if isinstance(handle, Awaited):
+        return [(time.monotonic(), entry) for entry in handle.handle.events(after)]
+    return [(time.monotonic(), entry) async for entry in handle.events(after)]
+
+
+async def test_events_follow_a_workflow_live_until_it_ends(
+    app: App, r: redis.Redis, face: Any, actors: dict[str, Any]
+) -> None:
+    add, gate = actors["add"], actors["gate"]
+    with app.worker(concurrency=2):
+        handle = await face.submit(Chain(add.message(1), gate.message()))
+        opened = threading.Timer(1.0, r.lpush, ["gate", 1])
+        opened.start()
+        started = time.monotonic()
+        followed = await _follow(handle)
+        opened.join()
+    entries = [entry for _, entry in followed]
+    # The same events as the history, in order, each once; the iterator ended with it.
+    assert [(e.seq, e.event) for e in entries] == [(e.seq, e.event) for e in app.history(handle.id)]
+    assert type(entries[-1].event).__name__ == "WorkflowCompleted"
+    # Live: what happened before the gate opened came before it opened.
+    first_done = next(at for at, e in followed if type(e.event).__name__ == "TaskSucceeded")
+    assert first_done - started < 0.9
+    # From a given position: only what follows it.
+    assert [e.seq for _, e in await _follow(handle, after=5)] == [e.seq for e in entries[5:]]
+    with pytest.raises(ResultMissing, match="unknown"):
+        await _follow(face.handle(app.new_workflow_id()))
 
 
 def _worker(redis_url: str) -> subprocess.Popen[bytes]:

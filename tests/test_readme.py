@@ -47,7 +47,7 @@ def test_example_runs(
     if index == 7:
         assert printed.splitlines() == ["10", "[3, 6, 10]", "all done", "[2, 14]", "42"]
     if index == 8:
-        assert printed.splitlines() == ["13 11", "[0, 2, 4]", "completed"]
+        assert printed.splitlines() == ["13 11", "[0, 2, 4]", "completed", "WorkflowCompleted"]
     if index == 1:
         assert "ValueError no luck" in printed
         assert printed.splitlines()[1:] == [

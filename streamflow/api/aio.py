@@ -7,14 +7,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, TypeVar
 
 from streamflow.api.canvas import Canvas
 from streamflow.api.compile import compile_canvas
+from streamflow.api.follow import follow_async, follow_plan
 from streamflow.api.reads import (
+    RESULTS_CHUNK,
     Snapshot,
     WorkflowStatus,
+    completed_parts,
+    ended_values_plan,
     finished,
     history_plan,
     if_ended_plan,
@@ -29,6 +33,8 @@ from streamflow.model.definition import assemble
 from streamflow.model.errors import ResultTimeout
 from streamflow.model.events import Entry
 from streamflow.model.schema import COMPLETED
+from streamflow.runtime.cancel import cancel_plan, settled
+from streamflow.runtime.projector import Projector
 from streamflow.store.aio import AsyncStore
 from streamflow.store.plan import Plan
 
@@ -43,19 +49,51 @@ Faces = Callable[[], AsyncStore]
 """The store's face on the running event loop (made at its first use on each loop)."""
 
 
-async def submit(faces: Faces, submission: Submission) -> AsyncWorkflowHandle:
+async def submit(faces: Faces, projector: Projector, submission: Submission) -> AsyncWorkflowHandle:
     """Write ``submission`` (see ``App.submit``), riding out an outage."""
     face = faces()
     await face.retrying(lambda: face.run(submit_plan(face.store, submission, ASYNC_GRACE_MS)))
-    return AsyncWorkflowHandle(faces, submission.workflow_id)
+    return AsyncWorkflowHandle(faces, projector, submission.workflow_id)
 
 
-async def submit_many(faces: Faces, submissions: Sequence[Submission]) -> list[AsyncWorkflowHandle]:
+async def submit_many(
+    faces: Faces, projector: Projector, submissions: Sequence[Submission]
+) -> list[AsyncWorkflowHandle]:
     """Write ``submissions`` in one round trip (see ``App.submit_many``)."""
     face = faces()
     plan = submit_many_plan
     await face.retrying(lambda: face.run(plan(face.store, submissions, ASYNC_GRACE_MS)))
-    return [AsyncWorkflowHandle(faces, s.workflow_id) for s in submissions]
+    return [AsyncWorkflowHandle(faces, projector, s.workflow_id) for s in submissions]
+
+
+async def results(
+    faces: Faces,
+    handles: Sequence[AsyncWorkflowHandle],
+    *,
+    block: bool,
+    timeout: float | None,
+    raise_on_error: bool,
+) -> list[Any]:
+    """``App.results`` for asyncio code: the ended read ``RESULTS_CHUNK`` per round trip,
+    the others awaited together (``timeout`` for all)."""
+    out: list[Any] = [None] * len(handles)
+    later: list[int] = []
+    for start in range(0, len(handles), RESULTS_CHUNK):
+        ids = [handle.id for handle in handles[start : start + RESULTS_CHUNK]]
+        found = await faces().run(ended_values_plan(faces().store, ids, raise_on_error))
+        for i, (ended, value) in enumerate(found, start):
+            out[i] = value
+            if not ended:
+                later.append(i)
+    waited = await asyncio.gather(
+        *(
+            handles[i].get_result(block=block, timeout=timeout, raise_on_error=raise_on_error)
+            for i in later
+        )
+    )
+    for i, value in zip(later, waited, strict=True):
+        out[i] = value
+    return out
 
 
 class AsyncWorkflowHandle:
@@ -63,8 +101,9 @@ class AsyncWorkflowHandle:
     (never blocking the event loop). Waiting for many at once shares one subscription
     per loop."""
 
-    def __init__(self, faces: Faces, workflow_id: str) -> None:
+    def __init__(self, faces: Faces, projector: Projector, workflow_id: str) -> None:
         self._faces = faces
+        self._projector = projector
         self.id = workflow_id
 
     @property
@@ -80,6 +119,14 @@ class AsyncWorkflowHandle:
     async def history(self) -> list[Entry]:
         """See ``WorkflowHandle.history``."""
         return await self._run(history_plan(self._face.store, self.id))
+
+    async def events(self, after: int = 0) -> AsyncIterator[Entry]:
+        """See ``WorkflowHandle.events``: ``async for event in handle.events()``."""
+        face = self._face
+        async with face.dedicated() as blocking:
+            plan = follow_plan(face.store, self.id, after)
+            async for entry in follow_async(plan, face.execute, blocking):
+                yield entry
 
     async def snapshot(self) -> Snapshot:
         """See ``WorkflowHandle.snapshot``."""
@@ -144,6 +191,16 @@ class AsyncWorkflowHandle:
         await self._run(value_plan(self.id, snap, None, raise_on_error=True))
         found = await self._run(values_plan(snap))
         return [assemble(part.spec, found) for part in compile_canvas(canvas).parts]
+
+    async def cancel(self, reason: str = "") -> bool:
+        """See ``WorkflowHandle.cancel`` (the archive of a workflow the cancellation
+        finished is left to its wake-up, not written from the loop)."""
+        applied = await self._run(cancel_plan(self._projector, self.id, reason))
+        return settled(self._projector, self.id, reason, applied, archive=False)
+
+    async def parts_completed(self, canvas: Canvas) -> int:
+        """See ``WorkflowHandle.parts_completed``."""
+        return completed_parts(await self.snapshot(), canvas)
 
     async def partial_results(self) -> Any:
         """See ``WorkflowHandle.partial_results``."""

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import os
-import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar, overload
 
-from streamflow.api import aio
 from streamflow.api.actors import Actor, actor_options, callback_of, registrar
-from streamflow.api.aio import AsyncWorkflowHandle
+from streamflow.api.app_async import SUBMIT_CHUNK, AsyncMethods
 from streamflow.api.canvas import Canvas
 from streamflow.api.handles import WorkflowHandle, read_results
 from streamflow.api.prepare import prepare
@@ -29,7 +26,6 @@ from streamflow.model.options import DEFAULT_QUEUE, HistoryBudget, to_ms
 from streamflow.runtime.hooks import Hooks, call_hooks
 from streamflow.runtime.projector import Projector
 from streamflow.runtime.worker import Worker
-from streamflow.store.aio import AsyncStore
 from streamflow.store.connection import Store, masked
 from streamflow.store.deadletters import DeadLetters
 from streamflow.store.keys import new_workflow_id
@@ -37,9 +33,6 @@ from streamflow.store.keys import new_workflow_id
 log = get_logger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
-
-SUBMIT_CHUNK = 500
-"""Workflows ``submit_many`` writes per round trip."""
 
 
 @functools.cache
@@ -53,7 +46,7 @@ def _said_embedded(url: str) -> None:
     )
 
 
-class App:
+class App(AsyncMethods):
     """The entry point: where workflows are submitted and actors registered.
 
     Args:
@@ -137,9 +130,7 @@ class App:
         self.hooks: list[Hooks] = list(hooks)
         self.history_budget = history_budget
         self.projector.after_workflow = self._after_workflow
-        self._faces: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncStore] = (
-            weakref.WeakKeyDictionary()
-        )
+        AsyncMethods.__init__(self)
 
     def __repr__(self) -> str:
         return f"App({masked(self.url)!r}, actors={sorted(self.actors)})"
@@ -359,48 +350,3 @@ class App:
         event loop's pool too)."""
         self._faces.clear()
         self.store.close()
-
-    # -- asyncio --------------------------------------------------------------------
-
-    async def submit_async(
-        self,
-        canvas: Canvas,
-        *,
-        workflow_id: str | None = None,
-        on_failure: Actor[Any, Any] | None = None,
-        retention: float | None = None,
-    ) -> AsyncWorkflowHandle:
-        """``submit`` for asyncio code: the same checks, errors and idempotence; the
-        write goes on the running event loop's own connection pool."""
-        submission = self._prepare(canvas, workflow_id, on_failure, retention)
-        return await aio.submit(self._face, submission)
-
-    async def submit_many_async(
-        self, canvases: Iterable[Canvas], *, retention: float | None = None
-    ) -> list[AsyncWorkflowHandle]:
-        """``submit_many`` for asyncio code."""
-        submissions = [self._prepare(canvas, None, None, retention) for canvas in canvases]
-        handles: list[AsyncWorkflowHandle] = []
-        for start in range(0, len(submissions), SUBMIT_CHUNK):
-            handles += await aio.submit_many(self._face, submissions[start : start + SUBMIT_CHUNK])
-        return handles
-
-    def handle_async(self, workflow_id: str) -> AsyncWorkflowHandle:
-        """``handle`` for asyncio code."""
-        return AsyncWorkflowHandle(self._face, workflow_id)
-
-    async def aclose(self) -> None:
-        """Close the running event loop's connection pool and subscription, and the
-        threads' pool (``close``)."""
-        face = self._faces.pop(asyncio.get_running_loop(), None)
-        if face is not None:
-            await face.close()
-        self.close()
-
-    def _face(self) -> AsyncStore:
-        """The store's face on the running event loop, made at its first use there."""
-        loop = asyncio.get_running_loop()
-        face = self._faces.get(loop)
-        if face is None:
-            face = self._faces[loop] = AsyncStore(self.store)
-        return face

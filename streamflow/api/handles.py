@@ -4,19 +4,22 @@ reading itself is ``streamflow.api.reads``'s plans)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
 from streamflow.api.canvas import Canvas
 from streamflow.api.compile import compile_canvas
+from streamflow.api.follow import follow, follow_plan
 from streamflow.api.reads import (
+    RESULTS_CHUNK,
     Snapshot,
     WorkflowStatus,
+    completed_parts,
+    ended_values_plan,
     finished,
     history_plan,
     if_ended_plan,
     partial_plan,
-    snapshot_of,
     snapshot_plan,
     status_plan,
     value_plan,
@@ -26,10 +29,11 @@ from streamflow.model.definition import assemble
 from streamflow.model.errors import ResultTimeout
 from streamflow.model.events import Entry
 from streamflow.model.schema import COMPLETED
+from streamflow.runtime.cancel import cancel
 from streamflow.runtime.projector import Projector
 from streamflow.store.connection import Store
-from streamflow.store.log import read_many
 from streamflow.store.plan import Plan, run
+from streamflow.store.wire import Wire
 
 __all__ = ["Snapshot", "WorkflowHandle", "WorkflowStatus", "read_results"]
 
@@ -57,6 +61,22 @@ class WorkflowHandle:
             WorkflowNotFoundError: no such workflow (or it expired).
         """
         return self._run(history_plan(self.store, self.id))
+
+    def events(self, after: int = 0) -> Iterator[Entry]:
+        """The workflow's events as they are appended, from the one after sequence number
+        ``after`` (0: from the first); ends once the workflow has ended and its log is
+        archived. The same events ``history`` returns, read by a blocking read on the
+        workflow's own stream (on a connection of its own, given back at the end).
+
+        Raises:
+            ResultMissing: no such workflow (``unknown``), or removed (``expired``).
+        """
+        wire = Wire(self.store.client)
+        try:
+            plan = follow_plan(self.store, self.id, after)
+            yield from follow(plan, self.store.reads.execute, wire.execute)
+        finally:
+            wire.close()
 
     def snapshot(self) -> Snapshot:
         """Fold the workflow's log now (one round trip for an archived workflow or a
@@ -144,8 +164,7 @@ class WorkflowHandle:
 
         Returns False if it had already ended.
         """
-        cancelled: bool = self.projector.cancel(self.id, reason)
-        return cancelled
+        return cancel(self.projector, self.id, reason)
 
     def completed(self) -> bool:
         """Whether it has completed successfully (so far: it may still be running)."""
@@ -171,17 +190,12 @@ class WorkflowHandle:
     def parts_completed(self, canvas: Canvas) -> int:
         """How many top-level steps or members of ``canvas`` (as in ``results_by_part``)
         have every task succeeded."""
-        results = self.snapshot().state.results
-        return sum(1 for part in compile_canvas(canvas).parts if part.tasks <= results.keys())
+        return completed_parts(self.snapshot(), canvas)
 
     def partial_results(self) -> Any:
         """Every task's value so far, in canvas shape (a chain as the list of its steps,
         None where a task has not finished, a Failure where it failed for good)."""
         return self._run(partial_plan(self.store, self.id))
-
-
-RESULTS_CHUNK = 500
-"""Workflows read per round trip by ``read_results``."""
 
 
 def read_results(
@@ -195,19 +209,15 @@ def read_results(
     """Each handle's result, in order: ended workflows read ``RESULTS_CHUNK`` per round
     trip, the others one by one as ``get_result`` reads them (``timeout`` for all)."""
     deadline = None if timeout is None else time.monotonic() + timeout
-    execute = store.reads.execute
     out: list[Any] = [None] * len(handles)
     later: list[int] = []
     for start in range(0, len(handles), RESULTS_CHUNK):
-        chunk = handles[start : start + RESULTS_CHUNK]
-        reads = read_many(store.client, store.keys, [handle.id for handle in chunk])
-        for i, (handle, read) in enumerate(zip(chunk, reads, strict=True), start):
-            snap = None if read is None else run(snapshot_of(store, handle.id, *read), execute)
-            if snap is None or not snap.state.terminal:
+        ids = [handle.id for handle in handles[start : start + RESULTS_CHUNK]]
+        found = run(ended_values_plan(store, ids, raise_on_error), store.execute)
+        for i, (ended, value) in enumerate(found, start):
+            out[i] = value
+            if not ended:
                 later.append(i)
-                continue
-            spec = snap.definition.root_spec
-            out[i] = run(value_plan(handle.id, snap, spec, raise_on_error), execute)
     for i in later:
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
         out[i] = handles[i].get_result(block=block, timeout=left, raise_on_error=raise_on_error)

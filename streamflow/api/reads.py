@@ -7,6 +7,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from streamflow.api.canvas import Canvas
+from streamflow.api.compile import compile_canvas
 from streamflow.model import codec, schema
 from streamflow.model.archive import decode_archive
 from streamflow.model.definition import Definition, Spec, TaskNode, assemble
@@ -23,7 +25,7 @@ from streamflow.model.failures import Failure
 from streamflow.model.schema import CANCELLED, COMPLETED, FAILED, TERMINAL_STATUSES
 from streamflow.model.state import State, count_tasks, fold_all, task_counts
 from streamflow.store.connection import Store
-from streamflow.store.log import parse_raw, raw_plan
+from streamflow.store.log import many_plan, parse_raw, raw_plan
 from streamflow.store.plan import Plan, checked, one
 
 
@@ -208,6 +210,31 @@ def value_plan(workflow_id: str, snap: Snapshot, spec: Spec, raise_on_error: boo
     return assemble(spec, (yield from values_plan(snap)))
 
 
+RESULTS_CHUNK = 500
+"""Workflows read per round trip by ``App.results``."""
+
+
+def ended_values_plan(
+    store: Store, workflow_ids: list[str], raise_on_error: bool
+) -> Plan[list[tuple[bool, Any]]]:
+    """For each workflow, in one round trip: (True, its value) if it has ended, else
+    (False, None): wait for those one by one.
+
+    Raises:
+        ResultFailure: one failed (unless not ``raise_on_error``: then it is the value).
+    """
+    out: list[tuple[bool, Any]] = []
+    reads = yield from many_plan(store.keys, workflow_ids)
+    for workflow_id, read in zip(workflow_ids, reads, strict=True):
+        snap = None if read is None else (yield from snapshot_of(store, workflow_id, *read))
+        if snap is None or not snap.state.terminal:
+            out.append((False, None))
+            continue
+        spec = snap.definition.root_spec
+        out.append((True, (yield from value_plan(workflow_id, snap, spec, raise_on_error))))
+    return out
+
+
 def finished(workflow_id: str, snap: Snapshot) -> Snapshot:
     """``snap``, if the workflow has ended.
 
@@ -250,3 +277,9 @@ def partial_plan(store: Store, workflow_id: str) -> Plan[Any]:
 class _WithNone(dict[int, Any]):
     def __missing__(self, key: int) -> None:
         return None
+
+
+def completed_parts(snap: Snapshot, canvas: Canvas) -> int:
+    """How many top-level steps or members of ``canvas`` have every task succeeded."""
+    results = snap.state.results
+    return sum(1 for part in compile_canvas(canvas).parts if part.tasks <= results.keys())

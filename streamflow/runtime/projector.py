@@ -30,17 +30,28 @@ from streamflow.model.events import (
 )
 from streamflow.model.index import index_fields
 from streamflow.model.messages import encode_wake
-from streamflow.model.schema import PENDING, RUNNING
-from streamflow.model.state import State, fold, fold_all
+from streamflow.model.schema import PENDING
+from streamflow.model.state import fold_all
 from streamflow.runtime.faults import crash_point
 from streamflow.runtime.folds import Folds
 from streamflow.store import scripts
 from streamflow.store.connection import Store
 from streamflow.store.decisions import slots_of
-from streamflow.store.log import iter_log
+from streamflow.store.log import iter_log, log_plan
+from streamflow.store.plan import Plan, checked, one, run
 from streamflow.store.scripts import Call, Reply, reply_code
 
 log = get_logger(__name__)
+
+
+class Applied(NamedTuple):
+    """What an apply did, for ``Projector.settle``."""
+
+    decisions: list[Event]
+    archived: bool
+    ended: bool
+    done: bool
+
 
 APPLY_CHUNK = 1000
 """At most this many decisions per script call, so no call blocks Redis for long."""
@@ -143,36 +154,6 @@ class Projector:
             # (the trigger is acknowledged). Catch up and decide again: an ended
             # workflow's round applies nothing but archives it once it is finished.
         raise ScriptError(f"projection of {workflow_id} did not settle in {MAX_ROUNDS} rounds")
-
-    def cancel(self, workflow_id: str, reason: str) -> bool:
-        """Record WorkflowCancelled (once); False if the workflow had already ended.
-
-        Raises:
-            ScriptError: it did not settle (endless conflicts).
-        """
-        for _ in range(MAX_ROUNDS):
-            cached = self.folds.get(workflow_id)
-            with cached.lock:
-                self.folds.catch_up(workflow_id, cached)
-                state = cached.state
-                if state.status != RUNNING:
-                    return False
-                definition = self.store.definitions.get(state.def_hash, workflow_id)
-                decisions: list[Event] = [WorkflowCancelled(reason=reason, cause=state.n)]
-                expected, folded = state.last_decision, (state.n, state.last_id)
-                done = finished(definition, state, decisions)
-            reply, archived, ended = self._apply(
-                workflow_id, definition, decisions, {}, expected, folded, None, done
-            )
-            if reply is Reply.OK:
-                self.settle(workflow_id, decisions, archived, ended, done)
-                log.info("workflow_cancelled", workflow_id=workflow_id, reason=reason)
-                return ended
-            if reply in (Reply.TERMINAL, Reply.GONE):
-                return False
-            if reply is Reply.REBUILD:
-                self.rebuild(workflow_id)
-        raise ScriptError(f"cancelling {workflow_id} did not settle in {MAX_ROUNDS} rounds")
 
     def _apply(
         self,
@@ -299,13 +280,20 @@ class Projector:
         return True
 
     def settle(
-        self, workflow_id: str, decisions: list[Event], archived: bool, ended: bool, done: bool
+        self,
+        workflow_id: str,
+        decisions: list[Event],
+        archived: bool,
+        ended: bool,
+        done: bool,
+        archive: bool = True,
     ) -> None:
         """After an apply (its own, or one sent with an outcome): archive a finished
-        workflow the script could not, and tell the hooks of an end it recorded."""
+        workflow the script could not (unless not ``archive``: its archive wake-up will),
+        and tell the hooks of an end it recorded."""
         if archived:
             self.folds.forget(workflow_id)
-        elif done:
+        elif done and archive:
             crash_point("projector.after_apply_before_archive")
             self.archive(workflow_id)
         for event in decisions:
@@ -359,24 +347,26 @@ class Projector:
 
         ``discard``: delete the index first (it is derived: nothing is lost).
         """
+        run(self.rebuild_plan(workflow_id, discard=discard), self.store.execute)
+
+    def rebuild_plan(self, workflow_id: str, *, discard: bool = False) -> Plan[None]:
+        """``rebuild`` as a plan."""
         keys = self.store.keys
         if discard:
-            self.store.client.delete(keys.idx(workflow_id))
+            yield from one(("DEL", keys.idx(workflow_id)))
         for _ in range(MAX_ROUNDS):
-            raw = list(iter_log(self.store.client, keys.log(workflow_id)))
-            state = State()
-            for item in raw:
-                fold(state, to_entry(item))
-            definition = (
-                self.store.definitions.get(state.def_hash, workflow_id) if state.def_hash else None
-            )
+            raw = yield from log_plan(keys, workflow_id)
+            state = fold_all([to_entry(item) for item in raw])
+            definition = None
+            if state.def_hash:
+                definition = yield from self.store.definitions.get_plan(state.def_hash, workflow_id)
             call = scripts.rebuild(
                 wf=self.store.keys.workflow(workflow_id),
                 length=len(raw),
                 fields=index_fields(state, definition),
             )
-            reply = reply_code(self.store.scripts.run(call))
-            if reply in (Reply.OK, Reply.GONE):
+            (reply_raw,) = yield [call]
+            if reply_code(checked(reply_raw)) in (Reply.OK, Reply.GONE):
                 self.folds.forget(workflow_id)
                 log.warning("index_rebuilt", workflow_id=workflow_id, events=len(raw))
                 return

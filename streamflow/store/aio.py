@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar, cast
 
 import redis
@@ -65,15 +65,27 @@ class AsyncStore:
             return await run_async(self.store.scripts.plan(calls), self._send)
         return await self._send(commands)
 
-    async def _send(self, commands: Sequence[Command]) -> list[Any]:
-        """The commands in one write on a pooled connection, their raw replies in order
-        (an error reply in place, as its ``redis.ResponseError``)."""
+    @contextlib.asynccontextmanager
+    async def dedicated(self) -> AsyncIterator[Callable[[Sequence[Command]], Awaitable[list[Any]]]]:
+        """An executor on a connection of its own (for blocking reads, which must not
+        hold one of the pool's), closed at the end."""
+        pool = aredis.ConnectionPool.from_url(self.store.url, max_connections=1)
+        try:
+            yield lambda commands: self._send(commands, pool)
+        finally:
+            await _maybe_await(pool.disconnect())
+
+    async def _send(self, commands: Sequence[Command], pool: Any = None) -> list[Any]:
+        """The commands in one write on a connection of ``pool`` (default: the face's),
+        their raw replies in order (an error reply in place, as its
+        ``redis.ResponseError``)."""
         try:
             packed = b"".join([pack_command(tuple(command)) for command in commands])
         except TypeError as exc:
             raise redis.DataError(str(exc)) from exc
-        pool: Any = self.client.connection_pool  # get_connection is untyped
-        conn: Any = await pool.get_connection()
+        if pool is None:
+            pool = self.client.connection_pool
+        conn: Any = await pool.get_connection()  # (untyped)
         try:
             await conn.send_packed_command([packed])
             replies: list[Any] = []

@@ -12,7 +12,7 @@ from streamflow.model.archive import decode_archive
 from streamflow.model.errors import WorkflowNotFoundError
 from streamflow.model.events import Entry, RawEntry, to_entry
 from streamflow.store.keys import Keys
-from streamflow.store.plan import Plan, checked, one, pipelined, run
+from streamflow.store.plan import Command, Plan, checked, one, pipelined, run
 from streamflow.store.wire import Wire
 
 READ_CHUNK = 1000
@@ -66,18 +66,26 @@ def raw_plan(keys: Keys, workflow_id: str) -> Plan[tuple[list[RawEntry], bool]]:
             continue
         if len(entries) < READ_CHUNK:
             return entries, False  # one XRANGE reads a whole log or nothing of it
-        while True:
-            after = entries[-1][0]
-            chunk = parse_raw(
-                (yield from one(("XRANGE", log_key, f"({after}", "+", "COUNT", READ_CHUNK)))
-            )
-            entries += chunk
-            if len(chunk) < READ_CHUNK:
-                break
+        entries = yield from log_plan(keys, workflow_id)
         # A log archived while we read it is gone (XLEN 0): read the archive instead.
-        if (yield from one(("XLEN", log_key))) >= len(entries):
+        if entries and (yield from one(("XLEN", log_key))) >= len(entries):
             return entries, False
     raise WorkflowNotFoundError(workflow_id)
+
+
+def log_plan(keys: Keys, workflow_id: str) -> Plan[list[RawEntry]]:
+    """Every entry of a live log, read in chunks (none: no live log)."""
+    log_key = keys.log(workflow_id)
+    entries: list[RawEntry] = []
+    after = "0-0"
+    while True:
+        chunk = parse_raw(
+            (yield from one(("XRANGE", log_key, f"({after}", "+", "COUNT", READ_CHUNK)))
+        )
+        entries += chunk
+        if len(chunk) < READ_CHUNK:
+            return entries
+        after = chunk[-1][0]
 
 
 def read_raw(
@@ -98,22 +106,22 @@ def read_history(client: redis.Redis, keys: Keys, workflow_id: str) -> list[Entr
     return [to_entry(item) for item in raw]
 
 
-def read_many(
-    client: redis.Redis, keys: Keys, workflow_ids: list[str]
-) -> list[tuple[list[RawEntry], bool] | None]:
-    """``read_raw`` of many workflows in one round trip: each one's log and whether it
+def many_plan(
+    keys: Keys, workflow_ids: list[str]
+) -> Plan[list[tuple[list[RawEntry], bool] | None]]:
+    """``raw_plan`` of many workflows in one round trip: each one's log and whether it
     came from the archive, or None where one round trip does not tell (no log nor
-    archive, or a log longer than ``READ_CHUNK``): read those with ``read_raw``."""
-    pipe = client.pipeline(transaction=False)
+    archive, or a log longer than ``READ_CHUNK``): read those with ``raw_plan``."""
+    commands: list[Command] = []
     for workflow_id in workflow_ids:
-        pipe.get(keys.archive(workflow_id))
-        pipe.xrange(keys.log(workflow_id), "-", "+", count=READ_CHUNK)
-    replies = pipe.execute()
+        commands.append(("GET", keys.archive(workflow_id)))
+        commands.append(("XRANGE", keys.log(workflow_id), "-", "+", "COUNT", READ_CHUNK))
+    replies = yield commands
     out: list[tuple[list[RawEntry], bool] | None] = []
     for archived, first in zip(replies[::2], replies[1::2], strict=True):
-        if archived is not None:
+        if checked(archived) is not None:
             out.append((decode_archive(archived), True))
-        elif first and len(first) < READ_CHUNK:
+        elif checked(first) and len(first) < READ_CHUNK:
             out.append((parse_raw(first), False))
         else:
             out.append(None)

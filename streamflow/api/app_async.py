@@ -1,0 +1,98 @@
+"""The App's asyncio methods: ``App`` inherits them (see ``streamflow.api.aio``)."""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from streamflow.api import aio
+from streamflow.api.actors import Actor
+from streamflow.api.aio import AsyncWorkflowHandle
+from streamflow.api.canvas import Canvas
+from streamflow.api.submit import Submission
+from streamflow.model.events import Entry
+from streamflow.runtime.projector import Projector
+from streamflow.store.aio import AsyncStore
+from streamflow.store.connection import Store
+
+SUBMIT_CHUNK = 500
+"""Workflows ``submit_many`` (and its twin) writes per round trip."""
+
+
+class AsyncMethods:
+    """Every client call of the App's, for asyncio code: the same meaning, errors and
+    defaults, on the running event loop's own connection pool (made at its first use
+    there)."""
+
+    store: Store
+    projector: Projector
+    # The App's: compiling and checking a submission (see App.submit), and closing.
+    _prepare: Callable[[Canvas, str | None, Actor[Any, Any] | None, float | None], Submission]
+    close: Callable[[], None]
+
+    def __init__(self) -> None:
+        self._faces: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncStore] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    async def submit_async(
+        self,
+        canvas: Canvas,
+        *,
+        workflow_id: str | None = None,
+        on_failure: Actor[Any, Any] | None = None,
+        retention: float | None = None,
+    ) -> AsyncWorkflowHandle:
+        """``submit`` for asyncio code: the same checks, errors and idempotence."""
+        submission = self._prepare(canvas, workflow_id, on_failure, retention)
+        return await aio.submit(self._face, self.projector, submission)
+
+    async def submit_many_async(
+        self, canvases: Iterable[Canvas], *, retention: float | None = None
+    ) -> list[AsyncWorkflowHandle]:
+        """``submit_many`` for asyncio code."""
+        submissions = [self._prepare(canvas, None, None, retention) for canvas in canvases]
+        handles: list[AsyncWorkflowHandle] = []
+        for start in range(0, len(submissions), SUBMIT_CHUNK):
+            chunk = submissions[start : start + SUBMIT_CHUNK]
+            handles += await aio.submit_many(self._face, self.projector, chunk)
+        return handles
+
+    async def results_async(
+        self,
+        handles: Sequence[AsyncWorkflowHandle],
+        *,
+        block: bool = True,
+        timeout: float | None = None,
+        raise_on_error: bool = True,
+    ) -> list[Any]:
+        """``results`` for asyncio code (those not ended yet are awaited together)."""
+        return await aio.results(
+            self._face, handles, block=block, timeout=timeout, raise_on_error=raise_on_error
+        )
+
+    async def history_async(self, workflow_id: str) -> list[Entry]:
+        """``history`` for asyncio code."""
+        return await self.handle_async(workflow_id).history()
+
+    def handle_async(self, workflow_id: str) -> AsyncWorkflowHandle:
+        """``handle`` for asyncio code."""
+        return AsyncWorkflowHandle(self._face, self.projector, workflow_id)
+
+    async def aclose(self) -> None:
+        """Close the running event loop's connection pool and subscription, and the
+        threads' pool (``close``)."""
+        face = self._faces.pop(asyncio.get_running_loop(), None)
+        if face is not None:
+            await face.close()
+        self.close()
+
+    def _face(self) -> AsyncStore:
+        """The store's face on the running event loop, made at its first use there."""
+        loop = asyncio.get_running_loop()
+        face = self._faces.get(loop)
+        if face is None:
+            face = self._faces[loop] = AsyncStore(self.store)
+        return face
