@@ -64,6 +64,9 @@ class Threads:
     async def history(self, workflow_id: str) -> Any:
         return self.app.history(workflow_id)
 
+    async def workflows(self, **options: Any) -> Any:
+        return self.app.workflows(**options)
+
 
 class Awaited:
     """A threads' handle whose calls are awaitable, as the asyncio handle's are."""
@@ -104,6 +107,9 @@ class Loop:
 
     async def history(self, workflow_id: str) -> Any:
         return await self.app.history_async(workflow_id)
+
+    async def workflows(self, **options: Any) -> Any:
+        return await self.app.workflows_async(**options)
 
 
 @pytest.fixture(params=["threads", "asyncio"])
@@ -233,6 +239,9 @@ async def test_cancel_many_results_and_parts(
         assert await group.parts_completed(canvas) == 2
         events = await face.history(group.id)
         assert type(events[-1].event).__name__ == "WorkflowCompleted"
+    listed = {s.workflow_id: s.status for s in await face.workflows(limit=1000)}
+    assert listed[gated.id] == "cancelled" and listed[group.id] == "completed"
+    assert [s.workflow_id for s in await face.workflows(status="failed")] == [failing.id]
 
 
 async def _follow(handle: Any, after: int = 0) -> list[tuple[float, Any]]:

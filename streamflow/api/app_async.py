@@ -12,6 +12,7 @@ from streamflow.api.actors import Actor
 from streamflow.api.aio import AsyncWorkflowHandle
 from streamflow.api.canvas import Canvas
 from streamflow.api.submit import Submission
+from streamflow.history.listing import WorkflowSummary, list_plan
 from streamflow.model.events import Entry
 from streamflow.runtime.projector import Projector
 from streamflow.store.aio import AsyncStore
@@ -72,6 +73,12 @@ class AsyncMethods:
         return await aio.results(
             self._face, handles, block=block, timeout=timeout, raise_on_error=raise_on_error
         )
+
+    async def workflows_async(
+        self, status: str | None = None, limit: int = 100
+    ) -> list[WorkflowSummary]:
+        """``workflows`` for asyncio code."""
+        return await self._face().run(list_plan(self.store, status, limit))
 
     async def history_async(self, workflow_id: str) -> list[Entry]:
         """``history`` for asyncio code."""

@@ -10,11 +10,12 @@ from typing import Any
 from streamflow.model import schema
 from streamflow.model.archive import SUMMARY, ArchiveSummary, archive_summary
 from streamflow.model.errors import WorkflowNotFoundError
-from streamflow.model.events import TERMINAL
+from streamflow.model.events import TERMINAL, to_entry
 from streamflow.model.schema import RUNNING, TERMINAL_STATUSES
 from streamflow.model.state import fold_all
 from streamflow.store.connection import Store
-from streamflow.store.log import read_history
+from streamflow.store.log import raw_plan
+from streamflow.store.plan import Plan, checked, one, run
 
 STATUSES = (RUNNING, *sorted(TERMINAL_STATUSES))
 _BATCH = 500
@@ -43,6 +44,11 @@ def list_workflows(
     Raises:
         ValueError: an unknown status, or a limit below 1.
     """
+    return run(list_plan(store, status, limit), store.execute)
+
+
+def list_plan(store: Store, status: str | None, limit: int) -> Plan[list[WorkflowSummary]]:
+    """``list_workflows`` as a plan (``streamflow.store.plan``), for both faces."""
     if status is not None and status not in STATUSES:
         raise ValueError(f"status must be one of {', '.join(STATUSES)} (got {status!r})")
     if limit < 1:
@@ -50,23 +56,36 @@ def list_workflows(
     found: list[WorkflowSummary] = []
     for shard in range(store.shards):
         if status in (None, RUNNING):
-            found += _running(store, shard)
+            found += yield from _running(store, shard)
         if status != RUNNING:
-            found += [s for s in _ended(store, shard) if status in (None, s.status)]
+            found += [s for s in (yield from _ended(store, shard)) if status in (None, s.status)]
     found.sort(key=lambda s: (s.submitted_ms, s.workflow_id), reverse=True)
     return found[:limit]
 
 
-def _running(store: Store, shard: int) -> list[WorkflowSummary]:
-    ids = [raw.decode() for raw in store.client.sscan_iter(store.keys.active(shard), count=_BATCH)]
+def _scan(command: str, key: str) -> Plan[list[bytes]]:
+    """Every item a SSCAN, HSCAN or ZSCAN of ``key`` gives (flat, as the reply has them)."""
+    items: list[bytes] = []
+    cursor: Any = b"0"
+    while True:
+        cursor, chunk = yield from one((command, key, cursor, "COUNT", _BATCH))
+        items += chunk
+        if int(cursor) == 0:
+            return items
+
+
+def _running(store: Store, shard: int) -> Plan[list[WorkflowSummary]]:
+    ids = list(
+        dict.fromkeys(raw.decode() for raw in (yield from _scan("SSCAN", store.keys.active(shard))))
+    )
     out: list[WorkflowSummary] = []
     for start in range(0, len(ids), _BATCH):
         chunk = ids[start : start + _BATCH]
-        pipe = store.client.pipeline(transaction=False)
-        for wf in chunk:
-            pipe.hmget(store.keys.idx(wf), [schema.SUBMITTED, schema.LENGTH])
-        rows: list[Any] = pipe.execute()
-        for wf, (sub, n) in zip(chunk, rows, strict=True):
+        rows = yield [
+            ("HMGET", store.keys.idx(wf), schema.SUBMITTED, schema.LENGTH) for wf in chunk
+        ]
+        for wf, row in zip(chunk, rows, strict=True):
+            sub, n = checked(row)
             if sub is None:
                 continue  # ended (or its index is being rebuilt) since the scan
             out.append(
@@ -81,27 +100,23 @@ def _running(store: Store, shard: int) -> list[WorkflowSummary]:
     return out
 
 
-def _ended(store: Store, shard: int) -> list[WorkflowSummary]:
+def _ended(store: Store, shard: int) -> Plan[list[WorkflowSummary]]:
     """Ended workflows: those not yet archived from the ended hash, then the archived
     ones (the expiry set) from their archives' summaries."""
     found: dict[str, ArchiveSummary] = {}
-    for raw_id, raw in store.client.hscan_iter(store.keys.ended(shard), count=_BATCH):
+    pairs = yield from _scan("HSCAN", store.keys.ended(shard))
+    for raw_id, raw in zip(pairs[::2], pairs[1::2], strict=True):
         status, submitted, ended, events = raw.decode().split(" ")
         found[raw_id.decode()] = ArchiveSummary(status, int(submitted), int(ended), int(events))
-    ids = [
-        raw.decode().partition(" ")[0]
-        for raw, _ in store.client.zscan_iter(store.keys.expiry(shard), count=_BATCH)
-    ]
+    members = (yield from _scan("ZSCAN", store.keys.expiry(shard)))[::2]
+    ids = list(dict.fromkeys(raw.decode().partition(" ")[0] for raw in members))
     for start in range(0, len(ids), _BATCH):
         chunk = ids[start : start + _BATCH]
-        pipe = store.client.pipeline(transaction=False)
-        for wf in chunk:
-            pipe.getrange(store.keys.archive(wf), 0, SUMMARY.size - 1)
-        heads: list[Any] = pipe.execute()
+        heads = yield [("GETRANGE", store.keys.archive(wf), 0, SUMMARY.size - 1) for wf in chunk]
         for wf, head in zip(chunk, heads, strict=True):
-            if not head:
+            if not checked(head):
                 continue  # expired since the scan
-            summary = archive_summary(head) or _summarize(store, wf)
+            summary = archive_summary(head) or (yield from _summarize(store, wf))
             if summary is not None:
                 found[wf] = summary
     return [
@@ -116,12 +131,13 @@ def _ended(store: Store, shard: int) -> list[WorkflowSummary]:
     ]
 
 
-def _summarize(store: Store, workflow_id: str) -> ArchiveSummary | None:
+def _summarize(store: Store, workflow_id: str) -> Plan[ArchiveSummary | None]:
     """The summary of an archive written without one, from its events."""
     try:
-        entries = read_history(store.client, store.keys, workflow_id)
+        raw, _ = yield from raw_plan(store.keys, workflow_id)
     except WorkflowNotFoundError:
         return None  # expired since the scan
+    entries = [to_entry(item) for item in raw]
     status = fold_all(entries).status
     for entry in entries:
         if isinstance(entry.event, TERMINAL):
