@@ -67,13 +67,20 @@ class Threads:
     async def workflows(self, **options: Any) -> Any:
         return self.app.workflows(**options)
 
+    def dead_letters(self) -> Any:
+        return Awaited(self.app.dead_letters)
+
+    async def send_later(self, actor: Any, delay: float, *args: Any) -> Any:
+        return Awaited(actor.send_with_options(args=args, delay=delay))
+
 
 class Awaited:
-    """A threads' handle whose calls are awaitable, as the asyncio handle's are."""
+    """A threads' handle (or other object) whose calls are awaitable, as the asyncio
+    face's are."""
 
     def __init__(self, handle: Any) -> None:
         self.handle = handle
-        self.id = handle.id
+        self.id = getattr(handle, "id", None)
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self.handle, name)
@@ -110,6 +117,12 @@ class Loop:
 
     async def workflows(self, **options: Any) -> Any:
         return await self.app.workflows_async(**options)
+
+    def dead_letters(self) -> Any:
+        return self.app.dead_letters_async
+
+    async def send_later(self, actor: Any, delay: float, *args: Any) -> Any:
+        return await actor.send_with_options_async(args=args, delay=delay)
 
 
 @pytest.fixture(params=["threads", "asyncio"])
@@ -242,6 +255,27 @@ async def test_cancel_many_results_and_parts(
     listed = {s.workflow_id: s.status for s in await face.workflows(limit=1000)}
     assert listed[gated.id] == "cancelled" and listed[group.id] == "completed"
     assert [s.workflow_id for s in await face.workflows(status="failed")] == [failing.id]
+
+
+async def test_dead_letters_and_a_delayed_send(
+    app: App, r: redis.Redis, face: Any, actors: dict[str, Any]
+) -> None:
+    letters = face.dead_letters()
+    first = app.dead_letters.add("sf:{0}:q:default", "1-1", b"junk", "undecodable")
+    second = app.dead_letters.add("sf:{0}:q:other", "2-1", b"more", "undecodable")
+    assert [letter.id for letter in await letters.list()] == [first, second]
+    assert (await letters.get(first)).data == b"junk"
+    with pytest.raises(KeyError):
+        await letters.get("9-9")
+    requeued = await letters.requeue(first)  # not a task message: requeued as it is
+    assert r.xrange("sf:{0}:q:default", requeued, requeued)[0][1] == {b"m": b"junk"}
+    assert await letters.purge() == 1
+    assert await letters.list() == []
+    with app.worker(concurrency=2):
+        started = time.monotonic()
+        later = await face.send_later(actors["add"], 0.5, 2, 3)
+        assert await later.result(timeout=30) == 5
+        assert time.monotonic() - started >= 0.5
 
 
 async def _follow(handle: Any, after: int = 0) -> list[tuple[float, Any]]:

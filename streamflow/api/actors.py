@@ -230,6 +230,16 @@ class Actor(Generic[P, R]):
         """``send`` for asyncio code (see ``App.submit_async``)."""
         return await self._app().submit_async(self._sent(args, kwargs, None))
 
+    async def send_with_options_async(
+        self,
+        *,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        delay: float | datetime.timedelta | None = None,
+    ) -> AsyncWorkflowHandle:
+        """``send_with_options`` for asyncio code."""
+        return await self._app().submit_async(self._sent(args, kwargs, delay))
+
     def _app(self) -> Registry:
         if self.app is None:
             raise RuntimeError(f"actor {self.name!r} is not registered with an App")

@@ -36,6 +36,7 @@ from streamflow.model.schema import COMPLETED
 from streamflow.runtime.cancel import cancel_plan, settled
 from streamflow.runtime.projector import Projector
 from streamflow.store.aio import AsyncStore
+from streamflow.store.deadletters import DeadLetter, DeadLetters
 from streamflow.store.plan import Plan
 
 T = TypeVar("T")
@@ -205,3 +206,28 @@ class AsyncWorkflowHandle:
     async def partial_results(self) -> Any:
         """See ``WorkflowHandle.partial_results``."""
         return await self._run(partial_plan(self._face.store, self.id))
+
+
+class AsyncDeadLetters:
+    """``DeadLetters`` for asyncio code (``app.dead_letters_async``): the same calls,
+    as coroutines."""
+
+    def __init__(self, faces: Faces, letters: DeadLetters) -> None:
+        self._faces = faces
+        self._letters = letters
+
+    async def list(self, limit: int = 100) -> list[DeadLetter]:
+        """See ``DeadLetters.list``."""
+        return await self._faces().run(self._letters.list_plan(limit))
+
+    async def get(self, dead_id: str) -> DeadLetter:
+        """See ``DeadLetters.get``."""
+        return await self._faces().run(self._letters.get_plan(dead_id))
+
+    async def requeue(self, dead_id: str) -> str:
+        """See ``DeadLetters.requeue``."""
+        return await self._faces().run(self._letters.requeue_plan(dead_id))
+
+    async def purge(self) -> int:
+        """See ``DeadLetters.purge``."""
+        return await self._faces().run(self._letters.purge_plan())

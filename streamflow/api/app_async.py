@@ -9,7 +9,7 @@ from typing import Any
 
 from streamflow.api import aio
 from streamflow.api.actors import Actor
-from streamflow.api.aio import AsyncWorkflowHandle
+from streamflow.api.aio import AsyncDeadLetters, AsyncWorkflowHandle
 from streamflow.api.canvas import Canvas
 from streamflow.api.submit import Submission
 from streamflow.history.listing import WorkflowSummary, list_plan
@@ -83,6 +83,11 @@ class AsyncMethods:
     async def history_async(self, workflow_id: str) -> list[Entry]:
         """``history`` for asyncio code."""
         return await self.handle_async(workflow_id).history()
+
+    @property
+    def dead_letters_async(self) -> AsyncDeadLetters:
+        """``dead_letters`` for asyncio code."""
+        return AsyncDeadLetters(self._face, self.store.dead_letters)
 
     def handle_async(self, workflow_id: str) -> AsyncWorkflowHandle:
         """``handle`` for asyncio code."""

@@ -11,6 +11,7 @@ from streamflow.model.errors import DecodeError, StreamflowError
 from streamflow.model.messages import decode_task_message
 from streamflow.model.schema import MESSAGE_FIELD, STATUS, TERMINAL_STATUSES
 from streamflow.store.keys import Keys
+from streamflow.store.plan import Plan, checked, one, pipelined, run
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -52,7 +53,9 @@ class DeadLetters:
         dead_id: Any = self.client.xadd(self.key, fields)  # type: ignore[arg-type]
         return str(dead_id.decode())
 
-    def _parse(self, entry_id: Any, fields: dict[bytes, bytes]) -> DeadLetter:
+    def _parse(self, entry_id: Any, fields: Any) -> DeadLetter:
+        if not isinstance(fields, dict):  # a raw reply: [name, value, ...]
+            fields = dict(zip(fields[::2], fields[1::2], strict=True))
         dead_id = entry_id.decode()
         msg_id = fields.get(b"msg_id", b"").decode()
         return DeadLetter(
@@ -65,10 +68,45 @@ class DeadLetters:
             last_seen_ms=_ms(dead_id),
         )
 
+    # -- as plans (``streamflow.store.plan``), carried out by both faces ------------------
+
+    def list_plan(self, limit: int) -> Plan[list[DeadLetter]]:
+        raw = yield from one(("XRANGE", self.key, "-", "+", "COUNT", limit))
+        return [self._parse(entry_id, fields) for entry_id, fields in raw]
+
+    def get_plan(self, dead_id: str) -> Plan[DeadLetter]:
+        raw = yield from one(("XRANGE", self.key, dead_id, dead_id))
+        if not raw:
+            raise KeyError(f"no dead letter with id {dead_id!r}")
+        return self._parse(*raw[0])
+
+    def requeue_plan(self, dead_id: str) -> Plan[str]:
+        letter = yield from self.get_plan(dead_id)
+        try:
+            workflow_id = decode_task_message(letter.data)[0]
+        except DecodeError:
+            workflow_id = None  # not a task message: requeued as it is, for what it is
+        if workflow_id is not None:
+            status = yield from one(("HGET", self._keys.idx(workflow_id), STATUS))
+            # No index: archived, expired or unknown; nothing can run in it.
+            if status is None or status.decode() in TERMINAL_STATUSES:
+                raise StreamflowError(
+                    f"dead letter {dead_id} belongs to workflow {workflow_id}, which has "
+                    "ended: requeueing it would run nothing"
+                )
+        new_id, _ = yield [
+            ("XADD", letter.queue, "*", MESSAGE_FIELD, letter.data),
+            ("XDEL", self.key, dead_id),
+        ]
+        return str(checked(new_id).decode())
+
+    def purge_plan(self) -> Plan[int]:
+        count, _ = yield [("XLEN", self.key), ("DEL", self.key)]
+        return int(checked(count))
+
     def list(self, limit: int = 100) -> list[DeadLetter]:
         """The oldest ``limit`` dead letters."""
-        raw: Any = self.client.xrange(self.key, count=limit)
-        return [self._parse(entry_id, fields) for entry_id, fields in raw]
+        return run(self.list_plan(limit), pipelined(self.client))
 
     def get(self, dead_id: str) -> DeadLetter:
         """One dead letter.
@@ -76,10 +114,7 @@ class DeadLetters:
         Raises:
             KeyError: no dead letter has this id.
         """
-        raw: Any = self.client.xrange(self.key, min=dead_id, max=dead_id)
-        if not raw:
-            raise KeyError(f"no dead letter with id {dead_id!r}")
-        return self._parse(*raw[0])
+        return run(self.get_plan(dead_id), pipelined(self.client))
 
     def requeue(self, dead_id: str) -> str:
         """Put a dead letter back on its queue (a new message); returns its new id.
@@ -89,29 +124,8 @@ class DeadLetters:
             StreamflowError: it is a task message of a workflow that has ended (it would
                 run nothing).
         """
-        letter = self.get(dead_id)
-        try:
-            workflow_id = decode_task_message(letter.data)[0]
-        except DecodeError:
-            workflow_id = None  # not a task message: requeued as it is, for what it is
-        if workflow_id is not None and self._ended(workflow_id):
-            raise StreamflowError(
-                f"dead letter {dead_id} belongs to workflow {workflow_id}, which has ended: "
-                "requeueing it would run nothing"
-            )
-        new_id: Any = self.client.xadd(letter.queue, {MESSAGE_FIELD: letter.data})
-        self.client.xdel(self.key, dead_id)
-        return str(new_id.decode())
-
-    def _ended(self, workflow_id: str) -> bool:
-        keys = self._keys.workflow(workflow_id)
-        status: Any = self.client.hget(keys.idx, STATUS)
-        if status is not None:
-            return status.decode() in TERMINAL_STATUSES
-        return True  # archived, expired or unknown: nothing can run in it
+        return run(self.requeue_plan(dead_id), pipelined(self.client))
 
     def purge(self) -> int:
         """Delete every dead letter; returns how many there were."""
-        count = int(self.client.xlen(self.key))
-        self.client.delete(self.key)
-        return count
+        return run(self.purge_plan(), pipelined(self.client))
