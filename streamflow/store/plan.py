@@ -4,8 +4,9 @@ implementation behind the client's two faces, synchronous and asyncio.
 A plan is a generator: it yields a list of commands (tuples of a command's words),
 receives their raw replies in order (an error reply in place, as its
 ``redis.ResponseError``), and returns its result. It does no I/O itself. ``run`` sends
-its commands on a ``Wire`` (a thread's face), ``run_async`` on an ``AsyncWire`` (an
-event loop's): each list in one round trip. Plans compose with ``yield from``.
+its commands with a thread's executor (``Store.execute``: a held ``Wire``, and the
+scripts' coalesced pipelines), ``run_async`` with an event loop's (``AsyncStore``): each
+list in one round trip. Plans compose with ``yield from``.
 """
 
 from __future__ import annotations
