@@ -112,4 +112,5 @@ def cmd_demo(args: argparse.Namespace) -> int:
             total.message(),
         )
         _run_with_progress(app, "Chain(a, Group(1000), c)", wide)
+    app.close()  # before the embedded server stops at exit: its subscription ends quietly
     return 0
