@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, settings
 
 from streamflow import App
 from streamflow.store.embedded import EmbeddedRedis, find_server_binary
+from tests.cluster import LocalCluster
 
 settings.register_profile(
     "ci",
@@ -106,3 +107,11 @@ def app(r: redis.Redis, redis_url: str) -> Iterator[App]:
     application = App(redis_url)
     yield application
     application.close()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(redis_binary: str) -> Iterator[LocalCluster]:
+    """A local Redis Cluster of 3 masters on free ports, for the session (made at the
+    first test that asks for it)."""
+    with LocalCluster(redis_binary, masters=3) as cluster:
+        yield cluster
