@@ -151,6 +151,8 @@ def submit_plan(store: Store, s: Submission, grace_ms: int) -> Plan[Any]:
     Raises:
         WorkflowIdConflict: another workflow has the id.
     """
+    if not store.shards_checked:
+        yield from store.shards_plan()
     # The definition goes along the first time this process submits it to the shard
     # (stored with the workflow, or not at all if the submit is refused).
     known = store.definitions.stored(s.shard, s.definition.hash)
@@ -170,6 +172,8 @@ def submit_many_plan(
 ) -> Plan[list[Any]]:
     """``submit_plan`` of each, their scripts in one round trip; one the batch could not
     write (its definition removed meanwhile, its id taken) goes the single way."""
+    if not store.shards_checked:
+        yield from store.shards_plan()
     calls: list[Call] = []
     sent: set[tuple[int, str]] = set()
     for s in submissions:

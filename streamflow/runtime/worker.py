@@ -40,6 +40,7 @@ from streamflow.runtime.sweep import StuckSweep
 from streamflow.runtime.timer import Timer
 from streamflow.runtime.watch import Watch
 from streamflow.store.connection import Store
+from streamflow.store.plan import run
 
 log = get_logger(__name__)
 
@@ -286,6 +287,7 @@ class Worker:
         while True:
             try:
                 self._check_server()
+                run(self.store.shards_plan(), self.store.execute)
                 self.create_groups()
                 self.heartbeat.beat()
                 break

@@ -11,12 +11,13 @@ from typing import Any, TypeVar, cast
 import redis
 
 from streamflow.logs import get_logger
+from streamflow.model.errors import StreamflowError
 from streamflow.model.schema import WORKER_GROUP
 from streamflow.store.deadletters import DeadLetters
 from streamflow.store.definitions import DEFAULT_CACHE_SIZE, Definitions
 from streamflow.store.endings import Endings
 from streamflow.store.keys import Keys
-from streamflow.store.plan import Command
+from streamflow.store.plan import Command, Plan, one
 from streamflow.store.runner import Scripts
 from streamflow.store.scripts import Call
 from streamflow.store.wire import Wire
@@ -70,6 +71,8 @@ class Store:
         """A held connection for reading results (cheaper than a pipeline per read)."""
         self.retry_for_s = retry_for_s
         self.losses = 0
+        self.shards_checked = False
+        """Whether this process has compared its shard count with Redis's (``shards_plan``)."""
         """Times this process found state the server had lost (see ``lost``)."""
 
     def execute(self, commands: Sequence[Command]) -> list[Any]:
@@ -78,6 +81,24 @@ class Store:
         if commands and isinstance(commands[0], Call):
             return self.scripts.batch(cast(Sequence[Call], commands))
         return self.reads.execute(commands)
+
+    def shards_plan(self) -> Plan[None]:
+        """Record this store's shard count in Redis if none is, else refuse another one
+        (a worker of fewer shards would never serve the rest, an App of more would
+        submit to shards no worker reads).
+
+        Raises:
+            StreamflowError: Redis holds another count, naming both.
+        """
+        key = self.keys.shard_count()
+        stored = yield from one(("SET", key, self.shards, "NX", "GET"))
+        if stored is not None and int(stored) != self.shards:
+            raise StreamflowError(
+                f"this App has shards={self.shards}, but the workflows in {masked(self.url)} "
+                f"(prefix {self.keys.prefix!r}) are spread over {int(stored)} shards (key "
+                f"{key!r}): give every App and worker shards={int(stored)}"
+            )
+        self.shards_checked = True
 
     def lost(self, what: str, **context: object) -> None:
         """Redis lost state it had (restarted without its data, flushed, failed over to an

@@ -149,5 +149,10 @@ class Keys:
     def limiter(self, name: str) -> str:
         return f"{self.prefix}:limit:{name}"
 
+    def shard_count(self) -> str:
+        """How many shards the workflows under this prefix are spread over (set by the
+        first App or worker; every other must have the same)."""
+        return f"{self.prefix}:shards"
+
     def dead(self) -> str:
         return f"{self.prefix}:dead"
