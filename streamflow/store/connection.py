@@ -71,9 +71,9 @@ class Store:
         """A held connection for reading results (cheaper than a pipeline per read)."""
         self.retry_for_s = retry_for_s
         self.losses = 0
+        """Times this process found state the server had lost (see ``lost``)."""
         self.shards_checked = False
         """Whether this process has compared its shard count with Redis's (``shards_plan``)."""
-        """Times this process found state the server had lost (see ``lost``)."""
 
     def execute(self, commands: Sequence[Command]) -> list[Any]:
         """A plan's executor on this thread (``streamflow.store.plan``): script calls
