@@ -14,7 +14,6 @@ from streamflow.api.canvas import Canvas
 from streamflow.api.compile import compile_canvas
 from streamflow.api.follow import follow_async, follow_plan
 from streamflow.api.reads import (
-    RESULTS_CHUNK,
     Snapshot,
     WorkflowStatus,
     completed_parts,
@@ -75,17 +74,13 @@ async def results(
     timeout: float | None,
     raise_on_error: bool,
 ) -> list[Any]:
-    """``App.results`` for asyncio code: the ended read ``RESULTS_CHUNK`` per round trip,
-    the others awaited together (``timeout`` for all)."""
-    out: list[Any] = [None] * len(handles)
-    later: list[int] = []
-    for start in range(0, len(handles), RESULTS_CHUNK):
-        ids = [handle.id for handle in handles[start : start + RESULTS_CHUNK]]
-        found = await faces().run(ended_values_plan(faces().store, ids, raise_on_error))
-        for i, (ended, value) in enumerate(found, start):
-            out[i] = value
-            if not ended:
-                later.append(i)
+    """``App.results`` for asyncio code: the ended read many per round trip
+    (``ended_values_plan``), the others awaited together (``timeout`` for all)."""
+    face = faces()
+    ids = [handle.id for handle in handles]
+    found = await face.run(ended_values_plan(face.store, ids, raise_on_error))
+    out = [value for _, value in found]
+    later = [i for i, (ended, _) in enumerate(found) if not ended]
     waited = await asyncio.gather(
         *(
             handles[i].get_result(block=block, timeout=timeout, raise_on_error=raise_on_error)

@@ -11,7 +11,6 @@ from streamflow.api.canvas import Canvas
 from streamflow.api.compile import compile_canvas
 from streamflow.api.follow import follow, follow_plan
 from streamflow.api.reads import (
-    RESULTS_CHUNK,
     Snapshot,
     WorkflowStatus,
     completed_parts,
@@ -206,18 +205,14 @@ def read_results(
     timeout: float | None,
     raise_on_error: bool,
 ) -> list[Any]:
-    """Each handle's result, in order: ended workflows read ``RESULTS_CHUNK`` per round
-    trip, the others one by one as ``get_result`` reads them (``timeout`` for all)."""
+    """Each handle's result, in order: ended workflows read many per round trip
+    (``ended_values_plan``), the others one by one as ``get_result`` reads them
+    (``timeout`` for all)."""
     deadline = None if timeout is None else time.monotonic() + timeout
-    out: list[Any] = [None] * len(handles)
-    later: list[int] = []
-    for start in range(0, len(handles), RESULTS_CHUNK):
-        ids = [handle.id for handle in handles[start : start + RESULTS_CHUNK]]
-        found = run(ended_values_plan(store, ids, raise_on_error), store.execute)
-        for i, (ended, value) in enumerate(found, start):
-            out[i] = value
-            if not ended:
-                later.append(i)
+    ids = [handle.id for handle in handles]
+    found = run(ended_values_plan(store, ids, raise_on_error), store.execute)
+    out = [value for _, value in found]
+    later = [i for i, (ended, _) in enumerate(found) if not ended]
     for i in later:
         left = None if deadline is None else max(0.0, deadline - time.monotonic())
         out[i] = handles[i].get_result(block=block, timeout=left, raise_on_error=raise_on_error)

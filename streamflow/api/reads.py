@@ -217,14 +217,16 @@ RESULTS_CHUNK = 500
 def ended_values_plan(
     store: Store, workflow_ids: list[str], raise_on_error: bool
 ) -> Plan[list[tuple[bool, Any]]]:
-    """For each workflow, in one round trip: (True, its value) if it has ended, else
-    (False, None): wait for those one by one.
+    """For each workflow, read ``RESULTS_CHUNK`` per round trip: (True, its value) if it
+    has ended, else (False, None): wait for those one by one.
 
     Raises:
         ResultFailure: one failed (unless not ``raise_on_error``: then it is the value).
     """
     out: list[tuple[bool, Any]] = []
-    reads = yield from many_plan(store.keys, workflow_ids)
+    reads: list[tuple[list[RawEntry], bool] | None] = []
+    for start in range(0, len(workflow_ids), RESULTS_CHUNK):
+        reads += yield from many_plan(store.keys, workflow_ids[start : start + RESULTS_CHUNK])
     for workflow_id, read in zip(workflow_ids, reads, strict=True):
         snap = None if read is None else (yield from snapshot_of(store, workflow_id, *read))
         if snap is None or not snap.state.terminal:

@@ -10,10 +10,9 @@ import redis
 from streamflow.model import schema
 from streamflow.model.archive import decode_archive
 from streamflow.model.errors import WorkflowNotFoundError
-from streamflow.model.events import Entry, RawEntry, to_entry
+from streamflow.model.events import RawEntry
 from streamflow.store.keys import Keys
 from streamflow.store.plan import Command, Plan, checked, one, pipelined, run
-from streamflow.store.wire import Wire
 
 READ_CHUNK = 1000
 _EVENT = schema.EVENT_FIELD.encode()
@@ -66,18 +65,18 @@ def raw_plan(keys: Keys, workflow_id: str) -> Plan[tuple[list[RawEntry], bool]]:
             continue
         if len(entries) < READ_CHUNK:
             return entries, False  # one XRANGE reads a whole log or nothing of it
-        entries = yield from log_plan(keys, workflow_id)
+        entries += yield from log_plan(keys, workflow_id, after=entries[-1][0])
         # A log archived while we read it is gone (XLEN 0): read the archive instead.
         if entries and (yield from one(("XLEN", log_key))) >= len(entries):
             return entries, False
     raise WorkflowNotFoundError(workflow_id)
 
 
-def log_plan(keys: Keys, workflow_id: str) -> Plan[list[RawEntry]]:
-    """Every entry of a live log, read in chunks (none: no live log)."""
+def log_plan(keys: Keys, workflow_id: str, after: str = "0-0") -> Plan[list[RawEntry]]:
+    """Every entry of a live log after stream id ``after``, read in chunks (none: no
+    live log)."""
     log_key = keys.log(workflow_id)
     entries: list[RawEntry] = []
-    after = "0-0"
     while True:
         chunk = parse_raw(
             (yield from one(("XRANGE", log_key, f"({after}", "+", "COUNT", READ_CHUNK)))
@@ -88,22 +87,13 @@ def log_plan(keys: Keys, workflow_id: str) -> Plan[list[RawEntry]]:
         after = chunk[-1][0]
 
 
-def read_raw(
-    client: redis.Redis, keys: Keys, workflow_id: str, wire: Wire | None = None
-) -> tuple[list[RawEntry], bool]:
-    """``raw_plan`` carried out on ``wire`` if given (a held connection, cheaper than a
-    pipeline), else on a pipeline of ``client``.
+def read_raw(client: redis.Redis, keys: Keys, workflow_id: str) -> tuple[list[RawEntry], bool]:
+    """``raw_plan`` carried out on a pipeline of ``client``.
 
     Raises:
         WorkflowNotFoundError: neither a log nor an archive exists.
     """
-    return run(raw_plan(keys, workflow_id), wire.execute if wire else pipelined(client))
-
-
-def read_history(client: redis.Redis, keys: Keys, workflow_id: str) -> list[Entry]:
-    """A workflow's events, in order, from its live log or its archive."""
-    raw, _ = read_raw(client, keys, workflow_id)
-    return [to_entry(item) for item in raw]
+    return run(raw_plan(keys, workflow_id), pipelined(client))
 
 
 def many_plan(
