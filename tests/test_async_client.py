@@ -261,14 +261,14 @@ async def test_dead_letters_and_a_delayed_send(
     app: App, r: redis.Redis, face: Any, actors: dict[str, Any]
 ) -> None:
     letters = face.dead_letters()
-    first = app.dead_letters.add("sf:{0}:q:default", "1-1", b"junk", "undecodable")
-    second = app.dead_letters.add("sf:{0}:q:other", "2-1", b"more", "undecodable")
+    first = app.dead_letters.add("sf:{0.325}:q:default", "1-1", b"junk", "undecodable")
+    second = app.dead_letters.add("sf:{0.325}:q:other", "2-1", b"more", "undecodable")
     assert [letter.id for letter in await letters.list()] == [first, second]
     assert (await letters.get(first)).data == b"junk"
     with pytest.raises(KeyError):
         await letters.get("9-9")
     requeued = await letters.requeue(first)  # not a task message: requeued as it is
-    assert r.xrange("sf:{0}:q:default", requeued, requeued)[0][1] == {b"m": b"junk"}
+    assert r.xrange("sf:{0.325}:q:default", requeued, requeued)[0][1] == {b"m": b"junk"}
     assert await letters.purge() == 1
     assert await letters.list() == []
     with app.worker(concurrency=2):

@@ -73,3 +73,17 @@ def test_a_script_reaches_every_key_of_a_workflow_on_its_shard(
             client.eval(touch, 2, keys.active(0), keys.active(1))
     finally:
         client.close()
+
+
+def test_sixteen_shards_per_master_spread_over_the_masters(redis_cluster: LocalCluster) -> None:
+    keys = Keys()
+    host, port = redis_cluster.nodes[0]
+    client = RedisCluster(host=host, port=port)
+    try:
+        owners = [client.get_node_from_key(keys.active(shard)).name for shard in range(3 * SHARDS)]
+    finally:
+        client.close()
+
+    shares = sorted(owners.count(name) for name in set(owners))
+    assert len(shares) == 3
+    assert shares[-1] - shares[0] <= 2, shares

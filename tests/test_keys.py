@@ -8,11 +8,12 @@ from __future__ import annotations
 import re
 
 import pytest
+from redis.crc import key_slot
 
 from streamflow.model import codec, messages
 from streamflow.model.errors import DecodeError
 from streamflow.store import keys
-from streamflow.store.keys import Keys
+from streamflow.store.keys import CLUSTER_SLOTS, Keys, shard_tag, slot_of
 
 WF = "7-0123456789abcdef01234567"
 DEF_HASH = "00112233445566778899aabbccddeeff"
@@ -121,14 +122,14 @@ def test_every_workflow_key_carries_the_shard_hash_tag(prefix: str) -> None:
     workflow_keys = [k.log(WF), k.idx(WF), k.archive(WF), k.done_channel(WF)]
 
     assert workflow_keys == [
-        f"{prefix}:{{7}}:{WF}:log",
-        f"{prefix}:{{7}}:{WF}:idx",
-        f"{prefix}:{{7}}:{WF}:archive",
-        f"{prefix}:{{7}}:{WF}:done",
+        f"{prefix}:{{7.442}}:{WF}:log",
+        f"{prefix}:{{7.442}}:{WF}:idx",
+        f"{prefix}:{{7.442}}:{WF}:archive",
+        f"{prefix}:{{7.442}}:{WF}:done",
     ]
     assert len(set(workflow_keys)) == 4
-    # Redis Cluster hashes the first {...} of a key: it must be the shard.
-    assert all(re.search(r"\{(.*?)\}", key).group(1) == "7" for key in workflow_keys)  # type: ignore[union-attr]
+    # Redis Cluster hashes the first {...} of a key: it must be the shard's tag.
+    assert all(re.search(r"\{(.*?)\}", key).group(1) == "7.442" for key in workflow_keys)  # type: ignore[union-attr]
 
 
 def test_shard_keys_carry_the_same_hash_tag() -> None:
@@ -142,11 +143,11 @@ def test_shard_keys_carry_the_same_hash_tag() -> None:
     ]
 
     assert shard_keys == [
-        "sf:{7}:q:default",
-        "sf:{7}:delayed:default",
-        "sf:{7}:wake",
-        "sf:{7}:wake-due",
-        "sf:{7}:active",
+        "sf:{7.442}:q:default",
+        "sf:{7.442}:delayed:default",
+        "sf:{7.442}:wake",
+        "sf:{7.442}:wake-due",
+        "sf:{7.442}:active",
     ]
 
 
@@ -159,8 +160,49 @@ def test_global_keys_have_no_hash_tag() -> None:
 def test_definitions_live_on_the_shards_that_use_them() -> None:
     k = Keys()
 
-    assert k.definition(7, DEF_HASH) == f"sf:{{7}}:def:{DEF_HASH}"
-    assert k.definitions(7) == "sf:{7}:defs"
+    assert k.definition(7, DEF_HASH) == f"sf:{{7.442}}:def:{DEF_HASH}"
+    assert k.definitions(7) == "sf:{7.442}:defs"
+
+
+def test_shard_tags_are_fixed() -> None:
+    # Part of every key name: a change would orphan every stored workflow.
+    assert [shard_tag(s) for s in range(8)] == [
+        "0.325", "1.38", "2.671", "3.951", "4.1753", "5.116", "6.679", "7.442"
+    ]  # fmt: skip
+
+
+def test_a_shard_tag_hashes_where_redis_cluster_puts_it() -> None:
+    for shard in (0, 1, 2, 7, 1023, 1024, 5000):
+        key = Keys().log(f"{shard}-{'0' * 24}")
+
+        assert key_slot(key.encode()) == slot_of(shard_tag(shard))
+
+
+@pytest.mark.parametrize("masters", [1, 2, 3, 4, 5, 7, 8, 12])
+@pytest.mark.parametrize("per_master", [4, 16])
+def test_shards_spread_evenly_over_masters_of_even_slot_ranges(
+    masters: int, per_master: int
+) -> None:
+    # What redis-cli --cluster create gives each master: an even run of slots.
+    bounds = [CLUSTER_SLOTS * m // masters for m in range(masters + 1)]
+    counts = [0] * masters
+    for shard in range(masters * per_master):
+        slot = slot_of(shard_tag(shard))
+        counts[next(m for m in range(masters) if bounds[m] <= slot < bounds[m + 1])] += 1
+
+    assert max(counts) - min(counts) <= 2, counts
+
+
+def test_shard_tags_are_distinct_and_slots_differ_up_to_1024() -> None:
+    tags = [shard_tag(s) for s in range(1100)]
+
+    assert len(set(tags)) == len(tags)
+    assert len({slot_of(t) for t in tags[:1024]}) == 1024
+
+
+def test_a_negative_shard_has_no_tag() -> None:
+    with pytest.raises(ValueError, match="-1"):
+        shard_tag(-1)
 
 
 def test_workflow_keys_reject_a_malformed_id() -> None:
@@ -173,4 +215,4 @@ def test_two_workflows_on_one_shard_share_the_slot_but_not_keys() -> None:
     other = keys.new_workflow_id(7)
 
     assert k.log(other) != k.log(WF)
-    assert k.log(other).split(":")[1] == k.log(WF).split(":")[1] == "{7}"
+    assert k.log(other).split(":")[1] == k.log(WF).split(":")[1] == "{7.442}"

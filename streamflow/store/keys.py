@@ -1,18 +1,50 @@
 """The keyspace (DESIGN §5). Every key name is built here and nowhere else.
 
 A workflow's shard is fixed at submit and encoded in its id (``<shard>-<hex>``); every
-key of the workflow and its shard's shared keys carry the hash tag ``{<shard>}`` so one
-script can touch one workflow and its shard's queues atomically on Redis Cluster.
+key of the workflow and its shard's shared keys carry the shard's hash tag
+(``shard_tag``), so one script can touch one workflow and its shard's queues atomically
+on Redis Cluster, and shards spread evenly over the cluster's masters.
 """
 
 from __future__ import annotations
 
+import binascii
 import dataclasses
+import functools
 import secrets
 
 from streamflow.model.messages import shard_of
 
 WORKFLOW_KEYS_KEPT = 4096
+CLUSTER_SLOTS = 16384
+_BUCKETS = 1024
+"""Slot ranges a shard's tag is placed in: 16 slots each."""
+
+
+@functools.cache
+def shard_tag(shard: int) -> str:
+    """The hash tag of ``shard``'s keys: ``<shard>.<k>``, the first ``k`` whose slot
+    (CRC16 mod 16384, as Redis Cluster hashes it) falls in the shard's range.
+
+    Shard ``i``'s range is ``i`` (mod 1024) with its ten bits reversed, times 16: the
+    first 2**n shards sit at evenly spaced slots for every n, and any count is close to
+    even. A cluster whose masters own even slot ranges (what ``redis-cli --cluster
+    create`` makes) gets an even share of the shards; moving a slot moves whole shards.
+    Fixed forever: the tag is part of every key name.
+    """
+    if shard < 0:
+        raise ValueError(f"a shard is a number from 0 (got {shard!r})")
+    width = CLUSTER_SLOTS // _BUCKETS
+    low = int(format(shard % _BUCKETS, "010b")[::-1], 2) * width
+    k = 0
+    while not low <= slot_of(f"{shard}.{k}") < low + width:
+        k += 1
+    return f"{shard}.{k}"
+
+
+def slot_of(tag: str) -> int:
+    """The cluster slot of a key whose hash tag (or whole name) is ``tag``."""
+    return binascii.crc_hqx(tag.encode(), 0) % CLUSTER_SLOTS
 
 
 def new_workflow_id(shard: int) -> str:
@@ -83,25 +115,25 @@ class Keys:
         )
 
     def log(self, wf: str) -> str:
-        return f"{self.prefix}:{{{shard_of(wf)}}}:{wf}:log"
+        return f"{self.prefix}:{{{shard_tag(shard_of(wf))}}}:{wf}:log"
 
     def idx(self, wf: str) -> str:
-        return f"{self.prefix}:{{{shard_of(wf)}}}:{wf}:idx"
+        return f"{self.prefix}:{{{shard_tag(shard_of(wf))}}}:{wf}:idx"
 
     def archive(self, wf: str) -> str:
-        return f"{self.prefix}:{{{shard_of(wf)}}}:{wf}:archive"
+        return f"{self.prefix}:{{{shard_tag(shard_of(wf))}}}:{wf}:archive"
 
     def results(self, wf: str) -> str:
         """Out-of-line results too large for the log: field ``<node>:<attempt>``."""
-        return f"{self.prefix}:{{{shard_of(wf)}}}:{wf}:results"
+        return f"{self.prefix}:{{{shard_tag(shard_of(wf))}}}:{wf}:results"
 
     def tombstone(self, wf: str) -> str:
         """Left behind (with a TTL) when a finished workflow is removed after retention."""
-        return f"{self.prefix}:{{{shard_of(wf)}}}:{wf}:expired"
+        return f"{self.prefix}:{{{shard_tag(shard_of(wf))}}}:{wf}:expired"
 
     def done_channel(self, wf: str) -> str:
         """Pub/sub channel told when the workflow ends (not a key)."""
-        return f"{self.prefix}:{{{shard_of(wf)}}}:{wf}:done"
+        return f"{self.prefix}:{{{shard_tag(shard_of(wf))}}}:{wf}:done"
 
     def done_pattern(self) -> str:
         """Every workflow's done channel, as a PSUBSCRIBE pattern."""
@@ -110,41 +142,41 @@ class Keys:
 
     def definition(self, shard: int, def_hash: str) -> str:
         """A workflow definition, stored once per shard that runs workflows of it."""
-        return f"{self.prefix}:{{{shard}}}:def:{def_hash}"
+        return f"{self.prefix}:{{{shard_tag(shard)}}}:def:{def_hash}"
 
     def definitions(self, shard: int) -> str:
         """Per definition hash, how many of the shard's kept workflows use it (the last
         one's removal removes the definition); field ``_`` marks the shard's definitions
         as tracked (gone only if Redis lost its data)."""
-        return f"{self.prefix}:{{{shard}}}:defs"
+        return f"{self.prefix}:{{{shard_tag(shard)}}}:defs"
 
     def queue(self, shard: int, queue: str) -> str:
-        return f"{self.prefix}:{{{shard}}}:q:{queue}"
+        return f"{self.prefix}:{{{shard_tag(shard)}}}:q:{queue}"
 
     def delayed(self, shard: int, queue: str) -> str:
-        return f"{self.prefix}:{{{shard}}}:delayed:{queue}"
+        return f"{self.prefix}:{{{shard_tag(shard)}}}:delayed:{queue}"
 
     def wake(self, shard: int) -> str:
-        return f"{self.prefix}:{{{shard}}}:wake"
+        return f"{self.prefix}:{{{shard_tag(shard)}}}:wake"
 
     def wake_due(self, shard: int) -> str:
-        return f"{self.prefix}:{{{shard}}}:wake-due"
+        return f"{self.prefix}:{{{shard_tag(shard)}}}:wake-due"
 
     def expiry(self, shard: int) -> str:
         """Finished workflows by the time their retention ends."""
-        return f"{self.prefix}:{{{shard}}}:expiry"
+        return f"{self.prefix}:{{{shard_tag(shard)}}}:expiry"
 
     def ended(self, shard: int) -> str:
         """Workflows that ended, until their retention: id -> ``status submitted ended
         events`` (times in ms; the log's length at the end), for listing them."""
-        return f"{self.prefix}:{{{shard}}}:ended"
+        return f"{self.prefix}:{{{shard_tag(shard)}}}:ended"
 
     def beats(self, shard: int) -> str:
         """Worker processes' heartbeats: consumer name -> Redis time of its last beat."""
-        return f"{self.prefix}:{{{shard}}}:beats"
+        return f"{self.prefix}:{{{shard_tag(shard)}}}:beats"
 
     def active(self, shard: int) -> str:
-        return f"{self.prefix}:{{{shard}}}:active"
+        return f"{self.prefix}:{{{shard_tag(shard)}}}:active"
 
     def limiter(self, name: str) -> str:
         return f"{self.prefix}:limit:{name}"
