@@ -77,6 +77,7 @@ class LocalCluster:
         command = [self.binary, "--port", str(port), "--bind", HOST, "--dir", str(node)]
         command += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
         command += ["--cluster-node-timeout", "2000", "--save", "", "--appendonly", "no"]
+        command += ["--stream-node-max-bytes", "512"]
         return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def stop(self) -> None:

@@ -51,9 +51,13 @@ class App(AsyncMethods):
 
     Args:
         url: Redis URL. Without one, ``STREAMFLOW_REDIS_URL`` is used, and without that a
-            private embedded Redis is started for this process.
+            private embedded Redis is started for this process. A Redis Cluster's is
+            ``redis+cluster://host:port[,host:port...]`` (nodes to start from).
+        cluster: ``url`` names a node of a Redis Cluster, whatever its scheme.
         prefix: prefix of every key (default ``sf``).
-        shards: number of shards workflows are spread over (1 on a single Redis).
+        shards: number of shards workflows are spread over (default: 1 on a single
+            Redis; on a cluster, the count recorded there, else 16 per master). Every
+            App and worker of one Redis has the same.
         recovery_grace_ms: how long a recorded outcome may wait for its projection before
             a recovery projector takes it over.
         retention: seconds a finished workflow (its history and results) is kept before
@@ -79,8 +83,9 @@ class App(AsyncMethods):
         self,
         url: str | None = None,
         *,
+        cluster: bool = False,
         prefix: str = "sf",
-        shards: int = 1,
+        shards: int | None = None,
         recovery_grace_ms: int = 10_000,
         retention: float = 7 * 24 * 3600,
         large_result_bytes: int = 64 * 1024,
@@ -107,6 +112,7 @@ class App(AsyncMethods):
         self.url = url
         self.store = Store(
             url,
+            cluster=cluster,
             prefix=prefix,
             shards=shards,
             replicas=replicas if durability == "replicated" else 0,
@@ -117,7 +123,7 @@ class App(AsyncMethods):
         # The store's parts, by their short names (tests and tools use them).
         self.client = self.store.client
         self.keys = self.store.keys
-        self.shards = shards
+        self.shards = self.store.shards
         self.scripts = self.store.scripts
         self.definitions = self.store.definitions
         self.actors: dict[str, Actor[Any, Any]] = {}

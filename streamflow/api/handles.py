@@ -32,7 +32,6 @@ from streamflow.runtime.cancel import cancel
 from streamflow.runtime.projector import Projector
 from streamflow.store.connection import Store
 from streamflow.store.plan import Plan, run
-from streamflow.store.wire import Wire
 
 __all__ = ["Snapshot", "WorkflowHandle", "WorkflowStatus", "read_results"]
 
@@ -70,7 +69,7 @@ class WorkflowHandle:
         Raises:
             ResultMissing: no such workflow (``unknown``), or removed (``expired``).
         """
-        wire = Wire(self.store.client)
+        wire = self.store.wire()
         try:
             plan = follow_plan(self.store, self.id, after)
             yield from follow(plan, self.store.reads.execute, wire.execute)

@@ -38,7 +38,7 @@ from streamflow.store import scripts
 from streamflow.store.connection import Store
 from streamflow.store.log import parse_raw
 from streamflow.store.scripts import Call, Reply, reply_code
-from streamflow.store.wire import Wire, stream_messages
+from streamflow.store.wire import stream_messages
 
 log = get_logger(__name__)
 
@@ -95,7 +95,7 @@ class Consumer:
         self.recorder = recorder
         self.settings = settings
         self._outage = outage
-        self._wire = Wire(store.client)
+        self._wire = store.wire()
         self._last_claim = self._last_reclaim = 0.0
         self._log = log.bind(consumer=name)
         self.takeover = Takeover(

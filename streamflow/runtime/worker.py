@@ -15,12 +15,11 @@ import signal
 import socket
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 import redis
 
 from streamflow.logs import get_logger
-from streamflow.model.errors import StreamflowError
 from streamflow.model.options import to_ms
 from streamflow.model.schema import PROJECTOR_GROUP, WORKER_GROUP
 from streamflow.runtime.consumer import Consumer, Settings
@@ -32,6 +31,7 @@ from streamflow.runtime.jobs import Runnable
 from streamflow.runtime.leases import HAND_BACK_IDLE_MS, Leases
 from streamflow.runtime.lone import Lone
 from streamflow.runtime.outage import Outage
+from streamflow.runtime.preflight import check_server
 from streamflow.runtime.projector import Projector
 from streamflow.runtime.recorder import Recorder
 from streamflow.runtime.recovery import Recovery
@@ -143,6 +143,8 @@ class Worker:
         self._released = threading.Event()
         self._regrouping = threading.Lock()
         self._threads: list[threading.Thread] = []
+        self._readers: list[threading.Thread] = []
+        """The consumers' threads past the first (a cluster's shards)."""
 
         shared = {"stopping": self._stopping, "outage": self._outage, "log": self._log}
         self.heartbeat = Heartbeat(
@@ -168,25 +170,33 @@ class Worker:
             max_result_bytes=app.max_result_bytes,
             pool=pool,
         )
-        self.consumer = Consumer(
-            self.name,
-            {store.keys.queue(s, q): s for s in self.shards for q in self.queues},
-            store=store,
-            projector=self.projector,
-            actors=self.actors,
-            executor=self.executor,
-            leases=self.leases,
-            recorder=self.recorder,
-            settings=Settings(
-                prefetch=concurrency * 4,
-                lease_ms=lease_ms,
-                block_ms=block_ms,
-                max_deliveries=max_deliveries,
-                max_unknown_deliveries=max_unknown_deliveries,
-            ),
-            heartbeat=self.heartbeat,
-            outage=self._outage,
+        settings = Settings(
+            prefetch=concurrency * 4,
+            lease_ms=lease_ms,
+            block_ms=block_ms,
+            max_deliveries=max_deliveries,
+            max_unknown_deliveries=max_unknown_deliveries,
         )
+        # One blocking read covers every queue of one Redis; on a cluster a read covers
+        # one slot, so each shard has a consumer (a thread) of its own.
+        spread = [(s,) for s in self.shards] if store.cluster else [self.shards]
+        self.consumers = [
+            Consumer(
+                self.name,
+                {store.keys.queue(s, q): s for s in shards for q in self.queues},
+                store=store,
+                projector=self.projector,
+                actors=self.actors,
+                executor=self.executor,
+                leases=self.leases,
+                recorder=self.recorder,
+                settings=settings,
+                heartbeat=self.heartbeat,
+                outage=self._outage,
+            )
+            for shards in spread
+        ]
+        self.consumer = self.consumers[0]
         self.executor.lone = Lone(
             store, self.name, ended=self._ended, unreadable=self.consumer.unreadable
         )
@@ -239,6 +249,15 @@ class Worker:
         )
         try:
             if "tasks" in self.roles:
+                for i, consumer in enumerate(self.consumers[1:], 1):
+                    reader = threading.Thread(
+                        target=consumer.run,
+                        args=(self._stopping, self._regroup),
+                        name=f"streamflow-consumer-{i}",
+                        daemon=True,
+                    )
+                    reader.start()
+                    self._readers.append(reader)
                 self.consumer.run(self._stopping, self._regroup)
             else:
                 self._stopping.wait()
@@ -268,7 +287,7 @@ class Worker:
         """Create the consumer groups this worker reads with (if they do not exist);
         returns how many were missing."""
         created = 0
-        for key in self.consumer.queue_keys:
+        for key in (key for consumer in self.consumers for key in consumer.queue_keys):
             created += self._create_group(key, WORKER_GROUP)
         for key in self.recovery.wake_keys:
             created += self._create_group(key, PROJECTOR_GROUP)
@@ -286,7 +305,7 @@ class Worker:
         # Redis may not be up yet: wait for it (saying so once), as the roles do later.
         while True:
             try:
-                self._check_server()
+                check_server(self.store.client, self._log)
                 run(self.store.shards_plan(), self.store.execute)
                 self.create_groups()
                 self.heartbeat.beat()
@@ -309,31 +328,6 @@ class Worker:
             role.start()
         return roles
 
-    def _check_server(self) -> None:
-        """Refuse a Redis that may evict keys (the log is the truth); warn on settings
-        that waste memory."""
-        client = self.store.client
-        try:
-            config: Any = client.config_get("maxmemory-policy")
-            node_bytes: Any = client.config_get("stream-node-max-bytes")
-        except redis.ResponseError as exc:  # CONFIG disabled (managed Redis)
-            self._log.warning("redis_config_unreadable", error=str(exc))
-            return
-        policy = config.get(b"maxmemory-policy") or config.get("maxmemory-policy") or b""
-        policy = policy.decode() if isinstance(policy, bytes) else str(policy)
-        if policy != "noeviction":
-            raise StreamflowError(
-                f"Redis maxmemory-policy is {policy!r}; streamflow needs 'noeviction' "
-                "(eviction could delete a workflow's log, the only truth)"
-            )
-        size = node_bytes.get(b"stream-node-max-bytes") or node_bytes.get("stream-node-max-bytes")
-        if size is not None and int(size) > 1024:
-            self._log.warning(
-                "stream_node_max_bytes_large",
-                value=int(size),
-                advice="set stream-node-max-bytes to 512: each log preallocates a node",
-            )
-
     def _create_group(self, key: str, group: str) -> bool:
         try:
             self.store.client.xgroup_create(key, group, id="0", mkstream=True)
@@ -344,6 +338,8 @@ class Worker:
         return True
 
     def _shutdown(self, roles: list[Role]) -> None:
+        for reader in self._readers:  # fetching no more (each ends its read first)
+            reader.join(5)
         in_flight = self.executor.in_flight
         # Fetched, but not started: back at once, for another worker to take now.
         unstarted = self.executor.take_unstarted()
@@ -362,7 +358,9 @@ class Worker:
         self.executor.stop(wait=finished)
         for role in roles:
             role.join(5)
-        self.consumer.close()
+        for consumer in self.consumers:
+            consumer.close()
+        self.recovery.close()
         try:
             # Past the grace period: let other workers take these at once, rather than
             # after the lease (a body still running here may finish; first outcome wins).
@@ -370,7 +368,8 @@ class Worker:
             if handed:
                 self._log.info("leases_handed_back", count=handed)
             self.heartbeat.leave()
-            self.consumer.leave()
+            for consumer in self.consumers:
+                consumer.leave()
         except redis.RedisError as exc:
             self._log.warning("lease_hand_back_failed", error=str(exc))
         self._log.info("worker_stopped", unfinished=len(in_flight))

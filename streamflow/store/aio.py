@@ -16,6 +16,7 @@ import redis.asyncio as aredis
 from hiredis import pack_command
 
 from streamflow.logs import get_logger
+from streamflow.store.aio_cluster import AsyncRoutes
 from streamflow.store.connection import Outage, Store
 from streamflow.store.endings import LISTEN_S, dispatch
 from streamflow.store.plan import Command, Plan, run_async
@@ -42,11 +43,17 @@ class AsyncStore:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._routes = AsyncRoutes(store.client, POOL_SIZE) if store.cluster else None
+        """On a cluster: a pool per master (the subscription on any one: an end is told
+        on every node)."""
         # Bounded: a thousand coroutines reading at once queue for a few connections
         # rather than opening one each.
-        pool = aredis.BlockingConnectionPool.from_url(
-            store.url, max_connections=POOL_SIZE, timeout=None
-        )
+        if self._routes is not None:
+            pool = self._routes.pool()
+        else:
+            pool = aredis.BlockingConnectionPool.from_url(
+                store.url, max_connections=POOL_SIZE, timeout=None
+            )
         self.client = aredis.Redis(connection_pool=pool)
         self._running = asyncio.Semaphore(RUNNING)
         self.endings = AsyncEndings(self.client, store.keys.done_pattern())
@@ -60,15 +67,35 @@ class AsyncStore:
     async def execute(self, commands: Sequence[Command]) -> list[Any]:
         """A plan's executor on this loop: script calls (``Call``) as the scripts' plan
         sends them, other commands in one round trip."""
+        routes = self._routes
         if commands and isinstance(commands[0], Call):
             calls = cast(Sequence[Call], commands)
-            return await run_async(self.store.scripts.plan(calls), self._send)
-        return await self._send(commands)
+            if routes is None:
+                return await run_async(self.store.scripts.plan(calls), self._send)
+            # Each master runs its calls as a plan of its own (as Scripts does).
+            return await routes.spread(
+                calls,
+                routes.node_of_call,
+                lambda node, group: run_async(
+                    self.store.scripts.plan(group),
+                    lambda part: self._send(part, routes.pool(node)),
+                ),
+            )
+        if routes is None:
+            return await self._send(commands)
+        return await routes.execute(commands, self._send)
 
     @contextlib.asynccontextmanager
     async def dedicated(self) -> AsyncIterator[Callable[[Sequence[Command]], Awaitable[list[Any]]]]:
         """An executor on a connection of its own (for blocking reads, which must not
         hold one of the pool's), closed at the end."""
+        if self.store.cluster:
+            routes = AsyncRoutes(self.store.client, 1)
+            try:
+                yield lambda commands: routes.execute(commands, self._send)
+            finally:
+                await routes.close()
+            return
         pool = aredis.ConnectionPool.from_url(self.store.url, max_connections=1)
         try:
             yield lambda commands: self._send(commands, pool)
@@ -122,7 +149,10 @@ class AsyncStore:
     async def close(self) -> None:
         """Close the subscription and the pool."""
         await self.endings.close()
-        await _maybe_await(self.client.connection_pool.disconnect())
+        if self._routes is not None:
+            await self._routes.close()  # the subscription's pool among them
+        else:
+            await _maybe_await(self.client.connection_pool.disconnect())
 
 
 class AsyncEndings:

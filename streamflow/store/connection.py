@@ -13,6 +13,7 @@ import redis
 from streamflow.logs import get_logger
 from streamflow.model.errors import StreamflowError
 from streamflow.model.schema import WORKER_GROUP
+from streamflow.store.cluster import Routes, connect, is_cluster, primaries
 from streamflow.store.deadletters import DeadLetters
 from streamflow.store.definitions import DEFAULT_CACHE_SIZE, Definitions
 from streamflow.store.endings import Endings
@@ -24,6 +25,9 @@ from streamflow.store.wire import Wire
 
 log = get_logger(__name__)
 T = TypeVar("T")
+SHARDS_PER_MASTER = 16
+"""The default shard count on a cluster, per master: resharding moves whole shards, and
+a master added later still gets its share."""
 
 
 def masked(url: str) -> str:
@@ -37,9 +41,11 @@ class Store:
     """Everything below the runtime that talks to one Redis.
 
     Args:
-        url: the Redis URL.
+        url: the Redis URL (``redis+cluster://host:port[,host:port...]`` for a cluster).
+        cluster: ``url`` names a node of a Redis Cluster (whatever its scheme).
         prefix: prefix of every key.
-        shards: number of shards workflows are spread over.
+        shards: number of shards workflows are spread over (default: 1 on a single
+            Redis; on a cluster, the count recorded there, else 16 per master).
         replicas: with more than 0, writes wait for that many replicas (WAITAOF/WAIT).
         wait_timeout_ms: how long they wait.
         retry_for_s: how long ``retrying`` rides out an unreachable Redis.
@@ -50,30 +56,50 @@ class Store:
         self,
         url: str,
         *,
+        cluster: bool = False,
         prefix: str = "sf",
-        shards: int = 1,
+        shards: int | None = None,
         replicas: int = 0,
         wait_timeout_ms: int = 1000,
         retry_for_s: float = 30.0,
         definition_cache_size: int = DEFAULT_CACHE_SIZE,
     ) -> None:
-        if shards < 1:
+        if shards is not None and shards < 1:
             raise ValueError(f"shards must be at least 1 (got {shards!r})")
         self.url = url
-        self.client = redis.Redis.from_url(url)
+        self.retry_for_s = retry_for_s
+        # A cluster's client learns the topology at once: wait for one (a worker may
+        # start before Redis, as on one Redis).
+        self.client = self.retrying(lambda: connect(url, cluster=cluster))
+        self.cluster = is_cluster(self.client)
+        """Whether Redis is a cluster (commands routed to the masters of their slots)."""
         self.keys = Keys(prefix)
-        self.shards = shards
+        self.shards = shards or self._default_shards()
         self.scripts = Scripts(self.client, replicas=replicas, wait_timeout_ms=wait_timeout_ms)
         self.definitions = Definitions(self.client, self.keys, definition_cache_size)
         self.dead_letters = DeadLetters(self.client, self.keys)
         self.endings = Endings(self.client, self.keys.done_pattern())
-        self.reads = Wire(self.client)
+        self.reads = self.wire()
         """A held connection for reading results (cheaper than a pipeline per read)."""
-        self.retry_for_s = retry_for_s
         self.losses = 0
         """Times this process found state the server had lost (see ``lost``)."""
         self.shards_checked = False
         """Whether this process has compared its shard count with Redis's (``shards_plan``)."""
+
+    def wire(self) -> Wire | Routes:
+        """A connection of this store's own (on a cluster, one per master), for one
+        caller at a time: ``execute`` a list of commands, ``close`` when done."""
+        if self.cluster:
+            return Routes(cast(Any, self.client))
+        return Wire(self.client)
+
+    def _default_shards(self) -> int:
+        """1 on a single Redis; on a cluster, the count recorded there (the workflows'
+        spread), else 16 per master."""
+        if not self.cluster:
+            return 1
+        stored = self.client.get(self.keys.shard_count())
+        return int(stored) if stored is not None else SHARDS_PER_MASTER * primaries(self.client)
 
     def execute(self, commands: Sequence[Command]) -> list[Any]:
         """A plan's executor on this thread (``streamflow.store.plan``): script calls

@@ -17,13 +17,14 @@ import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import redis
 
 from streamflow.model import schema
 from streamflow.model.errors import DurabilityError
 from streamflow.store import interrupts
+from streamflow.store.cluster import Routes, is_cluster
 from streamflow.store.plan import Plan, checked, one, run
 from streamflow.store.scripts import SCRIPTS, WRITES, Call, Reply
 from streamflow.store.wire import Wire
@@ -54,6 +55,8 @@ class Scripts:
         self._flushing = False
         self._wire = Wire(client)
         """The coalesced pipelines' connection (one pipeline in flight at a time)."""
+        self._routes = Routes(cast(Any, client)) if is_cluster(client) else None
+        """On a cluster: a connection per master, each of its calls on its master's."""
         self._scripts = {
             name: client.register_script(script_source(name)) for name in sorted(SCRIPTS)
         }
@@ -130,7 +133,16 @@ class Scripts:
         return slot.outcome()
 
     def _run(self, calls: Sequence[Call]) -> list[Any]:
-        return run(self.plan(calls), self._wire.execute)
+        routes = self._routes
+        if routes is None:
+            return run(self.plan(calls), self._wire.execute)
+        # On a cluster, each master runs its calls as a plan of its own: a lost script
+        # cache is loaded again on that master, and replicated writes wait there.
+        return routes.spread(
+            calls,
+            lambda call: routes.node_of(call.keys[0] if call.keys else None),
+            lambda node, group: run(self.plan(group), routes.wire(node).execute),
+        )
 
     def plan(self, calls: Sequence[Call]) -> Plan[list[Any]]:
         """Running ``calls`` as a plan (``streamflow.store.plan``), for a face that sends
@@ -155,6 +167,8 @@ class Scripts:
     def close(self) -> None:
         """Give the coalesced pipelines' connection back to the client's pool."""
         self._wire.close()
+        if self._routes is not None:
+            self._routes.close()
 
     def _pipeline(self, calls: Sequence[Call], wait: bool) -> Plan[list[Any]]:
         """One pipeline; with ``wait``, the replicas' confirmation is asked for on the

@@ -34,7 +34,7 @@ class Wire:
     """
 
     def __init__(self, client: redis.Redis) -> None:
-        self._client = client
+        self.client = client
         self._conn: Any = None  # a redis.connection.Connection (loosely typed upstream)
         self._pid = os.getpid()
         self._lock = threading.Lock()
@@ -60,7 +60,7 @@ class Wire:
         with self._lock:
             conn, self._conn = self._conn, None
             if conn is not None and self._pid == os.getpid():
-                self._client.connection_pool.release(conn)
+                self.client.connection_pool.release(conn)
 
     def _attempt(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
         conn = self._connection()
@@ -87,14 +87,14 @@ class Wire:
         if self._pid != os.getpid():  # forked: the parent's socket is not ours
             self._conn, self._pid = None, os.getpid()
         if self._conn is None:
-            self._conn = self._client.connection_pool.get_connection()
+            self._conn = self.client.connection_pool.get_connection()
         return self._conn
 
     def _broken(self, error: Exception | None) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.disconnect()
-            self._client.connection_pool.release(conn)
+            self.client.connection_pool.release(conn)
 
 
 def message_of(fields: Any) -> bytes | None:
