@@ -69,16 +69,40 @@ class LocalCluster:
         subprocess.run(create, check=True, capture_output=True, timeout=60)
         for port in self.ports:
             _wait_for(lambda port=port: _cluster_ok(port), f"cluster state on {port}")
+        if self.replicas:
+            for port in self.ports:
+                _wait_for(lambda port=port: self._synced(port), f"replicas of {port}")
         return self
 
-    def _server(self, port: int) -> subprocess.Popen[bytes]:
+    def _synced(self, port: int) -> bool:
+        """Whether the node on ``port`` is a replica, or a master whose replicas are all
+        online (their first sync done)."""
+        info = redis.Redis(HOST, port).info("replication")
+        if info["role"] != "master":
+            return True
+        online = [v for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)]
+        return len(online) == self.replicas and all(v["state"] == "online" for v in online)
+
+    def _server(self, port: int, fresh: bool = True) -> subprocess.Popen[bytes]:
         node = self.directory / str(port)
-        node.mkdir()
+        node.mkdir(exist_ok=not fresh)
         command = [self.binary, "--port", str(port), "--bind", HOST, "--dir", str(node)]
         command += ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
         command += ["--cluster-node-timeout", "2000", "--save", "", "--appendonly", "no"]
         command += ["--stream-node-max-bytes", "512"]
         return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def kill(self, port: int) -> None:
+        """SIGKILL the server on ``port`` (its data and cluster config stay on disk)."""
+        process = self.processes[self.ports.index(port)]
+        process.kill()
+        process.wait()
+
+    def restart(self, port: int) -> None:
+        """Start the server on ``port`` again: it rejoins the cluster (a former master
+        whose replica took over comes back as that replica's replica)."""
+        self.processes[self.ports.index(port)] = self._server(port, fresh=False)
+        _wait_for(lambda: redis.Redis(HOST, port).ping(), f"node {port}")
 
     def stop(self) -> None:
         for process in self.processes:
@@ -116,3 +140,41 @@ def _wait_for(check: Callable[[], object], what: str, timeout_s: float = 30.0) -
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what} not ready within {timeout_s:.0f} s")
         time.sleep(0.05)
+
+
+def node_id(port: int) -> str:
+    """The cluster node id of the server on ``port``."""
+    return str(redis.Redis(HOST, port).execute_command("CLUSTER", "MYID").decode())
+
+
+def owner_of(ports: list[int], slot: int) -> int:
+    """The port of the master that owns ``slot`` (as the first node sees it)."""
+    slots = redis.Redis(HOST, ports[0]).execute_command("CLUSTER", "SLOTS")
+    for start, end, master, *_ in slots:
+        if int(start) <= slot <= int(end):
+            return int(master[1])
+    raise LookupError(f"slot {slot} has no master")
+
+
+def move_slot(ports: list[int], slot: int, to_port: int, pause_s: float = 0.0) -> int:
+    """Move ``slot`` to the master on ``to_port`` the way ``redis-cli --cluster reshard``
+    does (IMPORTING/MIGRATING, MIGRATE key by key, then SETSLOT NODE on every master),
+    waiting ``pause_s`` after each key so that clients meet the slot half moved
+    (ASK, TRYAGAIN); returns how many keys moved."""
+    from_port = owner_of(ports, slot)
+    source, target = redis.Redis(HOST, from_port), redis.Redis(HOST, to_port)
+    target.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", node_id(from_port))
+    source.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", node_id(to_port))
+    moved = 0
+    while True:
+        keys = source.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 1)
+        if not keys:
+            break
+        source.execute_command("MIGRATE", HOST, to_port, "", 0, 5000, "KEYS", *keys)
+        moved += len(keys)
+        time.sleep(pause_s)
+    for port in ports:
+        redis.Redis(HOST, port).execute_command(
+            "CLUSTER", "SETSLOT", slot, "NODE", node_id(to_port)
+        )
+    return moved

@@ -11,9 +11,11 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any, Protocol
 
+import redis
+
 from streamflow.logs import get_logger
 from streamflow.model import codec
-from streamflow.model.errors import TimeLimitExceeded
+from streamflow.model.errors import DurabilityError, TimeLimitExceeded
 from streamflow.model.events import TaskFailed, TaskSucceeded
 from streamflow.model.messages import shard_of
 from streamflow.runtime.context import reset_current, set_current
@@ -156,7 +158,11 @@ class Executor:
 
     def ended(self, error: BaseException | None) -> None:
         """A tracked call ended (with ``error`` if it raised)."""
-        if error is not None:
+        if isinstance(error, (redis.RedisError, DurabilityError)):
+            # Redis went away or lost its replicas while the outcome was recorded: the
+            # message stays pending, and the task runs again once its lease is over.
+            self._log.warning("outcome_not_recorded", error=str(error))
+        elif error is not None:
             self._log.error("worker_job_crashed", exc_info=error)
         self.in_flight.done()
 

@@ -32,6 +32,8 @@ REDIRECTS = (redis.exceptions.AskError, redis.exceptions.TryAgainError)
 """Error replies that say the command did not run where it was sent (``MovedError`` is
 an ``AskError``)."""
 UNAVAILABLE = (redis.exceptions.ClusterDownError, redis.ConnectionError, redis.TimeoutError)
+UNBLOCKED = "UNBLOCKED"
+"""How a blocked read is told that its stream left the node."""
 ATTEMPTS = 8
 """Sends of one command before its error stands (about 6 s of waiting in all)."""
 _KEYLESS = {b"INFO", b"SCRIPT", b"TIME", b"WAIT", b"WAITAOF", b"PING", b"CLUSTER", b"CONFIG"}
@@ -256,6 +258,10 @@ class Rounds:
             elif isinstance(reply, (*REDIRECTS, redis.exceptions.ClusterDownError)):
                 self._again.append(i)
                 self._wait = True
+            elif isinstance(reply, redis.ResponseError) and str(reply).startswith(UNBLOCKED):
+                # A blocking read whose stream moved away (the slot migrated) mid-read.
+                self._again.append(i)
+                self.refresh = True
 
     def failed(self, indexes: list[int], error: Exception) -> None:
         """A master could not be reached (``error``) for the items at ``indexes``.
