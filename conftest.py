@@ -3,7 +3,9 @@ Shared pytest setup for ``tests/`` and ``proptests/``: hypothesis profiles and a
 
 The session starts its own server (``redis-server`` on PATH, else the embedded
 valkey binary) unless ``STREAMFLOW_TEST_REDIS_URL`` points at one. A missing
-server is a failure, never a skip.
+server is a failure, never a skip. With ``STREAMFLOW_TEST_CLUSTER=1`` the session's
+Redis is a local Redis Cluster of 3 masters instead: every test that takes ``r``,
+``app`` or ``redis_url`` runs on it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import os
 import shutil
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -20,6 +23,7 @@ import structlog
 from hypothesis import HealthCheck, settings
 
 from streamflow import App
+from streamflow.store.cluster import connect
 from streamflow.store.embedded import EmbeddedRedis, find_server_binary
 from tests.cluster import LocalCluster
 
@@ -63,14 +67,22 @@ def redis_binary() -> str:
     return shutil.which("redis-server") or find_server_binary()
 
 
+ON_CLUSTER = os.getenv("STREAMFLOW_TEST_CLUSTER") == "1"
+"""The suite runs on a local Redis Cluster (``STREAMFLOW_TEST_CLUSTER=1``)."""
+
+
 @pytest.fixture(scope="session")
-def redis_url(redis_binary: str) -> Iterator[str]:
+def redis_url(redis_binary: str, request: pytest.FixtureRequest) -> Iterator[str]:
     """
-    URL of the session's Redis: ``STREAMFLOW_TEST_REDIS_URL`` or a private server.
+    URL of the session's Redis: ``STREAMFLOW_TEST_REDIS_URL``, the session's cluster
+    (``STREAMFLOW_TEST_CLUSTER=1``) or a private server.
     """
     url = os.getenv("STREAMFLOW_TEST_REDIS_URL")
     if url:
         yield url
+        return
+    if ON_CLUSTER:
+        yield request.getfixturevalue("redis_cluster").url
         return
     # No fsync per write: about 3x faster, and tests that need durability run
     # their own EmbeddedRedis.
@@ -83,8 +95,8 @@ def r(redis_url: str) -> Iterator[redis.Redis]:
     """
     A client to the session's Redis, flushed before the test.
     """
-    client = redis.Redis.from_url(redis_url)
-    client.flushall()
+    client: Any = connect(redis_url)  # a RedisCluster for a cluster's URL
+    client.flushall()  # every master of a cluster
     try:
         yield client
     finally:
