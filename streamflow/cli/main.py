@@ -18,6 +18,7 @@ from streamflow.cli.operate import (
     cmd_rebuild,
     cmd_status,
     cmd_worker,
+    shard_ranges,
 )
 from streamflow.history.listing import STATUSES
 from streamflow.model.errors import StreamflowError
@@ -53,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker.add_argument(
         "--grace", type=float, default=30.0, help="seconds in-flight tasks get on SIGTERM"
+    )
+    worker.add_argument(
+        "--shards",
+        type=shard_ranges,
+        help="the shards to serve, as 0-7 or 0,3,8-11 (default: all)",
     )
     worker.add_argument(
         "--roles",

@@ -38,9 +38,27 @@ def cmd_worker(args: argparse.Namespace) -> int:
         tasks="tasks" in args.roles,
         recovery="recovery" in args.roles,
         timer="timer" in args.roles,
+        shards=args.shards,
     )
     worker.run()
     return 0
+
+
+def shard_ranges(text: str) -> list[int]:
+    """``--shards``: ``0-7``, ``3`` or ``0,3,8-11`` as the shard numbers they name.
+
+    Raises:
+        argparse.ArgumentTypeError: not such a list.
+    """
+    shards: list[int] = []
+    for part in text.split(","):
+        low, dash, high = part.strip().partition("-")
+        if not low.isdigit() or (dash and not high.isdigit()):
+            raise argparse.ArgumentTypeError(
+                f"shards are numbers and ranges like 0-7 or 0,3,8-11 (got {text!r})"
+            )
+        shards += range(int(low), int(high if dash else low) + 1)
+    return shards
 
 
 def cmd_status(args: argparse.Namespace) -> int:

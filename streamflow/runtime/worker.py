@@ -67,6 +67,23 @@ class Host(Protocol):
     def max_result_bytes(self) -> int: ...
 
 
+def pinned(shards: Sequence[int] | None, count: int) -> tuple[int, ...]:
+    """The shards a worker serves: ``shards`` (checked against ``count``), else all.
+
+    Raises:
+        ValueError: no shard, or one outside ``0 .. count - 1``.
+    """
+    if shards is None:
+        return tuple(range(count))
+    chosen = tuple(sorted(set(shards)))
+    wrong = [s for s in chosen if not isinstance(s, int) or not 0 <= s < count]
+    if wrong or not chosen:
+        raise ValueError(
+            f"shards must be some of 0..{count - 1} (the App has {count}); got {list(shards)!r}"
+        )
+    return chosen
+
+
 class Worker:
     """Runs the actors of ``app`` on the given queues.
 
@@ -97,6 +114,9 @@ class Worker:
         dead_after_s: a consumer that stayed silent while this one beat for this long is
             dead: what it held is taken over at once, not after its lease.
         pool: where task calls run (default: ``concurrency`` threads; for tests).
+        shards: the shards this worker serves (default: all). Pinning workers to
+            shards (on a cluster, to the shards of one master, say) is the operator's
+            choice: every shard needs a worker that serves it.
     """
 
     def __init__(
@@ -120,6 +140,7 @@ class Worker:
         heartbeat_s: float = 0.5,
         dead_after_s: float = 2.0,
         pool: Pool | None = None,
+        shards: Sequence[int] | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1 (got {concurrency!r})")
@@ -129,7 +150,7 @@ class Worker:
         self.queues = tuple(queues or sorted({a.options.queue for a in app.actors.values()}))
         if not self.queues and tasks:
             raise ValueError("the worker has no queue to read (no actor registered, none given)")
-        self.shards = tuple(range(store.shards))
+        self.shards = pinned(shards, store.shards)
         self.name = consumer or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
         self.concurrency = concurrency
         self.lease_ms = lease_ms
