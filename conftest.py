@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, settings
 from streamflow import App
 from streamflow.store.cluster import connect
 from streamflow.store.embedded import EmbeddedRedis, find_server_binary
-from tests.cluster import LocalCluster
+from tests.cluster import ON_CLUSTER, LocalCluster
 
 settings.register_profile(
     "ci",
@@ -65,10 +65,6 @@ def redis_binary() -> str:
             f"STREAMFLOW_TEST_SERVER must be 'redis' or 'valkey' (got {server!r})"
         )
     return shutil.which("redis-server") or find_server_binary()
-
-
-ON_CLUSTER = os.getenv("STREAMFLOW_TEST_CLUSTER") == "1"
-"""The suite runs on a local Redis Cluster (``STREAMFLOW_TEST_CLUSTER=1``)."""
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,39 @@ from streamflow.model.events import (
     WorkflowSubmitted,
 )
 from streamflow.store import scripts
+from streamflow.store.cluster import is_cluster
 from streamflow.store.scripts import Call
+
+
+def masters(r: Any) -> list[Any]:
+    """A plain client of each master of ``r``'s Redis (``r`` itself for one Redis)."""
+    if is_cluster(r):
+        return [r.get_redis_connection(node) for node in r.get_primaries()]
+    return [r]
+
+
+def master_of(r: Any, key: str) -> Any:
+    """A plain client of the master that holds ``key`` (``r`` itself for one Redis)."""
+    return r.get_redis_connection(r.get_node_from_key(key)) if is_cluster(r) else r
+
+
+def command_calls(r: Any) -> dict[str, int]:
+    """Calls per command so far (INFO commandstats), summed over every master."""
+    calls: collections.Counter[str] = collections.Counter()
+    for client in masters(r):
+        for name, stat in client.info("commandstats").items():
+            calls[name.removeprefix("cmdstat_")] += int(stat["calls"])
+    return dict(calls)
+
+
+def pattern_subscriptions(r: Any) -> int:
+    """Pattern subscriptions on every master (PUBSUB NUMPAT summed)."""
+    return sum(int(client.pubsub_numpat()) for client in masters(r))
+
+
+def active_workflows(app: App, r: Any) -> int:
+    """Workflows not ended, on every shard."""
+    return sum(int(r.scard(app.keys.active(shard))) for shard in range(app.shards))
 
 
 def start_call(

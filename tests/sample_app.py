@@ -9,12 +9,15 @@ from __future__ import annotations
 import os
 import threading
 
-import redis
-
 from streamflow import App
+from streamflow.store.cluster import connect
 
-app = App(os.environ["STREAMFLOW_REDIS_URL"], recovery_grace_ms=0)
-_client = redis.Redis.from_url(os.environ["STREAMFLOW_REDIS_URL"])
+app = App(
+    os.environ["STREAMFLOW_REDIS_URL"],
+    recovery_grace_ms=0,
+    shards=int(os.environ.get("SAMPLE_APP_SHARDS", "0")) or None,  # default: Redis's
+)
+_client = connect(os.environ["STREAMFLOW_REDIS_URL"])  # a cluster's too
 
 
 @app.actor

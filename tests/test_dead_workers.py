@@ -233,7 +233,7 @@ def test_three_kills_in_two_thousand_tasks_lose_nothing(
     brief = stub(app, "brief")
     handles = [brief.send(i) for i in range(2000)]
     task_of = {handle.id: i for i, handle in enumerate(handles)}
-    queue = app.keys.queue(0, "default")
+    queues = [app.keys.queue(shard, "default") for shard in range(app.shards)]
     started = time.monotonic()
     processes.append(spawn(redis_url, tmp_path / "worker0.log", concurrency=8))
     cut = 0
@@ -244,10 +244,12 @@ def test_three_kills_in_two_thousand_tasks_lose_nothing(
         victim.wait()
         # The bodies cut: held by the victim, not acknowledged, and started (counted).
         held = [
-            entry["message_id"] for entry in r.xpending_range(queue, WORKER_GROUP, "-", "+", 1000)
+            (queue, entry["message_id"])
+            for queue in queues
+            for entry in r.xpending_range(queue, WORKER_GROUP, "-", "+", 1000)
         ]
         ran = r.hgetall("runs:brief")
-        for msg_id in held:
+        for queue, msg_id in held:
             ((_, fields),) = r.xrange(queue, msg_id, msg_id)
             workflow_id = decode_task_message(fields[b"m"])[0]
             cut += str(task_of[workflow_id]).encode() in ran

@@ -25,6 +25,7 @@ from streamflow.store.embedded import (
     find_server_binary,
     shared_server,
 )
+from tests.cluster import ON_CLUSTER
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -262,6 +263,6 @@ def test_shared_server_is_one_per_process_and_thread_safe(
 
 def test_the_session_fixtures_give_a_private_flushed_server(redis_url: str, r: redis.Redis) -> None:
     if not os.getenv("STREAMFLOW_TEST_REDIS_URL"):
-        assert redis_url.startswith("unix://")
+        assert redis_url.startswith("redis+cluster://" if ON_CLUSTER else "unix://")
     assert r.dbsize() == 0
     r.set("left-behind", b"1")  # the next test using `r` starts without it

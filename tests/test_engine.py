@@ -20,7 +20,13 @@ from streamflow.model.events import (
     WorkflowCompleted,
 )
 from streamflow.runtime.worker import Worker
-from tests.helpers import check_contract, definition_of, events_of, start_call
+from tests.helpers import (
+    check_contract,
+    definition_of,
+    events_of,
+    pattern_subscriptions,
+    start_call,
+)
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -204,7 +210,7 @@ def test_a_waiting_caller_reads_the_log_once_it_has_ended(
     monkeypatch.setattr(read_plans, "snapshot_of", counted)
     with run_worker(app), ThreadPoolExecutor(1) as pool:
         waiting = pool.submit(handle.result, 30)
-        wait_until(lambda: r.pubsub_numpat() == 1, 10)
+        wait_until(lambda: pattern_subscriptions(r) == 1, 10)
         for _ in range(5):  # as spurious notifications would
             r.publish(app.keys.done_channel(handle.id), "0")
         r.lpush("gate", 1)
@@ -335,8 +341,8 @@ def test_definition_stored_once_and_messages_small(app: App, r: redis.Redis) -> 
     assert len(list(r.scan_iter("sf:*:def:*"))) == app.shards
 
     app.submit(Group(*(f.message(i) for i in range(10_000))))
-    queue = app.keys.queue(0, "default")
-    sizes = [len(fields[b"m"]) for _, fields in r.xrange(queue)]
+    queues = [app.keys.queue(shard, "default") for shard in range(app.shards)]
+    sizes = [len(fields[b"m"]) for queue in queues for _, fields in r.xrange(queue)]
     assert len(sizes) == 10_300
     assert max(sizes) <= 200, max(sizes)
 

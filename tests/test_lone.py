@@ -25,8 +25,8 @@ from streamflow.model.events import (
     WorkflowCompleted,
     WorkflowSubmitted,
 )
-from streamflow.model.messages import decode_task
-from tests.helpers import definition_of
+from streamflow.model.messages import decode_task, shard_of
+from tests.helpers import active_workflows, command_calls, definition_of
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -50,11 +50,12 @@ def test_a_lone_task_ends_in_one_step_with_the_five_events(app: App, r: redis.Re
         return a + b
 
     handle = add.send(2, 3)
-    (entry,) = r.xrange(app.keys.queue(0, "default"))
+    (entry,) = r.xrange(app.keys.queue(shard_of(handle.id), "default"))
     assert decode_task(entry[1][b"m"]).lone is not None  # its arguments ride along
     # A chain of one is no lone task: its message carries no arguments.
-    app.submit(Chain(add.message(1, 1), add.message(1)))
-    assert decode_task(r.xrange(app.keys.queue(0, "default"))[-1][1][b"m"]).lone is None
+    chain = app.submit(Chain(add.message(1, 1), add.message(1)))
+    queue = app.keys.queue(shard_of(chain.id), "default")
+    assert decode_task(r.xrange(queue)[-1][1][b"m"]).lone is None
     with app.worker():
         assert handle.result(timeout=30) == 5
     history = handle.history()
@@ -80,13 +81,11 @@ def test_a_lone_task_costs_few_commands(app: App, r: redis.Redis) -> None:
 
     with app.worker(concurrency=8, timer=False, recovery=False):
         noop.send().result(timeout=30)
-        before: Any = r.info("commandstats")
+        before = command_calls(r)
         handles = [noop.send() for _ in range(500)]
-        wait_until(lambda: not r.scard(app.keys.active(0)), 60, message="the tasks to end")
-        after: Any = r.info("commandstats")
-    ran = sum(int(v["calls"]) for v in after.values()) - sum(
-        int(v["calls"]) for v in before.values()
-    )
+        wait_until(lambda: not active_workflows(app, r), 60, message="the tasks to end")
+        after = command_calls(r)
+    ran = sum(after.values()) - sum(before.values())
     # The submit script (13 commands), the lone script (12), reads and beats shared.
     assert ran / 500 < 27, ran / 500
     assert app.results(handles) == [1] * 500

@@ -13,7 +13,7 @@ from streamflow import App
 from streamflow.store.runner import Scripts
 from streamflow.store.scripts import Reply, reply_code
 from streamflow.store.wire import Wire, stream_messages
-from tests.helpers import start_call
+from tests.helpers import master_of, start_call
 
 pytestmark = pytest.mark.integration
 
@@ -70,13 +70,14 @@ def test_an_unreachable_redis_fails_every_caller_and_the_next_call_recovers(app:
 def test_a_wire_answers_errors_in_place_and_reconnects_after_its_connection_is_killed(
     app: App,
 ) -> None:
-    wire = Wire(app.client)
-    app.client.set("wire:s", "text")
+    client = master_of(app.client, "wire:k")  # a plain client (a cluster's: its master)
+    wire = Wire(client)
+    client.set("wire:s", "text")
     replies = wire.execute([("SET", "wire:k", 1), ("XLEN", "wire:s"), ("GET", "wire:k")])
     assert replies[0] == b"OK" and replies[2] == b"1"
     assert isinstance(replies[1], redis.ResponseError) and "WRONGTYPE" in str(replies[1])
     (own_id,) = wire.execute([("CLIENT", "ID")])
-    app.client.client_kill_filter(_id=own_id)
+    client.client_kill_filter(_id=own_id)
     with pytest.raises(redis.ConnectionError):  # no retries configured, as in a Pipeline
         wire.execute([("GET", "wire:k")])
     assert wire.execute([("GET", "wire:k")]) == [b"1"]  # the next call reconnects

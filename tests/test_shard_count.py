@@ -51,9 +51,9 @@ def test_the_first_submit_records_the_count_and_another_count_is_refused(
 def test_a_worker_of_another_count_refuses_to_start_in_one_line(
     r: redis.Redis, redis_url: str
 ) -> None:
-    r.set("sf:shards", 4)  # tests.sample_app's App has 1
+    r.set("sf:shards", 4)  # tests.sample_app's App is given 1
     command = [sys.executable, "-m", "streamflow.cli", "worker", "tests.sample_app:app"]
-    env = {**os.environ, "STREAMFLOW_REDIS_URL": redis_url}
+    env = {**os.environ, "STREAMFLOW_REDIS_URL": redis_url, "SAMPLE_APP_SHARDS": "1"}
     done = subprocess.run(
         [*command, "--url", redis_url],
         cwd=ROOT,

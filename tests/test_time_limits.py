@@ -13,6 +13,7 @@ import redis
 from structlog.testing import capture_logs
 
 from streamflow import App, Group, ResultFailure, WindowRateLimiter
+from streamflow.model.messages import shard_of
 from streamflow.model.schema import WORKER_GROUP
 from tests.waiting import wait_until
 
@@ -105,5 +106,5 @@ def test_one_bad_reply_in_a_start_batch_stalls_only_its_own_message(
     failed = [e for e in logs if e["event"] == "task_start_failed"]
     assert {e["workflow_id"] for e in failed} == {bad.id}
     # Its message is still pending, for another try after its lease.
-    pending = r.xpending(app.keys.queue(0, "default"), WORKER_GROUP)
+    pending = r.xpending(app.keys.queue(shard_of(bad.id), "default"), WORKER_GROUP)
     assert pending["pending"] == 2  # both members' messages

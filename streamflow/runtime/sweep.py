@@ -51,7 +51,7 @@ class StuckSweep:
             pipe = client.pipeline(transaction=False)
             for workflow_id in ids:
                 pipe.xrevrange(self.store.keys.log(workflow_id), count=1)
-            now = self.store.now_ms()
+            now = self.store.now_ms(shard)
             for workflow_id, last in zip(ids, pipe.execute(), strict=True):
                 idle = now - int(last[0][0].split(b"-")[0]) if last else 0
                 recently = now - self._swept.get(workflow_id, 0) < self.stuck_after_ms

@@ -65,7 +65,7 @@ def sweep_expired(store: Store, shards: Iterable[int]) -> int:
         due: Any = store.client.zrange(
             store.keys.expiry(shard),
             "-inf",
-            store.now_ms(),
+            store.now_ms(shard),
             byscore=True,
             offset=0,
             num=SWEEP_CHUNK,

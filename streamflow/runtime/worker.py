@@ -164,8 +164,6 @@ class Worker:
         self._released = threading.Event()
         self._regrouping = threading.Lock()
         self._threads: list[threading.Thread] = []
-        self._readers: list[threading.Thread] = []
-        """The consumers' threads past the first (a cluster's shards)."""
 
         shared = {"stopping": self._stopping, "outage": self._outage, "log": self._log}
         self.heartbeat = Heartbeat(
@@ -198,26 +196,19 @@ class Worker:
             max_deliveries=max_deliveries,
             max_unknown_deliveries=max_unknown_deliveries,
         )
-        # One blocking read covers every queue of one Redis; on a cluster a read covers
-        # one slot, so each shard has a consumer (a thread) of its own.
-        spread = [(s,) for s in self.shards] if store.cluster else [self.shards]
-        self.consumers = [
-            Consumer(
-                self.name,
-                {store.keys.queue(s, q): s for s in shards for q in self.queues},
-                store=store,
-                projector=self.projector,
-                actors=self.actors,
-                executor=self.executor,
-                leases=self.leases,
-                recorder=self.recorder,
-                settings=settings,
-                heartbeat=self.heartbeat,
-                outage=self._outage,
-            )
-            for shards in spread
-        ]
-        self.consumer = self.consumers[0]
+        self.consumer = Consumer(
+            self.name,
+            {store.keys.queue(s, q): s for s in self.shards for q in self.queues},
+            store=store,
+            projector=self.projector,
+            actors=self.actors,
+            executor=self.executor,
+            leases=self.leases,
+            recorder=self.recorder,
+            settings=settings,
+            heartbeat=self.heartbeat,
+            outage=self._outage,
+        )
         self.executor.lone = Lone(
             store, self.name, ended=self._ended, unreadable=self.consumer.unreadable
         )
@@ -270,15 +261,6 @@ class Worker:
         )
         try:
             if "tasks" in self.roles:
-                for i, consumer in enumerate(self.consumers[1:], 1):
-                    reader = threading.Thread(
-                        target=consumer.run,
-                        args=(self._stopping, self._regroup),
-                        name=f"streamflow-consumer-{i}",
-                        daemon=True,
-                    )
-                    reader.start()
-                    self._readers.append(reader)
                 self.consumer.run(self._stopping, self._regroup)
             else:
                 self._stopping.wait()
@@ -308,7 +290,7 @@ class Worker:
         """Create the consumer groups this worker reads with (if they do not exist);
         returns how many were missing."""
         created = 0
-        for key in (key for consumer in self.consumers for key in consumer.queue_keys):
+        for key in self.consumer.queue_keys:
             created += self._create_group(key, WORKER_GROUP)
         for key in self.recovery.wake_keys:
             created += self._create_group(key, PROJECTOR_GROUP)
@@ -359,8 +341,6 @@ class Worker:
         return True
 
     def _shutdown(self, roles: list[Role]) -> None:
-        for reader in self._readers:  # fetching no more (each ends its read first)
-            reader.join(5)
         in_flight = self.executor.in_flight
         # Fetched, but not started: back at once, for another worker to take now.
         unstarted = self.executor.take_unstarted()
@@ -379,8 +359,7 @@ class Worker:
         self.executor.stop(wait=finished)
         for role in roles:
             role.join(5)
-        for consumer in self.consumers:
-            consumer.close()
+        self.consumer.close()
         self.recovery.close()
         try:
             # Past the grace period: let other workers take these at once, rather than
@@ -389,8 +368,7 @@ class Worker:
             if handed:
                 self._log.info("leases_handed_back", count=handed)
             self.heartbeat.leave()
-            for consumer in self.consumers:
-                consumer.leave()
+            self.consumer.leave()
         except redis.RedisError as exc:
             self._log.warning("lease_hand_back_failed", error=str(exc))
         self._log.info("worker_stopped", unfinished=len(in_flight))

@@ -155,9 +155,16 @@ class Store:
             outage.over()
             return result
 
-    def now_ms(self) -> int:
-        """The Redis clock (one clock for the whole system)."""
-        seconds, micros = self.client.time()
+    def now_ms(self, shard: int | None = None) -> int:
+        """The Redis clock (one clock for the whole system); on a cluster, the clock of
+        ``shard``'s master, the one its scripts stamp its streams and sets with."""
+        client = self.client
+        if self.cluster and shard is not None:
+            cluster: Any = self.client
+            client = cluster.get_redis_connection(
+                cluster.get_node_from_key(self.keys.active(shard))
+            )
+        seconds, micros = client.time()
         return int(seconds) * 1000 + int(micros) // 1000
 
     def ack(self, queue_key: str, msg_id: str) -> None:

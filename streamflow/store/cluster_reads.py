@@ -1,0 +1,209 @@
+"""A consumer's reads of many shards' streams on a Redis Cluster, from one thread.
+
+One Redis serves all of a consumer's streams in one blocking XREADGROUP; a cluster
+serves one slot per read, so each shard is read on its own. Under load, one round trip
+per master reads every shard there (``Routes``: a pipeline per master, each shard's
+queues in one XREADGROUP). When nothing was waiting, every shard gets a blocking read
+"parked" on a connection of its own, and the thread waits on all their sockets at once
+(a selector): the first messages on any shard wake it, as one blocking read would on one
+Redis, with no thread per shard. A parked read that comes back empty is parked again
+next time; one that its master no longer serves (MOVED, or UNBLOCKED when the slot
+migrated) or whose connection broke is dropped, the topology refreshed, and parked
+again on the slot's new master.
+"""
+
+from __future__ import annotations
+
+import math
+import selectors
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import redis
+
+from streamflow.logs import get_logger
+from streamflow.store.cluster import UNBLOCKED, Routes
+from streamflow.store.plan import checked
+from streamflow.store.wire import stream_messages
+
+log = get_logger(__name__)
+
+Message = tuple[str, str, bytes]
+
+
+class _Parked:
+    """A shard's blocking read in flight: its connection, its socket (what the
+    selector watches) and the pool the connection came from."""
+
+    __slots__ = ("conn", "pool", "shard", "sock")
+
+    def __init__(self, shard: int, conn: Any, pool: Any) -> None:
+        self.shard = shard
+        self.conn = conn
+        self.pool = pool
+        # redis-py names no public accessor for a connection's socket.
+        self.sock: Any = conn._sock  # noqa: SLF001
+
+
+class ClusterReads:
+    """The reads of consumer ``consumer`` in ``group`` of each shard's ``streams``.
+
+    Args:
+        routes: the cluster's masters (held by this reader's thread only).
+        group: the consumer group.
+        consumer: the consumer's name.
+        streams: per shard, the streams read from it (they share its slot).
+        block_ms: how long a parked read waits for messages.
+    """
+
+    def __init__(
+        self,
+        routes: Routes,
+        group: str,
+        consumer: str,
+        streams: Mapping[int, Sequence[str]],
+        block_ms: int,
+    ) -> None:
+        self.routes = routes
+        self.group = group
+        self.consumer = consumer
+        self.streams = {shard: list(keys) for shard, keys in streams.items() if keys}
+        self.block_ms = block_ms
+        self._parked: dict[int, _Parked] = {}
+        self._selector = selectors.DefaultSelector()
+        self._hot: set[int] = set()
+        """Shards whose last read brought messages: read for the whole count next."""
+
+    def read(self, count: int) -> list[Message]:
+        """Up to about ``count`` messages: those parked reads brought, then one read of
+        every shard; when none came, park a read on every shard and wait up to
+        ``block_ms`` for the first to come back.
+
+        Raises:
+            redis.ResponseError: a read failed (a consumer group is missing, say).
+            redis.ConnectionError, redis.TimeoutError: a master stayed unreachable.
+        """
+        found = self._ready(0)
+        if len(found) < count:
+            found += self._pass(count - len(found))
+        if found:
+            return found
+        self._park(count)
+        return self._ready(self.block_ms / 1000)
+
+    def drain(self) -> list[Message]:
+        """The messages parked reads brought already, then the other parked reads cut
+        (a read cut before its reply delivers nothing): what a stopping consumer holds."""
+        try:
+            return self._ready(0)
+        except redis.RedisError:
+            return []
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Cut the parked reads (again: nothing)."""
+        for parked in list(self._parked.values()):
+            self._drop(parked)
+        self._selector.close()
+
+    def _command(self, shard: int, count: int, block: bool) -> tuple[Any, ...]:
+        keys = self.streams[shard]
+        command: tuple[Any, ...] = ("XREADGROUP", "GROUP", self.group, self.consumer)
+        command += ("COUNT", count)
+        if block:
+            command += ("BLOCK", self.block_ms)
+        return (*command, "STREAMS", *keys, *(">" for _ in keys))
+
+    def _share(self, shard: int, count: int) -> int:
+        """What one read of ``shard`` asks for: the whole ``count`` for a shard that
+        just had messages, a fair share for the others (a burst on every shard at once
+        brings about ``count``, not ``count`` per shard)."""
+        if shard in self._hot:
+            return count
+        return max(1, math.ceil(count / len(self.streams)))
+
+    def _pass(self, count: int) -> list[Message]:
+        """One read of every shard not parked, without blocking: a round trip per
+        master."""
+        shards = [s for s in self.streams if s not in self._parked]
+        if not shards:
+            return []
+        commands = [self._command(s, self._share(s, count), block=False) for s in shards]
+        found: list[Message] = []
+        for shard, reply in zip(shards, self.routes.execute(commands), strict=True):
+            messages = stream_messages(checked(reply))
+            if messages:
+                self._hot.add(shard)
+                found += messages
+            else:
+                self._hot.discard(shard)
+        return found
+
+    def _park(self, count: int) -> None:
+        """A blocking read on every shard that has none in flight."""
+        for shard in self.streams:
+            if shard in self._parked:
+                continue
+            node = self.routes.node_of(self.streams[shard][0])
+            pool = node.redis_connection.connection_pool
+            conn = pool.get_connection()
+            try:
+                conn.send_command(*self._command(shard, self._share(shard, count), block=True))
+            except (redis.ConnectionError, redis.TimeoutError):
+                conn.disconnect()
+                pool.release(conn)
+                self.routes.refresh()
+                continue
+            parked = self._parked[shard] = _Parked(shard, conn, pool)
+            self._selector.register(parked.sock, selectors.EVENT_READ, parked)
+
+    def _ready(self, timeout_s: float) -> list[Message]:
+        """The messages of the parked reads that came back within ``timeout_s``."""
+        if not self._parked:
+            return []
+        found: list[Message] = []
+        for key, _ in self._selector.select(timeout_s):
+            parked: _Parked = key.data
+            try:
+                reply = parked.conn.read_response()
+            except redis.ResponseError as exc:
+                self._drop(parked)
+                if not self._moved(exc):
+                    raise
+                continue
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                log.warning("parked_read_lost", shard=parked.shard, error=str(exc))
+                self._drop(parked)
+                self.routes.refresh()
+                continue
+            self._release(parked)
+            messages = stream_messages(reply)
+            if messages:
+                self._hot.add(parked.shard)
+                found += messages
+        return found
+
+    def _moved(self, error: redis.ResponseError) -> bool:
+        """Whether ``error`` says the slot is served elsewhere now (refreshing the
+        topology if so)."""
+        if isinstance(error, redis.exceptions.AskError | redis.exceptions.TryAgainError) or str(
+            error
+        ).startswith(UNBLOCKED):
+            self.routes.refresh()
+            return True
+        return isinstance(error, redis.exceptions.ClusterDownError)
+
+    def _release(self, parked: _Parked) -> None:
+        """A parked read came back: its connection goes back to its pool."""
+        self._selector.unregister(parked.sock)
+        del self._parked[parked.shard]
+        parked.pool.release(parked.conn)
+
+    def _drop(self, parked: _Parked) -> None:
+        """A parked read is given up: its connection is closed (a reply may be on its
+        way) and goes back to its pool."""
+        self._selector.unregister(parked.sock)
+        self._parked.pop(parked.shard, None)
+        parked.conn.disconnect()
+        parked.pool.release(parked.conn)
