@@ -140,14 +140,16 @@ def test_events_of_a_running_workflow_are_followed_on_its_master(capp: App) -> N
 def test_the_asyncio_client_on_a_cluster(capp: App) -> None:
     add = _add(capp)
 
+    worker = capp.worker(concurrency=4).start()
+
     async def main() -> list[Any]:
         handles = [await capp.submit_async(add.message(i, i)) for i in range(10)]
         values = await capp.results_async(handles, timeout=30)
+        worker.stop()  # before the App closes under it
         await capp.aclose()
         return values
 
-    with capp.worker(concurrency=4):
-        assert asyncio.run(main()) == [2 * i for i in range(10)]
+    assert asyncio.run(main()) == [2 * i for i in range(10)]
 
 
 def test_another_shard_count_is_refused_on_a_cluster(
