@@ -47,6 +47,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "scripts/test runs these again on the lowest supported versions, on Python 3.13 "
         "and on the embedded Valkey",
     )
+    config.addinivalue_line(
+        "markers",
+        "cluster_faults: a cluster moved or failed over under a run (slow): run once, in "
+        "the main run of scripts/test, not again in its other settings",
+    )
 
 
 @pytest.fixture(scope="session")

@@ -108,7 +108,8 @@ def process_cpu(pid: int) -> float:
 def start_workers(url: str, shards: int) -> list[subprocess.Popen[bytes]]:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "scripts"), "STREAMFLOW_LOG_LEVEL": "WARNING"}
     env["BENCH_SHARDS"] = str(shards)
-    command = [str(PYTHON), "-m", "streamflow.cli", "worker", "bench_cluster_app:app"]
+    command = [str(PYTHON), "-m", "streamflow.cli", "--log-level", "warning", "worker"]
+    command += ["bench_cluster_app:app"]
     command += ["--url", url, "--concurrency", str(THREADS)]
     return [subprocess.Popen(command, env=env) for _ in range(WORKERS)]
 

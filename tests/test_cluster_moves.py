@@ -20,7 +20,7 @@ from tests.cluster import HOST, LocalCluster, move_slot, owner_of
 from tests.test_engine import seed_dag
 from tests.waiting import wait_until
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.cluster_faults
 
 
 def redirections(ports: list[int]) -> dict[str, int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from streamflow.logs import get_logger
@@ -14,7 +14,10 @@ from streamflow.runtime.outage import Outage
 from streamflow.runtime.roles import Role
 from streamflow.runtime.sweep import StuckSweep
 from streamflow.store import scripts
+from streamflow.store.cluster import Routes
 from streamflow.store.connection import Store
+from streamflow.store.plan import Command, checked
+from streamflow.store.wire import Wire
 
 log = get_logger(__name__)
 
@@ -24,35 +27,60 @@ TOMBSTONE_TTL_MS = 7 * 24 * 3600 * 1000
 its retention, up to this."""
 SWEEP_CHUNK = 100
 TICK_S = 0.05
+CLOCK_SLACK_MS = 100
+"""A set whose first member is due within this of the clock the look read is moved by
+its script (a cluster's masters' clocks may differ a little; the script decides)."""
 
 
-def move_due(store: Store, shards: Iterable[int], queues: Iterable[str]) -> int:
-    """Move every due member of the shards' delayed sets and wake-up sets, in one round trip.
+def move_due(
+    store: Store,
+    shards: Iterable[int],
+    queues: Iterable[str],
+    execute: Callable[[Sequence[Command]], list[Any]] | None = None,
+) -> int:
+    """Move every due member of the shards' delayed sets and wake-up sets.
+
+    One round trip looks at the first member of every set (a cluster's masters one
+    pipeline each) and at the Redis clock; the move script runs only on the sets whose
+    first member is due by then, all in one more round trip. The script decides by its
+    own master's clock (the look only saves calls: on a quiet cluster of 48 shards, 96
+    script calls a tick). ``execute`` sends the look (default: the store's reads).
 
     Returns how many moved (a full chunk means more may be due: call again).
     """
     keys = store.keys
-    calls = []
-    for shard in shards:
-        for queue in queues:
-            calls.append(
-                scripts.timer_move(
-                    delayed=keys.delayed(shard, queue),
-                    stream=keys.queue(shard, queue),
-                    limit=MOVE_CHUNK,
-                )
-            )
-        calls.append(
-            scripts.timer_move(
-                delayed=keys.wake_due(shard), stream=keys.wake(shard), limit=MOVE_CHUNK
-            )
-        )
+    sets = [
+        (keys.delayed(shard, queue), keys.queue(shard, queue))
+        for shard in shards
+        for queue in queues
+    ]
+    sets += [(keys.wake_due(shard), keys.wake(shard)) for shard in shards]
+    look: list[Command] = [("TIME",)]
+    look += [("ZRANGE", delayed, 0, 0, "WITHSCORES") for delayed, _ in sets]
+    clock, *firsts = (execute or store.execute)(look)
+    now_ms = int(checked(clock)[0]) * 1000 + int(clock[1]) // 1000
+    calls = [
+        scripts.timer_move(delayed=delayed, stream=stream, limit=MOVE_CHUNK)
+        for (delayed, stream), first in zip(sets, firsts, strict=True)
+        if (due := first_score(checked(first))) is not None and due <= now_ms + CLOCK_SLACK_MS
+    ]
+    if not calls:
+        return 0
     moved = 0
     for result in store.scripts.batch(calls):
         if isinstance(result, Exception):
             raise result
         moved += int(result[0])
     return moved
+
+
+def first_score(reply: Any) -> float | None:
+    """The score of a ``ZRANGE ... 0 0 WITHSCORES`` reply's member (RESP2 answers
+    ``[member, score]``, RESP3 ``[[member, score]]``), None for an empty set."""
+    if not reply:
+        return None
+    first = reply[0]
+    return float(first[1] if isinstance(first, list) else reply[1])
 
 
 def sweep_expired(store: Store, shards: Iterable[int]) -> int:
@@ -121,14 +149,22 @@ class Timer(Role):
         self.queues = queues
         self.sweep_interval_s = sweep_interval_s
         self._last_sweep = 0.0
+        self._wire: Wire | Routes | None = None
 
     def step(self) -> None:
         if self.stopping.wait(TICK_S):
             return
-        move_due(self.store, self.shards, self.queues)
+        if self._wire is None:
+            self._wire = self.store.wire()
+        move_due(self.store, self.shards, self.queues, self._wire.execute)
         if time.monotonic() - self._last_sweep > self.sweep_interval_s:
             self._last_sweep = time.monotonic()
             removed = sweep_expired(self.store, self.shards)
             if removed:
                 self._log.info("expired_workflows_removed", count=removed)
             self.sweep.run(self.shards)
+
+    def close(self) -> None:
+        """Give the look's connection back."""
+        if self._wire is not None:
+            self._wire.close()

@@ -361,6 +361,7 @@ class Worker:
             role.join(5)
         self.consumer.close()
         self.recovery.close()
+        self.timer.close()
         try:
             # Past the grace period: let other workers take these at once, rather than
             # after the lease (a body still running here may finish; first outcome wins).

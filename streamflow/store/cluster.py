@@ -14,6 +14,7 @@ sends that master's commands again. Sending again is safe: every script is idemp
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, cast
@@ -123,6 +124,9 @@ class Routes:
     def __init__(self, client: RedisCluster) -> None:
         self.client = client
         self._wires: dict[str, Wire] = {}
+        self._lock = threading.Lock()
+        """Guards ``_wires`` (the store's reads are shared by an App's threads; each
+        ``Wire`` serves one caller at a time)."""
 
     def node_of(self, key: Any) -> ClusterNode:
         """The master that owns ``key``'s slot (any one for None).
@@ -140,9 +144,12 @@ class Routes:
         """The held connection to ``node``."""
         found = self._wires.get(node.name)
         if found is None or found.client is not node.redis_connection:
-            if found is not None:
-                found.close()
-            found = self._wires[node.name] = Wire(node.redis_connection)
+            with self._lock:
+                found = self._wires.get(node.name)
+                if found is None or found.client is not node.redis_connection:
+                    if found is not None:
+                        found.close()
+                    found = self._wires[node.name] = Wire(node.redis_connection)
         return found
 
     def execute(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
