@@ -177,3 +177,14 @@ def test_an_app_waits_for_an_unreachable_cluster_then_says_so() -> None:
     with pytest.raises(redis.ConnectionError, match=r"127\.0\.0\.1:1") as info:
         App("redis+cluster://user:secret@127.0.0.1:1", retry_for=0.3)
     assert "secret" not in str(info.value)
+
+
+def test_a_cluster_url_takes_options_as_a_node_url_does(redis_cluster: LocalCluster) -> None:
+    client: Any = connect(redis_cluster.url + "?socket_timeout=3&socket_connect_timeout=2")
+    try:
+        pool = client.get_default_node().redis_connection.connection_pool
+        assert pool.connection_kwargs["socket_timeout"] == 3.0
+        assert pool.connection_kwargs["socket_connect_timeout"] == 2.0
+        assert client.ping()
+    finally:
+        client.close()

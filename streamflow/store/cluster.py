@@ -18,10 +18,11 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, cast
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import urlsplit
 
 import redis
 from redis.cluster import ClusterNode, RedisCluster
+from redis.connection import parse_url
 
 from streamflow.logs import get_logger
 from streamflow.store.wire import Wire
@@ -36,7 +37,7 @@ UNAVAILABLE = (redis.exceptions.ClusterDownError, redis.ConnectionError, redis.T
 UNBLOCKED = "UNBLOCKED"
 """How a blocked read is told that its stream left the node."""
 ATTEMPTS = 8
-"""Sends of one command before its error stands (about 6 s of waiting in all)."""
+"""Sends of one command before its error stands (about 5 s of waiting in all)."""
 _KEYLESS = {b"INFO", b"SCRIPT", b"TIME", b"WAIT", b"WAITAOF", b"PING", b"CLUSTER", b"CONFIG"}
 _SCRIPTED = {b"EVAL", b"EVALSHA", b"EVAL_RO", b"EVALSHA_RO", b"FCALL", b"FCALL_RO"}
 
@@ -64,8 +65,9 @@ def connect(url: str, *, cluster: bool = False) -> redis.Redis:
             return _reached(lambda: RedisCluster.from_url(url), url)
         return redis.Redis.from_url(url)
     parts = urlsplit(url)
+    credentials, _, addresses = parts.netloc.rpartition("@")
     nodes = []
-    for address in parts.netloc.rpartition("@")[2].split(","):
+    for address in addresses.split(","):
         host, _, port = address.strip().rpartition(":")
         if not host or not port.isdigit():
             raise ValueError(
@@ -73,14 +75,17 @@ def connect(url: str, *, cluster: bool = False) -> redis.Redis:
                 f"{url.partition('@')[2] or url!r})"
             )
         nodes.append(ClusterNode(host.strip("[]"), int(port)))  # type: ignore[no-untyped-call]
-    options: dict[str, Any] = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    credentials = parts.netloc.rpartition("@")[0]
-    if credentials:
-        user, _, password = credentials.partition(":")
-        options.update(username=unquote(user) or None, password=unquote(password) or None)
-    if parts.scheme.lower().startswith("rediss"):
-        options["ssl"] = True
-    return _reached(lambda: RedisCluster(startup_nodes=nodes, **options), url)
+    # The options (credentials, ?socket_timeout=...) as redis-py reads a node's URL.
+    scheme = "rediss" if parts.scheme.lower().startswith("rediss") else "redis"
+    at = f"{credentials}@" if credentials else ""
+    read_url: Any = parse_url  # typed in some redis-py versions, not in others
+    options: dict[str, Any] = read_url(
+        f"{scheme}://{at}{nodes[0].host}:{nodes[0].port}/?{parts.query}"
+    )
+    for taken in ("host", "port", "db", "connection_class"):
+        options.pop(taken, None)
+    extra: dict[str, Any] = {"ssl": True} if scheme == "rediss" else {}
+    return _reached(lambda: RedisCluster(startup_nodes=nodes, **options, **extra), url)
 
 
 def _reached(make: Callable[[], RedisCluster], url: str) -> redis.Redis:
