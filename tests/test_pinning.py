@@ -25,7 +25,7 @@ def test_shard_ranges_on_the_command_line(text: str, shards: list[int]) -> None:
     assert shard_ranges(text) == shards
 
 
-@pytest.mark.parametrize("text", ["", "a", "1-", "-2", "1-x", "1;2"])
+@pytest.mark.parametrize("text", ["", "a", "1-", "-2", "1-x", "1;2", "7-3"])
 def test_a_wrong_shard_range_is_named(text: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError, match=repr(text).replace("\\", "\\\\")):
         shard_ranges(text)

@@ -53,7 +53,7 @@ def shard_ranges(text: str) -> list[int]:
     shards: list[int] = []
     for part in text.split(","):
         low, dash, high = part.strip().partition("-")
-        if not low.isdigit() or (dash and not high.isdigit()):
+        if not low.isdigit() or (dash and not (high.isdigit() and int(high) >= int(low))):
             raise argparse.ArgumentTypeError(
                 f"shards are numbers and ranges like 0-7 or 0,3,8-11 (got {text!r})"
             )

@@ -61,13 +61,7 @@ class InFlight:
     def done(self) -> None:
         with self._changed:
             self._count -= 1
-            # One freed place wakes one waiting consumer (a cluster's worker has one per
-            # shard: all of them woken for each task would fight over the GIL); the last
-            # one wakes everyone (a stop waits for it).
-            if self._count:
-                self._changed.notify()
-            else:
-                self._changed.notify_all()
+            self._changed.notify_all()
 
     def room(self, limit: int, stopping: threading.Event) -> int:
         """Wait until fewer than ``limit`` are held (or ``stopping``); returns how many

@@ -38,7 +38,7 @@ def masked(url: str) -> str:
 
 
 class Store:
-    """Everything below the runtime that talks to one Redis.
+    """Everything below the runtime that talks to one Redis (or one Redis Cluster).
 
     Args:
         url: the Redis URL (``redis+cluster://host:port[,host:port...]`` for a cluster).
