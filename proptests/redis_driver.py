@@ -60,6 +60,7 @@ from streamflow.runtime.context import current_task
 from streamflow.runtime.sweep import StuckSweep
 from streamflow.runtime.timer import move_due
 from streamflow.runtime.worker import Worker
+from streamflow.store.cluster import connect
 from streamflow.store.keys import Keys
 from streamflow.store.log import read_raw
 from streamflow.store.runner import Scripts
@@ -183,7 +184,7 @@ class Process:
         options: dict[str, Any],
     ) -> None:
         self.name = name
-        self.app = App(url, prefix=prefix)
+        self.app = App(url, prefix=prefix, shards=1)  # the machine drives shard 0
         for actor_name, actor in ACTORS.items():
             self.app.actor(
                 _body(actor_name, plan), actor_name=actor_name, queue=actor.options.queue
@@ -298,7 +299,7 @@ class Cluster:
         self.procs: list[Process] = []
         for _ in range(processes):
             self.procs.append(self._spawn())
-        self.client = redis.Redis.from_url(url)
+        self.client: Any = connect(url)  # a cluster's too
         """The test's own connection (processes come and go with theirs)."""
         self.keys = Keys(prefix)
         self.workflows: list[Tracked] = []

@@ -34,10 +34,10 @@ import collections
 import itertools
 import sys
 import time
+from typing import Any
 
 import hypothesis
 import pytest
-import redis
 from hypothesis import Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -65,6 +65,7 @@ from streamflow.model.errors import ResultFailure
 from streamflow.model.events import TERMINAL, TaskStarted, WorkflowFailed
 from streamflow.model.schema import COMPLETED, FAILED
 from streamflow.model.state import fold_all
+from streamflow.store.cluster import connect
 
 _URL: list[str] = []
 """The session's Redis URL, set by the test function (a machine cannot take fixtures)."""
@@ -200,7 +201,7 @@ class RedisWorkflowMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         (url,) = _URL
-        client = redis.Redis.from_url(url)
+        client: Any = connect(url)
         client.flushall()
         client.close()
         self.cluster = Cluster(url, prefix=f"m{next(_EXAMPLES)}")
@@ -376,7 +377,7 @@ def test_sweep_resends_a_lost_started_message(redis_url: str) -> None:
     # DESIGN §8 (sweep): "started, no outcome, its message gone from every pending list".
     # Found by the machine: the re-sent copy was dropped as DUP (m:<node> still named the
     # lost message) and the workflow never finished. Now the copy takes the attempt over.
-    client = redis.Redis.from_url(redis_url)
+    client: Any = connect(redis_url)
     client.flushall()
     client.close()
     canvas = F.message(1)
