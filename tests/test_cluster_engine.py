@@ -12,7 +12,7 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from streamflow import App, Chain, Group, ResultFailure, WithDelay, audit, replay
+from streamflow import App, Chain, DurabilityError, Group, ResultFailure, WithDelay, audit, replay
 from streamflow.model.events import TaskFailed, TaskStarted, WorkflowCompleted
 from streamflow.store.cluster import connect
 from tests.cluster import LocalCluster
@@ -188,3 +188,16 @@ def test_a_cluster_url_takes_options_as_a_node_url_does(redis_cluster: LocalClus
         assert client.ping()
     finally:
         client.close()
+
+
+def test_replicated_durability_fails_honestly_on_masters_without_replicas(
+    cluster: Any, redis_cluster: LocalCluster
+) -> None:
+    app = App(redis_cluster.url, durability="replicated", replicas=1, durability_timeout=0.2)
+    try:
+        add = _add(app)
+        # The suite's cluster has no replicas: no master can confirm a write.
+        with pytest.raises(DurabilityError, match="0 of 1 replicas"):
+            app.submit(add.message(1))
+    finally:
+        app.close()
