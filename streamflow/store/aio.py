@@ -56,7 +56,8 @@ class AsyncStore:
             )
         self.client = aredis.Redis(connection_pool=pool)
         self._running = asyncio.Semaphore(RUNNING)
-        self.endings = AsyncEndings(self.client, store.keys.done_pattern())
+        subscriber = self._routes.any_master if self._routes is not None else None
+        self.endings = AsyncEndings(self.client, store.keys.done_pattern(), subscriber)
 
     async def run(self, plan: Plan[T]) -> T:
         """Carry out ``plan`` on this loop: at most ``RUNNING`` plans at a time, the
@@ -160,8 +161,15 @@ class AsyncEndings:
     at the first wait; waiters get an ``asyncio.Event`` set when their workflow ends (or
     the subscription broke: look again)."""
 
-    def __init__(self, client: aredis.Redis, pattern: str) -> None:
+    def __init__(
+        self,
+        client: aredis.Redis,
+        pattern: str,
+        subscriber: Callable[[bool], Awaitable[aredis.Redis]] | None = None,
+    ) -> None:
         self._client = client
+        self._subscriber = subscriber
+        """On a cluster: a master's client for each subscription (True: after one broke)."""
         self._pattern = pattern
         self._waiters: dict[str, set[asyncio.Event]] = {}
         self._subscribed = asyncio.Event()
@@ -195,7 +203,10 @@ class AsyncEndings:
     async def _run(self) -> None:
         backoff_s = 0.0
         while True:
-            pubsub = self._client.pubsub()
+            client = self._client
+            if self._subscriber is not None:
+                client = await self._subscriber(backoff_s > 0)
+            pubsub = client.pubsub()
             try:
                 await pubsub.psubscribe(self._pattern)
                 while True:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import random
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -41,6 +42,14 @@ class AsyncRoutes:
         if found is None:
             found = self._pools[node.name] = _pool_like(node, self._max)
         return found
+
+    async def any_master(self, fresh: bool = False) -> Any:
+        """A client of a master picked at random (the subscription's: an end is told on
+        every node); ``fresh``: learn the topology first (the last one went away)."""
+        if fresh:
+            await asyncio.to_thread(self._routes.refresh)
+        cluster: Any = self._routes.client
+        return aredis.Redis(connection_pool=self.pool(random.choice(cluster.get_primaries())))
 
     def node_of_command(self, command: Sequence[Any]) -> ClusterNode:
         return self._routes.node_of(slot_key(command))
