@@ -12,7 +12,7 @@ import dataclasses
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, cast
+from typing import Any
 
 import redis
 
@@ -35,12 +35,10 @@ from streamflow.runtime.recorder import Recorder
 from streamflow.runtime.roles import lost_group
 from streamflow.runtime.takeover import Message, Takeover
 from streamflow.store import scripts
-from streamflow.store.cluster import Routes
-from streamflow.store.cluster_reads import ClusterReads
 from streamflow.store.connection import Store
+from streamflow.store.group_reads import group_reads
 from streamflow.store.log import parse_raw
 from streamflow.store.scripts import Call, Reply, reply_code
-from streamflow.store.wire import stream_messages
 
 log = get_logger(__name__)
 
@@ -97,16 +95,7 @@ class Consumer:
         self.recorder = recorder
         self.settings = settings
         self._outage = outage
-        self._wire = store.wire()
-        self._reads: ClusterReads | None = None
-        """On a cluster, the reads of each shard (one blocking read covers one slot)."""
-        if store.cluster:
-            by_shard: dict[int, list[str]] = {}
-            for key, shard in queue_keys.items():
-                by_shard.setdefault(shard, []).append(key)
-            self._reads = ClusterReads(
-                cast(Routes, self._wire), WORKER_GROUP, name, by_shard, settings.block_ms
-            )
+        self._reads = group_reads(store.wire(), WORKER_GROUP, name, queue_keys, settings.block_ms)
         self._last_claim = self._last_reclaim = 0.0
         self._log = log.bind(consumer=name)
         self.takeover = Takeover(
@@ -131,20 +120,17 @@ class Consumer:
                 # are taken over after their lease.
                 self._log.exception("dispatch_failed")
                 stopping.wait(1.0)
-        if self._reads is not None:
-            # What parked reads brought is this consumer's: started and handed back
-            # with the rest of what was fetched but not started.
-            leftover = self._reads.drain()
-            if leftover:
-                try:
-                    self.dispatch(leftover)
-                except redis.RedisError as exc:
-                    self._log.warning("leftover_not_started", count=len(leftover), error=str(exc))
+        # What reads in flight brought (a cluster's parked reads) is this consumer's:
+        # started, then handed back with the rest of what was fetched but not started.
+        leftover = self._reads.drain()
+        if leftover:
+            try:
+                self.dispatch(leftover)
+            except redis.RedisError as exc:
+                self._log.warning("leftover_not_started", count=len(leftover), error=str(exc))
 
     def close(self) -> None:
-        if self._reads is not None:
-            self._reads.close()
-        self._wire.close()
+        self._reads.close()
 
     def leave(self) -> None:
         """Leave the group where this consumer holds nothing any more (a graceful stop:
@@ -180,15 +166,7 @@ class Consumer:
                 self.dispatch(messages, taken, fresh=fresh)
 
     def _read(self, count: int) -> list[Message]:
-        if self._reads is not None:
-            return self._reads.read(count)
-        keys = self.queue_keys
-        command = ("XREADGROUP", "GROUP", WORKER_GROUP, self.name, "COUNT", count)
-        block = ("BLOCK", self.settings.block_ms, "STREAMS", *keys, *(">" for _ in keys))
-        (reply,) = self._wire.execute([command + block])
-        if isinstance(reply, Exception):
-            raise reply
-        return stream_messages(reply)
+        return self._reads.read(count)
 
     def dispatch(
         self,

@@ -17,10 +17,9 @@ from streamflow.runtime.outage import Outage
 from streamflow.runtime.projector import Projector
 from streamflow.runtime.roles import Role
 from streamflow.runtime.takeover import reclaim
-from streamflow.store.cluster import Routes
 from streamflow.store.connection import Store
-from streamflow.store.plan import checked
-from streamflow.store.wire import Wire, message_of, stream_messages
+from streamflow.store.group_reads import group_reads
+from streamflow.store.wire import message_of
 
 BATCH = 10
 
@@ -52,7 +51,9 @@ class Recovery(Role):
         self._beats_of = {store.keys.wake(s): store.keys.beats(s) for s in shards}
         self.heartbeat = heartbeat
         self._last_claim = self._last_reclaim = 0.0
-        self._wire: Wire | Routes | None = None
+        self._reads = group_reads(
+            store.wire(), PROJECTOR_GROUP, name, {store.keys.wake(s): s for s in shards}, block_ms
+        )
 
     def step(self) -> None:
         client = self.store.client
@@ -67,41 +68,14 @@ class Recovery(Role):
                     key, PROJECTOR_GROUP, self.consumer, self.lease_ms, "0-0", count=BATCH
                 )
                 entries += [(key, i.decode(), message_of(f) or b"") for i, f in claim[1] if f]
-        entries += self._read_each() if self.store.cluster else self._read()
+        entries += self._reads.read(BATCH)
         for key, msg_id, data in entries:
             self.handle(key, msg_id, data)
 
-    def _read(self) -> list[tuple[str, str, bytes]]:
-        """New wake-ups of every shard, in one blocking read."""
-        reply: Any = self.store.client.xreadgroup(
-            PROJECTOR_GROUP,
-            self.consumer,
-            dict.fromkeys(self.wake_keys, ">"),
-            count=BATCH,
-            block=self.block_ms,
-        )
-        out: list[tuple[str, str, bytes]] = []
-        for stream, items in reply or []:
-            out += [(stream.decode(), i.decode(), message_of(f) or b"") for i, f in items]
-        return out
-
-    def _read_each(self) -> list[tuple[str, str, bytes]]:
-        """New wake-ups on a cluster, where a read covers one slot: a read per shard,
-        one pipeline per master; when none has any, a pause of the blocking read's
-        length (wake-ups are for projections already overdue)."""
-        if self._wire is None:
-            self._wire = self.store.wire()
-        command = ("XREADGROUP", "GROUP", PROJECTOR_GROUP, self.consumer, "COUNT", BATCH)
-        replies = self._wire.execute([(*command, "STREAMS", key, ">") for key in self.wake_keys])
-        out = [entry for reply in replies for entry in stream_messages(checked(reply))]
-        if not out:
-            self.stopping.wait(self.block_ms / 1000)
-        return out
-
     def close(self) -> None:
-        """Give the cluster reads' connections back."""
-        if self._wire is not None:
-            self._wire.close()
+        """Cut the reads in flight and give their connections back (a wake-up a cut read
+        had taken is claimed by another projector after the lease)."""
+        self._reads.close()
 
     def _reclaim_dead(self) -> list[tuple[str, str, bytes]]:
         """Wake-ups held by projectors that stopped beating (they are dead)."""

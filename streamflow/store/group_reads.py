@@ -1,7 +1,9 @@
-"""A consumer's reads of many shards' streams on a Redis Cluster, from one thread.
+"""A consumer's reads of its streams (every shard's queues) in its consumer group, from
+one thread: ``group_reads`` gives the one for one Redis or for a cluster.
 
-One Redis serves all of a consumer's streams in one blocking XREADGROUP; a cluster
-serves one slot per read, so each shard is read on its own. Under load, one round trip
+One Redis serves all of a consumer's streams in one blocking XREADGROUP
+(``BlockingReads``); a cluster serves one slot per read, so each shard is read on its
+own (``ClusterReads``). Under load, one round trip
 per master reads every shard there (``Routes``: a pipeline per master, each shard's
 queues in one XREADGROUP). When nothing was waiting, every shard gets a blocking read
 "parked" on a connection of its own, and the thread waits on all their sockets at once
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import math
 import selectors
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import redis
@@ -24,11 +26,53 @@ import redis
 from streamflow.logs import get_logger
 from streamflow.store.cluster import UNBLOCKED, Routes
 from streamflow.store.plan import checked
-from streamflow.store.wire import stream_messages
+from streamflow.store.wire import Wire, stream_messages
 
 log = get_logger(__name__)
 
 Message = tuple[str, str, bytes]
+
+
+def group_reads(
+    wire: Wire | Routes, group: str, consumer: str, streams: Mapping[str, int], block_ms: int
+) -> BlockingReads | ClusterReads:
+    """The reads of consumer ``consumer`` of ``group`` on ``wire`` (a ``Routes`` for a
+    cluster; the reads own it and close it): each stream in ``streams`` belongs to the
+    shard it maps to; a read waits up to ``block_ms`` for messages."""
+    if isinstance(wire, Routes):
+        return ClusterReads(wire, group, consumer, streams, block_ms)
+    return BlockingReads(wire, group, consumer, streams, block_ms)
+
+
+class BlockingReads:
+    """One Redis: every stream in one blocking XREADGROUP on a held connection."""
+
+    def __init__(
+        self, wire: Wire, group: str, consumer: str, streams: Mapping[str, int], block_ms: int
+    ) -> None:
+        self._wire = wire
+        keys = list(streams)
+        command = ("XREADGROUP", "GROUP", group, consumer)
+        self._block = ("BLOCK", block_ms, "STREAMS", *keys, *(">" for _ in keys))
+        self._command: tuple[Any, ...] = command
+
+    def read(self, count: int) -> list[Message]:
+        """Up to ``count`` messages, waiting for the first.
+
+        Raises:
+            redis.ResponseError: the read failed (a consumer group is missing, say).
+            redis.ConnectionError, redis.TimeoutError: Redis is unreachable.
+        """
+        (reply,) = self._wire.execute([(*self._command, "COUNT", count, *self._block)])
+        return stream_messages(checked(reply))
+
+    def drain(self) -> list[Message]:
+        """Nothing is in flight between reads; the connection goes back."""
+        self.close()
+        return []
+
+    def close(self) -> None:
+        self._wire.close()
 
 
 class _Parked:
@@ -52,7 +96,7 @@ class ClusterReads:
         routes: the cluster's masters (held by this reader's thread only).
         group: the consumer group.
         consumer: the consumer's name.
-        streams: per shard, the streams read from it (they share its slot).
+        streams: each stream read, and its shard (a shard's streams share a slot).
         block_ms: how long a parked read waits for messages.
     """
 
@@ -61,13 +105,16 @@ class ClusterReads:
         routes: Routes,
         group: str,
         consumer: str,
-        streams: Mapping[int, Sequence[str]],
+        streams: Mapping[str, int],
         block_ms: int,
     ) -> None:
         self.routes = routes
         self.group = group
         self.consumer = consumer
-        self.streams = {shard: list(keys) for shard, keys in streams.items() if keys}
+        self.streams: dict[int, list[str]] = {}
+        """Per shard, its streams."""
+        for stream, shard in streams.items():
+            self.streams.setdefault(shard, []).append(stream)
         self.block_ms = block_ms
         self._parked: dict[int, _Parked] = {}
         self._selector = selectors.DefaultSelector()
@@ -102,10 +149,11 @@ class ClusterReads:
             self.close()
 
     def close(self) -> None:
-        """Cut the parked reads (again: nothing)."""
+        """Cut the parked reads (again: nothing), and give the connections back."""
         for parked in list(self._parked.values()):
             self._drop(parked)
         self._selector.close()
+        self.routes.close()
 
     def _command(self, shard: int, count: int, block: bool) -> tuple[Any, ...]:
         keys = self.streams[shard]
