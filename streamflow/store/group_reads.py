@@ -3,15 +3,14 @@ one thread: ``group_reads`` gives the one for one Redis or for a cluster.
 
 One Redis serves all of a consumer's streams in one blocking XREADGROUP
 (``BlockingReads``); a cluster serves one slot per read, so each shard is read on its
-own (``ClusterReads``). Under load, one round trip
-per master reads every shard there (``Routes``: a pipeline per master, each shard's
-queues in one XREADGROUP). When nothing was waiting, every shard gets a blocking read
-"parked" on a connection of its own, and the thread waits on all their sockets at once
-(a selector): the first messages on any shard wake it, as one blocking read would on one
-Redis, with no thread per shard. A parked read that comes back empty is parked again
-next time; one that its master no longer serves (MOVED, or UNBLOCKED when the slot
-migrated) or whose connection broke is dropped, the topology refreshed, and parked
-again on the slot's new master.
+own (``ClusterReads``). Under load, one round trip per master reads every shard there
+(``Routes``: a pipeline per master, each shard's queues in one XREADGROUP). When nothing
+was waiting, every shard gets a blocking read "parked" on a connection of its own, and
+the thread waits on all their sockets at once (a selector): the first messages on any
+shard wake it, as one blocking read would on one Redis, with no thread per shard. A
+parked read that comes back empty is parked again next time; one that its master no
+longer serves (MOVED, or UNBLOCKED when the slot migrated) or whose connection broke is
+dropped, the topology refreshed, and parked again on the slot's new master.
 """
 
 from __future__ import annotations
@@ -52,9 +51,8 @@ class BlockingReads:
     ) -> None:
         self._wire = wire
         keys = list(streams)
-        command = ("XREADGROUP", "GROUP", group, consumer)
+        self._group: tuple[Any, ...] = ("XREADGROUP", "GROUP", group, consumer)
         self._block = ("BLOCK", block_ms, "STREAMS", *keys, *(">" for _ in keys))
-        self._command: tuple[Any, ...] = command
 
     def read(self, count: int) -> list[Message]:
         """Up to ``count`` messages, waiting for the first.
@@ -63,7 +61,7 @@ class BlockingReads:
             redis.ResponseError: the read failed (a consumer group is missing, say).
             redis.ConnectionError, redis.TimeoutError: Redis is unreachable.
         """
-        (reply,) = self._wire.execute([(*self._command, "COUNT", count, *self._block)])
+        (reply,) = self._wire.execute([(*self._group, "COUNT", count, *self._block)])
         return stream_messages(checked(reply))
 
     def drain(self) -> list[Message]:
