@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import inspect
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
@@ -22,6 +23,11 @@ class Registry(Protocol):
     def submit(self, canvas: Canvas) -> WorkflowHandle: ...
 
     async def submit_async(self, canvas: Canvas) -> AsyncWorkflowHandle: ...
+
+
+QUEUE_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9._-]*")
+"""What a queue name may be (as dramatiq has it): no ':' or '{' either, which key names
+and hash tags use."""
 
 
 def callback_of(actor: Actor[Any, Any] | None, what: str) -> Callback | None:
@@ -51,8 +57,11 @@ def actor_options(
     Raises:
         ValueError: a bad queue name or retry count, or a duration out of range.
     """
-    if not queue or ":" in queue or "{" in queue:
-        raise ValueError(f"queue must be a non-empty name without ':' or '{{' (got {queue!r})")
+    if not isinstance(queue, str) or not QUEUE_NAME.fullmatch(queue):
+        raise ValueError(
+            "a queue name is letters, digits, '.', '_' and '-', starting with a letter or "
+            f"'_' (got {queue!r})"
+        )
     if max_retries < 0:
         raise ValueError(f"max_retries must be >= 0 (got {max_retries!r})")
     return ActorOptions(
@@ -65,22 +74,41 @@ def actor_options(
     )
 
 
+def exception_types(throws: Any) -> tuple[type[BaseException], ...]:
+    """``throws`` as a tuple: an exception class, or a tuple (or list) of them.
+
+    Raises:
+        TypeError: anything else, naming it.
+    """
+    found = (throws,) if isinstance(throws, type) else throws
+    if isinstance(found, tuple | list) and all(
+        isinstance(t, type) and issubclass(t, BaseException) for t in found
+    ):
+        return tuple(found)
+    raise TypeError(f"throws must be an exception class or a tuple of them (got {throws!r})")
+
+
 def registrar(
     app: Registry,
     actors: dict[str, Actor[Any, Any]],
     options: ActorOptions,
     actor_name: str | None,
-    throws: tuple[type[BaseException], ...],
+    throws: type[BaseException] | tuple[type[BaseException], ...],
     retry_when: Callable[[int, BaseException], bool] | None,
 ) -> Callable[[Callable[..., Any]], Actor[Any, Any]]:
-    """What registers a function as an actor of ``app`` (in ``actors``, by name)."""
+    """What registers a function as an actor of ``app`` (in ``actors``, by name).
+
+    Raises:
+        TypeError: ``throws`` is not an exception class or a tuple of them.
+    """
+    throws = exception_types(throws)
 
     def register(func: Callable[..., Any]) -> Actor[Any, Any]:
         name = actor_name or func.__name__
         if name in actors and actors[name].fn is not func:
             raise ValueError(f"an actor named {name!r} is already registered")
         registered: Actor[Any, Any] = Actor(
-            func, name=name, options=options, app=app, throws=tuple(throws), retry_when=retry_when
+            func, name=name, options=options, app=app, throws=throws, retry_when=retry_when
         )
         actors[name] = registered
         return registered

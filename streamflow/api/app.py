@@ -158,7 +158,7 @@ class App(AsyncMethods):
         max_backoff: float = 60.0,
         time_limit: float | None = None,
         result_ttl: float | None = None,
-        throws: tuple[type[BaseException], ...] = (),
+        throws: type[BaseException] | tuple[type[BaseException], ...] = (),
         retry_when: Callable[[int, BaseException], bool] | None = None,
     ) -> Callable[[F], Actor[Any, Any]]: ...
 
@@ -173,7 +173,7 @@ class App(AsyncMethods):
         max_backoff: float = 60.0,
         time_limit: float | None = None,
         result_ttl: float | None = None,
-        throws: tuple[type[BaseException], ...] = (),
+        throws: type[BaseException] | tuple[type[BaseException], ...] = (),
         retry_when: Callable[[int, BaseException], bool] | None = None,
     ) -> Actor[Any, Any] | Callable[[F], Actor[Any, Any]]:
         """Register a function (plain or ``async``) as an actor.
@@ -189,7 +189,8 @@ class App(AsyncMethods):
             time_limit: longest an attempt may run, in seconds: a sync body gets
                 TimeLimitExceeded raised in its thread, an async one is cancelled; then
                 the retry policy applies (None: no limit).
-            throws: exception types that fail the task at once, without retries.
+            throws: an exception class, or a tuple of them, that fail the task at once,
+                without retries.
             retry_when: ``retry_when(retries_so_far, exception) -> bool`` decides whether
                 to retry instead of ``max_retries``.
             result_ttl: seconds a finished workflow running this actor is kept at least

@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar, overload
 
-from streamflow.api.actors import Actor
+from streamflow.api.actors import Actor, actor_options, exception_types
 from streamflow.api.canvas import Canvas, Chain, Group, Message, WithCallback, WithDelay
-from streamflow.model.options import DEFAULT_QUEUE, ActorOptions, to_ms
+from streamflow.model.options import DEFAULT_QUEUE
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -34,7 +34,7 @@ def actor(
     max_retries: int = 0,
     min_backoff: float = 1.0,
     max_backoff: float = 60.0,
-    throws: tuple[type[BaseException], ...] = (),
+    throws: type[BaseException] | tuple[type[BaseException], ...] = (),
     retry_when: Callable[[int, BaseException], bool] | None = None,
 ) -> Callable[[F], Actor[Any, Any]]: ...
 
@@ -47,17 +47,19 @@ def actor(
     max_retries: int = 0,
     min_backoff: float = 1.0,
     max_backoff: float = 60.0,
-    throws: tuple[type[BaseException], ...] = (),
+    throws: type[BaseException] | tuple[type[BaseException], ...] = (),
     retry_when: Callable[[int, BaseException], bool] | None = None,
 ) -> Actor[Any, Any] | Callable[[F], Actor[Any, Any]]:
     """An actor registered with no App (no Redis), for the simulator: ``@actor`` or
     ``@actor(max_retries=2)``; the options mean what ``App.actor``'s do. The simulator
     finds it by name (the latest actor of a name wins; ``actors=`` overrides)."""
-    options = ActorOptions(
+    options = actor_options(
         queue=queue,
         max_retries=max_retries,
-        min_backoff_ms=to_ms(min_backoff, "min_backoff", short=True),
-        max_backoff_ms=to_ms(max_backoff, "max_backoff"),
+        min_backoff=min_backoff,
+        max_backoff=max_backoff,
+        time_limit=None,
+        result_ttl=None,
     )
 
     def make(func: F) -> Actor[Any, Any]:
@@ -65,7 +67,7 @@ def actor(
             func,
             name=actor_name or func.__name__,
             options=options,
-            throws=tuple(throws),
+            throws=exception_types(throws),
             retry_when=retry_when,
         )
         _DEFINED[made.name] = made
