@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,7 +19,7 @@ from streamflow import (
     group,
     pipeline,
 )
-from streamflow.model.events import BarrierReleased, TaskSucceeded
+from streamflow.model.events import BarrierReleased, TaskEnqueued, TaskSucceeded
 from tests.helpers import check_contract, definition_of, events_of
 
 
@@ -109,6 +110,27 @@ def test_group_completion_callback_fires_once(
     history = g.handle.history()
     assert len(events_of(history, BarrierReleased)) == 1
     check_contract(definition_of(app, history), history)
+
+
+def test_pipeline_and_group_run_with_a_delay(
+    app: App, actors: dict[str, Any], worker: Worker, r: redis.Redis
+) -> None:
+    add, request = actors["add"], actors["request"]
+    pipe = (add.message(1, 2) | add.message(3)).run(delay=0.2)
+    g = group([request.message("a"), request.message("b")])
+    g.add_completion_callback(actors["finalize"].message("both"))
+    g.run(delay=datetime.timedelta(milliseconds=300))
+
+    assert pipe.get_results(block=True, timeout=10) == [3, 6]
+    assert pipe.completed_count == 2
+    assert g.get_results(block=True, timeout=10) == ["<html>a</html>", "<html>b</html>"]
+    assert g.completed_count == 2
+    assert r.lrange("finalized", 0, -1) == [b"both"]
+    # The delay is the first step's and every member's, recorded in the log.
+    pipe_delays = [e.delay_ms for e in events_of(pipe.handle.history(), TaskEnqueued)]
+    assert pipe_delays == [200, 0]
+    group_delays = sorted(e.delay_ms for e in events_of(g.handle.history(), TaskEnqueued))
+    assert group_delays == [0, 300, 300]  # the callback runs once both ran
 
 
 def test_nested_pipelines_and_groups(actors: dict[str, Any], worker: Worker) -> None:

@@ -266,9 +266,12 @@ class pipeline(Chain, _Runnable):
     def __len__(self) -> int:
         return len(self.steps)
 
-    def run(self, *, app: Submitter | None = None) -> pipeline:
-        """Submit it (to the App of its messages, or ``app``); returns itself."""
-        self._submit(self, app)
+    def run(
+        self, *, delay: float | datetime.timedelta | None = None, app: Submitter | None = None
+    ) -> pipeline:
+        """Submit it (to the App of its messages, or ``app``), its first step ``delay``
+        seconds (or a timedelta) from now; returns itself."""
+        self._submit(self if delay is None else WithDelay(self, delay), app)
         return self
 
     def get_result(
@@ -314,9 +317,13 @@ class group(Group, _Runnable):
         """What is submitted: the group, wrapped with its completion callbacks."""
         return WithCallback(self, *self._callbacks) if self._callbacks else self
 
-    def run(self, *, app: Submitter | None = None) -> group:
-        """Submit it (to the App of its messages, or ``app``); returns itself."""
-        self._submit(self.canvas(), app)
+    def run(
+        self, *, delay: float | datetime.timedelta | None = None, app: Submitter | None = None
+    ) -> group:
+        """Submit it (to the App of its messages, or ``app``), its members ``delay``
+        seconds (or a timedelta) from now; returns itself."""
+        canvas = self.canvas()
+        self._submit(canvas if delay is None else WithDelay(canvas, delay), app)
         return self
 
     def get_results(

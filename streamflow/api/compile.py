@@ -75,7 +75,9 @@ def compile_canvas(canvas: Canvas, *, on_failure: Callback | None = None) -> Com
             "(each Chain, Group, WithDelay and callback is a level)"
         )
     compiler = _Compiler()
-    main = canvas.child if isinstance(canvas, WithCallback) else canvas
+    main = canvas
+    while isinstance(main, WithCallback | WithDelay):  # a run group's callbacks, a delay
+        main = main.child
     compiler.record = main
     root = compiler.compile(canvas, NONE, None, 0)
     root_spec, full_spec = root.spec, root.full
