@@ -23,6 +23,7 @@ from streamflow.model.definition import (
 )
 from streamflow.model.errors import DecodeError, EncodeError
 from streamflow.model.options import ActorOptions
+from streamflow.testing import evaluate
 
 
 def _add(*args: int, **kwargs: Any) -> int:
@@ -92,9 +93,13 @@ def test_group_keeps_its_children_in_order() -> None:
     assert Group().children == ()
 
 
-def test_empty_chain_is_rejected() -> None:
-    with pytest.raises(ValueError, match="at least one step"):
-        Chain()
+def test_an_empty_chain_has_no_steps_and_vanishes_as_a_step() -> None:
+    x, y = a.message(), b.message()
+
+    assert Chain().steps == ()
+    assert Chain(x, Chain(), y).steps == (x, y)
+    assert evaluate(Chain()).value is None
+    assert evaluate(Group(Chain())).value == [None]
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ import redis
 
 from streamflow import (
     App,
+    Chain,
     Group,
     ResultFailure,
     ResultMissing,
@@ -131,6 +132,20 @@ def test_pipeline_and_group_run_with_a_delay(
     assert pipe_delays == [200, 0]
     group_delays = sorted(e.delay_ms for e in events_of(g.handle.history(), TaskEnqueued))
     assert group_delays == [0, 300, 300]  # the callback runs once both ran
+
+
+def test_an_empty_chain_is_a_no_op(app: App, actors: dict[str, Any], worker: Worker) -> None:
+    add = actors["add"]
+    alone = app.submit(Chain())
+    assert alone.get_result(block=True, timeout=10) is None
+    assert alone.status().status == "completed"
+    # As a step it is skipped: the next step receives what came before it.
+    skipped = app.submit(Chain(add.message(1, 2), Chain(), add.message(10)))
+    assert skipped.get_result(block=True, timeout=10) == 13
+    # As a group member it passes its input on.
+    member = app.submit(Chain(add.message(4), Group(Chain(), add.message(1))))
+    assert member.get_result(block=True, timeout=10) == [4, 5]
+    assert pipeline([]).run(app=app).get_results(block=True, timeout=10) == []
 
 
 def test_nested_pipelines_and_groups(actors: dict[str, Any], worker: Worker) -> None:

@@ -83,11 +83,11 @@ class Chain(_Composable):
     """Steps run one after another; each receives the previous step's result (pipe).
 
     ``Chain(a, b, c)`` is the same as ``a | b | c``. A chain's result is its last step's.
+    An empty chain does nothing: alone it completes at once (result None), as a step it
+    is skipped (what it was piped goes on to the next step).
     """
 
     def __init__(self, *steps: Canvas) -> None:
-        if not steps:
-            raise ValueError("Chain needs at least one step (got none)")
         flat: list[Canvas] = []
         for step in steps:
             check_canvas(step, "Chain step")

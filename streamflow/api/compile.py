@@ -239,7 +239,7 @@ class _Compiler:
         for i in range(len(steps) - 2, -1, -1):
             later_has_tasks[i] = later_has_tasks[i + 1] or has_tasks(steps[i + 1])
         last_sinks: list[int] = []
-        spec: Spec = None
+        spec: Spec = pipe  # an empty chain: its input goes on
         fulls: list[Spec] = []
         for i, step in enumerate(steps):
             start = len(self.tasks)

@@ -84,4 +84,4 @@ def _evaluate(
         value = _evaluate(step, value, delay_ms, out, actors)
         if has_tasks(step):
             delay_ms = 0  # a chain's delay holds back its first step with tasks only
-    return value
+    return None if value is NOTHING else value  # an empty chain: its input, or None
