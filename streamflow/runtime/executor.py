@@ -281,14 +281,18 @@ class Executor:
         future.add_done_callback(done)
 
     def _complete_async(self, job: Job, future: Future[Any]) -> None:
-        try:
-            result = future.result()
-        except (Exception, TimeLimitExceeded) as exc:
-            self._after(job, exception=exc)
-            self.finish(job, failed(job, exc))
-        else:
-            self._after(job, result=result)
-            self.finish(job, self._succeeded(job, result))
+        # The failure is taken, not raised here: raised, its traceback would hold this
+        # frame, which holds the future, which holds the failure (a cycle that keeps
+        # both alive until a garbage collection); the finished future is let go too.
+        job.future = None
+        error = None if future.cancelled() else future.exception()
+        if isinstance(error, Exception | TimeLimitExceeded):
+            self._after(job, exception=error)
+            self.finish(job, failed(job, error))
+            return
+        result = future.result()  # (raises anything else, as before)
+        self._after(job, result=result)
+        self.finish(job, self._succeeded(job, result))
 
     def _succeeded(self, job: Job, result: Any) -> TaskSucceeded | TaskFailed:
         return succeeded(
