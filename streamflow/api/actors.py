@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import inspect
 import re
@@ -72,6 +73,31 @@ def actor_options(
         time_limit_ms=None if time_limit is None else to_ms(time_limit, "time_limit", short=True),
         result_ttl_ms=None if result_ttl is None else to_ms(result_ttl, "result_ttl"),
     )
+
+
+def overridden(
+    max_retries: int | None,
+    min_backoff: float | datetime.timedelta | None,
+    max_backoff: float | datetime.timedelta | None,
+    time_limit: float | datetime.timedelta | None,
+) -> dict[str, Any]:
+    """The ``ActorOptions`` fields a message sets in place of its actor's (those given).
+
+    Raises:
+        ValueError: a retry count below 0, or a duration that is not one.
+    """
+    found: dict[str, Any] = {}
+    if max_retries is not None:
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ValueError(f"max_retries must be a whole number >= 0 (got {max_retries!r})")
+        found["max_retries"] = max_retries
+    if min_backoff is not None:
+        found["min_backoff_ms"] = to_ms(min_backoff, "min_backoff", short=True)
+    if max_backoff is not None:
+        found["max_backoff_ms"] = to_ms(max_backoff, "max_backoff")
+    if time_limit is not None:
+        found["time_limit_ms"] = to_ms(time_limit, "time_limit", short=True)
+    return found
 
 
 def exception_types(throws: Any) -> tuple[type[BaseException], ...]:
@@ -194,6 +220,10 @@ class Actor(Generic[P, R]):
         allow_failure: bool = False,
         on_success: Actor[Any, Any] | None = None,
         on_failure: Actor[Any, Any] | None = None,
+        max_retries: int | None = None,
+        min_backoff: float | datetime.timedelta | None = None,
+        max_backoff: float | datetime.timedelta | None = None,
+        time_limit: float | datetime.timedelta | None = None,
     ) -> Message:
         """A message with per-message options.
 
@@ -207,14 +237,24 @@ class Actor(Generic[P, R]):
             on_success: actor run after it succeeded, with ``(message_data, result)``.
             on_failure: actor run after it failed for good, with
                 ``(message_data, failure_data)``.
+            max_retries, min_backoff, max_backoff, time_limit: this message's, in place
+                of the actor's (None: the actor's); recorded in the workflow's
+                definition like the actor's.
 
         Raises:
             TypeError: ``args`` and ``kwargs`` cannot be its arguments.
+            ValueError: a retry count below 0, or a duration that is not one.
         """
         self._check_arguments(args, kwargs or {}, complete=pipe_ignore)
-        return self._message(
+        message = self._message(
             args, kwargs, pipe_ignore, delay, allow_failure, on_success, on_failure
         )
+        overrides = overridden(max_retries, min_backoff, max_backoff, time_limit)
+        if overrides:
+            message = dataclasses.replace(
+                message, options=dataclasses.replace(message.options, **overrides)
+            )
+        return message
 
     def _message(
         self,

@@ -1,0 +1,64 @@
+"""Per-message retry and time-limit options (``message_with_options``), in place of the
+actor's, as dramatiq's message options are: recorded in the definition, obeyed by the
+worker, checked when the message is built."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+import redis
+
+from streamflow import App, ResultFailure
+from streamflow.model.events import TaskFailed
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_message_retries_and_backs_off_as_it_says(app: App, r: redis.Redis) -> None:
+    @app.actor(min_backoff=30.0)  # no retry, and a long backoff, by the actor's options
+    def flaky(key: str) -> str:
+        if r.incr(key) < 3:
+            raise RuntimeError("not yet")
+        return key
+
+    retried = flaky.message_with_options(args=("a",), max_retries=2, min_backoff=0.01)
+    assert retried.options.max_retries == 2 and retried.options.min_backoff_ms == 10
+    assert flaky.message("b").options.max_retries == 0  # the actor's stay as they were
+    with app.worker(concurrency=2):
+        handle = app.submit(retried)
+        assert handle.get_result(block=True, timeout=30) == "a"
+        plain = app.submit(flaky.message("b"))
+        with pytest.raises(ResultFailure, match="not yet"):
+            plain.get_result(block=True, timeout=30)  # the actor's: no retry
+    failed = [e.event.attempt for e in handle.history() if isinstance(e.event, TaskFailed)]
+    assert failed == [1, 2]  # two retries, 10 ms apart or so, then success
+    assert [e.event.attempt for e in plain.history() if isinstance(e.event, TaskFailed)] == [1]
+
+
+def test_a_message_time_limit_stops_its_body(app: App) -> None:
+    @app.actor
+    def slow(seconds: float) -> str:
+        time.sleep(seconds)
+        return "done"
+
+    with app.worker(concurrency=2):
+        limited = app.submit(slow.message_with_options(args=(5.0,), time_limit=0.2))
+        with pytest.raises(ResultFailure, match="TimeLimitExceeded"):
+            limited.get_result(block=True, timeout=30)
+        assert app.submit(slow.message(0.0)).get_result(block=True, timeout=30) == "done"
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("max_retries", -1), ("max_retries", 1.5), ("max_retries", True), ("time_limit", -2)],
+)
+def test_wrong_message_options_are_refused_naming_them(app: App, option: str, value: Any) -> None:
+    @app.actor
+    def anything() -> None:
+        pass
+
+    with pytest.raises(ValueError, match=f"{option} must be") as info:
+        anything.message_with_options(**{option: value})
+    assert repr(value) in str(info.value)
