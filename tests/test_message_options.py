@@ -12,6 +12,7 @@ import redis
 
 from streamflow import App, ResultFailure
 from streamflow.model.events import TaskFailed
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -62,3 +63,40 @@ def test_wrong_message_options_are_refused_naming_them(app: App, option: str, va
     with pytest.raises(ValueError, match=f"{option} must be") as info:
         anything.message_with_options(**{option: value})
     assert repr(value) in str(info.value)
+
+
+def test_callbacks_named_by_actor_name(app: App, r: redis.Redis) -> None:
+    @app.actor
+    def record(*parts: Any) -> None:
+        r.rpush("recorded", repr(parts[-1]))
+
+    @app.actor
+    def value(x: int) -> int:
+        return x
+
+    @app.actor
+    def fails() -> None:
+        raise ValueError("broken")
+
+    by_name = value.message_with_options(args=(7,), on_success="record")
+    assert by_name.on_success == value.message_with_options(args=(7,), on_success=record).on_success
+    with app.worker(concurrency=2):
+        assert app.submit(by_name).get_result(block=True, timeout=30) == 7
+        failed = app.submit(fails.message(), on_failure="record")
+        with pytest.raises(ResultFailure):
+            failed.get_result(block=True, timeout=30)
+        wait_until(lambda: r.llen("recorded") == 2, 30, message="both callbacks")
+    assert r.lrange("recorded", 0, 0) == [b"7"]
+
+
+def test_a_callback_name_no_actor_has_is_refused_naming_the_known(app: App) -> None:
+    @app.actor
+    def value(x: int) -> int:
+        return x
+
+    with pytest.raises(ValueError, match=r"'recrod', which is not registered.*value"):
+        value.message_with_options(args=(1,), on_failure="recrod")
+    with pytest.raises(ValueError, match="'nobody'"):
+        app.submit(value.message(1), on_failure="nobody")
+    with pytest.raises(TypeError, match="an actor or an actor's name"):
+        value.message_with_options(args=(1,), on_success=42)  # type: ignore[arg-type]

@@ -31,16 +31,34 @@ QUEUE_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9._-]*")
 and hash tags use."""
 
 
-def callback_of(actor: Actor[Any, Any] | None, what: str) -> Callback | None:
-    """The callback an actor stands for, as a definition records it.
+def callback_of(
+    actor: Actor[Any, Any] | str | None,
+    what: str,
+    registered: Mapping[str, Actor[Any, Any]] | None = None,
+) -> Callback | None:
+    """The callback an actor (or an actor's name, among ``registered``) stands for, as a
+    definition records it.
 
     Raises:
-        TypeError: ``actor`` is not an Actor.
+        TypeError: ``actor`` is neither an Actor nor a name.
+        ValueError: no actor of that name is registered.
     """
     if actor is None:
         return None
+    if isinstance(actor, str):
+        found = (registered or {}).get(actor)
+        if found is None:
+            known = ", ".join(sorted(registered or {})) or "none"
+            raise ValueError(
+                f"{what} names actor {actor!r}, which is not registered with this App "
+                f"(registered: {known})"
+            )
+        actor = found
     if not isinstance(actor, Actor):
-        raise TypeError(f"{what} must be an actor (got {actor!r} of type {type(actor).__name__})")
+        raise TypeError(
+            f"{what} must be an actor or an actor's name (got {actor!r} of type "
+            f"{type(actor).__name__})"
+        )
     return Callback(actor.name, actor.options)
 
 
@@ -218,8 +236,8 @@ class Actor(Generic[P, R]):
         pipe_ignore: bool = False,
         delay: float | datetime.timedelta | None = None,
         allow_failure: bool = False,
-        on_success: Actor[Any, Any] | None = None,
-        on_failure: Actor[Any, Any] | None = None,
+        on_success: Actor[Any, Any] | str | None = None,
+        on_failure: Actor[Any, Any] | str | None = None,
         max_retries: int | None = None,
         min_backoff: float | datetime.timedelta | None = None,
         max_backoff: float | datetime.timedelta | None = None,
@@ -234,8 +252,9 @@ class Actor(Generic[P, R]):
             delay: seconds (or a timedelta) to wait once the message is ready.
             allow_failure: if it fails for good, its result is a ``Failure`` value and
                 the workflow goes on.
-            on_success: actor run after it succeeded, with ``(message_data, result)``.
-            on_failure: actor run after it failed for good, with
+            on_success: actor (or an actor's name, registered with the App) run after it
+                succeeded, with ``(message_data, result)``.
+            on_failure: actor (or name) run after it failed for good, with
                 ``(message_data, failure_data)``.
             max_retries, min_backoff, max_backoff, time_limit: this message's, in place
                 of the actor's (None: the actor's); recorded in the workflow's
@@ -263,8 +282,8 @@ class Actor(Generic[P, R]):
         pipe_ignore: bool = False,
         delay: float | datetime.timedelta | None = None,
         allow_failure: bool = False,
-        on_success: Actor[Any, Any] | None = None,
-        on_failure: Actor[Any, Any] | None = None,
+        on_success: Actor[Any, Any] | str | None = None,
+        on_failure: Actor[Any, Any] | str | None = None,
     ) -> Message:
         """A message with these options, its arguments already checked."""
         return Message(
@@ -275,10 +294,14 @@ class Actor(Generic[P, R]):
             pipe_ignore=pipe_ignore,
             delay_ms=to_ms(delay, "delay", short=True),
             allow_failure=allow_failure,
-            on_success=callback_of(on_success, "on_success"),
-            on_failure=callback_of(on_failure, "on_failure"),
+            on_success=callback_of(on_success, "on_success", self._registered()),
+            on_failure=callback_of(on_failure, "on_failure", self._registered()),
             app=self.app,
         )
+
+    def _registered(self) -> Mapping[str, Actor[Any, Any]]:
+        """The actors of this actor's App, by name (none without an App)."""
+        return getattr(self.app, "actors", None) or {}
 
     def send(self, *args: Any, **kwargs: Any) -> WorkflowHandle:
         """Run this actor once, as a one-task workflow; returns its handle."""

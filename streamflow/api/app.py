@@ -214,7 +214,7 @@ class App(AsyncMethods):
         canvas: Canvas,
         *,
         workflow_id: str | None = None,
-        on_failure: Actor[Any, Any] | None = None,
+        on_failure: Actor[Any, Any] | str | None = None,
         retention: float | None = None,
     ) -> WorkflowHandle:
         """Compile ``canvas``, store its definition once, and start the workflow.
@@ -223,7 +223,7 @@ class App(AsyncMethods):
             canvas: a Message, Chain, Group or WithDelay, nested freely.
             workflow_id: an id from ``new_workflow_id`` to make a retried submit
                 idempotent (default: a fresh one).
-            on_failure: actor run once if the workflow fails, with
+            on_failure: actor (or a registered actor's name) run once if the workflow fails, with
                 ``(failure, partial_results)`` (partial results: the result's shape, with
                 None where nothing finished).
             retention: seconds to keep it once finished (default: the longest
@@ -279,7 +279,7 @@ class App(AsyncMethods):
         self,
         canvas: Canvas,
         workflow_id: str | None,
-        on_failure: Actor[Any, Any] | None,
+        on_failure: Actor[Any, Any] | str | None,
         retention: float | None,
     ) -> Submission:
         """Compile and check a canvas (nothing written): see ``submit``."""
@@ -288,7 +288,7 @@ class App(AsyncMethods):
         return prepare(
             canvas,
             workflow_id,
-            callback_of(on_failure, "on_failure"),
+            callback_of(on_failure, "on_failure", self.actors),
             retention,
             shapes=self._shapes,
             retention_ms=self.retention_ms,

@@ -30,7 +30,7 @@ class AsyncMethods:
     store: Store
     projector: Projector
     # The App's: compiling and checking a submission (see App.submit), and closing.
-    _prepare: Callable[[Canvas, str | None, Actor[Any, Any] | None, float | None], Submission]
+    _prepare: Callable[[Canvas, str | None, Actor[Any, Any] | str | None, float | None], Submission]
     close: Callable[[], None]
 
     def __init__(self) -> None:
@@ -43,7 +43,7 @@ class AsyncMethods:
         canvas: Canvas,
         *,
         workflow_id: str | None = None,
-        on_failure: Actor[Any, Any] | None = None,
+        on_failure: Actor[Any, Any] | str | None = None,
         retention: float | None = None,
     ) -> AsyncWorkflowHandle:
         """``submit`` for asyncio code: the same checks, errors and idempotence."""
