@@ -28,7 +28,11 @@ from streamflow.model.options import HistoryBudget
 from streamflow.model.version import __version__
 from streamflow.runtime.context import TaskContext, current_task
 from streamflow.runtime.hooks import Hooks, TaskInfo
-from streamflow.runtime.ratelimit import ConcurrentRateLimiter, WindowRateLimiter
+from streamflow.runtime.ratelimit import (
+    BucketRateLimiter,
+    ConcurrentRateLimiter,
+    WindowRateLimiter,
+)
 from streamflow.runtime.worker import Worker
 from streamflow.store.deadletters import DeadLetter, DeadLetters
 
@@ -36,6 +40,7 @@ __all__ = [
     "Actor",
     "App",
     "AsyncWorkflowHandle",
+    "BucketRateLimiter",
     "Chain",
     "ConcurrentRateLimiter",
     "DeadLetter",

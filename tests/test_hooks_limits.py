@@ -13,6 +13,7 @@ import redis
 
 from streamflow import (
     App,
+    BucketRateLimiter,
     ConcurrentRateLimiter,
     Group,
     Hooks,
@@ -109,6 +110,26 @@ def test_window_limiter(app: App) -> None:
         pass
     with limiter.acquire(raise_on_failure=False) as acquired:
         assert acquired is False
+
+
+def test_bucket_limiter_counts_per_fixed_bucket(app: App, r: redis.Redis) -> None:
+    limiter = BucketRateLimiter(app, "per-second", limit=2, bucket=1.0)
+    # Start just after a bucket begins, so that the three takes share it.
+    wait_until(lambda: 50 < app.store.now_ms() % 1000 < 500, 5, message="a fresh bucket")
+    assert limiter.take() and limiter.take()
+    assert limiter.take() is None  # the bucket is full
+    with pytest.raises(RateLimitExceeded, match="'per-second' exceeded"), limiter.acquire():
+        pass
+    # The next bucket starts empty, whatever the last one took.
+    start = app.store.now_ms() // 1000
+    wait_until(lambda: app.store.now_ms() // 1000 > start, 5, message="the next bucket")
+    assert limiter.take() is not None
+    assert 0 < r.pttl(app.keys.limiter("per-second")) <= 1000  # gone with its bucket
+
+
+def test_a_bucket_must_last(app: App) -> None:
+    with pytest.raises(ValueError, match="bucket must be at least 1 ms"):
+        BucketRateLimiter(app, "none", limit=1, bucket=0)
 
 
 def test_async_with(app: App) -> None:

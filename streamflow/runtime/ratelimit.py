@@ -1,6 +1,7 @@
-"""Rate limiters on Redis: a concurrent limiter (a distributed semaphore with a lease) and
-a sliding-window limiter. Inside an actor, ``RateLimitExceeded`` means "try again
-later": the attempt is retried after a backoff without counting against ``max_retries``.
+"""Rate limiters on Redis: a concurrent limiter (a distributed semaphore with a lease), a
+sliding-window limiter and a bucket limiter (fixed windows). Inside an actor,
+``RateLimitExceeded`` means "try again later": the attempt is retried after a backoff
+without counting against ``max_retries``.
 
 ``with limiter.acquire(): ...`` and ``async with limiter.acquire(): ...`` both work.
 """
@@ -36,6 +37,9 @@ class _Limiter:
     def _score_and_cutoff(self) -> tuple[int, int, int]:
         raise NotImplementedError
 
+    bucket_ms = 0
+    """Fixed windows of this length (0: none)."""
+
     def take(self) -> str | None:
         """Take a slot if one is free; returns its token, or None."""
         token = os.urandom(8).hex()
@@ -47,6 +51,7 @@ class _Limiter:
             score_ms=score,
             cutoff_ms=cutoff,
             ttl_ms=lifetime,
+            bucket_ms=self.bucket_ms,
         )
         return token if int(self.store.scripts.run(call)) else None
 
@@ -94,6 +99,20 @@ class WindowRateLimiter(_Limiter):
 
     def _score_and_cutoff(self) -> tuple[int, int, int]:
         return 0, -self.window_ms, self.window_ms
+
+
+class BucketRateLimiter(_Limiter):
+    """At most ``limit`` acquisitions per bucket: the Redis clock cut in fixed windows of
+    ``bucket`` seconds (as dramatiq's; a burst may straddle two buckets)."""
+
+    def __init__(self, app: HasStore, key: str, *, limit: int, bucket: float) -> None:
+        super().__init__(app, key, limit=limit)
+        self.bucket_ms = to_ms(bucket, "bucket")
+        if self.bucket_ms < 1:
+            raise ValueError(f"bucket must be at least 1 ms (got {bucket!r})")
+
+    def _score_and_cutoff(self) -> tuple[int, int, int]:
+        return 0, 0, self.bucket_ms
 
 
 class _Acquired:

@@ -287,10 +287,17 @@ def renew(*, queue: str, consumer: str, idle_ms: int, msg_ids: Sequence[str]) ->
 
 
 def limit(
-    *, limiter: str, limit: int, token: str, score_ms: int, cutoff_ms: int, ttl_ms: int
+    *,
+    limiter: str,
+    limit: int,
+    token: str,
+    score_ms: int,
+    cutoff_ms: int,
+    ttl_ms: int,
+    bucket_ms: int = 0,
 ) -> Call:
     """``limit.lua``: take a rate limiter's slot if one is free."""
-    return Call("limit", [limiter], [limit, token, score_ms, cutoff_ms, ttl_ms])
+    return Call("limit", [limiter], [limit, token, score_ms, cutoff_ms, ttl_ms, bucket_ms])
 
 
 def beat(*, beats: str, consumer: str, forget_ms: int | None = None, leave: bool = False) -> Call:
