@@ -4,14 +4,17 @@ worker, checked when the message is built."""
 
 from __future__ import annotations
 
+import datetime
 import time
 from typing import Any
 
 import pytest
 import redis
 
-from streamflow import App, ResultFailure
+from streamflow import App, ResultFailure, Retry
 from streamflow.model.events import TaskFailed
+from streamflow.model.options import ActorOptions
+from streamflow.model.retry import backoff_ms, next_attempt
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -100,3 +103,44 @@ def test_a_callback_name_no_actor_has_is_refused_naming_the_known(app: App) -> N
         app.submit(value.message(1), on_failure="nobody")
     with pytest.raises(TypeError, match="an actor or an actor's name"):
         value.message_with_options(args=(1,), on_success=42)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("error", "max_retries", "delay_ms"),
+    [
+        (Retry(delay=0.25), 1, 250),  # the delay asked for, not the backoff
+        (Retry(), 1, "backoff"),
+        (Retry(delay=datetime.timedelta(minutes=1)), 1, 60_000),
+        (Retry(delay=0.25), 0, None),  # counted against max_retries, as in dramatiq
+    ],
+    ids=repr,
+)
+def test_a_retry_asked_for_runs_after_its_delay(
+    error: Retry, max_retries: int, delay_ms: int | str | None
+) -> None:
+    options = ActorOptions(max_retries=max_retries, min_backoff_ms=1000)
+    decided = next_attempt(attempt=1, options=options, error=error, jitter=1.0)
+    expected = backoff_ms(1, options, 1.0) if delay_ms == "backoff" else delay_ms
+    assert decided.delay_ms == expected and not decided.later
+
+
+def test_a_retry_with_a_wrong_delay_is_refused() -> None:
+    with pytest.raises(ValueError, match="delay must be"):
+        Retry(delay=-1)
+
+
+def test_an_actor_asks_for_its_retry_and_the_log_records_the_delay(
+    app: App, r: redis.Redis
+) -> None:
+    @app.actor(max_retries=1, min_backoff=30.0)
+    def later(key: str) -> str:
+        if r.incr(key) == 1:
+            raise Retry("the partner is busy", delay=0.05)
+        return key
+
+    with app.worker(concurrency=2):
+        handle = app.submit(later.message("k"))
+        assert handle.get_result(block=True, timeout=30) == "k"  # not after 30 s
+    (failed,) = [e.event for e in handle.history() if isinstance(e.event, TaskFailed)]
+    assert failed.retry_delay_ms == 50
+    assert (failed.error["type"], failed.error["message"]) == ("Retry", "the partner is busy")

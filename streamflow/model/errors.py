@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
+
+from streamflow.model.options import to_ms
+
 
 class StreamflowError(Exception):
     """Root of every error raised by streamflow."""
@@ -162,3 +166,20 @@ class RateLimitExceeded(StreamflowError):
         super().__init__(f"rate limit {key!r} exceeded ({limit} at most)")
         self.key = key
         self.limit = limit
+
+
+class Retry(StreamflowError):
+    """Raised by an actor's body: run the task again, ``delay`` seconds (or a timedelta)
+    after this attempt (default: the actor's backoff). It is a failed attempt like any
+    other, counted against ``max_retries`` (with the default 0 it fails the task: give
+    the actor, or the message, retries); the delay is recorded in its ``TaskFailed``.
+
+    Raises:
+        ValueError: a delay that is not a non-negative duration.
+    """
+
+    def __init__(
+        self, message: str = "", *, delay: float | datetime.timedelta | None = None
+    ) -> None:
+        super().__init__(message or "a retry was asked for")
+        self.delay_ms = None if delay is None else to_ms(delay, "delay")

@@ -12,6 +12,7 @@ import dataclasses
 from collections.abc import Callable
 
 from streamflow.model.errors import EncodeError, RateLimitExceeded, ResultTooLarge
+from streamflow.model.errors import Retry as RetryAsked
 from streamflow.model.options import ActorOptions
 
 FINAL_ERRORS: tuple[type[BaseException], ...] = (EncodeError, ResultTooLarge)
@@ -67,14 +68,20 @@ def next_attempt(
           times ``min_backoff``, whatever the policy (``later``);
         - ``throws`` and ``FINAL_ERRORS`` fail at once;
         - ``retry_when`` decides (a retry is ``later``);
-        - else the task is retried while ``attempt <= max_retries``.
+        - else the task is retried while ``attempt <= max_retries``;
+
+        a retry the body asked for (``streamflow.Retry``) with a delay runs after that
+        delay, not the backoff.
     """
     if isinstance(error, RateLimitExceeded):
         return Retry(int(options.min_backoff_ms * (0.5 + jitter)), later=True)
     if isinstance(error, (*throws, *FINAL_ERRORS)):
         return FAIL
+    delay_ms = backoff_ms(attempt, options, jitter)
+    if isinstance(error, RetryAsked) and error.delay_ms is not None:
+        delay_ms = error.delay_ms
     if retry_when is not None:
-        return Retry(backoff_ms(attempt, options, jitter), later=True) if retry_when() else FAIL
+        return Retry(delay_ms, later=True) if retry_when() else FAIL
     if attempt <= options.max_retries:
-        return Retry(backoff_ms(attempt, options, jitter))
+        return Retry(delay_ms)
     return FAIL
