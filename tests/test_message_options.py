@@ -144,3 +144,37 @@ def test_an_actor_asks_for_its_retry_and_the_log_records_the_delay(
     (failed,) = [e.event for e in handle.history() if isinstance(e.event, TaskFailed)]
     assert failed.retry_delay_ms == 50
     assert (failed.error["type"], failed.error["message"]) == ("Retry", "the partner is busy")
+
+
+def test_an_eta_is_the_delay_until_then(app: App) -> None:
+    @app.actor
+    def ping() -> str:
+        return "pong"
+
+    soon = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=30)
+    delay_ms = ping.message_with_options(eta=soon).delay_ms
+    assert 20_000 < delay_ms <= 30_000  # (what building the message took, off)
+    past = datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
+    assert ping.message_with_options(eta=past).delay_ms == 0  # due: at once
+    with app.worker(concurrency=1):
+        handle = ping.send_with_options(eta=past)
+        assert handle.get_result(block=True, timeout=30) == "pong"
+
+
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        ({"eta": datetime.datetime(2030, 1, 1)}, "timezone-aware"),
+        ({"eta": "tomorrow"}, "timezone-aware"),
+        ({"eta": datetime.datetime(2030, 1, 1, tzinfo=datetime.UTC), "delay": 1}, "not both"),
+    ],
+)
+def test_a_wrong_eta_is_refused_naming_it(app: App, options: dict[str, Any], says: str) -> None:
+    @app.actor
+    def ping() -> None:
+        pass
+
+    with pytest.raises(ValueError, match=says):
+        ping.message_with_options(**options)
+    with pytest.raises(ValueError, match=says):
+        ping.send_with_options(**options)

@@ -93,6 +93,23 @@ def actor_options(
     )
 
 
+def until(
+    delay: float | datetime.timedelta | None, eta: datetime.datetime | None
+) -> float | datetime.timedelta | None:
+    """``delay``, or the time from now (this process's clock) to ``eta`` (none if past).
+
+    Raises:
+        ValueError: both are given, or ``eta`` is not a timezone-aware datetime.
+    """
+    if eta is None:
+        return delay
+    if delay is not None:
+        raise ValueError(f"give delay or eta, not both (got delay={delay!r}, eta={eta!r})")
+    if not isinstance(eta, datetime.datetime) or eta.tzinfo is None:
+        raise ValueError(f"eta must be a timezone-aware datetime (got {eta!r})")
+    return max(eta - datetime.datetime.now(datetime.UTC), datetime.timedelta(0))
+
+
 def overridden(
     max_retries: int | None,
     min_backoff: float | datetime.timedelta | None,
@@ -242,6 +259,7 @@ class Actor(Generic[P, R]):
         min_backoff: float | datetime.timedelta | None = None,
         max_backoff: float | datetime.timedelta | None = None,
         time_limit: float | datetime.timedelta | None = None,
+        eta: datetime.datetime | None = None,
     ) -> Message:
         """A message with per-message options.
 
@@ -259,14 +277,17 @@ class Actor(Generic[P, R]):
             max_retries, min_backoff, max_backoff, time_limit: this message's, in place
                 of the actor's (None: the actor's); recorded in the workflow's
                 definition like the actor's.
+            eta: a timezone-aware time to run at, in place of ``delay`` (the delay until
+                then by this process's clock, now).
 
         Raises:
             TypeError: ``args`` and ``kwargs`` cannot be its arguments.
-            ValueError: a retry count below 0, or a duration that is not one.
+            ValueError: a retry count below 0, a duration that is not one, or an
+                ``eta`` that is naive or given with ``delay``.
         """
         self._check_arguments(args, kwargs or {}, complete=pipe_ignore)
         message = self._message(
-            args, kwargs, pipe_ignore, delay, allow_failure, on_success, on_failure
+            args, kwargs, pipe_ignore, until(delay, eta), allow_failure, on_success, on_failure
         )
         overrides = overridden(max_retries, min_backoff, max_backoff, time_limit)
         if overrides:
@@ -313,9 +334,11 @@ class Actor(Generic[P, R]):
         args: Sequence[Any] = (),
         kwargs: Mapping[str, Any] | None = None,
         delay: float | datetime.timedelta | None = None,
+        eta: datetime.datetime | None = None,
     ) -> WorkflowHandle:
-        """``send`` with options (``delay`` in seconds or a timedelta)."""
-        return self._app().submit(self._sent(args, kwargs, delay))
+        """``send`` with options (``delay`` in seconds or a timedelta, or an ``eta``: a
+        timezone-aware time to run at)."""
+        return self._app().submit(self._sent(args, kwargs, until(delay, eta)))
 
     async def send_async(self, *args: Any, **kwargs: Any) -> AsyncWorkflowHandle:
         """``send`` for asyncio code (see ``App.submit_async``)."""
@@ -327,9 +350,10 @@ class Actor(Generic[P, R]):
         args: Sequence[Any] = (),
         kwargs: Mapping[str, Any] | None = None,
         delay: float | datetime.timedelta | None = None,
+        eta: datetime.datetime | None = None,
     ) -> AsyncWorkflowHandle:
         """``send_with_options`` for asyncio code."""
-        return await self._app().submit_async(self._sent(args, kwargs, delay))
+        return await self._app().submit_async(self._sent(args, kwargs, until(delay, eta)))
 
     def _app(self) -> Registry:
         if self.app is None:
