@@ -15,6 +15,7 @@ from redis.cluster import RedisCluster
 from streamflow import App, Chain, DurabilityError, Group, ResultFailure, WithDelay, audit, replay
 from streamflow.model.events import TaskFailed, TaskStarted, WorkflowCompleted
 from streamflow.store.cluster import connect
+from streamflow.store.group_reads import group_reads
 from tests.cluster import LocalCluster
 from tests.waiting import wait_until
 
@@ -201,3 +202,20 @@ def test_replicated_durability_fails_honestly_on_masters_without_replicas(
             app.submit(add.message(1))
     finally:
         app.close()
+
+
+def test_messages_read_beside_a_failed_read_are_handed_out_next(capp: App, cluster: Any) -> None:
+    # Shard 0's queue has its group and a message; shard 1's lost its group (Redis lost
+    # its data): the read of both delivers shard 0's message and fails on shard 1's.
+    ready, lost = capp.keys.queue(0, "default"), capp.keys.queue(1, "default")
+    cluster.xgroup_create(ready, "workers", id="0", mkstream=True)
+    msg_id = cluster.xadd(ready, {"m": b"a message"}).decode()
+    cluster.xadd(lost, {"m": b"no group reads me"})
+    reads = group_reads(capp.store.wire(), "workers", "me", {ready: 0, lost: 1}, 100)
+    try:
+        with pytest.raises(redis.ResponseError, match="NOGROUP"):
+            reads.read(10)
+        # Delivered to this consumer by the failed read: not lost in its pending list.
+        assert reads.read(10) == [(ready, msg_id, b"a message")]
+    finally:
+        reads.close()

@@ -118,6 +118,9 @@ class ClusterReads:
         self._selector = selectors.DefaultSelector()
         self._hot: set[int] = set()
         """Shards whose last read brought messages: read for the whole count next."""
+        self._carried: list[Message] = []
+        """Messages read beside a read that failed (a shard's group is missing, say):
+        delivered to this consumer already, so handed out first by the next read."""
 
     def read(self, count: int) -> list[Message]:
         """Up to about ``count`` messages: those parked reads brought, then one read of
@@ -128,6 +131,9 @@ class ClusterReads:
             redis.ResponseError: a read failed (a consumer group is missing, say).
             redis.ConnectionError, redis.TimeoutError: a master stayed unreachable.
         """
+        found, self._carried = self._carried, []
+        if found:  # delivered beside a read that failed: theirs first, alone
+            return found
         found = self._ready(0)
         if len(found) < count:
             found += self._pass(count - len(found))
@@ -140,11 +146,13 @@ class ClusterReads:
         """The messages parked reads brought already, then the other parked reads cut
         (a read cut before its reply delivers nothing): what a stopping consumer holds."""
         try:
-            return self._ready(0)
+            found = self._ready(0)
         except redis.RedisError:
-            return []
+            found = []
         finally:
             self.close()
+        found, self._carried = self._carried + found, []
+        return found
 
     def close(self) -> None:
         """Cut the parked reads (again: nothing), and give the connections back."""
@@ -177,13 +185,21 @@ class ClusterReads:
             return []
         commands = [self._command(s, self._share(s, count), block=False) for s in shards]
         found: list[Message] = []
+        failed: list[redis.ResponseError] = []
         for shard, reply in zip(shards, self.routes.execute(commands), strict=True):
-            messages = stream_messages(checked(reply))
+            if isinstance(reply, redis.ResponseError):
+                failed.append(reply)
+                continue
+            messages = stream_messages(reply)
             if messages:
                 self._hot.add(shard)
                 found += messages
             else:
                 self._hot.discard(shard)
+        if failed:
+            # The other shards' reads delivered their messages: kept for the next read.
+            self._carried += found
+            raise failed[0]
         return found
 
     def _park(self, count: int) -> None:
@@ -216,6 +232,7 @@ class ClusterReads:
             except redis.ResponseError as exc:
                 self._drop(parked)
                 if not self._moved(exc):
+                    self._carried += found  # delivered already: the next read's
                     raise
                 continue
             except (redis.ConnectionError, redis.TimeoutError) as exc:
