@@ -182,4 +182,4 @@ class Retry(StreamflowError):
         self, message: str = "", *, delay: float | datetime.timedelta | None = None
     ) -> None:
         super().__init__(message or "a retry was asked for")
-        self.delay_ms = None if delay is None else to_ms(delay, "delay")
+        self.delay_ms = None if delay is None else to_ms(delay, "delay", short=True)
