@@ -152,8 +152,9 @@ def test_finished_workflows_leave_nothing_behind(app: App, r: redis.Redis) -> No
         return Group(*(add.message(j) for j in range(2 + i // 10 % 30)))
 
     with app.worker(concurrency=8, sweep_interval_s=0.2):
-        # The baseline: queues, groups and beats exist, one workflow came and went.
-        warm = [app.submit(canvas(i)) for i in range(max(3, app.shards))]  # every shard
+        # The baseline: queues, groups and beats exist, a workflow came and went on each
+        # shard.
+        warm = [app.submit(canvas(i)) for i in range(max(3, app.shards))]
         for handle in warm:
             handle.get_result(block=True, timeout=30)
         del ran[:]
