@@ -19,7 +19,7 @@ from streamflow.runtime.roles import Role
 from streamflow.runtime.takeover import reclaim
 from streamflow.store.connection import Store
 from streamflow.store.group_reads import group_reads
-from streamflow.store.wire import message_of
+from streamflow.store.wire import message_of, stream_messages
 
 BATCH = 10
 
@@ -51,8 +51,14 @@ class Recovery(Role):
         self._beats_of = {store.keys.wake(s): store.keys.beats(s) for s in shards}
         self.heartbeat = heartbeat
         self._last_claim = self._last_reclaim = 0.0
-        self._reads = group_reads(
-            store.wire(), PROJECTOR_GROUP, name, {store.keys.wake(s): s for s in shards}, block_ms
+        streams = {store.keys.wake(s): s for s in shards}
+        self._wire = store.wire()
+        # On a cluster, a pass over the shards' wake streams and a pause when none had
+        # any (wake-ups are for projections already overdue: no read is parked per shard).
+        self._reads = (
+            None
+            if store.cluster
+            else group_reads(self._wire, PROJECTOR_GROUP, name, streams, block_ms)
         )
 
     def step(self) -> None:
@@ -68,14 +74,34 @@ class Recovery(Role):
                     key, PROJECTOR_GROUP, self.consumer, self.lease_ms, "0-0", count=BATCH
                 )
                 entries += [(key, i.decode(), message_of(f) or b"") for i, f in claim[1] if f]
-        entries += self._reads.read(BATCH)
+        entries += self._read_each() if self._reads is None else self._reads.read(BATCH)
         for key, msg_id, data in entries:
             self.handle(key, msg_id, data)
+
+    def _read_each(self) -> list[tuple[str, str, bytes]]:
+        """New wake-ups on a cluster: a read per shard, one pipeline per master; when none
+        has any, a pause of the blocking read's length."""
+        command = ("XREADGROUP", "GROUP", PROJECTOR_GROUP, self.consumer, "COUNT", BATCH)
+        replies = self._wire.execute([(*command, "STREAMS", key, ">") for key in self.wake_keys])
+        failed = [reply for reply in replies if isinstance(reply, Exception)]
+        out = [
+            e
+            for reply in replies
+            if not isinstance(reply, Exception)
+            for e in stream_messages(reply)
+        ]
+        if failed and not out:
+            raise failed[0]
+        if not out:
+            self.stopping.wait(self.block_ms / 1000)
+        return out
 
     def close(self) -> None:
         """Cut the reads in flight and give their connections back (a wake-up a cut read
         had taken is claimed by another projector after the lease)."""
-        self._reads.close()
+        if self._reads is not None:
+            self._reads.close()
+        self._wire.close()
 
     def _reclaim_dead(self) -> list[tuple[str, str, bytes]]:
         """Wake-ups held by projectors that stopped beating (they are dead)."""

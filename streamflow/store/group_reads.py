@@ -15,6 +15,7 @@ dropped, the topology refreshed, and parked again on the slot's new master.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import selectors
 from collections.abc import Mapping
@@ -74,17 +75,18 @@ class BlockingReads:
 
 
 class _Parked:
-    """A shard's blocking read in flight: its connection, its socket (what the
-    selector watches) and the pool the connection came from."""
+    """A shard's blocking read in flight: its connection, its socket's descriptor (what
+    the selector watches: a number stays valid for unregistering once redis-py closed
+    the socket on an error) and the pool the connection came from."""
 
-    __slots__ = ("conn", "pool", "shard", "sock")
+    __slots__ = ("conn", "fd", "pool", "shard")
 
     def __init__(self, shard: int, conn: Any, pool: Any) -> None:
         self.shard = shard
         self.conn = conn
         self.pool = pool
         # redis-py names no public accessor for a connection's socket.
-        self.sock: Any = conn._sock  # noqa: SLF001
+        self.fd: int = conn._sock.fileno()  # noqa: SLF001
 
 
 class ClusterReads:
@@ -118,6 +120,7 @@ class ClusterReads:
         self._selector = selectors.DefaultSelector()
         self._hot: set[int] = set()
         """Shards whose last read brought messages: read for the whole count next."""
+        self._closed = False
         self._carried: list[Message] = []
         """Messages read beside a read that failed (a shard's group is missing, say):
         delivered to this consumer already, so handed out first by the next read."""
@@ -156,6 +159,9 @@ class ClusterReads:
 
     def close(self) -> None:
         """Cut the parked reads (again: nothing), and give the connections back."""
+        if self._closed:
+            return
+        self._closed = True
         for parked in list(self._parked.values()):
             self._drop(parked)
         self._selector.close()
@@ -218,7 +224,7 @@ class ClusterReads:
                 self.routes.refresh()
                 continue
             parked = self._parked[shard] = _Parked(shard, conn, pool)
-            self._selector.register(parked.sock, selectors.EVENT_READ, parked)
+            self._selector.register(parked.fd, selectors.EVENT_READ, parked)
 
     def _ready(self, timeout_s: float) -> list[Message]:
         """The messages of the parked reads that came back within ``timeout_s``."""
@@ -227,6 +233,10 @@ class ClusterReads:
         found: list[Message] = []
         for key, _ in self._selector.select(timeout_s):
             parked: _Parked = key.data
+            if self._parked.get(parked.shard) is not parked:  # (never: said if so)
+                log.error("parked_read_unknown", shard=parked.shard)
+                self._forget(parked)
+                continue
             try:
                 reply = parked.conn.read_response()
             except redis.ResponseError as exc:
@@ -240,7 +250,8 @@ class ClusterReads:
                 self._drop(parked)
                 self.routes.refresh()
                 continue
-            self._release(parked)
+            self._forget(parked)
+            parked.pool.release(parked.conn)
             messages = stream_messages(reply)
             if messages:
                 self._hot.add(parked.shard)
@@ -257,16 +268,16 @@ class ClusterReads:
             return True
         return isinstance(error, redis.exceptions.ClusterDownError)
 
-    def _release(self, parked: _Parked) -> None:
-        """A parked read came back: its connection goes back to its pool."""
-        self._selector.unregister(parked.sock)
-        del self._parked[parked.shard]
-        parked.pool.release(parked.conn)
+    def _forget(self, parked: _Parked) -> None:
+        """No longer watch ``parked`` (its shard may be parked again)."""
+        if self._parked.get(parked.shard) is parked:
+            del self._parked[parked.shard]
+        with contextlib.suppress(KeyError, ValueError):  # not registered, or closed
+            self._selector.unregister(parked.fd)
 
     def _drop(self, parked: _Parked) -> None:
         """A parked read is given up: its connection is closed (a reply may be on its
         way) and goes back to its pool."""
-        self._selector.unregister(parked.sock)
-        self._parked.pop(parked.shard, None)
+        self._forget(parked)
         parked.conn.disconnect()
         parked.pool.release(parked.conn)
