@@ -17,6 +17,7 @@ from streamflow.model.events import TaskFailed, TaskStarted, WorkflowCompleted
 from streamflow.store.cluster import connect
 from streamflow.store.group_reads import group_reads
 from tests.cluster import LocalCluster
+from tests.helpers import master_of
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -217,5 +218,26 @@ def test_messages_read_beside_a_failed_read_are_handed_out_next(capp: App, clust
             reads.read(10)
         # Delivered to this consumer by the failed read: not lost in its pending list.
         assert reads.read(10) == [(ready, msg_id, b"a message")]
+    finally:
+        reads.close()
+
+
+def test_a_parked_read_whose_connection_was_killed_is_parked_again(capp: App, cluster: Any) -> None:
+    keys = {capp.keys.queue(shard, "default"): shard for shard in (0, 1)}
+    for key in keys:
+        cluster.xgroup_create(key, "workers", id="0", mkstream=True)
+    reads = group_reads(capp.store.wire(), "workers", "me", keys, 100)
+    try:
+        assert reads.read(10) == []  # nothing waiting: a blocking read parked on each
+        first = capp.keys.queue(0, "default")
+        master = master_of(cluster, first)
+        killed = [c["id"] for c in master.client_list() if c["cmd"] == "xreadgroup"]
+        assert killed  # the parked read of shard 0 (and of shard 1 if on this master)
+        for client_id in killed:
+            master.client_kill_filter(_id=client_id)
+        msg_id = cluster.xadd(first, {"m": b"after"}).decode()
+        found: list[Any] = []
+        wait_until(lambda: found.extend(reads.read(10)) or found, 10)
+        assert found == [(first, msg_id, b"after")]
     finally:
         reads.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -34,6 +35,24 @@ pytestmark = pytest.mark.integration
 
 def run_worker(app: App, **options: Any) -> Worker:
     return app.worker(concurrency=options.pop("concurrency", 4), **options).start()
+
+
+def test_a_worker_runs_once(app: App) -> None:
+    def loops() -> int:
+        return sum(t.name == "streamflow-worker" for t in threading.enumerate())
+
+    @app.actor
+    def noop() -> None:
+        pass
+
+    before = loops()
+    worker = app.worker(concurrency=1)
+    with worker.start():  # `with` on a started worker starts no second fetch loop
+        assert loops() == before + 1
+        with pytest.raises(RuntimeError, match="started already"):
+            worker.start()
+    with pytest.raises(RuntimeError, match="runs once"):
+        worker.run()
 
 
 def seed_dag(app: App) -> Any:

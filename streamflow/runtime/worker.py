@@ -164,6 +164,9 @@ class Worker:
         self._released = threading.Event()
         self._regrouping = threading.Lock()
         self._threads: list[threading.Thread] = []
+        self._claimed = threading.Lock()
+        """Held from the first run on: a worker runs once (its consumer's reads serve
+        one thread)."""
 
         shared = {"stopping": self._stopping, "outage": self._outage, "log": self._log}
         self.heartbeat = Heartbeat(
@@ -248,7 +251,22 @@ class Worker:
     # -- lifecycle ------------------------------------------------------------------
 
     def run(self) -> None:
-        """Run until ``stop`` (or SIGTERM/SIGINT when called from the main thread)."""
+        """Run until ``stop`` (or SIGTERM/SIGINT when called from the main thread).
+
+        Raises:
+            RuntimeError: this worker ran or runs already (a worker runs once).
+        """
+        self._claim()
+        self._run()
+
+    def _claim(self) -> None:
+        if not self._claimed.acquire(blocking=False):
+            raise RuntimeError(
+                f"worker {self.name} was started already: a worker runs once "
+                "(`with worker:` starts one that is not running yet)"
+            )
+
+    def _run(self) -> None:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: self._stopping.set())
@@ -268,8 +286,13 @@ class Worker:
             self._shutdown(roles)
 
     def start(self) -> Worker:
-        """Run in a background thread (for tests and embedding); returns self."""
-        thread = threading.Thread(target=self.run, name="streamflow-worker", daemon=True)
+        """Run in a background thread (for tests and embedding); returns self.
+
+        Raises:
+            RuntimeError: this worker ran or runs already (a worker runs once).
+        """
+        self._claim()
+        thread = threading.Thread(target=self._run, name="streamflow-worker", daemon=True)
         thread.start()
         self._threads.append(thread)
         return self
@@ -281,7 +304,8 @@ class Worker:
             thread.join(timeout)
 
     def __enter__(self) -> Worker:
-        return self.start()
+        """Start this worker, unless ``start`` did already."""
+        return self if self._threads else self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()

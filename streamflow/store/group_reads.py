@@ -11,13 +11,19 @@ shard wake it, as one blocking read would on one Redis, with no thread per shard
 parked read that comes back empty is parked again next time; one that its master no
 longer serves (MOVED, or UNBLOCKED when the slot migrated) or whose connection broke is
 dropped, the topology refreshed, and parked again on the slot's new master.
+
+Each shard's connection is the reader's own, made from its master's settings and never
+in a pool, so no other command can be handed it with a read in flight; and a parked read
+silent well past its BLOCK is given up and parked again, so that no shard can stall for
+good. The reads serve one thread (a worker started twice once ran two fetch loops over
+one reader: each read the other's replies, and messages stranded for a lease).
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import selectors
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,6 +35,11 @@ from streamflow.store.plan import checked
 from streamflow.store.wire import Wire, stream_messages
 
 log = get_logger(__name__)
+
+OVERDUE_S = 5.0
+"""How long past its BLOCK a parked read may stay silent before it is given up (never
+seen: a socket closed under the reader, say) and parked again, so that no shard can
+stall for good."""
 
 Message = tuple[str, str, bytes]
 
@@ -75,18 +86,22 @@ class BlockingReads:
 
 
 class _Parked:
-    """A shard's blocking read in flight: its connection, its socket's descriptor (what
-    the selector watches: a number stays valid for unregistering once redis-py closed
-    the socket on an error) and the pool the connection came from."""
+    """A shard's blocking read in flight: the shard's connection, its socket's
+    descriptor (what the selector watches) and when it was sent."""
 
-    __slots__ = ("conn", "fd", "pool", "shard")
+    __slots__ = ("conn", "fd", "sent", "shard")
 
-    def __init__(self, shard: int, conn: Any, pool: Any) -> None:
+    def __init__(self, shard: int, conn: Any) -> None:
         self.shard = shard
         self.conn = conn
-        self.pool = pool
         # redis-py names no public accessor for a connection's socket.
         self.fd: int = conn._sock.fileno()  # noqa: SLF001
+        self.sent = time.monotonic()
+
+    def current(self) -> bool:
+        """Whether the connection still has the socket the read was sent on."""
+        sock = self.conn._sock  # noqa: SLF001
+        return sock is not None and sock.fileno() == self.fd
 
 
 class ClusterReads:
@@ -117,7 +132,9 @@ class ClusterReads:
             self.streams.setdefault(shard, []).append(stream)
         self.block_ms = block_ms
         self._parked: dict[int, _Parked] = {}
-        self._selector = selectors.DefaultSelector()
+        self._conns: dict[int, tuple[str, Any]] = {}
+        """Per shard, its master's name and the connection its parked reads use."""
+        self._selector = selectors.PollSelector()
         self._hot: set[int] = set()
         """Shards whose last read brought messages: read for the whole count next."""
         self._closed = False
@@ -158,12 +175,16 @@ class ClusterReads:
         return found
 
     def close(self) -> None:
-        """Cut the parked reads (again: nothing), and give the connections back."""
+        """Cut the parked reads and close their connections (again: nothing); give the
+        pipelines' connections back."""
         if self._closed:
             return
         self._closed = True
         for parked in list(self._parked.values()):
             self._drop(parked)
+        for _, conn in self._conns.values():
+            conn.disconnect()
+        self._conns.clear()
         self._selector.close()
         self.routes.close()
 
@@ -213,29 +234,46 @@ class ClusterReads:
         for shard in self.streams:
             if shard in self._parked:
                 continue
-            node = self.routes.node_of(self.streams[shard][0])
-            pool = node.redis_connection.connection_pool
-            conn = pool.get_connection()
+            conn = self._connection(shard)
             try:
                 conn.send_command(*self._command(shard, self._share(shard, count), block=True))
             except (redis.ConnectionError, redis.TimeoutError):
                 conn.disconnect()
-                pool.release(conn)
                 self.routes.refresh()
                 continue
-            parked = self._parked[shard] = _Parked(shard, conn, pool)
+            parked = _Parked(shard, conn)
+            stale = self._selector.get_map().get(parked.fd)
+            if stale is not None:  # (never: its socket was closed under the selector)
+                log.error("parked_read_stale", shard=stale.data.shard)
+                self._forget(stale.data)
+            self._parked[shard] = parked
             self._selector.register(parked.fd, selectors.EVENT_READ, parked)
+
+    def _connection(self, shard: int) -> Any:
+        """The connection of ``shard``'s parked reads, to the master of its slot now."""
+        node = self.routes.node_of(self.streams[shard][0])
+        held = self._conns.get(shard)
+        if held is not None:
+            if held[0] == node.name:
+                return held[1]
+            held[1].disconnect()
+        pool = node.redis_connection.connection_pool
+        conn = pool.connection_class(**pool.connection_kwargs)
+        self._conns[shard] = (node.name, conn)
+        return conn
 
     def _ready(self, timeout_s: float) -> list[Message]:
         """The messages of the parked reads that came back within ``timeout_s``."""
         if not self._parked:
             return []
         found: list[Message] = []
+        ready: set[int] = set()
         for key, _ in self._selector.select(timeout_s):
             parked: _Parked = key.data
-            if self._parked.get(parked.shard) is not parked:  # (never: said if so)
-                log.error("parked_read_unknown", shard=parked.shard)
-                self._forget(parked)
+            ready.add(parked.shard)
+            if self._parked.get(parked.shard) is not parked or not parked.current():
+                log.error("parked_read_stale", shard=parked.shard)  # (never: said if so)
+                self._drop(parked)
                 continue
             try:
                 reply = parked.conn.read_response()
@@ -251,11 +289,15 @@ class ClusterReads:
                 self.routes.refresh()
                 continue
             self._forget(parked)
-            parked.pool.release(parked.conn)
             messages = stream_messages(reply)
             if messages:
                 self._hot.add(parked.shard)
                 found += messages
+        overdue = time.monotonic() - self.block_ms / 1000 - OVERDUE_S
+        for parked in list(self._parked.values()):
+            if parked.shard not in ready and parked.sent < overdue:
+                log.warning("parked_read_overdue", shard=parked.shard)
+                self._drop(parked)
         return found
 
     def _moved(self, error: redis.ResponseError) -> bool:
@@ -272,12 +314,13 @@ class ClusterReads:
         """No longer watch ``parked`` (its shard may be parked again)."""
         if self._parked.get(parked.shard) is parked:
             del self._parked[parked.shard]
-        with contextlib.suppress(KeyError, ValueError):  # not registered, or closed
+        key = self._selector.get_map().get(parked.fd)
+        if key is not None and key.data is parked:
             self._selector.unregister(parked.fd)
 
     def _drop(self, parked: _Parked) -> None:
-        """A parked read is given up: its connection is closed (a reply may be on its
-        way) and goes back to its pool."""
+        """A parked read is given up: its connection is closed if it still has the
+        read's socket (a reply may be on its way), and reconnects when next used."""
         self._forget(parked)
-        parked.conn.disconnect()
-        parked.pool.release(parked.conn)
+        if parked.current():
+            parked.conn.disconnect()
