@@ -8,6 +8,7 @@ from streamflow.api.handles import WorkflowHandle, WorkflowStatus
 from streamflow.history.audit import Divergence, Violation, audit, replay, state_at
 from streamflow.history.export import export_jsonl, import_jsonl
 from streamflow.model.errors import (
+    AgeLimitExceeded,
     DecodeError,
     DefinitionError,
     DurabilityError,
@@ -39,6 +40,7 @@ from streamflow.store.deadletters import DeadLetter, DeadLetters
 
 __all__ = [
     "Actor",
+    "AgeLimitExceeded",
     "App",
     "AsyncWorkflowHandle",
     "BucketRateLimiter",

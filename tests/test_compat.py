@@ -98,6 +98,9 @@ def test_dramatiqs_defaults_and_units(tasks: Any) -> None:
     assert options.time_limit_ms == 600_000
     flaky = tasks.flaky.native.options
     assert (flaky.max_retries, flaky.min_backoff_ms, flaky.max_backoff_ms) == (3, 10, 50)
+    assert tasks.perishable.native.options.max_age_ms == 200
+    message = tasks.add.message_with_options(args=(1,), max_age=50, time_limit=70)
+    assert (message.options.max_age_ms, message.options.time_limit_ms) == (50, 70)
 
 
 def test_retries_back_off_in_milliseconds(tasks: Any) -> None:
@@ -143,8 +146,8 @@ def test_errors_are_streamflows() -> None:
 def test_options_it_does_not_know_are_refused(tasks: Any) -> None:
     with pytest.raises(ValueError, match="unknown option colour"):
         dramatiq.actor(colour="red")(lambda: None)
-    with pytest.raises(ValueError, match="max_age is not supported"):
-        dramatiq.actor(max_age=1000)(lambda: None)
+    with pytest.raises(ValueError, match="on_retry_exhausted is not supported"):
+        dramatiq.actor(on_retry_exhausted="report")(lambda: None)
     with pytest.raises(ValueError, match="unknown option colour"):
         tasks.add.message_with_options(args=(1,), colour="red")
     with pytest.raises(TypeError, match="not a middleware streamflow knows"):

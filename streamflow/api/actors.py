@@ -70,6 +70,7 @@ def actor_options(
     max_backoff: float,
     time_limit: float | None,
     result_ttl: float | None,
+    max_age: float | None = None,
 ) -> ActorOptions:
     """An actor's options, checked (see ``App.actor`` for their meaning).
 
@@ -90,6 +91,7 @@ def actor_options(
         max_backoff_ms=to_ms(max_backoff, "max_backoff"),
         time_limit_ms=None if time_limit is None else to_ms(time_limit, "time_limit", short=True),
         result_ttl_ms=None if result_ttl is None else to_ms(result_ttl, "result_ttl"),
+        max_age_ms=None if max_age is None else to_ms(max_age, "max_age", short=True),
     )
 
 
@@ -115,6 +117,7 @@ def overridden(
     min_backoff: float | datetime.timedelta | None,
     max_backoff: float | datetime.timedelta | None,
     time_limit: float | datetime.timedelta | None,
+    max_age: float | datetime.timedelta | None = None,
 ) -> dict[str, Any]:
     """The ``ActorOptions`` fields a message sets in place of its actor's (those given).
 
@@ -132,6 +135,8 @@ def overridden(
         found["max_backoff_ms"] = to_ms(max_backoff, "max_backoff")
     if time_limit is not None:
         found["time_limit_ms"] = to_ms(time_limit, "time_limit", short=True)
+    if max_age is not None:
+        found["max_age_ms"] = to_ms(max_age, "max_age", short=True)
     return found
 
 
@@ -259,6 +264,7 @@ class Actor(Generic[P, R]):
         min_backoff: float | datetime.timedelta | None = None,
         max_backoff: float | datetime.timedelta | None = None,
         time_limit: float | datetime.timedelta | None = None,
+        max_age: float | datetime.timedelta | None = None,
         eta: datetime.datetime | None = None,
     ) -> Message:
         """A message with per-message options.
@@ -274,8 +280,8 @@ class Actor(Generic[P, R]):
                 succeeded, with ``(message_data, result)``.
             on_failure: actor (or name) run after it failed for good, with
                 ``(message_data, failure_data)``.
-            max_retries, min_backoff, max_backoff, time_limit: this message's, in place
-                of the actor's (None: the actor's); recorded in the workflow's
+            max_retries, min_backoff, max_backoff, time_limit, max_age: this message's,
+                in place of the actor's (None: the actor's); recorded in the workflow's
                 definition like the actor's.
             eta: a timezone-aware time to run at, in place of ``delay`` (the delay until
                 then by this process's clock, now).
@@ -289,7 +295,7 @@ class Actor(Generic[P, R]):
         message = self._message(
             args, kwargs, pipe_ignore, until(delay, eta), allow_failure, on_success, on_failure
         )
-        overrides = overridden(max_retries, min_backoff, max_backoff, time_limit)
+        overrides = overridden(max_retries, min_backoff, max_backoff, time_limit, max_age)
         if overrides:
             message = dataclasses.replace(
                 message, options=dataclasses.replace(message.options, **overrides)

@@ -158,6 +158,7 @@ class App(AsyncMethods):
         max_backoff: float = 60.0,
         time_limit: float | None = None,
         result_ttl: float | None = None,
+        max_age: float | None = None,
         throws: type[BaseException] | tuple[type[BaseException], ...] = (),
         retry_when: Callable[[int, BaseException], bool] | None = None,
     ) -> Callable[[F], Actor[Any, Any]]: ...
@@ -173,6 +174,7 @@ class App(AsyncMethods):
         max_backoff: float = 60.0,
         time_limit: float | None = None,
         result_ttl: float | None = None,
+        max_age: float | None = None,
         throws: type[BaseException] | tuple[type[BaseException], ...] = (),
         retry_when: Callable[[int, BaseException], bool] | None = None,
     ) -> Actor[Any, Any] | Callable[[F], Actor[Any, Any]]:
@@ -195,6 +197,10 @@ class App(AsyncMethods):
                 to retry instead of ``max_retries``.
             result_ttl: seconds a finished workflow running this actor is kept at least
                 (the longest of its actors' wins over the App's retention).
+            max_age: seconds a message may wait in its queue (from when it was due: a
+                delay or a backoff is not counted) before a worker takes it; an older
+                one is not run, and its task fails with ``AgeLimitExceeded``, without
+                retries (None: no limit).
         """
         options = actor_options(
             queue=queue,
@@ -203,6 +209,7 @@ class App(AsyncMethods):
             max_backoff=max_backoff,
             time_limit=time_limit,
             result_ttl=result_ttl,
+            max_age=max_age,
         )
         register = registrar(self, self.actors, options, actor_name, throws, retry_when)
         return register(fn) if fn is not None else register

@@ -6,7 +6,7 @@ A module written against dramatiq runs on streamflow once its imports change::
     from streamflow.compat.dramatiq import RedisBroker           # was: dramatiq.brokers.redis
     from streamflow.compat.dramatiq import Results, RedisBackend  # was: dramatiq.results...
 
-Durations are milliseconds here, as in dramatiq (``delay``, ``time_limit``,
+Durations are milliseconds here, as in dramatiq (``delay``, ``time_limit``, ``max_age``,
 ``min_backoff``, ``max_backoff``, ``result_ttl``, result ``timeout``); the defaults are
 dramatiq's: 20 retries backing off from 15 s to 7 days, a 10-minute time limit, a
 10-second wait for a result. The broker is a streamflow App (``broker.app``), so every
@@ -129,13 +129,13 @@ class SentMessage:
 
 _MESSAGE_OPTIONS = frozenset(
     {"delay", "pipe_ignore", "on_success", "on_failure"}
-    | {"max_retries", "min_backoff", "max_backoff", "time_limit"}
+    | {"max_retries", "min_backoff", "max_backoff", "time_limit", "max_age"}
 )
 _ACTOR_OPTIONS = frozenset(
     {"max_retries", "min_backoff", "max_backoff", "time_limit", "throws", "retry_when"}
-    | {"store_results", "result_ttl", "on_success", "on_failure"}
+    | {"store_results", "result_ttl", "on_success", "on_failure", "max_age"}
 )
-_NOT_YET = frozenset({"max_age", "on_retry_exhausted"})
+_NOT_YET = frozenset({"on_retry_exhausted"})
 
 
 def _unknown(options: Mapping[str, Any], known: frozenset[str], where: str) -> None:
@@ -175,6 +175,7 @@ class Actor:
             min_backoff=seconds_of(options.get("min_backoff", MIN_BACKOFF_MS), "min_backoff"),
             max_backoff=seconds_of(options.get("max_backoff", MAX_BACKOFF_MS), "max_backoff"),
             time_limit=seconds_or_none(options.get("time_limit", TIME_LIMIT_MS), "time_limit"),
+            max_age=seconds_or_none(options.get("max_age"), "max_age"),
             result_ttl=seconds_or_none(options.get("result_ttl"), "result_ttl"),
             throws=options.get("throws", ()),
             retry_when=options.get("retry_when"),
@@ -196,8 +197,8 @@ class Actor:
         self, *, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None, **options: Any
     ) -> Message:
         """A message with dramatiq's per-message options (``delay``, ``time_limit``,
-        ``min_backoff`` and ``max_backoff`` in ms; ``pipe_ignore``, ``max_retries``,
-        ``on_success``, ``on_failure``).
+        ``min_backoff``, ``max_backoff`` and ``max_age`` in ms; ``pipe_ignore``,
+        ``max_retries``, ``on_success``, ``on_failure``).
 
         Raises:
             ValueError: an option this does not know.
@@ -217,6 +218,7 @@ class Actor:
                 min_backoff=seconds_or_none(options.get("min_backoff"), "min_backoff"),
                 max_backoff=seconds_or_none(options.get("max_backoff"), "max_backoff"),
                 time_limit=seconds_or_none(options.get("time_limit"), "time_limit"),
+                max_age=seconds_or_none(options.get("max_age"), "max_age"),
             )
         )
 
@@ -245,7 +247,7 @@ def actor(
 
     Raises:
         ValueError: an option this does not know, or one streamflow has no equivalent
-            of yet (``max_age``, ``on_retry_exhausted``, a ``priority`` other than 0).
+            of yet (``on_retry_exhausted``, a ``priority`` other than 0).
     """
     if priority != 0:
         raise ValueError(f"priority {priority!r}: message priorities are not supported yet")

@@ -174,6 +174,8 @@ class Definition:
                 p.max_backoff_ms,
                 p.time_limit_ms,
                 p.result_ttl_ms,
+                # Only when set: a definition without one keeps its bytes (and its hash).
+                *([] if p.max_age_ms is None else [p.max_age_ms]),
             ]
             for p in profiles
         ]
@@ -213,8 +215,9 @@ class Definition:
                 max_backoff_ms=hi,
                 time_limit_ms=tl,
                 result_ttl_ms=ttl,
+                max_age_ms=age[0] if age else None,
             )
-            for q, r, lo, hi, tl, ttl in encoded_profiles
+            for q, r, lo, hi, tl, ttl, *age in encoded_profiles
         ]
         nodes: list[Node] = []
         for i, row in enumerate(rows):

@@ -136,6 +136,11 @@ class TimeLimitExceeded(BaseException):
     """
 
 
+class AgeLimitExceeded(StreamflowError):
+    """A message waited in its queue longer than its ``max_age``: it was not run, and
+    its task fails with this error (no retry: a later run would be later still)."""
+
+
 class ResultTooLarge(StreamflowError):
     """A task's result exceeds the hard size limit; the task fails with this error."""
 

@@ -69,6 +69,9 @@ class ActorOptions:
     """Longest a single attempt may run (None: no limit)."""
     result_ttl_ms: int | None = None
     """Keep a finished workflow running this actor at least this long."""
+    max_age_ms: int | None = None
+    """Longest a message may wait in its queue before a worker takes it (None: no
+    limit); an older one is not run, and fails with ``AgeLimitExceeded``."""
 
 
 MiB = 1024 * 1024

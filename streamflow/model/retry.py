@@ -11,13 +11,18 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from streamflow.model.errors import EncodeError, RateLimitExceeded, ResultTooLarge
+from streamflow.model.errors import (
+    AgeLimitExceeded,
+    EncodeError,
+    RateLimitExceeded,
+    ResultTooLarge,
+)
 from streamflow.model.errors import Retry as RetryAsked
 from streamflow.model.options import ActorOptions
 
-FINAL_ERRORS: tuple[type[BaseException], ...] = (EncodeError, ResultTooLarge)
-"""Failures that another run would repeat (the body ran; its result cannot be kept):
-they fail the task at once, whatever the policy."""
+FINAL_ERRORS: tuple[type[BaseException], ...] = (EncodeError, ResultTooLarge, AgeLimitExceeded)
+"""Failures that another run would repeat (the body ran and its result cannot be kept,
+or the message was too old to run): they fail the task at once, whatever the policy."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

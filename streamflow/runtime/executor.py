@@ -25,7 +25,7 @@ from streamflow.runtime.jobs import Job, in_context
 from streamflow.runtime.leases import Leases
 from streamflow.runtime.limits import TimeLimits
 from streamflow.runtime.lone import Lone
-from streamflow.runtime.outcomes import failed, succeeded
+from streamflow.runtime.outcomes import failed, succeeded, too_old
 from streamflow.runtime.pool import TaskPool
 from streamflow.runtime.recorder import Recorder
 from streamflow.store import scripts
@@ -240,6 +240,10 @@ class Executor:
     def _run_sync(self, job: Job) -> None:
         if self._given_back(job):
             return
+        old = too_old(job)
+        if old is not None:
+            self.finish(job, failed(job, old))
+            return
         token = set_current(job.context)
         try:
             args, kwargs = self._arguments(job)
@@ -261,6 +265,10 @@ class Executor:
 
     def _run_async(self, job: Job) -> None:
         assert self._loop is not None
+        old = too_old(job)
+        if old is not None:
+            self.track(self.finish, job, failed(job, old))
+            return
         try:
             args, kwargs = self._arguments(job)
             self._before(job, args, kwargs)

@@ -5,16 +5,32 @@ the log, or out of line when large), or a ``TaskFailed`` with the retry policy's
 from __future__ import annotations
 
 import random
+import time
 
 from streamflow.logs import get_logger
 from streamflow.model import codec
-from streamflow.model.errors import EncodeError, ResultTooLarge
+from streamflow.model.errors import AgeLimitExceeded, EncodeError, ResultTooLarge
 from streamflow.model.events import TaskFailed, TaskSucceeded
 from streamflow.model.failures import error_data
 from streamflow.model.retry import next_attempt
 from streamflow.runtime.jobs import Job
 
 log = get_logger(__name__)
+
+
+def too_old(job: Job) -> AgeLimitExceeded | None:
+    """The error of a message that waited in its queue longer than its ``max_age``
+    (its id is the time it was put there, by Redis's clock), if it did."""
+    max_age_ms = job.task.options.max_age_ms
+    if max_age_ms is None:
+        return None
+    waited_ms = int(time.time() * 1000) - int(job.msg_id.partition("-")[0])
+    if waited_ms <= max_age_ms:
+        return None
+    return AgeLimitExceeded(
+        f"{job.actor.name}'s message waited {waited_ms} ms in its queue, over its "
+        f"max_age of {max_age_ms} ms: not run"
+    )
 
 
 def succeeded(

@@ -60,6 +60,11 @@ def too_slow():
     time.sleep(3)
 
 
+@dramatiq.actor(max_age=200, store_results=True)
+def perishable():
+    return "fresh"
+
+
 @dramatiq.actor(throws=KeyError, store_results=True)
 def lookup(key):
     attempt("lookup")
