@@ -5,14 +5,13 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import inspect
-import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
 from streamflow.api.aio import AsyncWorkflowHandle
 from streamflow.api.canvas import Callback, Canvas, Message
 from streamflow.api.handles import WorkflowHandle
-from streamflow.model.options import ActorOptions, to_ms
+from streamflow.model.options import QUEUE_NAME, ActorOptions, to_ms
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -24,11 +23,6 @@ class Registry(Protocol):
     def submit(self, canvas: Canvas) -> WorkflowHandle: ...
 
     async def submit_async(self, canvas: Canvas) -> AsyncWorkflowHandle: ...
-
-
-QUEUE_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9._-]*")
-"""What a queue name may be (as dramatiq has it): no ':' or '{' either, which key names
-and hash tags use."""
 
 
 def callback_of(

@@ -26,13 +26,23 @@ from streamflow.model.options import DEFAULT_QUEUE, HistoryBudget, to_ms
 from streamflow.runtime.hooks import Hooks, call_hooks
 from streamflow.runtime.projector import Projector
 from streamflow.runtime.worker import Worker
+from streamflow.store import pauses
 from streamflow.store.connection import Store, masked
 from streamflow.store.deadletters import DeadLetters
 from streamflow.store.keys import new_workflow_id
+from streamflow.store.pauses import Paused
 
 log = get_logger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
+
+
+ActorRef = Actor[Any, Any] | str
+"""An actor, or an actor's name."""
+
+
+def _named(actor: ActorRef | None) -> str | None:
+    return actor.name if isinstance(actor, Actor) else actor
 
 
 @functools.cache
@@ -322,6 +332,31 @@ class App(AsyncMethods):
     def dead_letters(self) -> DeadLetters:
         """Messages no worker could handle (list, get, requeue, purge)."""
         return self.store.dead_letters
+
+    def pause(self, *, queue: str | None = None, actor: ActorRef | None = None) -> None:
+        """Pause a queue, an actor (or its name), or both, for every worker: within a
+        second, their messages are set aside as workers read them, instead of starting
+        (those already running finish). ``resume`` puts them back on their queues.
+
+        Raises:
+            ValueError: neither is given, or a name that is not one.
+        """
+        found = pauses.entries(queue=queue, actor=_named(actor))
+        self.client.sadd(self.keys.paused(), *found)
+
+    def resume(self, *, queue: str | None = None, actor: ActorRef | None = None) -> None:
+        """Undo ``pause`` (nothing for what is not paused): within a second or so, the
+        messages set aside go back to their queues, oldest first, and run.
+
+        Raises:
+            ValueError: neither is given, or a name that is not one.
+        """
+        found = pauses.entries(queue=queue, actor=_named(actor))
+        self.client.srem(self.keys.paused(), *found)
+
+    def paused(self) -> Paused:
+        """The queues and actors paused now."""
+        return pauses.read(self.client, self.keys)
 
     def add_hooks(self, *hooks: Hooks) -> None:
         """Register more hooks."""

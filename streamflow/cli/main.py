@@ -15,6 +15,8 @@ from streamflow.cli.histories import cmd_check, cmd_export, cmd_history, cmd_ls,
 from streamflow.cli.operate import (
     cmd_cancel,
     cmd_dead_letters,
+    cmd_pause,
+    cmd_paused,
     cmd_rebuild,
     cmd_status,
     cmd_worker,
@@ -86,6 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
     dead.add_argument("id", nargs="?", help="a dead letter's id (show, requeue)")
     dead.add_argument("--limit", type=int, default=100)
     dead.set_defaults(func=cmd_dead_letters)
+
+    for name, says in (("pause", "pause a queue or an actor"), ("resume", "resume them")):
+        pausing = sub.add_parser(name, help=f"{says}, for every worker", parents=[connection])
+        pausing.add_argument("--queue", help="a queue's name")
+        pausing.add_argument("--actor", help="an actor's name")
+        pausing.set_defaults(func=cmd_pause)
+    paused = sub.add_parser("paused", help="list what is paused", parents=[connection])
+    paused.set_defaults(func=cmd_paused)
 
     ls = sub.add_parser("ls", help="list recent workflows, newest first", parents=[connection])
     ls.add_argument("--status", choices=STATUSES)

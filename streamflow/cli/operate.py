@@ -103,6 +103,27 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pause(args: argparse.Namespace) -> int:
+    """``pause`` and ``resume``."""
+    app = connect(args)
+    (app.pause if args.command == "pause" else app.resume)(queue=args.queue, actor=args.actor)
+    said = " and ".join(
+        f"{kind} {name}" for kind, name in (("queue", args.queue), ("actor", args.actor)) if name
+    )
+    print(f"{args.command}d {said}")
+    return 0
+
+
+def cmd_paused(args: argparse.Namespace) -> int:
+    paused = connect(args).paused()
+    for kind, names in (("queue", paused.queues), ("actor", paused.actors)):
+        for name in sorted(names):
+            print(f"{kind:<6} {name}")
+    if not paused:
+        print("nothing is paused")
+    return 0
+
+
 def cmd_cancel(args: argparse.Namespace) -> int:
     app = connect(args)
     keys = app.keys.workflow(args.workflow_id)

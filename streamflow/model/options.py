@@ -8,9 +8,13 @@ import datetime
 import inspect
 import math
 import os
+import re
 import warnings
 
 DEFAULT_QUEUE = "default"
+QUEUE_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9._-]*")
+"""What a queue name may be (as dramatiq has it): no ':' or '{' either, which key names
+and hash tags use."""
 
 
 LOOKS_LIKE_MS = 1000

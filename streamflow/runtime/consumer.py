@@ -30,6 +30,7 @@ from streamflow.runtime.heartbeat import Heartbeat
 from streamflow.runtime.jobs import Job, Runnable, UnknownActor, input_fields, task_inputs
 from streamflow.runtime.leases import Leases
 from streamflow.runtime.outage import Outage
+from streamflow.runtime.pausing import PauseWatch
 from streamflow.runtime.projector import Projector
 from streamflow.runtime.recorder import Recorder
 from streamflow.runtime.roles import lost_group
@@ -96,6 +97,7 @@ class Consumer:
         self.settings = settings
         self._outage = outage
         self._reads = group_reads(store.wire(), WORKER_GROUP, name, queue_keys, settings.block_ms)
+        self.pauses = PauseWatch(store)
         self._last_claim = self._last_reclaim = 0.0
         self._log = log.bind(consumer=name)
         self.takeover = Takeover(
@@ -179,6 +181,7 @@ class Consumer:
         names the messages taken over from a dead consumer (see ``reclaim_dead``);
         ``fresh``: read for the first time, so a lone task runs at once (``runtime.lone``)."""
         jobs = [job for job in (self._parse(*message) for message in messages) if job]
+        jobs = self.pauses.hold(jobs)  # those of paused queues and actors are parked
         for job in jobs:
             if job.lone and fresh:
                 self._hold(job)

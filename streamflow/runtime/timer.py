@@ -1,5 +1,6 @@
 """The timer: delayed tasks, retries and recovery wake-ups move into their streams when
-due; finished workflows past their retention are removed; stuck ones are swept."""
+due; parked messages go back to their queues once resumed; finished workflows past their
+retention are removed; stuck ones are swept."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ from typing import Any
 from streamflow.logs import get_logger
 from streamflow.model.schema import NO_DEFINITION, parse_expiry_member
 from streamflow.runtime.outage import Outage
+from streamflow.runtime.pausing import unpark
 from streamflow.runtime.roles import Role
 from streamflow.runtime.sweep import StuckSweep
 from streamflow.store import scripts
 from streamflow.store.cluster import Routes
 from streamflow.store.connection import Store
+from streamflow.store.pauses import PAUSE_LOOK_S
 from streamflow.store.plan import Command, checked
 from streamflow.store.wire import Wire
 
@@ -127,7 +130,8 @@ def _expire(store: Store, shard: int, member: str) -> scripts.Call:
 
 
 class Timer(Role):
-    """Every tick, moves what is due; every ``sweep_interval_s``, removes expired
+    """Every tick, moves what is due; about every second, puts back on their queues the
+    parked messages no pause holds any more; every ``sweep_interval_s``, removes expired
     workflows and sweeps stuck ones."""
 
     def __init__(
@@ -148,7 +152,7 @@ class Timer(Role):
         self.shards = shards
         self.queues = queues
         self.sweep_interval_s = sweep_interval_s
-        self._last_sweep = 0.0
+        self._last_sweep = self._last_unpark = 0.0
         self._wire: Wire | Routes | None = None
 
     def step(self) -> None:
@@ -157,6 +161,9 @@ class Timer(Role):
         if self._wire is None:
             self._wire = self.store.wire()
         move_due(self.store, self.shards, self.queues, self._wire.execute)
+        if time.monotonic() - self._last_unpark > PAUSE_LOOK_S:
+            self._last_unpark = time.monotonic()
+            unpark(self.store, self.shards, self._wire.execute)
         if time.monotonic() - self._last_sweep > self.sweep_interval_s:
             self._last_sweep = time.monotonic()
             removed = sweep_expired(self.store, self.shards)

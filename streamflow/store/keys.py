@@ -156,6 +156,19 @@ class Keys:
     def delayed(self, shard: int, queue: str) -> str:
         return f"{self.prefix}:{{{shard_tag(shard)}}}:delayed:{queue}"
 
+    def parked(self, shard: int, queue: str, actor: str) -> str:
+        """Messages of ``actor`` on ``queue`` set aside while it (or the queue) is
+        paused: member = the queue message, score = when it was parked."""
+        return f"{self.prefix}:{{{shard_tag(shard)}}}:parked:{queue}:{actor}"
+
+    def parked_index(self, shard: int) -> str:
+        """The shard's parked sets, as ``queue:actor`` entries."""
+        return f"{self.prefix}:{{{shard_tag(shard)}}}:parked"
+
+    def paused(self) -> str:
+        """What is paused, every shard: ``queue:<name>`` and ``actor:<name>``."""
+        return f"{self.prefix}:paused"
+
     def wake(self, shard: int) -> str:
         return f"{self.prefix}:{{{shard_tag(shard)}}}:wake"
 

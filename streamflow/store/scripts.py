@@ -281,6 +281,17 @@ def timer_move(*, delayed: str, stream: str, limit: int) -> Call:
     return Call("timer_move", [delayed, stream], [limit])
 
 
+def park(*, queue: str, parked: str, index: str, msg_id: str, message: bytes, entry: str) -> Call:
+    """``park.lua``: set a paused actor's (or queue's) message aside, out of its queue."""
+    return Call("park", [queue, parked, index], [msg_id, message, entry])
+
+
+def unpark(*, parked: str, queue: str, index: str, limit: int, entry: str) -> Call:
+    """``unpark.lua``: put parked messages back on their queue (and forget an emptied
+    parked set)."""
+    return Call("unpark", [parked, queue, index], [limit, entry])
+
+
 def renew(*, queue: str, consumer: str, idle_ms: int, msg_ids: Sequence[str]) -> Call:
     """``renew.lua``: renew (or with a large ``idle_ms``, hand back) leases still ours."""
     return Call("renew", [queue], [consumer, idle_ms, *msg_ids])
@@ -362,6 +373,8 @@ SCRIPTS = frozenset(
         "rebuild",
         "expire",
         "timer_move",
+        "park",
+        "unpark",
         "renew",
         "limit",
     }

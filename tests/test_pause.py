@@ -1,0 +1,127 @@
+"""Pausing a queue or an actor: its messages are set aside as workers read them, none
+lost, and go back to their queues (and run) once resumed; from the API and the CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from typing import Any
+
+import pytest
+import redis
+
+from streamflow import App, Chain
+from streamflow.model.events import TaskStarted
+from streamflow.model.messages import shard_of
+from streamflow.store.pauses import PAUSE_LOOK_S
+from tests.helpers import events_of
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.integration
+
+SETTLE_S = 3 * PAUSE_LOOK_S
+"""Long enough for every worker to have read a pause (it reads them once a second)."""
+
+
+def counted(app: App, r: redis.Redis, queue: str = "default") -> Any:
+    @app.actor(queue=queue, actor_name=f"count_{queue}")
+    def count(name: str, *piped: Any) -> str:
+        r.rpush("ran", name)
+        return name
+
+    return count
+
+
+def ran(r: redis.Redis) -> list[str]:
+    return [raw.decode() for raw in r.lrange("ran", 0, -1)]
+
+
+def test_a_paused_queue_runs_nothing_until_resumed(app: App, r: redis.Redis) -> None:
+    slow, fast = counted(app, r, "slow"), counted(app, r, "fast")
+    app.pause(queue="slow")
+    assert app.paused().queues == {"slow"}
+    with app.worker(concurrency=2):
+        time.sleep(SETTLE_S)
+        held = [slow.send(f"s{i}") for i in range(5)]
+        assert fast.send("f").get_result(block=True, timeout=10) == "f"
+        time.sleep(SETTLE_S)
+        assert ran(r) == ["f"]  # the paused queue's five wait
+        assert all(not events_of(h.history(), TaskStarted) for h in held)
+        app.resume(queue="slow")
+        assert [h.get_result(block=True, timeout=10) for h in held] == [f"s{i}" for i in range(5)]
+    assert sorted(ran(r)) == ["f", "s0", "s1", "s2", "s3", "s4"]
+    assert not app.paused()
+
+
+def test_a_paused_actor_holds_its_steps_of_a_workflow(app: App, r: redis.Redis) -> None:
+    count = counted(app, r)
+
+    @app.actor
+    def gate(*piped: Any) -> str:
+        r.rpush("ran", "gate")
+        return "gate"
+
+    app.pause(actor=gate)
+    assert app.paused().actors == {"gate"}
+    with app.worker(concurrency=2):
+        handle = app.submit(Chain(count.message("a"), gate.message(), count.message("c")))
+        other = count.send("other")
+        assert other.get_result(block=True, timeout=10) == "other"  # same queue, runs
+        wait_until(lambda: "a" in ran(r), 10)
+        time.sleep(SETTLE_S)
+        assert handle.status().status == "running" and "gate" not in ran(r)
+        app.resume(actor="gate")
+        assert handle.get_result(block=True, timeout=10) == "c"
+    assert ran(r).index("a") < ran(r).index("gate") < ran(r).index("c")
+
+
+def test_parked_messages_survive_the_workers_that_parked_them(app: App, r: redis.Redis) -> None:
+    count = counted(app, r)
+    app.pause(queue="default")
+    with app.worker(concurrency=1):
+        time.sleep(SETTLE_S)
+        handles = [count.send(str(i)) for i in range(3)]
+        queues = {app.keys.queue(shard_of(h.id), "default") for h in handles}
+        wait_until(lambda: not any(r.xlen(queue) for queue in queues), 10)  # parked
+        time.sleep(SETTLE_S)
+    assert ran(r) == []
+    app.resume(queue="default")
+    with app.worker(concurrency=1):  # another worker: nothing was held by the first
+        assert sorted(h.get_result(block=True, timeout=10) for h in handles) == ["0", "1", "2"]
+
+
+def test_pausing_needs_a_name(app: App) -> None:
+    with pytest.raises(ValueError, match="name a queue or an actor"):
+        app.pause()
+    with pytest.raises(ValueError, match="not a queue name: 'a:b'"):
+        app.pause(queue="a:b")
+    with pytest.raises(ValueError, match="not an actor name: ''"):
+        app.resume(actor="")
+    app.resume(queue="never-paused")  # nothing to undo: no error
+    assert not app.paused()
+
+
+def cli(redis_url: str, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "streamflow.cli", "--log-level", "warning", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == code, (done.stdout, done.stderr)
+    return done
+
+
+def test_the_cli_pauses_resumes_and_lists(app: App, redis_url: str) -> None:
+    url = ["--url", redis_url]
+    assert cli(redis_url, "pause", "--queue", "io", *url).stdout == "paused queue io\n"
+    assert cli(redis_url, "pause", "--actor", "report", *url).stdout == "paused actor report\n"
+    assert app.paused().queues == {"io"} and app.paused().actors == {"report"}
+    assert cli(redis_url, "paused", *url).stdout == "queue  io\nactor  report\n"
+    cli(redis_url, "resume", "--queue", "io", "--actor", "report", *url)
+    assert cli(redis_url, "paused", *url).stdout == "nothing is paused\n"
+    refused = cli(redis_url, "pause", *url, code=1)
+    assert refused.stderr == (
+        "streamflow pause: ValueError: name a queue or an actor (queue=..., actor=...)\n"
+    )
