@@ -139,6 +139,8 @@ CALLS: dict[str, Any] = {
         wf=WF, member="m", tombstone_ms=1, definitions="ds", definition="d", def_hash="h"
     ),
     "timer_move": scripts.timer_move(delayed="d", stream="s", limit=1),
+    "park": scripts.park(queue="q", parked="p", index="i", msg_id="0-1", message=b"", entry="e"),
+    "unpark": scripts.unpark(parked="p", queue="q", index="i", limit=1, entry="e"),
     "renew": scripts.renew(queue="q", consumer="c", idle_ms=0, msg_ids=[]),
     "limit": scripts.limit(limiter="l", limit=1, token="t", score_ms=0, cutoff_ms=0, ttl_ms=0),
     "results": scripts.results(wf=WF, fields=[]),
