@@ -128,8 +128,8 @@ class DeferredPool:
         self.items: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
         self.ended: Callable[[BaseException | None], None] = lambda error: None
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> None:
-        self.items.append((fn, args))
+    def submit(self, fn: Callable[..., Any], *args: Any, priority: float = 0) -> None:
+        self.items.append((fn, args))  # the machine picks what runs next, not ``priority``
 
     def take(self, keep: Callable[[Callable[..., Any], tuple[Any, ...]], bool]) -> list[Any]:
         taken = [args for fn, args in self.items if not keep(fn, args)]

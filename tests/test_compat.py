@@ -99,6 +99,7 @@ def test_dramatiqs_defaults_and_units(tasks: Any) -> None:
     flaky = tasks.flaky.native.options
     assert (flaky.max_retries, flaky.min_backoff_ms, flaky.max_backoff_ms) == (3, 10, 50)
     assert tasks.perishable.native.options.max_age_ms == 200
+    assert tasks.perishable.native.options.priority == 5
     message = tasks.add.message_with_options(args=(1,), max_age=50, time_limit=70)
     assert (message.options.max_age_ms, message.options.time_limit_ms) == (50, 70)
 

@@ -65,6 +65,7 @@ def actor_options(
     time_limit: float | None,
     result_ttl: float | None,
     max_age: float | None = None,
+    priority: int = 0,
 ) -> ActorOptions:
     """An actor's options, checked (see ``App.actor`` for their meaning).
 
@@ -86,7 +87,19 @@ def actor_options(
         time_limit_ms=None if time_limit is None else to_ms(time_limit, "time_limit", short=True),
         result_ttl_ms=None if result_ttl is None else to_ms(result_ttl, "result_ttl"),
         max_age_ms=None if max_age is None else to_ms(max_age, "max_age", short=True),
+        priority=priority_of(priority),
     )
+
+
+def priority_of(priority: Any) -> int:
+    """``priority``, checked: a whole number (lower runs first; 0 by default).
+
+    Raises:
+        ValueError: anything else.
+    """
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise ValueError(f"priority must be a whole number (got {priority!r})")
+    return priority
 
 
 def until(
@@ -112,6 +125,7 @@ def overridden(
     max_backoff: float | datetime.timedelta | None,
     time_limit: float | datetime.timedelta | None,
     max_age: float | datetime.timedelta | None = None,
+    priority: int | None = None,
 ) -> dict[str, Any]:
     """The ``ActorOptions`` fields a message sets in place of its actor's (those given).
 
@@ -131,6 +145,8 @@ def overridden(
         found["time_limit_ms"] = to_ms(time_limit, "time_limit", short=True)
     if max_age is not None:
         found["max_age_ms"] = to_ms(max_age, "max_age", short=True)
+    if priority is not None:
+        found["priority"] = priority_of(priority)
     return found
 
 
@@ -259,6 +275,7 @@ class Actor(Generic[P, R]):
         max_backoff: float | datetime.timedelta | None = None,
         time_limit: float | datetime.timedelta | None = None,
         max_age: float | datetime.timedelta | None = None,
+        priority: int | None = None,
         eta: datetime.datetime | None = None,
     ) -> Message:
         """A message with per-message options.
@@ -274,9 +291,9 @@ class Actor(Generic[P, R]):
                 succeeded, with ``(message_data, result)``.
             on_failure: actor (or name) run after it failed for good, with
                 ``(message_data, failure_data)``.
-            max_retries, min_backoff, max_backoff, time_limit, max_age: this message's,
-                in place of the actor's (None: the actor's); recorded in the workflow's
-                definition like the actor's.
+            max_retries, min_backoff, max_backoff, time_limit, max_age, priority: this
+                message's, in place of the actor's (None: the actor's); recorded in the
+                workflow's definition like the actor's.
             eta: a timezone-aware time to run at, in place of ``delay`` (the delay until
                 then by this process's clock, now).
 
@@ -289,7 +306,7 @@ class Actor(Generic[P, R]):
         message = self._message(
             args, kwargs, pipe_ignore, until(delay, eta), allow_failure, on_success, on_failure
         )
-        overrides = overridden(max_retries, min_backoff, max_backoff, time_limit, max_age)
+        overrides = overridden(max_retries, min_backoff, max_backoff, time_limit, max_age, priority)
         if overrides:
             message = dataclasses.replace(
                 message, options=dataclasses.replace(message.options, **overrides)

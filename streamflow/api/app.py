@@ -11,6 +11,7 @@ from streamflow.api.actors import Actor, actor_options, callback_of, registrar
 from streamflow.api.app_async import SUBMIT_CHUNK, AsyncMethods
 from streamflow.api.canvas import Canvas
 from streamflow.api.handles import WorkflowHandle, read_results
+from streamflow.api.pausing import Pausing
 from streamflow.api.prepare import prepare
 from streamflow.api.shapes import Shapes
 from streamflow.api.submit import (
@@ -26,23 +27,13 @@ from streamflow.model.options import DEFAULT_QUEUE, HistoryBudget, to_ms
 from streamflow.runtime.hooks import Hooks, call_hooks
 from streamflow.runtime.projector import Projector
 from streamflow.runtime.worker import Worker
-from streamflow.store import pauses
 from streamflow.store.connection import Store, masked
 from streamflow.store.deadletters import DeadLetters
 from streamflow.store.keys import new_workflow_id
-from streamflow.store.pauses import Paused
 
 log = get_logger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
-
-
-ActorRef = Actor[Any, Any] | str
-"""An actor, or an actor's name."""
-
-
-def _named(actor: ActorRef | None) -> str | None:
-    return actor.name if isinstance(actor, Actor) else actor
 
 
 @functools.cache
@@ -56,7 +47,7 @@ def _said_embedded(url: str) -> None:
     )
 
 
-class App(AsyncMethods):
+class App(AsyncMethods, Pausing):
     """The entry point: where workflows are submitted and actors registered.
 
     Args:
@@ -169,6 +160,7 @@ class App(AsyncMethods):
         time_limit: float | None = None,
         result_ttl: float | None = None,
         max_age: float | None = None,
+        priority: int = 0,
         throws: type[BaseException] | tuple[type[BaseException], ...] = (),
         retry_when: Callable[[int, BaseException], bool] | None = None,
     ) -> Callable[[F], Actor[Any, Any]]: ...
@@ -185,6 +177,7 @@ class App(AsyncMethods):
         time_limit: float | None = None,
         result_ttl: float | None = None,
         max_age: float | None = None,
+        priority: int = 0,
         throws: type[BaseException] | tuple[type[BaseException], ...] = (),
         retry_when: Callable[[int, BaseException], bool] | None = None,
     ) -> Actor[Any, Any] | Callable[[F], Actor[Any, Any]]:
@@ -211,6 +204,9 @@ class App(AsyncMethods):
                 delay or a backoff is not counted) before a worker takes it; an older
                 one is not run, and its task fails with ``AgeLimitExceeded``, without
                 retries (None: no limit).
+            priority: among the messages a worker fetched, lower numbers start first;
+                a level is worth a second of waiting, so none starves (dramatiq's order:
+                0 by default, lower is more urgent).
         """
         options = actor_options(
             queue=queue,
@@ -220,6 +216,7 @@ class App(AsyncMethods):
             time_limit=time_limit,
             result_ttl=result_ttl,
             max_age=max_age,
+            priority=priority,
         )
         register = registrar(self, self.actors, options, actor_name, throws, retry_when)
         return register(fn) if fn is not None else register
@@ -332,31 +329,6 @@ class App(AsyncMethods):
     def dead_letters(self) -> DeadLetters:
         """Messages no worker could handle (list, get, requeue, purge)."""
         return self.store.dead_letters
-
-    def pause(self, *, queue: str | None = None, actor: ActorRef | None = None) -> None:
-        """Pause a queue, an actor (or its name), or both, for every worker: within a
-        second, their messages are set aside as workers read them, instead of starting
-        (those already running finish). ``resume`` puts them back on their queues.
-
-        Raises:
-            ValueError: neither is given, or a name that is not one.
-        """
-        found = pauses.entries(queue=queue, actor=_named(actor))
-        self.client.sadd(self.keys.paused(), *found)
-
-    def resume(self, *, queue: str | None = None, actor: ActorRef | None = None) -> None:
-        """Undo ``pause`` (nothing for what is not paused): within a second or so, the
-        messages set aside go back to their queues, oldest first, and run.
-
-        Raises:
-            ValueError: neither is given, or a name that is not one.
-        """
-        found = pauses.entries(queue=queue, actor=_named(actor))
-        self.client.srem(self.keys.paused(), *found)
-
-    def paused(self) -> Paused:
-        """The queues and actors paused now."""
-        return pauses.read(self.client, self.keys)
 
     def add_hooks(self, *hooks: Hooks) -> None:
         """Register more hooks."""

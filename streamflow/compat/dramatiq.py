@@ -133,7 +133,7 @@ _MESSAGE_OPTIONS = frozenset(
 )
 _ACTOR_OPTIONS = frozenset(
     {"max_retries", "min_backoff", "max_backoff", "time_limit", "throws", "retry_when"}
-    | {"store_results", "result_ttl", "on_success", "on_failure", "max_age"}
+    | {"store_results", "result_ttl", "on_success", "on_failure", "max_age", "priority"}
 )
 _NOT_YET = frozenset({"on_retry_exhausted"})
 
@@ -176,6 +176,7 @@ class Actor:
             max_backoff=seconds_of(options.get("max_backoff", MAX_BACKOFF_MS), "max_backoff"),
             time_limit=seconds_or_none(options.get("time_limit", TIME_LIMIT_MS), "time_limit"),
             max_age=seconds_or_none(options.get("max_age"), "max_age"),
+            priority=options.get("priority", 0),
             result_ttl=seconds_or_none(options.get("result_ttl"), "result_ttl"),
             throws=options.get("throws", ()),
             retry_when=options.get("retry_when"),
@@ -247,13 +248,12 @@ def actor(
 
     Raises:
         ValueError: an option this does not know, or one streamflow has no equivalent
-            of yet (``on_retry_exhausted``, a ``priority`` other than 0).
+            of yet (``on_retry_exhausted``).
     """
-    if priority != 0:
-        raise ValueError(f"priority {priority!r}: message priorities are not supported yet")
 
     def declare(fn: Callable[..., Any]) -> Actor:
         on = broker if broker is not None else get_broker()
+        options["priority"] = priority
         return Actor(fn, broker=on, actor_name=actor_name, queue_name=queue_name, options=options)
 
     return declare(fn) if fn is not None else declare

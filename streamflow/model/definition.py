@@ -174,8 +174,8 @@ class Definition:
                 p.max_backoff_ms,
                 p.time_limit_ms,
                 p.result_ttl_ms,
-                # Only when set: a definition without one keeps its bytes (and its hash).
-                *([] if p.max_age_ms is None else [p.max_age_ms]),
+                # Only when set: a definition without them keeps its bytes (and hash).
+                *_optional(p.max_age_ms, p.priority),
             ]
             for p in profiles
         ]
@@ -215,9 +215,10 @@ class Definition:
                 max_backoff_ms=hi,
                 time_limit_ms=tl,
                 result_ttl_ms=ttl,
-                max_age_ms=age[0] if age else None,
+                max_age_ms=more[0] if more else None,
+                priority=more[1] if len(more) > 1 else 0,
             )
-            for q, r, lo, hi, tl, ttl, *age in encoded_profiles
+            for q, r, lo, hi, tl, ttl, *more in encoded_profiles
         ]
         nodes: list[Node] = []
         for i, row in enumerate(rows):
@@ -271,3 +272,10 @@ def assemble(spec: Spec, results: dict[int, Any]) -> Any:
     if spec is None:
         return None
     return [assemble(item, results) for item in spec]
+
+
+def _optional(max_age_ms: int | None, priority: int) -> list[Any]:
+    """A profile's trailing fields, only as far as one is set."""
+    if priority:
+        return [max_age_ms, priority]
+    return [] if max_age_ms is None else [max_age_ms]

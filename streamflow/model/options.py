@@ -76,6 +76,9 @@ class ActorOptions:
     max_age_ms: int | None = None
     """Longest a message may wait in its queue before a worker takes it (None: no
     limit); an older one is not run, and fails with ``AgeLimitExceeded``."""
+    priority: int = 0
+    """Among the messages a worker fetched, lower numbers start first; each level is
+    worth a second of waiting, so none starves (``runtime.pool``)."""
 
 
 MiB = 1024 * 1024

@@ -37,7 +37,7 @@ log = get_logger(__name__)
 class Pool(Protocol):
     """Where calls run (``TaskPool``; tests put in one that runs them step by step)."""
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> None: ...
+    def submit(self, fn: Callable[..., Any], *args: Any, priority: float = 0) -> None: ...
 
     def take(self, keep: Callable[[Callable[..., Any], tuple[Any, ...]], bool]) -> list[Any]: ...
 
@@ -143,15 +143,16 @@ class Executor:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
 
-    def track(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Run ``fn(*args)`` on a task thread, counted in flight until it ends.
+    def track(self, fn: Callable[..., Any], *args: Any, priority: float = 0) -> None:
+        """Run ``fn(*args)`` on a task thread (in ``priority`` order: see ``TaskPool``),
+        counted in flight until it ends.
 
         Raises:
             RuntimeError: the pool was shut down (nothing runs).
         """
         self.in_flight.add()
         try:
-            self.pool.submit(fn, *args)
+            self.pool.submit(fn, *args, priority=priority)
         except RuntimeError:
             self.ended(None)
             raise
@@ -174,7 +175,7 @@ class Executor:
                 return
             self._run_async(job)
         else:
-            self.track(self._run_sync, job)
+            self.track(self._run_sync, job, priority=job.task.options.priority)
 
     def finish(self, job: Job, event: TaskSucceeded | TaskFailed) -> None:
         """Record the outcome (projected inline, the message acknowledged)."""

@@ -60,7 +60,7 @@ def too_slow():
     time.sleep(3)
 
 
-@dramatiq.actor(max_age=200, store_results=True)
+@dramatiq.actor(max_age=200, priority=5, store_results=True)
 def perishable():
     return "fresh"
 
