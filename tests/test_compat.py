@@ -134,6 +134,12 @@ def test_callbacks_by_actor_name(tasks: Any) -> None:
     wait_until(lambda: tasks.reports == [("add", 2)], 10)
 
 
+def test_on_retry_exhausted_by_actor_name(tasks: Any) -> None:
+    with pytest.raises(dramatiq.ResultFailure):
+        tasks.hopeless.send().get_result(block=True)
+    wait_until(lambda: tasks.reports == [("hopeless", 1)], 10)
+
+
 def test_rate_limiter_on_the_brokers_redis(tasks: Any) -> None:
     assert tasks.exclusive.send().get_result(block=True) is True
 
@@ -147,8 +153,6 @@ def test_errors_are_streamflows() -> None:
 def test_options_it_does_not_know_are_refused(tasks: Any) -> None:
     with pytest.raises(ValueError, match="unknown option colour"):
         dramatiq.actor(colour="red")(lambda: None)
-    with pytest.raises(ValueError, match="on_retry_exhausted is not supported"):
-        dramatiq.actor(on_retry_exhausted="report")(lambda: None)
     with pytest.raises(ValueError, match="unknown option colour"):
         tasks.add.message_with_options(args=(1,), colour="red")
     with pytest.raises(TypeError, match="not a middleware streamflow knows"):

@@ -270,6 +270,7 @@ class Actor(Generic[P, R]):
         allow_failure: bool = False,
         on_success: Actor[Any, Any] | str | None = None,
         on_failure: Actor[Any, Any] | str | None = None,
+        on_retry_exhausted: Actor[Any, Any] | str | None = None,
         max_retries: int | None = None,
         min_backoff: float | datetime.timedelta | None = None,
         max_backoff: float | datetime.timedelta | None = None,
@@ -291,6 +292,10 @@ class Actor(Generic[P, R]):
                 succeeded, with ``(message_data, result)``.
             on_failure: actor (or name) run after it failed for good, with
                 ``(message_data, failure_data)``.
+            on_retry_exhausted: actor (or name) run after it failed for good because
+                its retries were used up (or ``retry_when`` declined one; not for
+                ``throws``), with ``(message_data, retry_info)``: the failure data with
+                ``retries`` and ``max_retries``.
             max_retries, min_backoff, max_backoff, time_limit, max_age, priority: this
                 message's, in place of the actor's (None: the actor's); recorded in the
                 workflow's definition like the actor's.
@@ -306,6 +311,9 @@ class Actor(Generic[P, R]):
         message = self._message(
             args, kwargs, pipe_ignore, until(delay, eta), allow_failure, on_success, on_failure
         )
+        if on_retry_exhausted is not None:
+            exhausted = callback_of(on_retry_exhausted, "on_retry_exhausted", self._registered())
+            message = dataclasses.replace(message, on_retry_exhausted=exhausted)
         overrides = overridden(max_retries, min_backoff, max_backoff, time_limit, max_age, priority)
         if overrides:
             message = dataclasses.replace(

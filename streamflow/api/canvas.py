@@ -67,6 +67,9 @@ class Message:
     """Actor run after this message succeeded, with ``(message_data, result)``."""
     on_failure: Callback | None = None
     """Actor run after this message failed for good, with ``(message_data, failure)``."""
+    on_retry_exhausted: Callback | None = None
+    """Actor run after this message failed for good with its retries used up, with
+    ``(message_data, retry_info)``: the failure, ``retries`` and ``max_retries``."""
     app: Submitter | None = dataclasses.field(default=None, compare=False, repr=False)
     """The App its actor is registered with (used by ``send``, ``pipeline.run``)."""
 

@@ -23,6 +23,7 @@ from streamflow.model import codec
 from streamflow.model.definition import (
     NONE,
     ON_FAILURE,
+    ON_RETRY_EXHAUSTED,
     ON_SUCCESS,
     TASK,
     WORKFLOW_ON_FAILURE,
@@ -189,8 +190,16 @@ class _Compiler:
     def _message(self, message: Message, pred: int, pipe: Spec, delay_ms: int) -> Fragment:
         node = len(self.tasks)
         self._arguments(node, message)
-        on_success = node + 1 if message.on_success else NONE
-        on_failure = node + 1 + (on_success != NONE) if message.on_failure else NONE
+        callbacks = [
+            (callback, role)
+            for callback, role in (
+                (message.on_success, ON_SUCCESS),
+                (message.on_failure, ON_FAILURE),
+                (message.on_retry_exhausted, ON_RETRY_EXHAUSTED),
+            )
+            if callback is not None
+        ]
+        slot = {role: node + 1 + i for i, (_, role) in enumerate(callbacks)}
         self.tasks.append(
             TaskNode(
                 id=node,
@@ -200,14 +209,14 @@ class _Compiler:
                 pred=pred,
                 succ=NONE,
                 pipe=NONE if pipe is None or message.pipe_ignore else self.intern(pipe),
-                on_success=on_success,
-                on_failure=on_failure,
+                on_success=slot.get(ON_SUCCESS, NONE),
+                on_failure=slot.get(ON_FAILURE, NONE),
+                on_retry_exhausted=slot.get(ON_RETRY_EXHAUSTED, NONE),
                 allow_failure=message.allow_failure,
             )
         )
-        for callback, role in ((message.on_success, ON_SUCCESS), (message.on_failure, ON_FAILURE)):
-            if callback is not None:
-                self.callback(callback, role, node)
+        for callback, role in callbacks:
+            self.callback(callback, role, node)
         return Fragment([node], node, node)
 
     def callback(self, callback: Callback, role: int, subject: int, pipe: int = NONE) -> int:

@@ -128,20 +128,17 @@ class SentMessage:
 
 
 _MESSAGE_OPTIONS = frozenset(
-    {"delay", "pipe_ignore", "on_success", "on_failure"}
+    {"delay", "pipe_ignore", "on_success", "on_failure", "on_retry_exhausted"}
     | {"max_retries", "min_backoff", "max_backoff", "time_limit", "max_age"}
 )
 _ACTOR_OPTIONS = frozenset(
     {"max_retries", "min_backoff", "max_backoff", "time_limit", "throws", "retry_when"}
     | {"store_results", "result_ttl", "on_success", "on_failure", "max_age", "priority"}
+    | {"on_retry_exhausted"}
 )
-_NOT_YET = frozenset({"on_retry_exhausted"})
 
 
 def _unknown(options: Mapping[str, Any], known: frozenset[str], where: str) -> None:
-    later = sorted(set(options) & _NOT_YET)
-    if later:
-        raise ValueError(f"{where}: {', '.join(later)} is not supported by streamflow yet")
     unknown = sorted(set(options) - known)
     if unknown:
         raise ValueError(f"{where}: unknown option {', '.join(unknown)}; known: {sorted(known)}")
@@ -199,7 +196,7 @@ class Actor:
     ) -> Message:
         """A message with dramatiq's per-message options (``delay``, ``time_limit``,
         ``min_backoff``, ``max_backoff`` and ``max_age`` in ms; ``pipe_ignore``,
-        ``max_retries``, ``on_success``, ``on_failure``).
+        ``max_retries``, ``on_success``, ``on_failure``, ``on_retry_exhausted``).
 
         Raises:
             ValueError: an option this does not know.
@@ -207,6 +204,7 @@ class Actor:
         _unknown(options, _MESSAGE_OPTIONS, f"a message of {self.actor_name!r}")
         on_success = options.get("on_success", self.options.get("on_success"))
         on_failure = options.get("on_failure", self.options.get("on_failure"))
+        exhausted = options.get("on_retry_exhausted", self.options.get("on_retry_exhausted"))
         return Message.of(
             self.native.message_with_options(
                 args=args,
@@ -215,6 +213,7 @@ class Actor:
                 delay=seconds_or_none(options.get("delay"), "delay"),
                 on_success=_callback(on_success),
                 on_failure=_callback(on_failure),
+                on_retry_exhausted=_callback(exhausted),
                 max_retries=options.get("max_retries"),
                 min_backoff=seconds_or_none(options.get("min_backoff"), "min_backoff"),
                 max_backoff=seconds_or_none(options.get("max_backoff"), "max_backoff"),
@@ -247,8 +246,7 @@ def actor(
     options (durations in ms; defaults as dramatiq's).
 
     Raises:
-        ValueError: an option this does not know, or one streamflow has no equivalent
-            of yet (``on_retry_exhausted``).
+        ValueError: an option this does not know.
     """
 
     def declare(fn: Callable[..., Any]) -> Actor:

@@ -190,13 +190,16 @@ def _check_complete(definition: Definition, closure: _Closure) -> None:
         if not isinstance(node, TaskNode) or node.role != TASK:
             continue
         if node.id in state.results:
-            callback = node.on_success
+            if node.on_success != NONE and not _final(state, node.on_success):
+                return
         elif node.id in state.failures and node.allow_failure:
-            callback = node.on_failure
+            if node.on_failure != NONE and not _final(state, node.on_failure):
+                return
+            exhausted = node.on_retry_exhausted
+            if exhausted != NONE and node.id in state.exhausted and not _final(state, exhausted):
+                return
         else:
             return  # not done, or failed for good: its own projection fails the workflow
-        if callback != NONE and not _final(state, callback):
-            return
     closure.ensure(WorkflowCompleted(cause=closure.cause))
 
 
@@ -237,6 +240,8 @@ def _failed(definition: Definition, closure: _Closure, event: TaskFailed) -> Non
         return
     if task.on_failure != NONE:
         _enqueue(definition, closure, task.on_failure, 1, 0)
+    if task.on_retry_exhausted != NONE and event.exhausted:
+        _enqueue(definition, closure, task.on_retry_exhausted, 1, 0)
     if task.allow_failure:
         _done(definition, closure, event.node)
         return

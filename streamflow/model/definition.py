@@ -30,6 +30,11 @@ ON_FAILURE = 2
 """Role of a message's on_failure callback: runs after its subject failed for good."""
 WORKFLOW_ON_FAILURE = 3
 """Role of the workflow's on_failure: runs once, after the workflow failed."""
+ON_RETRY_EXHAUSTED = 4
+"""Role of a message's on_retry_exhausted callback: runs after its subject failed for
+good because its retries were used up (``TaskFailed.exhausted``)."""
+MESSAGE_CALLBACKS = (ON_SUCCESS, ON_FAILURE, ON_RETRY_EXHAUSTED)
+"""The roles of callbacks that report on one message (``subject``)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -53,6 +58,8 @@ class TaskNode:
     """Callback node run after this task succeeded."""
     on_failure: int = NONE
     """Callback node run after this task failed for good."""
+    on_retry_exhausted: int = NONE
+    """Callback node run after this task failed for good with its retries used up."""
     allow_failure: bool = False
     """A final failure yields a Failure value and the workflow goes on."""
 
@@ -162,6 +169,8 @@ class Definition:
                         n.on_success,
                         n.on_failure,
                         n.allow_failure,
+                        # Only when set: a definition without one keeps its bytes.
+                        *([] if n.on_retry_exhausted == NONE else [n.on_retry_exhausted]),
                     ]
                 )
             else:
@@ -224,7 +233,7 @@ class Definition:
         for i, row in enumerate(rows):
             if row[0] == 0:
                 _, actor, index, delay_ms, pred, succ, pipe, *extra = row
-                role, subject, on_success, on_fail, allow_failure = extra
+                role, subject, on_success, on_fail, allow_failure, *more = extra
                 nodes.append(
                     TaskNode(
                         id=i,
@@ -238,6 +247,7 @@ class Definition:
                         subject=subject,
                         on_success=on_success,
                         on_failure=on_fail,
+                        on_retry_exhausted=more[0] if more else NONE,
                         allow_failure=allow_failure,
                     )
                 )

@@ -104,6 +104,10 @@ class TaskFailed(Event):
     later: bool = False
     """The worker's policy asked for this retry whatever ``max_retries`` says (a rate
     limit: "try again later", or the actor's ``retry_when``)."""
+    exhausted: bool = False
+    """A final failure because the retry policy declined another attempt (its retries
+    used up, or ``retry_when`` said no), not because of what was raised (``throws``, a
+    result that cannot be kept, a message too old): ``on_retry_exhausted`` runs."""
 
     def idempotency_key(self) -> str:
         return schema.outcome_key(self.node, self.attempt)

@@ -48,3 +48,10 @@ def error_data(exc: BaseException) -> dict[str, Any]:
         "message": str(exc),
         "traceback": "".join(traceback.format_exception(exc)),
     }
+
+
+def retry_info(failure: dict[str, Any], attempt: int, max_retries: int) -> dict[str, Any]:
+    """What an ``on_retry_exhausted`` callback receives after its message's data: the
+    failure (as ``Failure.to_dict``), with ``retries`` (the attempts after the first) and
+    ``max_retries``, as dramatiq's ``retry_info`` has them."""
+    return {**failure, "retries": attempt - 1, "max_retries": max_retries}

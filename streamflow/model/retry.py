@@ -34,9 +34,12 @@ class Retry:
     later: bool = False
     """Retried whatever ``max_retries`` says (a rate limit, or the actor's
     ``retry_when``); recorded as ``TaskFailed.later``."""
+    exhausted: bool = False
+    """No retry because the policy declined one (recorded as ``TaskFailed.exhausted``)."""
 
 
 FAIL = Retry(None)
+EXHAUSTED = Retry(None, exhausted=True)
 
 
 def backoff_ms(attempt: int, options: ActorOptions, jitter: float) -> int:
@@ -67,7 +70,8 @@ def next_attempt(
         jitter: a number from 0.0 to 1.0 the shell drew (1.0: the longest delay).
 
     Returns:
-        The delay of the next attempt, or ``FAIL``:
+        The delay of the next attempt, or ``FAIL`` (``EXHAUSTED`` when the policy
+        declined a retry):
 
         - ``RateLimitExceeded`` is not the task's fault: it runs again after 0.5 to 1.5
           times ``min_backoff``, whatever the policy (``later``);
@@ -86,7 +90,7 @@ def next_attempt(
     if isinstance(error, RetryAsked) and error.delay_ms is not None:
         delay_ms = error.delay_ms
     if retry_when is not None:
-        return Retry(delay_ms, later=True) if retry_when() else FAIL
+        return Retry(delay_ms, later=True) if retry_when() else EXHAUSTED
     if attempt <= options.max_retries:
         return Retry(delay_ms)
-    return FAIL
+    return EXHAUSTED

@@ -79,6 +79,8 @@ class State:
     """Task node -> error of its final failure."""
     failure_ids: dict[int, str] = dataclasses.field(default_factory=dict)
     """Task node -> stream id of its final TaskFailed."""
+    exhausted: set[int] = dataclasses.field(default_factory=set)
+    """Task nodes whose final failure exhausted their retries."""
     decremented: dict[int, set[int]] = dataclasses.field(default_factory=dict)
     """Barrier -> sources recorded as succeeded."""
     released: set[int] = dataclasses.field(default_factory=set)
@@ -129,6 +131,8 @@ def fold(state: State, entry: Entry) -> State:
         if event.retry_delay_ms is None:
             state.failures[event.node] = event.error
             state.failure_ids[event.node] = entry.stream_id
+            if event.exhausted:
+                state.exhausted.add(event.node)
     elif isinstance(event, BarrierReleased):
         state.released.add(event.barrier)
         state.last_decision = entry.seq

@@ -12,8 +12,9 @@ from typing import Any, Protocol
 
 from streamflow.model import codec, schema
 from streamflow.model.definition import (
+    MESSAGE_CALLBACKS,
     NONE,
-    ON_FAILURE,
+    ON_RETRY_EXHAUSTED,
     ON_SUCCESS,
     WORKFLOW_ON_FAILURE,
     Definition,
@@ -22,7 +23,7 @@ from streamflow.model.definition import (
 )
 from streamflow.model.errors import TimeLimitExceeded
 from streamflow.model.events import TaskFailed, TaskSucceeded, WorkflowFailed, decode_event
-from streamflow.model.failures import Failure
+from streamflow.model.failures import Failure, retry_info
 from streamflow.model.options import ActorOptions
 from streamflow.runtime.context import TaskContext, set_current
 from streamflow.runtime.hooks import TaskInfo
@@ -138,7 +139,7 @@ class Job:
 
 def input_fields(definition: Definition, task: TaskNode) -> list[str]:
     """Index fields naming what a task receives besides its own arguments."""
-    if task.role in (ON_SUCCESS, ON_FAILURE):
+    if task.role in MESSAGE_CALLBACKS:
         outcome = schema.RESULT if task.role == ON_SUCCESS else schema.FAILURE
         return [f"{schema.ARGS}{task.subject}", f"{outcome}{task.subject}"]
     leaves = definition.pipe_leaves(task.id)
@@ -150,7 +151,7 @@ def task_inputs(job: Job, values: list[Any], resolve: Callable[[TaskSucceeded], 
     """The values ``_input_fields`` named, decoded into the task's extra arguments
     (``resolve`` gives a success's result, fetching it if stored out of line)."""
     definition, task = job.definition, job.task
-    if task.role in (ON_SUCCESS, ON_FAILURE):
+    if task.role in MESSAGE_CALLBACKS:
         subject = definition.task(task.subject)
         args, kwargs = codec.decode(values[0]) if values[0] else ([], {})
         data = {
@@ -164,7 +165,10 @@ def task_inputs(job: Job, values: list[Any], resolve: Callable[[TaskSucceeded], 
         if isinstance(outcome, TaskSucceeded):
             return [data, resolve(outcome)]
         assert isinstance(outcome, TaskFailed)
-        return [data, Failure.from_event(outcome, subject.actor).to_dict()]
+        failure = Failure.from_event(outcome, subject.actor).to_dict()
+        if task.role == ON_RETRY_EXHAUSTED:
+            failure = retry_info(failure, outcome.attempt, subject.options.max_retries)
+        return [data, failure]
     extra: list[Any] = []
     if task.role == WORKFLOW_ON_FAILURE:
         end = decode_event(values[0]) if values[0] else None

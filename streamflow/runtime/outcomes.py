@@ -77,6 +77,7 @@ def failed(job: Job, exc: BaseException) -> TaskFailed:
         error=error_data(exc),
         retry_delay_ms=retry.delay_ms,
         later=retry.later,
+        exhausted=retry.exhausted,
         cause=job.start_seq,
     )
 

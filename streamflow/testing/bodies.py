@@ -11,16 +11,16 @@ from typing import Any
 from streamflow.api.actors import Actor
 from streamflow.model import codec
 from streamflow.model.definition import (
+    MESSAGE_CALLBACKS,
     NONE,
-    ON_FAILURE,
-    ON_SUCCESS,
+    ON_RETRY_EXHAUSTED,
     WORKFLOW_ON_FAILURE,
     Definition,
     TaskNode,
     assemble,
 )
 from streamflow.model.events import Entry, TaskFailed, TaskSucceeded, WorkflowFailed
-from streamflow.model.failures import Failure, error_data
+from streamflow.model.failures import Failure, error_data, retry_info
 from streamflow.model.retry import next_attempt
 from streamflow.model.state import State
 from streamflow.runtime.context import TaskContext, reset_current, set_current
@@ -50,7 +50,7 @@ class Bodies:
     def _inputs(self, task: TaskNode, idx: State, log: list[Entry]) -> list[Any]:
         """What the task receives after its own arguments (as ``jobs.task_inputs``)."""
         d, idx = self.definition, idx
-        if task.role in (ON_SUCCESS, ON_FAILURE):
+        if task.role in MESSAGE_CALLBACKS:
             subject = d.task(task.subject)
             args, kwargs = (
                 codec.decode(idx.args[subject.id]) if subject.id in idx.args else ([], {})
@@ -64,7 +64,11 @@ class Bodies:
             }
             if subject.id in idx.results:
                 return [data, idx.results[subject.id]]
-            return [data, self._failure_value(subject.id, idx).to_dict()]
+            failure = self._failure_value(subject.id, idx)
+            if task.role == ON_RETRY_EXHAUSTED:
+                info = retry_info(failure.to_dict(), failure.attempt, subject.options.max_retries)
+                return [data, info]
+            return [data, failure.to_dict()]
         extra: list[Any] = []
         if task.role == WORKFLOW_ON_FAILURE:
             ends = [e.event for e in log if isinstance(e.event, WorkflowFailed)]
@@ -144,5 +148,6 @@ class Bodies:
             error=error_data(exc),
             retry_delay_ms=retry.delay_ms,
             later=retry.later,
+            exhausted=retry.exhausted,
             cause=cause,
         )

@@ -71,6 +71,17 @@ def lookup(key):
     return {}[key]
 
 
+@dramatiq.actor(max_retries=1, min_backoff=10, on_retry_exhausted="gave_up", store_results=True)
+def hopeless():
+    raise RuntimeError("never works")
+
+
+@dramatiq.actor
+def gave_up(message_data, retry_info):
+    with lock:
+        reports.append((message_data["actor_name"], retry_info["retries"]))
+
+
 @dramatiq.actor(queue_name="reports")
 def report(message_data, result):
     with lock:
