@@ -22,12 +22,15 @@ from streamflow.cli.operate import (
     cmd_worker,
     shard_ranges,
 )
+from streamflow.cli.results import cmd_result
 from streamflow.history.listing import STATUSES
 from streamflow.model.errors import StreamflowError
+from streamflow.model.version import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="streamflow", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"streamflow {__version__}")
     parser.add_argument(
         "--log-level", help="debug, info, warning, error (default: info; warning for demo)"
     )
@@ -75,6 +78,16 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("workflow_id")
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_status)
+
+    result = sub.add_parser(
+        "result",
+        help="print a workflow's result as JSON (its failure: exit 1; not finished: exit 2)",
+        parents=[connection],
+    )
+    result.add_argument("workflow_id")
+    result.add_argument("--wait", action="store_true", help="wait for it to finish")
+    result.add_argument("--timeout", type=float, help="with --wait: at most this many seconds")
+    result.set_defaults(func=cmd_result)
 
     cancel = sub.add_parser("cancel", help="cancel a running workflow", parents=[connection])
     cancel.add_argument("workflow_id")
