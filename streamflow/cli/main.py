@@ -11,6 +11,7 @@ import redis
 
 from streamflow.cli.common import configure_logging
 from streamflow.cli.demo import cmd_demo
+from streamflow.cli.health import MAX_AGE_S, cmd_health
 from streamflow.cli.histories import cmd_check, cmd_export, cmd_history, cmd_ls, cmd_show
 from streamflow.cli.operate import (
     cmd_cancel,
@@ -88,6 +89,17 @@ def build_parser() -> argparse.ArgumentParser:
     result.add_argument("--wait", action="store_true", help="wait for it to finish")
     result.add_argument("--timeout", type=float, help="with --wait: at most this many seconds")
     result.set_defaults(func=cmd_result)
+
+    health = sub.add_parser(
+        "health",
+        help="a probe: exit 0 if Redis answers, the scripts load and (--worker) it beats",
+        parents=[connection],
+    )
+    health.add_argument("--worker", help="a worker's consumer name, or its host (or host:pid)")
+    health.add_argument(
+        "--max-age", type=float, default=MAX_AGE_S, help="seconds a beat stays fresh (10)"
+    )
+    health.set_defaults(func=cmd_health)
 
     cancel = sub.add_parser("cancel", help="cancel a running workflow", parents=[connection])
     cancel.add_argument("workflow_id")

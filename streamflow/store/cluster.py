@@ -307,3 +307,11 @@ def primaries(client: object) -> int:
         return 1
     found: Any = client
     return max(1, len(found.get_primaries()))
+
+
+def master_clients(client: Any) -> list[redis.Redis]:
+    """A plain client of each master (``client`` itself for a single Redis)."""
+    if not isinstance(client, RedisCluster):
+        return [client]
+    found: Any = client
+    return [found.get_redis_connection(node) for node in found.get_primaries()]

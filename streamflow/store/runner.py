@@ -24,7 +24,7 @@ import redis
 from streamflow.model import schema
 from streamflow.model.errors import DurabilityError
 from streamflow.store import interrupts
-from streamflow.store.cluster import Routes, is_cluster
+from streamflow.store.cluster import Routes, is_cluster, master_clients
 from streamflow.store.plan import Plan, checked, one, run
 from streamflow.store.scripts import SCRIPTS, WRITES, Call, Reply
 from streamflow.store.wire import Wire
@@ -60,6 +60,23 @@ class Scripts:
         self._scripts = {
             name: client.register_script(script_source(name)) for name in sorted(SCRIPTS)
         }
+
+    def load_missing(self) -> int:
+        """Load on every master the scripts it lacks (a restarted Redis has none until
+        they are first run); returns how many were loaded.
+
+        Raises:
+            redis.RedisError: Redis is unreachable, or refuses scripts.
+        """
+        scripts = list(self._scripts.values())
+        loaded = 0
+        for master in master_clients(self._client):
+            present = master.script_exists(*(script.sha for script in scripts))
+            for script, there in zip(scripts, present, strict=True):
+                if not there:
+                    master.script_load(script.script)
+                    loaded += 1
+        return loaded
 
     def run(self, call: Call) -> Any:
         """Run one script call (coalesced with other threads' calls).

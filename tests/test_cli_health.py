@@ -1,0 +1,52 @@
+"""``streamflow health``: a container probe. Exit status 0 when Redis answers and the
+scripts are there (loaded if missing), and a named worker beats; else 1."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+
+import pytest
+import redis
+
+from streamflow import App
+
+pytestmark = pytest.mark.integration
+
+RUN = [sys.executable, "-m", "streamflow.cli", "--log-level", "warning", "health"]
+
+
+def health(url: str, *args: str, code: int = 0) -> str:
+    done = subprocess.run([*RUN, *args, "--url", url], capture_output=True, text=True, timeout=60)
+    assert done.returncode == code, (done.stdout, done.stderr)
+    return done.stdout
+
+
+def test_redis_and_its_scripts(app: App, r: redis.Redis, redis_url: str) -> None:
+    r.script_flush()  # as after a restart: no script loaded
+    first = health(redis_url)
+    assert first.startswith("redis    ok\nscripts  ok (")
+    assert " 0 loaded now" not in first  # it loaded them
+    assert health(redis_url).endswith("scripts  ok (0 loaded now)\n")
+
+
+def test_a_worker_beats_until_it_stops(app: App, redis_url: str) -> None:
+    @app.actor
+    def noop() -> None:
+        pass
+
+    worker = app.worker(concurrency=1)
+    with worker:
+        assert f"worker   {worker.name} beat " in health(redis_url, "--worker", worker.name)
+        host = worker.name.split(":")[0]
+        assert worker.name in health(redis_url, "--worker", host)  # by host, as a container
+    gone = health(redis_url, "--worker", worker.name, code=1)  # it left when it stopped
+    assert gone.endswith(f"worker   no heartbeat from {worker.name!r}\n")
+
+
+def test_redis_down() -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    assert health(f"redis://127.0.0.1:{port}/0", code=1).startswith("redis    down: ")
