@@ -13,6 +13,7 @@ from streamflow.cli.common import configure_logging
 from streamflow.cli.demo import cmd_demo
 from streamflow.cli.health import MAX_AGE_S, cmd_health
 from streamflow.cli.histories import cmd_check, cmd_export, cmd_history, cmd_ls, cmd_show
+from streamflow.cli.live import cmd_workers
 from streamflow.cli.operate import (
     cmd_cancel,
     cmd_dead_letters,
@@ -89,6 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
     result.add_argument("--wait", action="store_true", help="wait for it to finish")
     result.add_argument("--timeout", type=float, help="with --wait: at most this many seconds")
     result.set_defaults(func=cmd_result)
+
+    workers = sub.add_parser(
+        "workers", help="the worker processes, live or gone within the hour", parents=[connection]
+    )
+    workers.add_argument("--all", action="store_true", help="every worker remembered (a day)")
+    workers.add_argument("--json", action="store_true")
+    workers.add_argument("--watch", type=float, metavar="S", help="redraw every S seconds")
+    workers.set_defaults(func=cmd_workers)
 
     health = sub.add_parser(
         "health",

@@ -17,6 +17,7 @@ from typing import Any
 
 from streamflow.runtime.outage import Outage
 from streamflow.runtime.roles import Role
+from streamflow.runtime.roster import Roster
 from streamflow.store import scripts
 from streamflow.store.connection import Store
 
@@ -39,6 +40,7 @@ class Heartbeat(Role):
         stopping: threading.Event,
         outage: Outage,
         log: Any,
+        roster: Roster | None = None,
     ) -> None:
         super().__init__("heartbeat", stopping, outage, log)
         if interval_s <= 0 or misses < 1:
@@ -53,6 +55,8 @@ class Heartbeat(Role):
         self.misses = misses
         self.released = released
         self._beats: collections.deque[int] = collections.deque(maxlen=misses)
+        self.roster = roster
+        """This process's card, written after the beats (``runtime.roster``)."""
 
     def running(self) -> bool:
         # Past ``stopping`` too: a stopping worker is alive while its tasks finish.
@@ -71,6 +75,8 @@ class Heartbeat(Role):
             if isinstance(result, Exception):
                 raise result
         self._beats.append(min(int(t) for t in times))
+        if self.roster is not None:
+            self.roster.beat(max(int(t) for t in times))
 
     def step(self) -> None:
         if not self.released.wait(self.interval_s):
@@ -89,6 +95,9 @@ class Heartbeat(Role):
             scripts.beat(beats=self.store.keys.beats(shard), consumer=self.name, leave=True)
             for shard in self.shards
         ]
-        for result in self.store.scripts.batch(calls):
+        times = self.store.scripts.batch(calls)
+        for result in times:
             if isinstance(result, Exception):
                 raise result
+        if self.roster is not None and times:
+            self.roster.leave(max(int(t) for t in times))

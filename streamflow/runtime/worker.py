@@ -14,8 +14,7 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Mapping, Sequence
-from typing import Protocol
+from collections.abc import Sequence
 
 import redis
 
@@ -26,45 +25,21 @@ from streamflow.runtime.consumer import Consumer, Settings
 from streamflow.runtime.executor import Executor, Pool
 from streamflow.runtime.faults import armed
 from streamflow.runtime.heartbeat import Heartbeat
-from streamflow.runtime.hooks import Hooks
-from streamflow.runtime.jobs import Runnable
+from streamflow.runtime.host import Host
 from streamflow.runtime.leases import HAND_BACK_IDLE_MS, Leases
 from streamflow.runtime.lone import Lone
 from streamflow.runtime.outage import Outage
 from streamflow.runtime.preflight import check_server
-from streamflow.runtime.projector import Projector
 from streamflow.runtime.recorder import Recorder
 from streamflow.runtime.recovery import Recovery
 from streamflow.runtime.roles import Role
+from streamflow.runtime.roster import Roster
 from streamflow.runtime.sweep import StuckSweep
 from streamflow.runtime.timer import Timer
 from streamflow.runtime.watch import Watch
-from streamflow.store.connection import Store
 from streamflow.store.plan import run
 
 log = get_logger(__name__)
-
-
-class Host(Protocol):
-    """What a worker serves (an App): its store and projector, actors and hooks."""
-
-    @property
-    def store(self) -> Store: ...
-
-    @property
-    def projector(self) -> Projector: ...
-
-    @property
-    def actors(self) -> Mapping[str, Runnable]: ...
-
-    @property
-    def hooks(self) -> Sequence[Hooks]: ...
-
-    @property
-    def large_result_bytes(self) -> int: ...
-
-    @property
-    def max_result_bytes(self) -> int: ...
 
 
 def pinned(shards: Sequence[int] | None, count: int) -> tuple[int, ...]:
@@ -176,6 +151,14 @@ class Worker:
             interval_s=heartbeat_s,
             misses=max(1, math.ceil(dead_after_s / heartbeat_s)),
             released=self._released,
+            roster=Roster(
+                store,
+                name=self.name,
+                queues=self.queues,
+                shards=len(self.shards),
+                concurrency=concurrency,
+                in_flight=lambda: len(self.executor.in_flight),
+            ),
             **shared,
         )
         self.leases = Leases(store, self.name)

@@ -194,6 +194,11 @@ class Keys:
     def limiter(self, name: str) -> str:
         return f"{self.prefix}:limit:{name}"
 
+    def workers(self) -> str:
+        """The worker processes' cards: consumer name -> what it is and how busy, as
+        JSON (``store.roster``)."""
+        return f"{self.prefix}:workers"
+
     def shard_count(self) -> str:
         """How many shards the workflows under this prefix are spread over (set by the
         first App or worker; every other must have the same)."""
