@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import collections
+import subprocess
+import sys
 from typing import Any
 
 from streamflow import App
@@ -115,3 +117,13 @@ def check_contract(definition: Definition, history: list[Entry]) -> None:
 
 def events_of(history: list[Entry], kind: type[Any]) -> list[Any]:
     return [e.event for e in history if isinstance(e.event, kind)]
+
+
+CLI = [sys.executable, "-m", "streamflow.cli", "--log-level", "warning"]
+
+
+def cli(url: str, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
+    """``streamflow <args> --url url`` in a process of its own, which must exit ``code``."""
+    done = subprocess.run([*CLI, *args, "--url", url], capture_output=True, text=True, timeout=60)
+    assert done.returncode == code, (done.stdout, done.stderr)
+    return done

@@ -4,23 +4,18 @@ scripts are there (loaded if missing), and a named worker beats; else 1."""
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
 
 import pytest
 import redis
 
 from streamflow import App
+from tests.helpers import cli
 
 pytestmark = pytest.mark.integration
 
-RUN = [sys.executable, "-m", "streamflow.cli", "--log-level", "warning", "health"]
-
 
 def health(url: str, *args: str, code: int = 0) -> str:
-    done = subprocess.run([*RUN, *args, "--url", url], capture_output=True, text=True, timeout=60)
-    assert done.returncode == code, (done.stdout, done.stderr)
-    return done.stdout
+    return cli(url, "health", *args, code=code).stdout
 
 
 def test_redis_and_its_scripts(app: App, r: redis.Redis, redis_url: str) -> None:

@@ -12,22 +12,9 @@ import pytest
 import redis
 
 from streamflow import App, ResultFailure, __version__
+from tests.helpers import cli
 
 pytestmark = pytest.mark.integration
-
-
-RUN = [sys.executable, "-m", "streamflow.cli", "--log-level", "warning"]
-
-
-def cli(redis_url: str, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [*RUN, *args, "--url", redis_url],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == code, (done.stdout, done.stderr)
-    return done
 
 
 def test_results_failures_and_waits(app: App, r: redis.Redis, redis_url: str) -> None:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
-import sys
 from typing import Any
 
 import pytest
@@ -16,17 +14,14 @@ import redis
 
 from streamflow import App, __version__
 from streamflow.store import roster
+from tests.helpers import cli
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
-RUN = [sys.executable, "-m", "streamflow.cli", "--log-level", "warning", "workers"]
-
 
 def workers(url: str, *args: str) -> str:
-    done = subprocess.run([*RUN, *args, "--url", url], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, (done.stdout, done.stderr)
-    return done.stdout
+    return cli(url, "workers", *args).stdout
 
 
 def test_a_worker_is_on_the_roster_while_it_runs_and_after(

@@ -3,8 +3,6 @@ lost, and go back to their queues (and run) once resumed; from the API and the C
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from typing import Any
 
@@ -14,14 +12,21 @@ import redis
 from streamflow import App, Chain
 from streamflow.model.events import TaskStarted
 from streamflow.model.messages import shard_of
-from streamflow.store.pauses import PAUSE_LOOK_S
-from tests.helpers import events_of
+from streamflow.store import pauses
+from tests.helpers import cli, events_of
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
-SETTLE_S = 3 * PAUSE_LOOK_S
-"""Long enough for every worker to have read a pause (it reads them once a second)."""
+LOOK_S = 0.1
+"""How often workers read the pauses in these tests (once a second otherwise)."""
+SETTLE_S = 3 * LOOK_S
+"""Long enough for every worker to have read a pause."""
+
+
+@pytest.fixture(autouse=True)
+def quick_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pauses, "PAUSE_LOOK_S", LOOK_S)
 
 
 def counted(app: App, r: redis.Redis, queue: str = "default") -> Any:
@@ -102,26 +107,14 @@ def test_pausing_needs_a_name(app: App) -> None:
     assert not app.paused()
 
 
-def cli(redis_url: str, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "streamflow.cli", "--log-level", "warning", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == code, (done.stdout, done.stderr)
-    return done
-
-
 def test_the_cli_pauses_resumes_and_lists(app: App, redis_url: str) -> None:
-    url = ["--url", redis_url]
-    assert cli(redis_url, "pause", "--queue", "io", *url).stdout == "paused queue io\n"
-    assert cli(redis_url, "pause", "--actor", "report", *url).stdout == "paused actor report\n"
+    assert cli(redis_url, "pause", "--queue", "io").stdout == "paused queue io\n"
+    assert cli(redis_url, "pause", "--actor", "report").stdout == "paused actor report\n"
     assert app.paused().queues == {"io"} and app.paused().actors == {"report"}
-    assert cli(redis_url, "paused", *url).stdout == "queue  io\nactor  report\n"
-    cli(redis_url, "resume", "--queue", "io", "--actor", "report", *url)
-    assert cli(redis_url, "paused", *url).stdout == "nothing is paused\n"
-    refused = cli(redis_url, "pause", *url, code=1)
+    assert cli(redis_url, "paused").stdout == "queue  io\nactor  report\n"
+    cli(redis_url, "resume", "--queue", "io", "--actor", "report")
+    assert cli(redis_url, "paused").stdout == "nothing is paused\n"
+    refused = cli(redis_url, "pause", code=1)
     assert refused.stderr == (
         "streamflow pause: ValueError: name a queue or an actor (queue=..., actor=...)\n"
     )

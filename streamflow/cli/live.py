@@ -1,5 +1,5 @@
-"""Live views of a deployment: ``streamflow workers`` (and what follows it). Each takes
-``--json``; ``--watch S`` redraws every S seconds until interrupted."""
+"""Live views of a deployment: ``streamflow workers`` and ``streamflow queues``. Each
+takes ``--json``; ``--watch S`` redraws every S seconds until interrupted."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 from streamflow.cli.common import connect
 from streamflow.store import roster
+from streamflow.store.queues import QueueStats, queue_stats, totals
 
 RECENT_MS = 3600 * 1000
 """Workers that stopped (or went silent) within this long are listed too."""
@@ -51,6 +52,37 @@ def cmd_workers(args: argparse.Namespace) -> int:
         return _table(rows)
 
     return watch(draw, args.watch)
+
+
+def cmd_queues(args: argparse.Namespace) -> int:
+    app = connect(args)
+
+    def draw() -> str:
+        stats = queue_stats(app.store)
+        shown = stats if args.by_shard else totals(stats)
+        if args.json:
+            return json.dumps([dataclasses.asdict(each) for each in shown])
+        head = ("QUEUE", "SHARD", "WAITING", "IN FLIGHT", "OLDEST", "DELAYED", "PARKED", "DEAD")
+        rows: list[tuple[str, ...]] = [head, *(_queue_row(each) for each in shown)]
+        if len(rows) == 1:
+            return "no queue holds anything"
+        return _table(rows)
+
+    return watch(draw, args.watch)
+
+
+def _queue_row(each: QueueStats) -> tuple[str, ...]:
+    oldest = each.oldest_in_flight_ms
+    return (
+        each.queue,
+        "all" if each.shard is None else str(each.shard),
+        str(each.waiting),
+        str(each.in_flight),
+        "-" if oldest is None else _duration(oldest),
+        str(each.delayed),
+        str(each.parked),
+        str(each.dead),
+    )
 
 
 def watch(draw: Callable[[], str], every_s: float | None) -> int:

@@ -13,7 +13,7 @@ from streamflow.cli.common import configure_logging
 from streamflow.cli.demo import cmd_demo
 from streamflow.cli.health import MAX_AGE_S, cmd_health
 from streamflow.cli.histories import cmd_check, cmd_export, cmd_history, cmd_ls, cmd_show
-from streamflow.cli.live import cmd_workers
+from streamflow.cli.live import cmd_queues, cmd_workers
 from streamflow.cli.operate import (
     cmd_cancel,
     cmd_dead_letters,
@@ -98,6 +98,16 @@ def build_parser() -> argparse.ArgumentParser:
     workers.add_argument("--json", action="store_true")
     workers.add_argument("--watch", type=float, metavar="S", help="redraw every S seconds")
     workers.set_defaults(func=cmd_workers)
+
+    queues = sub.add_parser(
+        "queues",
+        help="per queue: waiting, in flight and its oldest, delayed, parked, dead letters",
+        parents=[connection],
+    )
+    queues.add_argument("--by-shard", action="store_true", help="a row per queue and shard")
+    queues.add_argument("--json", action="store_true")
+    queues.add_argument("--watch", type=float, metavar="S", help="redraw every S seconds")
+    queues.set_defaults(func=cmd_queues)
 
     health = sub.add_parser(
         "health",

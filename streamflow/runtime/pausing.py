@@ -15,7 +15,7 @@ from streamflow.model.messages import shard_of
 from streamflow.runtime.jobs import Job
 from streamflow.store import pauses, scripts
 from streamflow.store.connection import Store
-from streamflow.store.pauses import PAUSE_LOOK_S, Paused, parked_entry, parked_of
+from streamflow.store.pauses import Paused, parked_entry, parked_of
 from streamflow.store.plan import Command, checked
 
 log = get_logger(__name__)
@@ -24,7 +24,7 @@ UNPARK_CHUNK = 1000
 
 
 class PauseWatch:
-    """What is paused, read at most once per ``PAUSE_LOOK_S``."""
+    """What is paused, read at most once per ``pauses.PAUSE_LOOK_S``."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -32,7 +32,7 @@ class PauseWatch:
         self._read_at = -math.inf
 
     def now(self) -> Paused:
-        if time.monotonic() - self._read_at >= PAUSE_LOOK_S:
+        if time.monotonic() - self._read_at >= pauses.PAUSE_LOOK_S:
             self._paused = pauses.read(self.store.client, self.store.keys)
             self._read_at = time.monotonic()
         return self._paused

@@ -15,10 +15,9 @@ from streamflow.runtime.outage import Outage
 from streamflow.runtime.pausing import unpark
 from streamflow.runtime.roles import Role
 from streamflow.runtime.sweep import StuckSweep
-from streamflow.store import scripts
+from streamflow.store import pauses, scripts
 from streamflow.store.cluster import Routes
 from streamflow.store.connection import Store
-from streamflow.store.pauses import PAUSE_LOOK_S
 from streamflow.store.plan import Command, checked
 from streamflow.store.wire import Wire
 
@@ -161,7 +160,7 @@ class Timer(Role):
         if self._wire is None:
             self._wire = self.store.wire()
         move_due(self.store, self.shards, self.queues, self._wire.execute)
-        if time.monotonic() - self._last_unpark > PAUSE_LOOK_S:
+        if time.monotonic() - self._last_unpark > pauses.PAUSE_LOOK_S:
             self._last_unpark = time.monotonic()
             unpark(self.store, self.shards, self._wire.execute)
         if time.monotonic() - self._last_sweep > self.sweep_interval_s:
