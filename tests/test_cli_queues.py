@@ -4,6 +4,8 @@ long, what is delayed, parked by a pause, or dead-lettered."""
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
 from typing import Any
 
 import pytest
@@ -12,7 +14,7 @@ import redis
 from streamflow import App
 from streamflow.model.messages import shard_of
 from streamflow.store import pauses
-from tests.helpers import cli
+from tests.helpers import CLI, cli
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -93,3 +95,18 @@ def test_what_each_queue_holds(
         assert sum(row["waiting"] for row in shards if row["queue"] == "idle") == 2
         r.lpush("open", 1)
         running.get_result(block=True, timeout=10)
+
+
+def test_watch_redraws_until_interrupted(app: App, redis_url: str) -> None:
+    watching = subprocess.Popen(
+        [*CLI, "queues", "--watch", "0.1", "--url", redis_url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert watching.stdout is not None
+    lines = [watching.stdout.readline() for _ in range(3)]  # three draws
+    watching.send_signal(signal.SIGINT)
+    _, err = watching.communicate(timeout=30)
+    assert lines == ["no queue holds anything\n"] * 3
+    assert watching.returncode == 130 and err == ""  # no traceback
