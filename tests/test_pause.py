@@ -3,7 +3,6 @@ lost, and go back to their queues (and run) once resumed; from the API and the C
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -19,9 +18,8 @@ from tests.waiting import wait_until
 pytestmark = pytest.mark.integration
 
 LOOK_S = 0.1
-"""How often workers read the pauses in these tests (once a second otherwise)."""
-SETTLE_S = 3 * LOOK_S
-"""Long enough for every worker to have read a pause."""
+"""How often workers read the pauses in these tests (once a second otherwise; a new
+worker reads them before its first message)."""
 
 
 @pytest.fixture(autouse=True)
@@ -42,15 +40,20 @@ def ran(r: redis.Redis) -> list[str]:
     return [raw.decode() for raw in r.lrange("ran", 0, -1)]
 
 
+def parked(app: App, r: redis.Redis, handles: list[Any], queue: str, actor: str) -> int:
+    """Messages of ``actor`` on ``queue`` set aside on the shards of ``handles``."""
+    shards = {shard_of(h.id) for h in handles}
+    return sum(int(r.zcard(app.keys.parked(shard, queue, actor))) for shard in shards)
+
+
 def test_a_paused_queue_runs_nothing_until_resumed(app: App, r: redis.Redis) -> None:
     slow, fast = counted(app, r, "slow"), counted(app, r, "fast")
     app.pause(queue="slow")
     assert app.paused().queues == {"slow"}
     with app.worker(concurrency=2):
-        time.sleep(SETTLE_S)
         held = [slow.send(f"s{i}") for i in range(5)]
         assert fast.send("f").get_result(block=True, timeout=10) == "f"
-        time.sleep(SETTLE_S)
+        wait_until(lambda: parked(app, r, held, "slow", "count_slow") == 5, 10)
         assert ran(r) == ["f"]  # the paused queue's five wait
         assert all(not events_of(h.history(), TaskStarted) for h in held)
         app.resume(queue="slow")
@@ -73,8 +76,8 @@ def test_a_paused_actor_holds_its_steps_of_a_workflow(app: App, r: redis.Redis) 
         handle = app.submit(Chain(count.message("a"), gate.message(), count.message("c")))
         other = count.send("other")
         assert other.get_result(block=True, timeout=10) == "other"  # same queue, runs
-        wait_until(lambda: "a" in ran(r), 10)
-        time.sleep(SETTLE_S)
+        wait_until(lambda: parked(app, r, [handle], "default", "gate") == 1, 10)
+        assert "a" in ran(r)
         assert handle.status().status == "running" and "gate" not in ran(r)
         app.resume(actor="gate")
         assert handle.get_result(block=True, timeout=10) == "c"
@@ -85,11 +88,8 @@ def test_parked_messages_survive_the_workers_that_parked_them(app: App, r: redis
     count = counted(app, r)
     app.pause(queue="default")
     with app.worker(concurrency=1):
-        time.sleep(SETTLE_S)
         handles = [count.send(str(i)) for i in range(3)]
-        queues = {app.keys.queue(shard_of(h.id), "default") for h in handles}
-        wait_until(lambda: not any(r.xlen(queue) for queue in queues), 10)  # parked
-        time.sleep(SETTLE_S)
+        wait_until(lambda: parked(app, r, handles, "default", "count_default") == 3, 10)
     assert ran(r) == []
     app.resume(queue="default")
     with app.worker(concurrency=1):  # another worker: nothing was held by the first

@@ -91,22 +91,20 @@ def build_parser() -> argparse.ArgumentParser:
     result.add_argument("--timeout", type=float, help="with --wait: at most this many seconds")
     result.set_defaults(func=cmd_result)
 
+    live = argparse.ArgumentParser(add_help=False, parents=[connection])
+    live.add_argument("--json", action="store_true")
+    live.add_argument("--watch", type=float, metavar="S", help="redraw every S seconds")
     workers = sub.add_parser(
-        "workers", help="the worker processes, live or gone within the hour", parents=[connection]
+        "workers", help="the worker processes, live or gone within the hour", parents=[live]
     )
     workers.add_argument("--all", action="store_true", help="every worker remembered (a day)")
-    workers.add_argument("--json", action="store_true")
-    workers.add_argument("--watch", type=float, metavar="S", help="redraw every S seconds")
     workers.set_defaults(func=cmd_workers)
-
     queues = sub.add_parser(
         "queues",
         help="per queue: waiting, in flight and its oldest, delayed, parked, dead letters",
-        parents=[connection],
+        parents=[live],
     )
     queues.add_argument("--by-shard", action="store_true", help="a row per queue and shard")
-    queues.add_argument("--json", action="store_true")
-    queues.add_argument("--watch", type=float, metavar="S", help="redraw every S seconds")
     queues.set_defaults(func=cmd_queues)
 
     health = sub.add_parser(

@@ -44,7 +44,9 @@ class PauseWatch:
             redis.RedisError: Redis failed (the messages stay pending: delivered again).
         """
         paused = self.now()
-        held = [job for job in jobs if paused and _holds(paused, job)]
+        if not paused:  # the common case: one check per batch
+            return jobs
+        held = [job for job in jobs if _holds(paused, job)]
         if not held:
             return jobs
         keys = self.store.keys
@@ -72,7 +74,8 @@ class PauseWatch:
                 attempt=job.attempt,
                 actor=job.task.actor,
             )
-        return [job for job in jobs if not _holds(paused, job)]
+        parked = {id(job) for job in held}
+        return [job for job in jobs if id(job) not in parked]
 
 
 def _holds(paused: Paused, job: Job) -> bool:
