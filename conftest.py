@@ -52,6 +52,12 @@ def pytest_configure(config: pytest.Config) -> None:
         "cluster_faults: a cluster moved or failed over under a run (slow): run once, in "
         "the main run of scripts/test, not again in its other settings",
     )
+    config.addinivalue_line(
+        "markers",
+        "once: a slow integration test of the worker's own logic (processes killed or "
+        "paused, retention sweeps) rather than of what differs between versions: run in "
+        "the main run of scripts/test, not again in its other settings",
+    )
 
 
 @pytest.fixture(scope="session")

@@ -91,6 +91,7 @@ def test_a_killed_workers_tasks_run_again_within_seconds(
     _audited(app, handle)
 
 
+@pytest.mark.once
 def test_a_long_task_on_a_live_worker_is_never_taken_over(
     app: App, r: redis.Redis, redis_url: str, tmp_path: Path, processes: list[Any]
 ) -> None:
@@ -105,6 +106,7 @@ def test_a_long_task_on_a_live_worker_is_never_taken_over(
     assert len(started) == 1
 
 
+@pytest.mark.once
 def test_a_stopping_worker_hands_back_what_it_has_not_started(
     app: App, r: redis.Redis, redis_url: str, tmp_path: Path, processes: list[Any]
 ) -> None:
@@ -127,6 +129,7 @@ def test_a_stopping_worker_hands_back_what_it_has_not_started(
     assert _runs(r, "slow") == 4
 
 
+@pytest.mark.once
 def test_a_paused_worker_gets_back_what_was_not_run_yet(
     app: App, r: redis.Redis, redis_url: str, tmp_path: Path, processes: list[Any]
 ) -> None:
@@ -161,6 +164,7 @@ def test_a_paused_worker_gets_back_what_was_not_run_yet(
     _audited(app, handle)
 
 
+@pytest.mark.once
 def test_a_redis_pause_kills_no_one(
     redis_binary: str, tmp_path: Path, processes: list[Any]
 ) -> None:
@@ -227,6 +231,7 @@ KILLED_RUN_BOUND_S = 60
 restarted three times are done within this, nothing lost."""
 
 
+@pytest.mark.once
 def test_three_kills_in_two_thousand_tasks_lose_nothing(
     app: App, r: redis.Redis, redis_url: str, tmp_path: Path, processes: list[Any]
 ) -> None:

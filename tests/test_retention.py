@@ -135,6 +135,7 @@ def _settled(r: redis.Redis, app: App) -> bool:
     return not any(r.scan_iter(match=f"{app.keys.prefix}:*:expired", count=1000))
 
 
+@pytest.mark.once
 def test_finished_workflows_leave_nothing_behind(app: App, r: redis.Redis) -> None:
     ran: list[int] = []  # one item per body run (append is atomic)
 

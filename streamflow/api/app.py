@@ -25,7 +25,9 @@ from streamflow.logs import get_logger
 from streamflow.model.events import Entry
 from streamflow.model.options import DEFAULT_QUEUE, HistoryBudget, to_ms
 from streamflow.runtime.hooks import Hooks, call_hooks
+from streamflow.runtime.observe import Observers
 from streamflow.runtime.projector import Projector
+from streamflow.runtime.tally import Tally
 from streamflow.runtime.worker import Worker
 from streamflow.store.connection import Store, masked
 from streamflow.store.deadletters import DeadLetters
@@ -135,6 +137,10 @@ class App(AsyncMethods, Pausing):
         self.large_result_bytes = large_result_bytes
         self.max_result_bytes = max_result_bytes
         self.hooks: list[Hooks] = list(hooks)
+        self.tally = Tally(self.store)
+        """This process's counts of its workers' work, for ``streamflow stats``."""
+        self.observers = Observers([self.tally])
+        """What is told of this process's work: its stats, metrics or traces if asked."""
         self.history_budget = history_budget
         self.projector.after_workflow = self._after_workflow
         AsyncMethods.__init__(self)
@@ -256,6 +262,7 @@ class App(AsyncMethods, Pausing):
         # Retried through a Redis outage: the id was chosen before the first try, so a
         # submit that went through before the connection broke is recognised (EXISTS).
         self.retrying(lambda: write_workflow(self.store, self.projector, submission))
+        self.observers.workflows_submitted(1)
         return self.handle(submission.workflow_id)
 
     def submit_many(
@@ -268,6 +275,7 @@ class App(AsyncMethods, Pausing):
         for start in range(0, len(submissions), SUBMIT_CHUNK):
             chunk = submissions[start : start + SUBMIT_CHUNK]
             self.retrying(functools.partial(write_many, self.store, self.projector, chunk))
+            self.observers.workflows_submitted(len(chunk))
         return [self.handle(submission.workflow_id) for submission in submissions]
 
     def results(
@@ -340,6 +348,7 @@ class App(AsyncMethods, Pausing):
 
     def _after_workflow(self, workflow_id: str, status: str) -> None:
         self.call_hooks("after_workflow", workflow_id, status)
+        self.observers.workflow_ended(workflow_id, status)
 
     def history(self, workflow_id: str) -> list[Entry]:
         """A workflow's events with their sequence numbers, stream ids and times.

@@ -14,6 +14,7 @@ from streamflow.api.canvas import Canvas
 from streamflow.api.submit import Submission
 from streamflow.history.listing import WorkflowSummary, list_plan
 from streamflow.model.events import Entry
+from streamflow.runtime.observe import Observers
 from streamflow.runtime.projector import Projector
 from streamflow.store.aio import AsyncStore
 from streamflow.store.connection import Store
@@ -29,6 +30,7 @@ class AsyncMethods:
 
     store: Store
     projector: Projector
+    observers: Observers
     # The App's: compiling and checking a submission (see App.submit), and closing.
     _prepare: Callable[[Canvas, str | None, Actor[Any, Any] | str | None, float | None], Submission]
     close: Callable[[], None]
@@ -48,7 +50,9 @@ class AsyncMethods:
     ) -> AsyncWorkflowHandle:
         """``submit`` for asyncio code: the same checks, errors and idempotence."""
         submission = self._prepare(canvas, workflow_id, on_failure, retention)
-        return await aio.submit(self._face, self.projector, submission)
+        handle = await aio.submit(self._face, self.projector, submission)
+        self.observers.workflows_submitted(1)
+        return handle
 
     async def submit_many_async(
         self, canvases: Iterable[Canvas], *, retention: float | None = None
@@ -59,6 +63,7 @@ class AsyncMethods:
         for start in range(0, len(submissions), SUBMIT_CHUNK):
             chunk = submissions[start : start + SUBMIT_CHUNK]
             handles += await aio.submit_many(self._face, self.projector, chunk)
+            self.observers.workflows_submitted(len(chunk))
         return handles
 
     async def results_async(

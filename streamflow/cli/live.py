@@ -1,5 +1,6 @@
-"""Live views of a deployment: ``streamflow workers`` and ``streamflow queues``. Each
-takes ``--json``; ``--watch S`` redraws every S seconds until interrupted."""
+"""Live views of a deployment: ``streamflow workers``, ``streamflow queues`` and
+``streamflow stats``. Each takes ``--json``; ``--watch S`` redraws every S seconds until
+interrupted."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from streamflow.cli.common import connect
-from streamflow.store import roster
+from streamflow.store import roster, stats
 from streamflow.store.queues import QueueStats, queue_stats, totals
 
 RECENT_MS = 3600 * 1000
@@ -69,6 +70,92 @@ def cmd_queues(args: argparse.Namespace) -> int:
         return _table(rows)
 
     return watch(draw, args.watch)
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    app = connect(args)
+    if args.minutes < 1:
+        raise ValueError(f"--minutes must be at least 1 (got {args.minutes})")
+
+    def draw() -> str:
+        window = stats.read(app.client, app.keys, app.store.now_ms(0), args.minutes)
+        if args.json:
+            return json.dumps(_stats_json(window))
+        total = window.total
+        ended = ", ".join(f"{n} {status}" for status, n in sorted(window.workflows.items()))
+        head = (
+            f"last {args.minutes} min: {total.attempts} attempts ended "
+            f"({total.attempts / window.seconds:.1f}/s): {total.succeeded} succeeded, "
+            f"{total.retried} retried, {total.failed} failed; "
+            f"workflows ended: {ended or 'none'}"
+        )
+        rows: list[tuple[str, ...]] = [
+            (
+                "QUEUE",
+                "ACTOR",
+                "PER S",
+                "OK",
+                "RETRIED",
+                "FAILED",
+                "RUN p50",
+                "p95",
+                "WAIT p50",
+                "p95",
+            )
+        ]
+        rows += [_stats_row(each, window.seconds) for each in window.tasks]
+        return head if len(rows) == 1 else f"{head}\n\n{_table(rows)}"
+
+    return watch(draw, args.watch)
+
+
+def _stats_row(each: stats.TaskStats, seconds: float) -> tuple[str, ...]:
+    return (
+        each.queue,
+        each.actor,
+        f"{each.attempts / seconds:.1f}",
+        str(each.succeeded),
+        str(each.retried),
+        str(each.failed),
+        _at_most(each.run_percentile(0.5)),
+        _at_most(each.run_percentile(0.95)),
+        _at_most(each.wait_percentile(0.5)),
+        _at_most(each.wait_percentile(0.95)),
+    )
+
+
+def _stats_json(window: stats.Window) -> dict[str, object]:
+    def one(each: stats.TaskStats) -> dict[str, object]:
+        return {
+            "queue": each.queue,
+            "actor": each.actor,
+            "per_second": round(each.attempts / window.seconds, 3),
+            "succeeded": each.succeeded,
+            "retried": each.retried,
+            "failed": each.failed,
+            "mean_run_ms": each.mean_run_ms(),
+            "run_ms_p50": each.run_percentile(0.5),
+            "run_ms_p95": each.run_percentile(0.95),
+            "wait_ms_p50": each.wait_percentile(0.5),
+            "wait_ms_p95": each.wait_percentile(0.95),
+        }
+
+    return {
+        "minutes": window.minutes,
+        "seconds": window.seconds,
+        "total": one(window.total),
+        "tasks": [one(each) for each in window.tasks],
+        "workflows": window.workflows,
+    }
+
+
+def _at_most(ms: float | None) -> str:
+    """A percentile read off the buckets: at most its bucket's bound."""
+    if ms is None:
+        return "-"
+    if ms == float("inf"):
+        return f">{_duration(stats.BUCKETS_MS[-1])}"
+    return f"≤{ms:g}ms" if ms < 1000 else f"≤{_duration(ms)}"
 
 
 def _queue_row(each: QueueStats) -> tuple[str, ...]:

@@ -13,7 +13,7 @@ from streamflow.cli.common import configure_logging
 from streamflow.cli.demo import cmd_demo
 from streamflow.cli.health import MAX_AGE_S, cmd_health
 from streamflow.cli.histories import cmd_check, cmd_export, cmd_history, cmd_ls, cmd_show
-from streamflow.cli.live import cmd_queues, cmd_workers
+from streamflow.cli.live import cmd_queues, cmd_stats, cmd_workers
 from streamflow.cli.operate import (
     cmd_cancel,
     cmd_dead_letters,
@@ -68,6 +68,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="the shards to serve, as 0-7 or 0,3,8-11 (default: all)",
     )
     worker.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="P",
+        help="serve Prometheus metrics on /metrics at this port (streamflow[metrics])",
+    )
+    worker.add_argument(
+        "--metrics-host",
+        default="0.0.0.0",
+        help="the address --metrics-port binds (default: 0.0.0.0, every interface)",
+    )
+    worker.add_argument(
         "--roles",
         nargs="+",
         choices=("tasks", "timer", "recovery"),
@@ -106,6 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     queues.add_argument("--by-shard", action="store_true", help="a row per queue and shard")
     queues.set_defaults(func=cmd_queues)
+    tallies = sub.add_parser(
+        "stats",
+        help="tasks per second, retries, failures, run and wait times, per queue and actor",
+        parents=[live],
+    )
+    tallies.add_argument("--minutes", type=int, default=5, help="the window (default: 5)")
+    tallies.set_defaults(func=cmd_stats)
 
     health = sub.add_parser(
         "health",

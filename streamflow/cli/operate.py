@@ -40,6 +40,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
         timer="timer" in args.roles,
         shards=args.shards,
     )
+    if args.metrics_port is not None:
+        from streamflow.metrics import serve
+
+        serve(app, args.metrics_port, args.metrics_host)
     worker.run()
     return 0
 

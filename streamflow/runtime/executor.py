@@ -25,6 +25,7 @@ from streamflow.runtime.jobs import Job, in_context
 from streamflow.runtime.leases import Leases
 from streamflow.runtime.limits import TimeLimits
 from streamflow.runtime.lone import Lone
+from streamflow.runtime.observe import Observer
 from streamflow.runtime.outcomes import failed, succeeded, too_old
 from streamflow.runtime.pool import TaskPool
 from streamflow.runtime.recorder import Recorder
@@ -93,6 +94,7 @@ class Executor:
         large_result_bytes: results encoding to more are stored out of line.
         max_result_bytes: a result encoding to more fails its task.
         pool: where calls run (default: ``concurrency`` task threads).
+        observer: told as each body starts and each outcome is recorded.
     """
 
     def __init__(
@@ -107,8 +109,10 @@ class Executor:
         large_result_bytes: int,
         max_result_bytes: int,
         pool: Pool | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.store = store
+        self.observer = observer or Observer()
         self.name = name
         self.recorder = recorder
         self.leases = leases
@@ -163,6 +167,7 @@ class Executor:
             # Redis went away or lost its replicas while the outcome was recorded: the
             # message stays pending, and the task runs again once its lease is over.
             self._log.warning("outcome_not_recorded", error=str(error))
+            self.observer.redis_error("record")
         elif error is not None:
             self._log.error("worker_job_crashed", exc_info=error)
         self.in_flight.done()
@@ -186,7 +191,9 @@ class Executor:
                 "attempt": job.attempt,
                 "actor": job.actor.name,
             }
-            duration_ms = round((time.monotonic() - job.started) * 1000, 3) if job.started else 0
+            duration_s = time.monotonic() - job.started if job.started else 0.0
+            self.observer.task_ended(job, event, duration_s)
+            duration_ms = round(duration_s * 1000, 3)
             ok = isinstance(event, TaskSucceeded)
             self._log.debug("task_finished", **where, ok=ok, duration_ms=duration_ms)
             if isinstance(event, TaskFailed):
@@ -241,6 +248,7 @@ class Executor:
     def _run_sync(self, job: Job) -> None:
         if self._given_back(job):
             return
+        self.observer.task_started(job)
         old = too_old(job)
         if old is not None:
             self.finish(job, failed(job, old))
@@ -266,6 +274,7 @@ class Executor:
 
     def _run_async(self, job: Job) -> None:
         assert self._loop is not None
+        self.observer.task_started(job)
         old = too_old(job)
         if old is not None:
             self.track(self.finish, job, failed(job, old))

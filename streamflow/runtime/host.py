@@ -7,12 +7,15 @@ from typing import Protocol
 
 from streamflow.runtime.hooks import Hooks
 from streamflow.runtime.jobs import Runnable
+from streamflow.runtime.observe import Observers
 from streamflow.runtime.projector import Projector
+from streamflow.runtime.tally import Tally
 from streamflow.store.connection import Store
 
 
 class Host(Protocol):
-    """What a worker serves (an App): its store and projector, actors and hooks."""
+    """What a worker serves (an App): its store and projector, actors and hooks, and what
+    observes the process's work (its stats among them)."""
 
     @property
     def store(self) -> Store: ...
@@ -25,6 +28,12 @@ class Host(Protocol):
 
     @property
     def hooks(self) -> Sequence[Hooks]: ...
+
+    @property
+    def observers(self) -> Observers: ...
+
+    @property
+    def tally(self) -> Tally: ...
 
     @property
     def large_result_bytes(self) -> int: ...

@@ -8,11 +8,15 @@ import os
 import socket
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from streamflow.model.version import __version__
 from streamflow.store import roster
 from streamflow.store.connection import Store
 from streamflow.store.roster import FORGET_MS, WorkerCard
+
+if TYPE_CHECKING:
+    from streamflow.runtime.tally import Tally
 
 CARD_EVERY_S = 2.0
 PRUNE_EVERY_S = 300.0
@@ -20,7 +24,8 @@ PRUNE_EVERY_S = 300.0
 
 class Roster:
     """The card of worker ``name``: its ``queues``, ``shards`` and ``concurrency``, and
-    how many tasks it holds (``in_flight()``)."""
+    how many tasks it holds (``in_flight()``); written with the process's stats
+    (``tally``), added into Redis at the same pace."""
 
     def __init__(
         self,
@@ -31,6 +36,7 @@ class Roster:
         shards: int,
         concurrency: int,
         in_flight: Callable[[], int],
+        tally: Tally | None = None,
     ) -> None:
         self.store = store
         self.name = name
@@ -38,6 +44,7 @@ class Roster:
         self.shards = shards
         self.concurrency = concurrency
         self.in_flight = in_flight
+        self.tally = tally
         self._started_ms: int | None = None
         self._written = self._pruned = -math.inf
 
@@ -47,6 +54,8 @@ class Roster:
             return
         self._written = time.monotonic()
         roster.write(self.store.client, self.store.keys, self._card(now_ms))
+        if self.tally is not None:
+            self.tally.flush(now_ms)
         if time.monotonic() - self._pruned > PRUNE_EVERY_S:
             self._pruned = time.monotonic()
             roster.forget(self.store.client, self.store.keys, now_ms - FORGET_MS)
@@ -54,6 +63,8 @@ class Roster:
     def leave(self, now_ms: int) -> None:
         """The worker stopped (gracefully) at Redis time ``now_ms``."""
         roster.write(self.store.client, self.store.keys, self._card(now_ms, stopped=True))
+        if self.tally is not None:
+            self.tally.flush(now_ms)
 
     def _card(self, now_ms: int, stopped: bool = False) -> WorkerCard:
         if self._started_ms is None:

@@ -158,6 +158,7 @@ class Worker:
                 shards=len(self.shards),
                 concurrency=concurrency,
                 in_flight=lambda: len(self.executor.in_flight),
+                tally=app.tally,
             ),
             **shared,
         )
@@ -174,6 +175,7 @@ class Worker:
             large_result_bytes=app.large_result_bytes,
             max_result_bytes=app.max_result_bytes,
             pool=pool,
+            observer=app.observers,
         )
         settings = Settings(
             prefetch=concurrency * 4,

@@ -199,6 +199,11 @@ class Keys:
         JSON (``store.roster``)."""
         return f"{self.prefix}:workers"
 
+    def stats(self, minute: int) -> str:
+        """What workers did in one minute (of the Redis clock, counted from the epoch):
+        counters flushed by each worker (``store.stats``)."""
+        return f"{self.prefix}:stats:{minute}"
+
     def shard_count(self) -> str:
         """How many shards the workflows under this prefix are spread over (set by the
         first App or worker; every other must have the same)."""

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -60,6 +61,9 @@ class Scripts:
         self._scripts = {
             name: client.register_script(script_source(name)) for name in sorted(SCRIPTS)
         }
+        self.timed: Callable[[Sequence[Call], float, BaseException | None], None] | None = None
+        """Told of each pipeline sent: its calls, how long its round trip took (s), and
+        what it raised (metrics set it)."""
 
     def load_missing(self) -> int:
         """Load on every master the scripts it lacks (a restarted Redis has none until
@@ -130,10 +134,13 @@ class Scripts:
         flat = [call for each in batch for call in each.calls]
         results: list[Any] = []
         error: BaseException | None = None
+        sent = time.perf_counter()
         try:
             results = self._run(flat)
         except BaseException as exc:  # handed to every caller of the batch
             error = exc
+        if self.timed is not None:
+            self.timed(flat, time.perf_counter() - sent, error)
         with self._lock:
             if self._pending:
                 self._pending[0].lead = True

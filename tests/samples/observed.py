@@ -1,0 +1,38 @@
+"""An app whose worker processes tests observe from outside (metrics, traces):
+``streamflow worker tests.samples.observed:app``. Its actors succeed, fail once then
+succeed, or always fail; ``actors(app)`` registers the same ones on a test's own App,
+to submit them."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from streamflow import App
+from streamflow.store.cluster import connect
+
+
+def actors(app: App) -> dict[str, Any]:
+    """Register the actors on ``app``; returns them by name."""
+    client = connect(app.url)
+
+    @app.actor
+    def fine(x: int) -> int:
+        return x
+
+    @app.actor(max_retries=1, min_backoff=0.01)
+    def flaky(tag: str) -> str:
+        if client.incr(f"flaky:{tag}") == 1:
+            raise RuntimeError("fails the first time")
+        return tag
+
+    @app.actor(queue="risky")
+    def broken() -> None:
+        raise RuntimeError("always fails")
+
+    return {"fine": fine, "flaky": flaky, "broken": broken}
+
+
+if "STREAMFLOW_REDIS_URL" in os.environ:  # imported by a worker process
+    app = App(os.environ["STREAMFLOW_REDIS_URL"])
+    actors(app)
