@@ -4,6 +4,7 @@ run times and how long their messages waited, per queue and actor; workflows end
 
 from __future__ import annotations
 
+import bisect
 import collections
 import threading
 
@@ -13,30 +14,49 @@ from streamflow.runtime.observe import Observer, outcome_of, waited_s
 from streamflow.store import stats
 from streamflow.store.connection import Store
 
+_BOUNDS = stats.BUCKETS_MS
+_SLOTS = {"succeeded": 0, "retried": 1, "failed": 2}
+_RUN_MS, _WAIT_MS, _RUN_BUCKETS = 3, 4, 5
+_WAIT_BUCKETS = _RUN_BUCKETS + len(_BOUNDS) + 1
+_NAMES = (
+    "succeeded",
+    "retried",
+    "failed",
+    "run_ms",
+    "wait_ms",
+    *(f"run{le}" for le in (*_BOUNDS, "inf")),
+    *(f"wait{le}" for le in (*_BOUNDS, "inf")),
+)
+"""Each slot's counter name (``store.stats``)."""
+
 
 class Tally(Observer):
-    """Counts in memory; ``flush`` adds them into Redis."""
+    """Counts in memory (a row of numbers per queue and actor); ``flush`` adds them
+    into Redis."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._counts: collections.Counter[str] = collections.Counter()
+        self._tasks: dict[tuple[str, str], list[int]] = {}
+        self._workflows: collections.Counter[str] = collections.Counter()
         self._lock = threading.Lock()
 
     def task_ended(self, job: Job, event: TaskSucceeded | TaskFailed, duration_s: float) -> None:
-        queue, actor = job.task.options.queue, job.actor.name
         run_ms = duration_s * 1000
         wait_ms = waited_s(job) * 1000
+        key = (job.task.options.queue, job.actor.name)
         with self._lock:
-            counts = self._counts
-            counts[stats.task_field(queue, actor, outcome_of(event))] += 1
-            counts[stats.task_field(queue, actor, "run_ms")] += round(run_ms)
-            counts[stats.task_field(queue, actor, "run" + stats.bucket(run_ms))] += 1
-            counts[stats.task_field(queue, actor, "wait_ms")] += round(wait_ms)
-            counts[stats.task_field(queue, actor, "wait" + stats.bucket(wait_ms))] += 1
+            row = self._tasks.get(key)
+            if row is None:
+                row = self._tasks[key] = [0] * len(_NAMES)
+            row[_SLOTS[outcome_of(event)]] += 1
+            row[_RUN_MS] += round(run_ms)
+            row[_WAIT_MS] += round(wait_ms)
+            row[_RUN_BUCKETS + bisect.bisect_left(_BOUNDS, run_ms)] += 1
+            row[_WAIT_BUCKETS + bisect.bisect_left(_BOUNDS, wait_ms)] += 1
 
     def workflow_ended(self, workflow_id: str, status: str) -> None:
         with self._lock:
-            self._counts[stats.workflow_field(status)] += 1
+            self._workflows[status] += 1
 
     def flush(self, now_ms: int) -> None:
         """Add what was counted since the last flush into the minute of ``now_ms``
@@ -46,10 +66,27 @@ class Tally(Observer):
             redis.RedisError: Redis did not take them.
         """
         with self._lock:
-            counts, self._counts = self._counts, collections.Counter()
+            tasks, self._tasks = self._tasks, {}
+            workflows, self._workflows = self._workflows, collections.Counter()
+        counts = {
+            stats.task_field(queue, actor, name): n
+            for (queue, actor), row in tasks.items()
+            for name, n in zip(_NAMES, row, strict=True)
+            if n
+        }
+        counts.update((stats.workflow_field(status), n) for status, n in workflows.items())
         try:
             stats.add(self.store.client, self.store.keys, now_ms // 60_000, counts)
         except BaseException:
-            with self._lock:
-                self._counts.update(counts)
+            self._keep(tasks, workflows)
             raise
+
+    def _keep(
+        self, tasks: dict[tuple[str, str], list[int]], workflows: collections.Counter[str]
+    ) -> None:
+        """Put counts not written back, for the next flush."""
+        with self._lock:
+            for key, row in tasks.items():
+                mine = self._tasks.setdefault(key, [0] * len(_NAMES))
+                mine[:] = [a + b for a, b in zip(mine, row, strict=True)]
+            self._workflows.update(workflows)
