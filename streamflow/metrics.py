@@ -110,8 +110,8 @@ class Metrics(Observer):
             registry=registry,
         )
 
-    def workflows_submitted(self, count: int) -> None:
-        self.submitted.inc(count)
+    def workflows_submitted(self, workflow_ids: Sequence[str]) -> None:
+        self.submitted.inc(len(workflow_ids))
 
     def task_started(self, job: Job) -> None:
         labels = (job.actor.name, job.task.options.queue)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import collections
+import os
+import signal
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 from streamflow import App
@@ -120,6 +123,23 @@ def events_of(history: list[Entry], kind: type[Any]) -> list[Any]:
 
 
 CLI = [sys.executable, "-m", "streamflow.cli", "--log-level", "warning"]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def worker_process(
+    app: str, url: str, log: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """``streamflow worker <app> --url url <args>`` in a process of its own, its
+    STREAMFLOW_REDIS_URL set (and ``env``), its stderr in ``log``."""
+    environment = {**os.environ, "STREAMFLOW_REDIS_URL": url, **(env or {})}
+    command = [*CLI, "worker", app, "--url", url, *args]
+    return subprocess.Popen(command, cwd=ROOT, env=environment, stderr=log.open("wb"))
+
+
+def stop(process: subprocess.Popen[bytes], log: Path) -> None:
+    """Stop a worker process gracefully (SIGTERM); it must exit 0."""
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(30) == 0, log.read_text()
 
 
 def cli(url: str, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:

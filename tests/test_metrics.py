@@ -4,7 +4,6 @@ after a known workload, the scraped values are exactly that workload's."""
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -18,11 +17,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from streamflow import App
 from streamflow.metrics import instrument
-from tests.helpers import CLI
+from tests.helpers import ROOT, stop, worker_process
 from tests.samples.observed import actors
 from tests.waiting import wait_until
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
@@ -35,18 +32,15 @@ def free_port() -> int:
 def worker(redis_url: str, tmp_path: Path) -> Iterator[int]:
     """A worker process of tests.samples.observed serving its metrics; yields the port."""
     port = free_port()
-    command = [*CLI, "worker", "tests.samples.observed:app", "--url", redis_url]
-    command += ["--queues", "default", "risky", "--concurrency", "2"]
-    command += ["--metrics-port", str(port), "--metrics-host", "127.0.0.1"]
-    env = {**os.environ, "STREAMFLOW_REDIS_URL": redis_url}
+    args = ["--queues", "default", "risky", "--concurrency", "2"]
+    args += ["--metrics-port", str(port), "--metrics-host", "127.0.0.1"]
     log = tmp_path / "worker.log"
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stderr=log.open("wb"))
+    process = worker_process("tests.samples.observed:app", redis_url, log, *args)
     try:
         wait_until(lambda: scrape(port) is not None, 30, 0.05, "the metrics endpoint")
         yield port
     finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(30) == 0, log.read_text()
+        stop(process, log)
 
 
 def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:

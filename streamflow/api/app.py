@@ -143,6 +143,7 @@ class App(AsyncMethods, Pausing):
         """What is told of this process's work: its stats, metrics or traces if asked."""
         self.history_budget = history_budget
         self.projector.after_workflow = self._after_workflow
+        self.projector.decided = self.observers.decided
         AsyncMethods.__init__(self)
 
     def __repr__(self) -> str:
@@ -261,8 +262,8 @@ class App(AsyncMethods, Pausing):
         submission = self._prepare(canvas, workflow_id, on_failure, retention)
         # Retried through a Redis outage: the id was chosen before the first try, so a
         # submit that went through before the connection broke is recognised (EXISTS).
-        self.retrying(lambda: write_workflow(self.store, self.projector, submission))
-        self.observers.workflows_submitted(1)
+        with self.observers.submission([submission.workflow_id]):
+            self.retrying(lambda: write_workflow(self.store, self.projector, submission))
         return self.handle(submission.workflow_id)
 
     def submit_many(
@@ -274,8 +275,8 @@ class App(AsyncMethods, Pausing):
         submissions = [self._prepare(canvas, None, None, retention) for canvas in canvases]
         for start in range(0, len(submissions), SUBMIT_CHUNK):
             chunk = submissions[start : start + SUBMIT_CHUNK]
-            self.retrying(functools.partial(write_many, self.store, self.projector, chunk))
-            self.observers.workflows_submitted(len(chunk))
+            with self.observers.submission([s.workflow_id for s in chunk]):
+                self.retrying(functools.partial(write_many, self.store, self.projector, chunk))
         return [self.handle(submission.workflow_id) for submission in submissions]
 
     def results(
@@ -316,6 +317,7 @@ class App(AsyncMethods, Pausing):
             retention_ms=self.retention_ms,
             budget=self.history_budget,
             new_id=self.new_workflow_id,
+            observe=self.observers.submitting,
         )
 
     def new_workflow_id(self) -> str:

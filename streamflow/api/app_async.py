@@ -50,9 +50,8 @@ class AsyncMethods:
     ) -> AsyncWorkflowHandle:
         """``submit`` for asyncio code: the same checks, errors and idempotence."""
         submission = self._prepare(canvas, workflow_id, on_failure, retention)
-        handle = await aio.submit(self._face, self.projector, submission)
-        self.observers.workflows_submitted(1)
-        return handle
+        with self.observers.submission([submission.workflow_id]):
+            return await aio.submit(self._face, self.projector, submission)
 
     async def submit_many_async(
         self, canvases: Iterable[Canvas], *, retention: float | None = None
@@ -62,8 +61,8 @@ class AsyncMethods:
         handles: list[AsyncWorkflowHandle] = []
         for start in range(0, len(submissions), SUBMIT_CHUNK):
             chunk = submissions[start : start + SUBMIT_CHUNK]
-            handles += await aio.submit_many(self._face, self.projector, chunk)
-            self.observers.workflows_submitted(len(chunk))
+            with self.observers.submission([s.workflow_id for s in chunk]):
+                handles += await aio.submit_many(self._face, self.projector, chunk)
         return handles
 
     async def results_async(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from streamflow.api.canvas import Callback, Canvas, Message
 from streamflow.api.compile import compile_canvas, message_arguments
@@ -27,9 +28,11 @@ def prepare(
     retention_ms: int,
     budget: HistoryBudget | None,
     new_id: Callable[[], str],
+    observe: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> Submission:
     """Compile and check a canvas, nothing written (see ``App.submit``); ``new_id``
-    gives its id if ``workflow_id`` is None."""
+    gives its id if ``workflow_id`` is None; ``observe`` is shown (and may add to) the
+    options its ``WorkflowSubmitted`` records."""
     if isinstance(canvas, Message) and on_failure is None:
         # One message (what send() makes): its shape compiled once, its arguments
         # encoded per call.
@@ -43,8 +46,11 @@ def prepare(
         decisions = []
     if workflow_id is None:
         workflow_id = new_id()
+    options = dict(options)
+    if observe is not None:
+        observe(workflow_id, options)
     submitted = WorkflowSubmitted(
-        def_hash=definition.hash, args=args, options=dict(options), engine_version=__version__
+        def_hash=definition.hash, args=args, options=options, engine_version=__version__
     )
     payload = encode_event(submitted)  # may raise EncodeError: before any write
     check_budget(budget, definition, payload)

@@ -210,6 +210,7 @@ class Executor:
                 self.recorder.record(job.outcome(event))
         finally:
             self.leases.release(job)
+            self.observer.task_recorded(job)
 
     def _arguments(self, job: Job) -> tuple[list[Any], dict[str, Any]]:
         args: list[Any] = []

@@ -1,18 +1,21 @@
-"""What a worker tells about its work as it happens, for whatever counts or traces it: the
-stats kept in Redis (``runtime.tally``), Prometheus metrics (``runtime.metrics``) and
-OpenTelemetry spans (``runtime.tracing``).
+"""What a process tells about its work as it happens (its submissions, its workers'
+tasks and decisions), for whatever counts or traces it: the stats kept in Redis
+(``runtime.tally``), Prometheus metrics (``streamflow.metrics``) and OpenTelemetry spans
+(``streamflow.tracing``).
 
 An observer is told in the thread that does the work, so each method must be quick; one
-that raises is logged and otherwise ignored: it never changes what the worker does.
+that raises is logged and otherwise ignored: it never changes what the process does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from streamflow.logs import get_logger
-from streamflow.model.events import TaskFailed, TaskSucceeded
+from streamflow.model.events import Event, TaskFailed, TaskSucceeded
 from streamflow.runtime.jobs import Job
 
 log = get_logger(__name__)
@@ -33,16 +36,30 @@ def waited_s(job: Job) -> float:
 
 
 class Observer:
-    """Told of a worker's work. Every method is optional."""
+    """Told of a process's work. Every method is optional."""
 
-    def workflows_submitted(self, count: int) -> None:
-        """This process submitted ``count`` workflows (lone tasks among them)."""
+    def submitting(self, workflow_id: str, options: dict[str, Any]) -> None:
+        """A workflow is about to be submitted with ``options`` (recorded in its
+        ``WorkflowSubmitted``; an observer may add to them, under a key of its own)."""
+
+    def workflows_submitted(self, workflow_ids: Sequence[str]) -> None:
+        """This process submitted these workflows (lone tasks among them)."""
+
+    def submit_failed(self, workflow_ids: Sequence[str], error: BaseException) -> None:
+        """Submitting these raised ``error`` (nothing may have been written)."""
 
     def task_started(self, job: Job) -> None:
         """A job's body is about to run (after its start was recorded)."""
 
     def task_ended(self, job: Job, event: TaskSucceeded | TaskFailed, duration_s: float) -> None:
-        """A job's outcome is about to be recorded; its body ran ``duration_s``."""
+        """A job's body ran ``duration_s``; its outcome is about to be recorded."""
+
+    def decided(self, workflow_id: str, decisions: Sequence[Event]) -> None:
+        """This process applied ``decisions`` to a workflow (in the thread recording the
+        outcome that caused them, when one did)."""
+
+    def task_recorded(self, job: Job) -> None:
+        """A job's outcome was recorded (or recording it failed): the job is over here."""
 
     def workflow_ended(self, workflow_id: str, status: str) -> None:
         """This process recorded a workflow's end (``completed``, ``failed``,
@@ -61,14 +78,37 @@ class Observers(Observer):
     def add(self, observer: Observer) -> None:
         self.observers.append(observer)
 
-    def workflows_submitted(self, count: int) -> None:
-        self._tell("workflows_submitted", count)
+    @contextlib.contextmanager
+    def submission(self, workflow_ids: Sequence[str]) -> Iterator[None]:
+        """Around the writes of these workflows: tells ``workflows_submitted``, or
+        ``submit_failed`` with what the writes raised (re-raised)."""
+        try:
+            yield
+        except BaseException as exc:
+            self.submit_failed(workflow_ids, exc)
+            raise
+        self.workflows_submitted(workflow_ids)
+
+    def submitting(self, workflow_id: str, options: dict[str, Any]) -> None:
+        self._tell("submitting", workflow_id, options)
+
+    def workflows_submitted(self, workflow_ids: Sequence[str]) -> None:
+        self._tell("workflows_submitted", workflow_ids)
+
+    def submit_failed(self, workflow_ids: Sequence[str], error: BaseException) -> None:
+        self._tell("submit_failed", workflow_ids, error)
 
     def task_started(self, job: Job) -> None:
         self._tell("task_started", job)
 
     def task_ended(self, job: Job, event: TaskSucceeded | TaskFailed, duration_s: float) -> None:
         self._tell("task_ended", job, event, duration_s)
+
+    def decided(self, workflow_id: str, decisions: Sequence[Event]) -> None:
+        self._tell("decided", workflow_id, decisions)
+
+    def task_recorded(self, job: Job) -> None:
+        self._tell("task_recorded", job)
 
     def workflow_ended(self, workflow_id: str, status: str) -> None:
         self._tell("workflow_ended", workflow_id, status)

@@ -103,6 +103,8 @@ class Projector:
         self.folds = Folds(store, cache_size)
         self.after_workflow: Callable[[str, str], None] | None = None
         """Called with (workflow id, status) when a projection here ended a workflow."""
+        self.decided: Callable[[str, list[Event]], None] | None = None
+        """Called with (workflow id, decisions) when a projection here applied some."""
 
     # -- projection -----------------------------------------------------------------
 
@@ -291,6 +293,8 @@ class Projector:
         """After an apply (its own, or one sent with an outcome): archive a finished
         workflow the script could not (unless not ``archive``: its archive wake-up will),
         and tell the hooks of an end it recorded."""
+        if decisions and self.decided is not None:
+            self.decided(workflow_id, decisions)
         if archived:
             self.folds.forget(workflow_id)
         elif done and archive:

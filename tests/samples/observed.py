@@ -20,8 +20,12 @@ def actors(app: App) -> dict[str, Any]:
     def fine(x: int) -> int:
         return x
 
+    @app.actor
+    def step(tag: str, *piped: object) -> str:
+        return tag
+
     @app.actor(max_retries=1, min_backoff=0.01)
-    def flaky(tag: str) -> str:
+    def flaky(tag: str, *piped: object) -> str:
         if client.incr(f"flaky:{tag}") == 1:
             raise RuntimeError("fails the first time")
         return tag
@@ -30,7 +34,7 @@ def actors(app: App) -> dict[str, Any]:
     def broken() -> None:
         raise RuntimeError("always fails")
 
-    return {"fine": fine, "flaky": flaky, "broken": broken}
+    return {"fine": fine, "step": step, "flaky": flaky, "broken": broken}
 
 
 if "STREAMFLOW_REDIS_URL" in os.environ:  # imported by a worker process
