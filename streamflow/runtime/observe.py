@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from streamflow.logs import get_logger
@@ -73,10 +73,22 @@ class Observers(Observer):
     """Tells each of ``observers``; one that raises is logged, never raised."""
 
     def __init__(self, observers: Sequence[Observer] = ()) -> None:
-        self.observers = list(observers)
+        self.observers: list[Observer] = []
+        self._told: dict[str, list[Callable[..., None]]] = {}
+        """Per method, the observers' own versions (one left as the base's no-op is
+        not called: a worker's hot path pays for what is observed only)."""
+        for observer in observers:
+            self.add(observer)
 
     def add(self, observer: Observer) -> None:
         self.observers.append(observer)
+        for method in _METHODS:
+            if getattr(type(observer), method) is not getattr(Observer, method):
+                self._told.setdefault(method, []).append(getattr(observer, method))
+
+    def listening(self) -> dict[str, int]:
+        """How many observers each method tells (those that override it)."""
+        return {method: len(told) for method, told in self._told.items()}
 
     @contextlib.contextmanager
     def submission(self, workflow_ids: Sequence[str]) -> Iterator[None]:
@@ -117,8 +129,12 @@ class Observers(Observer):
         self._tell("redis_error", where)
 
     def _tell(self, method: str, *args: object) -> None:
-        for observer in self.observers:
+        for told in self._told.get(method, ()):
             try:
-                getattr(observer, method)(*args)
+                told(*args)
             except Exception:
-                log.exception("observer_failed", observer=type(observer).__name__, method=method)
+                observer = type(getattr(told, "__self__", told)).__name__
+                log.exception("observer_failed", observer=observer, method=method)
+
+
+_METHODS = [name for name in vars(Observer) if not name.startswith("_")]
