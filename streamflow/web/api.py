@@ -46,8 +46,6 @@ class Settings:
     """How often the pages read again."""
 
 
-
-
 def routes(views: Views, settings: Settings) -> list[Route]:
     """The API's routes on ``views``."""
 

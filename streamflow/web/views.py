@@ -21,17 +21,17 @@ from streamflow.api.app import App
 from streamflow.api.reads import Snapshot, values_plan
 from streamflow.api.submit import check_workflow_id
 from streamflow.history.listing import WorkflowSummary
-from streamflow.model.definition import Definition, TaskNode
+from streamflow.model.definition import TASK, Definition, TaskNode
 from streamflow.model.errors import DefinitionError, StreamflowError, WorkflowNotFoundError
 from streamflow.model.events import Entry, TaskFailed, TaskStarted, WorkflowSubmitted, to_entry
 from streamflow.model.schema import DEFINITION, TERMINAL_STATUSES
-from streamflow.model.state import State, fold_all, task_counts
+from streamflow.model.state import State, fold_all
 from streamflow.store import roster
 from streamflow.store.log import many_plan, raw_plan
 from streamflow.store.plan import run
 from streamflow.store.queues import queue_stats, totals
 from streamflow.web.errors import WebError
-from streamflow.web.graph import MAX_NODES, layout
+from streamflow.web.graph import MAX_NODES, STATES, layout, task_state
 from streamflow.web.values import call_arguments, jsonable, message_contents
 
 LISTING_TTL_S = 2.0
@@ -175,7 +175,7 @@ class Views:
             "submitted_ms": state.submitted_ms,
             "ended_ms": state.finished_ms or None,
             "events_total": len(history),
-            "counts": task_counts(definition, state),
+            "counts": _counts(definition, state),
             "error": jsonable(state.end.get("error")),
             "reason": state.end.get("reason"),
             "graph": layout(definition, state),
@@ -332,6 +332,15 @@ def _event_row(entry: Entry) -> dict[str, Any]:
         if f.name not in ("args", "cause")
     }
     return {"seq": entry.seq, "time_ms": entry.time_ms, "type": type(event).__name__, **fields}
+
+
+def _counts(definition: Definition, state: State) -> dict[str, int]:
+    """Tasks per state, in the words the DAG's colours use (callbacks not counted)."""
+    found = dict.fromkeys(STATES, 0)
+    for node in definition.nodes:
+        if isinstance(node, TaskNode) and node.role == TASK:
+            found[task_state(state, node.id)] += 1
+    return found
 
 
 def _ms(stream_id: str) -> int:

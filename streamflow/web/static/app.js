@@ -1,160 +1,21 @@
-// The streamflow dashboard: one page, drawn from the JSON API under /api, read again
-// every few seconds. No build step and no dependency: DOM calls only (text is always set
-// as text, never parsed as HTML).
+// The streamflow dashboard: one page, drawn from the JSON API under /api (through
+// lib.js), read again every few seconds. No build step and no dependency.
 "use strict";
 
-const TOKEN_KEY = "streamflow-web-token";
-let config = { read_only: true, token_required: false, refresh_s: 3, statuses: [] };
 let drawing = false;
 let settled = null;  // the hash of a workflow page that has ended: nothing left to read
 const openDetails = new Set();
 
-// -- small helpers -------------------------------------------------------------------
-
-function h(tag, attrs, ...children) {
-  const el = document.createElement(tag);
-  for (const [key, value] of Object.entries(attrs || {})) {
-    if (value === null || value === undefined || value === false) continue;
-    if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
-    else el.setAttribute(key, value === true ? "" : value);
-  }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined || child === false) continue;
-    el.append(child instanceof Node ? child : String(child));
-  }
-  return el;
-}
-
-function svg(tag, attrs, ...children) {
-  const el = document.createElementNS("http://www.w3.org/2000/svg", tag);
-  for (const [key, value] of Object.entries(attrs || {})) el.setAttribute(key, value);
-  for (const child of children.flat()) {
-    if (child !== null && child !== undefined) el.append(child);
-  }
-  return el;
-}
-
-function when(ms) {
-  if (!ms) return "";
-  const d = new Date(ms);
-  const today = new Date().toDateString() === d.toDateString();
-  const time = d.toLocaleTimeString([], { hour12: false });
-  return today ? time : `${d.toISOString().slice(0, 10)} ${time}`;
-}
-
-function duration(ms) {
-  if (ms === null || ms === undefined) return "";
-  if (ms < 1000) return `${Math.round(ms)} ms`;
-  const s = ms / 1000;
-  if (s < 120) return `${s.toFixed(1)} s`;
-  if (s < 7200) return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
-  if (s < 172800) return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
-  return `${Math.floor(s / 86400)} d ${Math.round((s % 86400) / 3600)} h`;
-}
-
-function badge(state) {
-  return h("span", { class: `badge state-${state}`, "data-state": state }, state);
-}
-
-function json(value) {
-  return h("pre", { class: "value" }, JSON.stringify(value, null, 2));
-}
-
-function table(head, rows, empty) {
-  if (!rows.length) return h("p", { class: "empty" }, empty);
-  return h("table", {}, h("thead", {}, h("tr", {}, head.map((c) => h("th", {}, c)))),
-    h("tbody", {}, rows));
-}
-
-function notice(text, kind) {
-  const el = document.getElementById("notice");
-  el.textContent = text;
-  el.className = kind || "info";
-  el.hidden = !text;
-}
-
-// -- the API ---------------------------------------------------------------------------
-
-async function api(path, body) {
-  const options = { headers: {} };
-  if (body !== undefined) {
-    options.method = "POST";
-    options.headers["Content-Type"] = "application/json";
-    options.body = JSON.stringify(body);
-    const token = sessionStorage.getItem(TOKEN_KEY);
-    if (token) options.headers.Authorization = `Bearer ${token}`;
-  }
-  const response = await fetch(path, options);
-  const data = await response.json().catch(() => ({ error: response.statusText }));
-  if (!response.ok) {
-    const error = new Error(data.error || response.statusText);
-    error.status = response.status;
-    throw error;
-  }
-  return data;
-}
-
-// Ask before acting (and for the token, once per browser session); then act, say how
-// it went and draw the page again.
-async function act(question, path, body, done) {
-  for (let tries = 0; tries < 2; tries++) {
-    const needsToken = config.token_required && !sessionStorage.getItem(TOKEN_KEY);
-    if (!(await confirmed(question, needsToken))) return;
-    try {
-      const result = await api(path, body || {});
-      notice(done(result), "info");
-      await draw();
-      return;
-    } catch (error) {
-      if (error.status === 401) {
-        sessionStorage.removeItem(TOKEN_KEY);
-        question = `${error.message}. ${question}`;
-        continue;
-      }
-      notice(error.message, "error");
-      return;
-    }
-  }
-}
-
-function confirmed(question, needsToken) {
-  const dialog = document.getElementById("confirm");
-  dialog.querySelector(".message").textContent = question;
-  const field = dialog.querySelector(".token");
-  const input = field.querySelector("input");
-  field.hidden = !needsToken;
-  input.required = needsToken;
-  input.value = "";
-  return new Promise((resolve) => {
-    dialog.addEventListener("close", function closed() {
-      dialog.removeEventListener("close", closed);
-      const yes = dialog.returnValue === "yes";
-      if (yes && needsToken) sessionStorage.setItem(TOKEN_KEY, input.value);
-      resolve(yes);
-    });
-    dialog.returnValue = "";
-    dialog.showModal();
-    (needsToken ? input : document.getElementById("confirm-yes")).focus();
-  });
-}
-
-function action(label, question, path, body, done) {
-  if (config.read_only) return null;
-  return h("button", {
-    class: "danger", type: "button", "data-action": label.toLowerCase(),
-    onclick: () => act(question, path, body, done),
-  }, label);
-}
-
 // -- pages -----------------------------------------------------------------------------
 
 const pages = {
-  workflows: { tools: workflowFilters, draw: drawWorkflows },
+  workflows: { title: "Workflows", tools: workflowFilters, draw: drawWorkflows },
   workflow: { draw: drawWorkflow },
   "dead-letters": { draw: drawDeadLetters },
   "dead-letter": { draw: drawDeadLetter },
-  workers: { tools: toggle("all", "every worker remembered (a day)"), draw: drawWorkers },
-  queues: { tools: toggle("by_shard", "a row per shard"), draw: drawQueues },
+  workers: { title: "Workers", tools: toggle("all", "every worker remembered (a day)"),
+    draw: drawWorkers },
+  queues: { title: "Queues", tools: toggle("by_shard", "a row per shard"), draw: drawQueues },
 };
 
 function route() {
@@ -219,7 +80,6 @@ async function drawWorkflows(params) {
     h("td", { class: "num" }, w.events)));
   const filtered = ["actor", "since", "until"].some((key) => params.get(key));
   return [
-    h("h1", {}, "Workflows"),
     table(["Workflow", "Status", "Submitted", "Duration", "Events"], rows,
       "No workflow matches."),
     h("p", { class: "hint" }, `${data.workflows.length} shown, newest first` +
@@ -255,7 +115,8 @@ function drawGraph(graph) {
   const drawing = svg("svg", { class: "dag", width: graph.width + 2 * pad,
     height: graph.height + 2 * pad, viewBox: `${-pad} ${-pad} ${graph.width + 2 * pad} ${graph.height + 2 * pad}` },
   edges, nodes);
-  const legend = h("p", { class: "legend" }, graph.states.map((s) => badge(s)));
+  const legend = h("p", { class: "legend" }, graph.states.map((s) => badge(s)),
+    h("span", { class: "hint" }, "● a barrier released, ○ one still waiting for its tasks"));
   return h("section", { class: "card" }, h("h2", {}, "DAG"), legend,
     h("div", { class: "scroll" }, drawing),
     graph.truncated ? h("p", { class: "hint" }, "Only the first nodes are drawn.") : null);
@@ -363,8 +224,7 @@ async function drawWorkers(params) {
     h("td", { class: "num" }, w.shards), h("td", {}, w.version),
     h("td", {}, duration((w.stopped_ms || data.now_ms) - w.started_ms)),
     h("td", {}, `${duration(data.now_ms - w.last_beat_ms)} ago`)));
-  return [h("h1", {}, "Workers"),
-    table(["Consumer", "State", "Queues", "Busy", "Shards", "Version", "Up", "Last beat"], rows,
+  return [table(["Consumer", "State", "Queues", "Busy", "Shards", "Version", "Up", "Last beat"], rows,
       "No worker beat within the last hour.")];
 }
 
@@ -381,8 +241,7 @@ async function drawQueues(params) {
     h("tr", { "data-paused": `${kind}:${name}` }, h("td", {}, kind), h("td", {}, name),
       h("td", {}, action("Resume", `Resume ${kind} ${name} for every worker?`, "/api/resume",
         { [kind]: name }, () => `Resumed ${kind} ${name}.`))));
-  return [h("h1", {}, "Queues"),
-    table(["Queue", "Shard", "Waiting", "In flight", "Oldest in flight", "Delayed", "Parked", "Dead"],
+  return [table(["Queue", "Shard", "Waiting", "In flight", "Oldest in flight", "Delayed", "Parked", "Dead"],
       rows, "No queue holds anything."),
     h("h2", {}, "Paused"),
     table(["Kind", "Name", ""], paused, "Nothing is paused.")];
@@ -403,14 +262,15 @@ async function draw() {
   }
   try {
     if (here !== shown) {
-      const tools = pages[page].tools;
-      document.getElementById("tools").replaceChildren(tools ? tools(params) : "");
+      const { title, tools } = pages[page];
+      document.getElementById("tools").replaceChildren(
+        ...[title && h("h1", {}, title), tools && tools(params)].filter(Boolean));
       document.getElementById("view").replaceChildren(h("p", { class: "empty" }, "Loading…"));
       notice("");
     }
     const parts = await pages[page].draw(params, id);
     if (location.hash !== here) return;  // the user moved on meanwhile
-    document.getElementById("view").replaceChildren(...parts);
+    document.getElementById("view").replaceChildren(...parts.flat(Infinity).filter(Boolean));
     document.getElementById("updated").textContent = `updated ${when(Date.now())}`;
     shown = here;
   } catch (error) {
