@@ -19,8 +19,9 @@ from streamflow.api.canvas import Callback
 from streamflow.api.compile import compile_canvas
 from streamflow.model.options import ActorOptions
 from streamflow.model.state import State
+from streamflow.store import roster
 from streamflow.web import LOOPBACK_HOSTS, create_app
-from streamflow.web.graph import layout
+from streamflow.web.graph import MAX_NODES, layout
 from tests.helpers import CLI
 from tests.waiting import wait_until
 from tests.web_helpers import Scene, scene, serving
@@ -280,3 +281,24 @@ def test_the_layout_puts_each_node_after_what_it_waits_for() -> None:
     assert x[definition.on_failure] == max(x.values())
     assert all(n["x"] + n["w"] <= drawn["width"] for n in drawn["nodes"])
     assert all(n["y"] + n["h"] <= drawn["height"] for n in drawn["nodes"])
+
+
+def test_a_chain_of_thousands_of_steps_is_laid_out_and_cut_short() -> None:
+    step = _actor("step")
+    definition = compile_canvas(Chain(*(step.message() for _ in range(3000)))).definition
+    drawn = layout(definition, State())
+    assert drawn["truncated"] is True and len(drawn["nodes"]) == MAX_NODES
+    xs = [n["x"] for n in drawn["nodes"]]
+    assert xs == sorted(xs) and len(set(xs)) == MAX_NODES  # one long row, in order
+
+
+def test_a_bug_is_answered_500_without_its_traceback(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any) -> None:
+        raise RuntimeError("a bug, with secrets in its traceback")
+
+    monkeypatch.setattr(roster, "read", broken)
+    with serving(create_app(app)) as base:
+        said = get(base, "/api/workers", 500)
+    assert said == {"error": "internal error: RuntimeError (see the server's log)"}

@@ -3,8 +3,9 @@
 
 It opens every page, checks the DAG's nodes and their states, sees a new workflow appear
 without a reload, cancels a running workflow through the confirmation and the token
-prompt, and resumes a paused queue. Each page's screenshot goes to a temporary folder,
-or to ``STREAMFLOW_WEB_SCREENSHOTS`` (``scripts/screenshots`` sets it to docs/).
+prompt, resumes a paused queue, and finds no action on a read-only dashboard. Each
+page's screenshot goes to a temporary folder, or to ``STREAMFLOW_WEB_SCREENSHOTS``
+(``scripts/screenshots`` sets it to docs/).
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ def test_the_dashboard_in_a_browser(app: App, r: redis.Redis, page: Page, tmp_pa
         page.screenshot(path=shots / "dashboard-queues.png")
         _cancel(app, page, base, seen)
         _resume(app, page)
+        with serving(create_app(app, read_only=True)) as read_only:
+            _no_actions(page, read_only, seen)
 
 
 def _workflows(app: App, page: Page, base: str, seen: Scene, shots: Path) -> None:
@@ -118,3 +121,14 @@ def _resume(app: App, page: Page) -> None:
     page.locator("#confirm-yes").click()
     expect(page.locator("tr[data-paused]")).to_have_count(0)
     wait_until(lambda: not app.paused(), 5, message="the queue resumed")
+
+
+def _no_actions(page: Page, base: str, seen: Scene) -> None:
+    """A read-only dashboard says so and offers no action."""
+    page.goto(f"{base}/#/dead-letters")
+    expect(page.locator("tr[data-dead-letter]")).to_have_count(1)
+    expect(page.locator("#mode")).to_have_text("read-only")
+    expect(page.locator("button[data-action]")).to_have_count(0)
+    page.goto(f"{base}/#/workflows/{seen.failed.id}")
+    expect(page.locator('svg.dag [data-node="2"]')).to_have_attribute("data-state", "failed")
+    expect(page.locator("button[data-action]")).to_have_count(0)

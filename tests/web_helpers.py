@@ -78,7 +78,9 @@ def scene(app: App, r: redis.Redis) -> Iterator[Scene]:
             failed = app.submit(Chain(step.message(1), boom.message("x"), step.message(2)))
             r.xadd(app.keys.queue(0, "default"), {"m": b"not a message"})
             wait_until(lambda: failed.status().status == "failed", 10, message="a failure")
-            wait_until(lambda: running.status().counts["running"] == 1, 10, message="hold to start")
+            # hold() running, step(1) and step(2) done (the page shows all four states).
+            counts = {"waiting": 1, "queued": 0, "running": 1, "succeeded": 2, "failed": 0}
+            wait_until(lambda: running.status().counts == counts, 10, message="hold to start")
             (letter,) = wait_until(lambda: app.dead_letters.list(10), 10, message="a dead letter")
             yield Scene(running=running, failed=failed, dead_id=letter.id, gate=gate)
         finally:

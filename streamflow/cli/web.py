@@ -30,7 +30,7 @@ def add_parser(sub: Any, connection: argparse.ArgumentParser) -> None:
     )
     web.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
     web.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0: any)"
+        "--port", type=_port, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0: any)"
     )
     web.add_argument(
         "--read-only", action="store_true", help="hide the actions (the API refuses them)"
@@ -62,6 +62,17 @@ def cmd_web(args: argparse.Namespace) -> int:
     server = uvicorn.Server(uvicorn.Config(dashboard, log_level="warning", access_log=False))
     server.run(sockets=[listening])
     return 0
+
+
+def _port(text: str) -> int:
+    """``--port``: a port number, 0 for any free one.
+
+    Raises:
+        argparse.ArgumentTypeError: not one.
+    """
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"a port is a number from 0 to 65535 (got {text!r})")
+    return int(text)
 
 
 def _is_loopback(host: str) -> bool:

@@ -45,31 +45,47 @@ def task_state(state: State, node: int) -> str:
 
 
 def layers(definition: Definition) -> dict[int, int]:
-    """Each node's layer (see the module's docstring)."""
+    """Each node's layer (see the module's docstring), found without recursion: a chain
+    of thousands of steps is as deep as it is long."""
+    nodes = definition.nodes
     layer: dict[int, int] = {}
-
-    def of(node_id: int) -> int:
-        if node_id in layer:
-            return layer[node_id]
-        node = definition.nodes[node_id]
-        if isinstance(node, BarrierNode):
-            found = 1 + max((of(source) for source in node.sources), default=-1)
-        elif node.role != TASK and node.subject != NONE:
-            found = of(node.subject) + 2
-        elif node.pred != NONE:
-            found = of(node.pred) + 1
-        else:
-            found = 0
-        layer[node_id] = found
-        return found
-
-    for node in definition.nodes:
-        if not (isinstance(node, TaskNode) and node.id == definition.on_failure):
-            of(node.id)
+    for start in range(len(nodes)):
+        if start == definition.on_failure:
+            continue
+        stack = [start]
+        while stack:
+            node = nodes[stack[-1]]
+            if node.id in layer:
+                stack.pop()
+                continue
+            missing = [before for before in _waits_on(node) if before not in layer]
+            if missing:
+                stack += missing
+                continue
+            stack.pop()
+            layer[node.id] = _layer_after(node, layer)
     if definition.on_failure != NONE:
         last = max(layer.values(), default=-2)
         layer[definition.on_failure] = last + 2 + last % 2
     return layer
+
+
+def _waits_on(node: TaskNode | BarrierNode) -> tuple[int, ...]:
+    """The nodes whose layers decide ``node``'s."""
+    if isinstance(node, BarrierNode):
+        return node.sources
+    if node.role != TASK and node.subject != NONE:
+        return (node.subject,)
+    return () if node.pred == NONE else (node.pred,)
+
+
+def _layer_after(node: TaskNode | BarrierNode, layer: dict[int, int]) -> int:
+    """``node``'s layer, once those it waits on have theirs."""
+    if isinstance(node, BarrierNode):
+        return 1 + max((layer[source] for source in node.sources), default=-1)
+    if node.role != TASK and node.subject != NONE:
+        return layer[node.subject] + 2
+    return 0 if node.pred == NONE else layer[node.pred] + 1
 
 
 def edges(definition: Definition) -> list[tuple[int, int, str]]:
