@@ -88,8 +88,11 @@ def test_every_page_reads_its_endpoint(app: App, seen: Scene) -> None:
 
         failed = get(base, f"/api/workflows/{seen.failed.id}")
         assert failed["status"] == "failed" and failed["error"]["type"] == "ValueError"
+        (ended,) = [e for e in failed["events"] if e["type"] == "WorkflowFailed"]
+        assert ended["error"]["message"] == "no luck with x" and "traceback" not in ended["error"]
         boom = next(t for t in failed["tasks"] if t["actor"] == "boom")
         assert boom["error"]["message"] == "no luck with x"
+        assert "raise ValueError" in boom["error"]["traceback"]
         assert boom["arguments"]["args"] == ["x"]
         assert {n["state"] for n in failed["graph"]["nodes"] if n["kind"] == "task"} == {
             "succeeded",

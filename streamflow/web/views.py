@@ -324,14 +324,20 @@ def _tasks(
 
 def _event_row(entry: Entry) -> dict[str, Any]:
     """One event of the timeline: its sequence number, time, type, and fields (not the
-    submission's arguments: the tasks show those)."""
+    submission's arguments nor an error's traceback: the tasks show those)."""
     event = entry.event
     fields = {
-        f.name: jsonable(getattr(event, f.name))
+        f.name: jsonable(_without_traceback(getattr(event, f.name)))
         for f in dataclasses.fields(event)
         if f.name not in ("args", "cause")
     }
     return {"seq": entry.seq, "time_ms": entry.time_ms, "type": type(event).__name__, **fields}
+
+
+def _without_traceback(value: Any) -> Any:
+    if isinstance(value, dict) and "traceback" in value:
+        return {k: v for k, v in value.items() if k != "traceback"}
+    return value
 
 
 def _counts(definition: Definition, state: State) -> dict[str, int]:
