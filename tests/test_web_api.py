@@ -4,6 +4,7 @@ bodies, the Host header), errors that name the bad value, and the command itself
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -305,3 +306,23 @@ def test_a_bug_is_answered_500_without_its_traceback(
     with serving(create_app(app)) as base:
         said = get(base, "/api/workers", 500)
     assert said == {"error": "internal error: RuntimeError (see the server's log)"}
+
+
+def test_a_large_result_is_named_not_read(r: redis.Redis, redis_url: str) -> None:
+    app = App(redis_url, large_result_bytes=100)
+    try:
+
+        @app.actor
+        def big() -> str:
+            return secrets.token_hex(500)  # hardly compressible
+
+        with app.worker(concurrency=1):
+            # Two tasks: a lone one ends in one step, its result in line.
+            handle = app.submit(Group(big.message(), big.message()))
+            handle.get_result(block=True, timeout=10)
+        with serving(create_app(app)) as base:
+            tasks = get(base, f"/api/workflows/{handle.id}")["tasks"]
+        for task in tasks:
+            assert task["result"].startswith("(a large result, stored out of line in field ")
+    finally:
+        app.close()

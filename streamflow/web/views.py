@@ -18,12 +18,18 @@ from http import HTTPStatus
 from typing import Any
 
 from streamflow.api.app import App
-from streamflow.api.reads import Snapshot, values_plan
 from streamflow.api.submit import check_workflow_id
 from streamflow.history.listing import WorkflowSummary
 from streamflow.model.definition import TASK, Definition, TaskNode
 from streamflow.model.errors import DefinitionError, StreamflowError, WorkflowNotFoundError
-from streamflow.model.events import Entry, TaskFailed, TaskStarted, WorkflowSubmitted, to_entry
+from streamflow.model.events import (
+    Entry,
+    OutOfLine,
+    TaskFailed,
+    TaskStarted,
+    WorkflowSubmitted,
+    to_entry,
+)
 from streamflow.model.schema import DEFINITION, TERMINAL_STATUSES
 from streamflow.model.state import State, fold_all
 from streamflow.store import roster
@@ -110,7 +116,7 @@ class Views:
         hashes = self.app.store.execute([("HGET", keys.idx(wf), DEFINITION) for wf in missing])
         unindexed = [wf for wf, found in zip(missing, hashes, strict=True) if not found]
         def_hash = {wf: h.decode() for wf, h in zip(missing, hashes, strict=True) if h}
-        reads = run(many_plan(keys, unindexed), self.app.store.execute)
+        reads = run(many_plan(keys, unindexed), self.app.store.execute) if unindexed else []
         for wf, read in zip(unindexed, reads, strict=True):
             first = to_entry(read[0][0]).event if read and read[0] else None
             if isinstance(first, WorkflowSubmitted):
@@ -166,8 +172,6 @@ class Views:
             raise WebError(
                 HTTPStatus.NOT_FOUND, f"workflow {workflow_id!r} has no readable definition: {exc}"
             ) from None
-        snap = Snapshot(state, definition, archived, self.app.keys.results(workflow_id))
-        values = run(values_plan(snap), self._do)
         return {
             "workflow_id": workflow_id,
             "status": state.status,
@@ -179,7 +183,7 @@ class Views:
             "error": jsonable(state.end.get("error")),
             "reason": state.end.get("reason"),
             "graph": layout(definition, state),
-            "tasks": _tasks(definition, state, history, values),
+            "tasks": _tasks(definition, state, history),
             "events": [_event_row(entry) for entry in history[-events:]],
         }
 
@@ -288,9 +292,7 @@ def _letter(letter: Any) -> dict[str, Any]:
     return {**fields, "queue_name": letter.queue.rpartition(":q:")[2], "size": len(data)}
 
 
-def _tasks(
-    definition: Definition, state: State, history: list[Entry], values: dict[int, Any]
-) -> list[dict[str, Any]]:
+def _tasks(definition: Definition, state: State, history: list[Entry]) -> list[dict[str, Any]]:
     """Each task's details: actor, queue, attempts, arguments, result or error, the
     last error of a retried attempt, and when its current attempt started and ended."""
     started: dict[int, int] = {}
@@ -313,7 +315,7 @@ def _tasks(
                 "queue": node.options.queue,
                 "attempts": state.attempt.get(node.id, 0),
                 "arguments": call_arguments(state.args.get(node.id)),
-                "result": jsonable(values[node.id]) if node.id in state.results else None,
+                "result": _result(state.results[node.id]) if node.id in state.results else None,
                 "error": jsonable(state.failures.get(node.id) or last_error.get(node.id)),
                 "started_ms": started.get(node.id),
                 "ended_ms": _ms(outcome_ids[node.id]) if node.id in outcome_ids else None,
@@ -332,6 +334,14 @@ def _event_row(entry: Entry) -> dict[str, Any]:
         if f.name not in ("args", "cause")
     }
     return {"seq": entry.seq, "time_ms": entry.time_ms, "type": type(event).__name__, **fields}
+
+
+def _result(value: Any) -> Any:
+    """A task's result as shown: one stored out of line is large, and not read (a page
+    shows a glimpse; ``streamflow result`` reads it all)."""
+    if isinstance(value, OutOfLine):
+        return f"(a large result, stored out of line in field {value.field!r} of its results)"
+    return jsonable(value)
 
 
 def _without_traceback(value: Any) -> Any:
