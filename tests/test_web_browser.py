@@ -71,7 +71,8 @@ def test_the_dashboard_in_a_browser(app: App, r: redis.Redis, page: Page, tmp_pa
 
 
 def _workflows(app: App, page: Page, base: str, seen: Scene, shots: Path) -> None:
-    """The list shows both workflows with their status, and a new one by itself."""
+    """The list shows both workflows with their status, a new one by itself, and only
+    those the filters keep."""
     page.goto(f"{base}/#/workflows")
     for handle, status in ((seen.running, "running"), (seen.failed, "failed")):
         row = page.locator(f'tr[data-workflow="{handle.id}"] [data-state]')
@@ -79,6 +80,16 @@ def _workflows(app: App, page: Page, base: str, seen: Scene, shots: Path) -> Non
     later = app.submit(app.actors["step"].message(4))
     expect(page.locator(f'tr[data-workflow="{later.id}"]')).to_be_visible()
     page.screenshot(path=shots / "dashboard-workflows.png")
+    page.fill("input[name=actor]", "boom")
+    page.click("form.filters button[type=submit]")
+    expect(page.locator("tr[data-workflow]")).to_have_count(1)
+    expect(page.locator(f'tr[data-workflow="{seen.failed.id}"]')).to_be_visible()
+    assert page.url.endswith("#/workflows?actor=boom&limit=50")
+    page.fill("input[name=actor]", "")
+    page.select_option("select[name=status]", "running")
+    page.click("form.filters button[type=submit]")
+    expect(page.locator("tr[data-workflow]")).to_have_count(1)
+    expect(page.locator(f'tr[data-workflow="{seen.running.id}"]')).to_be_visible()
 
 
 def _workflow(page: Page, base: str, seen: Scene, shots: Path) -> None:
