@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import redis
-import uvicorn
 
 from streamflow import App, Chain, Group, WorkflowHandle
 from tests.waiting import wait_until
@@ -21,6 +20,10 @@ from tests.waiting import wait_until
 @contextlib.contextmanager
 def serving(asgi: Any) -> Iterator[str]:
     """Serve ``asgi`` with uvicorn on a free port of 127.0.0.1; yields its base URL."""
+    # Imported here: the legs of scripts/test whose venvs lack the web extra still
+    # collect these tests (and deselect them, as they are not integration tests).
+    import uvicorn
+
     listening = socket.socket()
     listening.bind(("127.0.0.1", 0))
     listening.listen(64)
