@@ -119,12 +119,18 @@ def _expect_nodes(page: Page, states: dict[int, str]) -> None:
 
 
 def _cancel(app: App, page: Page, base: str, seen: Scene) -> None:
-    """Cancel asks first, and for the token once; the workflow is cancelled in Redis."""
+    """Cancel asks first, and for the token (again, when a guess is refused); the
+    workflow is cancelled in Redis."""
     page.goto(f"{base}/#/workflows/{seen.running.id}")
     page.click('button[data-action="cancel"]')
     dialog = page.locator("dialog#confirm")
     expect(dialog).to_contain_text(f"Cancel workflow {seen.running.id}?")
-    dialog.locator("input[name=token]").fill(TOKEN)
+    token = dialog.locator("input[name=token]")
+    token.fill("a guess")
+    token.press("Enter")  # confirms, as the button would
+    expect(dialog).to_contain_text("That token was refused.")
+    assert app.handle(seen.running.id).status().status == "running"
+    token.fill(TOKEN)
     dialog.locator("#confirm-yes").click()
     expect(page.locator("#workflow-status [data-state]")).to_have_attribute(
         "data-state", "cancelled"

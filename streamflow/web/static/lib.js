@@ -105,7 +105,7 @@ async function act(question, path, body, done) {
     } catch (error) {
       if (error.status === 401) {
         sessionStorage.removeItem(TOKEN_KEY);
-        question = `${error.message}. ${question}`;
+        question = `That token was refused. ${question}`;
         continue;
       }
       notice(error.message, "error");
