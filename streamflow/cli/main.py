@@ -25,6 +25,7 @@ from streamflow.cli.operate import (
     shard_ranges,
 )
 from streamflow.cli.results import cmd_result
+from streamflow.cli.web import add_parser as add_web_parser
 from streamflow.history.listing import STATUSES
 from streamflow.model.errors import StreamflowError
 from streamflow.model.version import __version__
@@ -207,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     rebuild.add_argument("workflow_id", nargs="?")
     rebuild.add_argument("--all", action="store_true", help="every active workflow")
     rebuild.set_defaults(func=cmd_rebuild)
+
+    add_web_parser(sub, connection)
 
     demo = sub.add_parser("demo", help="run the seed DAG and a 1,000-task group")
     demo.set_defaults(func=cmd_demo)
