@@ -56,12 +56,14 @@ def test_example_runs(
     if index == 10:
         assert printed.splitlines() == ["13 11", "[0, 2, 4]", "completed", "WorkflowCompleted"]
     if index == 11:
+        assert printed.splitlines() == ["reports True", "True"]
+    if index == 12:
         assert printed.splitlines() == [
             "4",
             "['streamflow submit', 'streamflow task double', 'streamflow task double']",
             "1",
         ]
-    if index == 12:
+    if index == 13:
         assert printed.strip() == ("48" if ON_CLUSTER else "1")
     if index == 1:
         assert "ValueError no luck" in printed

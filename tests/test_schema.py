@@ -155,6 +155,13 @@ CALLS: dict[str, Any] = {
     "give_back": scripts.give_back(
         queue="q", beats="b", msg_id="1-0", owner="x", taken_ms=0, consumer="c"
     ),
+    "schedule_claim": scripts.schedule_claim(
+        schedule="s", pending="p", read=0, cursor=1, skipped=0, lease_ms=1, ticks=[]
+    ),
+    "schedule_take": scripts.schedule_take(pending="p", lease_ms=1, limit=1),
+    "schedule_done": scripts.schedule_done(
+        schedule="s", pending="p", tick="1", workflow_id="", tick_ms="", outcome="failed"
+    ),
 }
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar, overload
 
 from streamflow.api.actors import Actor, actor_options, callback_of, registrar
@@ -13,6 +13,7 @@ from streamflow.api.canvas import Canvas
 from streamflow.api.handles import WorkflowHandle, read_results
 from streamflow.api.pausing import Pausing
 from streamflow.api.prepare import prepare
+from streamflow.api.schedules import Scheduling
 from streamflow.api.shapes import Shapes
 from streamflow.api.submit import (
     Submission,
@@ -49,7 +50,7 @@ def _said_embedded(url: str) -> None:
     )
 
 
-class App(AsyncMethods, Pausing):
+class App(AsyncMethods, Pausing, Scheduling):
     """The entry point: where workflows are submitted and actors registered.
 
     Args:
@@ -145,6 +146,7 @@ class App(AsyncMethods, Pausing):
         self.projector.after_workflow = self._after_workflow
         self.projector.decided = self.observers.decided
         AsyncMethods.__init__(self)
+        Scheduling.__init__(self)
 
     def __repr__(self) -> str:
         return f"App({masked(self.url)!r}, actors={sorted(self.actors)})"
@@ -304,8 +306,10 @@ class App(AsyncMethods, Pausing):
         workflow_id: str | None,
         on_failure: Actor[Any, Any] | str | None,
         retention: float | None,
+        links: Mapping[str, Any] | None = None,
     ) -> Submission:
-        """Compile and check a canvas (nothing written): see ``submit``."""
+        """Compile and check a canvas (nothing written): see ``submit``; ``links`` go
+        into the options its ``WorkflowSubmitted`` records."""
         if workflow_id is not None:
             check_workflow_id(workflow_id, self.shards)
         return prepare(
@@ -318,6 +322,7 @@ class App(AsyncMethods, Pausing):
             budget=self.history_budget,
             new_id=self.new_workflow_id,
             observe=self.observers.submitting,
+            links=links,
         )
 
     def new_workflow_id(self) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from streamflow.api.canvas import Callback, Canvas, Message
@@ -29,10 +29,12 @@ def prepare(
     budget: HistoryBudget | None,
     new_id: Callable[[], str],
     observe: Callable[[str, dict[str, Any]], None] | None = None,
+    links: Mapping[str, Any] | None = None,
 ) -> Submission:
     """Compile and check a canvas, nothing written (see ``App.submit``); ``new_id``
     gives its id if ``workflow_id`` is None; ``observe`` is shown (and may add to) the
-    options its ``WorkflowSubmitted`` records."""
+    options its ``WorkflowSubmitted`` records; ``links`` go into them too (what
+    submitted it: a schedule's tick, say)."""
     if isinstance(canvas, Message) and on_failure is None:
         # One message (what send() makes): its shape compiled once, its arguments
         # encoded per call.
@@ -46,7 +48,7 @@ def prepare(
         decisions = []
     if workflow_id is None:
         workflow_id = new_id()
-    options = dict(options)
+    options = {**options, **(links or {})}
     if observe is not None:
         observe(workflow_id, options)
     submitted = WorkflowSubmitted(

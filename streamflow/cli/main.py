@@ -25,6 +25,7 @@ from streamflow.cli.operate import (
     shard_ranges,
 )
 from streamflow.cli.results import cmd_result
+from streamflow.cli.schedules import cmd_schedules
 from streamflow.cli.web import add_parser as add_web_parser
 from streamflow.history.listing import STATUSES
 from streamflow.model.errors import StreamflowError
@@ -157,6 +158,13 @@ def build_parser() -> argparse.ArgumentParser:
         pausing.set_defaults(func=cmd_pause)
     paused = sub.add_parser("paused", help="list what is paused", parents=[connection])
     paused.set_defaults(func=cmd_paused)
+    timed = sub.add_parser(
+        "schedules", help="list, pause, resume, delete or trigger schedules", parents=[connection]
+    )
+    timed.add_argument("action", choices=("list", "pause", "resume", "delete", "trigger"))
+    timed.add_argument("name", nargs="?", help="a schedule's name (all but list)")
+    timed.add_argument("--json", action="store_true", help="list: as JSON")
+    timed.set_defaults(func=cmd_schedules)
 
     ls = sub.add_parser("ls", help="list recent workflows, newest first", parents=[connection])
     ls.add_argument("--status", choices=STATUSES)

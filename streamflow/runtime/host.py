@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
+from streamflow.model.schedules import ScheduleSpec
 from streamflow.runtime.hooks import Hooks
 from streamflow.runtime.jobs import Runnable
 from streamflow.runtime.observe import Observers
@@ -31,6 +32,13 @@ class Host(Protocol):
 
     @property
     def observers(self) -> Observers: ...
+
+    @property
+    def schedule_specs(self) -> Mapping[str, ScheduleSpec]: ...
+
+    def fire_schedule(
+        self, spec: ScheduleSpec, tick: str, tick_ms: int | None, previous: str
+    ) -> tuple[str, str]: ...
 
     @property
     def tally(self) -> Tally: ...

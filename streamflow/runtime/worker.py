@@ -34,6 +34,7 @@ from streamflow.runtime.recorder import Recorder
 from streamflow.runtime.recovery import Recovery
 from streamflow.runtime.roles import Role
 from streamflow.runtime.roster import Roster
+from streamflow.runtime.scheduler import Scheduler
 from streamflow.runtime.sweep import StuckSweep
 from streamflow.runtime.timer import Timer
 from streamflow.runtime.watch import Watch
@@ -217,6 +218,7 @@ class Worker:
             sweep_interval_s=sweep_interval_s,
             **shared,
         )
+        self.scheduler = Scheduler(store, app.schedule_specs, app.fire_schedule, **shared)
         self.recovery = Recovery(
             store,
             self.projector,
@@ -331,6 +333,8 @@ class Worker:
         roles: list[Role] = [self.heartbeat]
         if "timer" in self.roles:
             roles.append(self.timer)
+            if self.scheduler.specs:
+                roles.append(self.scheduler)
         if "tasks" in self.roles:
             roles.append(self.watch)
         if "recovery" in self.roles:

@@ -199,6 +199,18 @@ class Keys:
         JSON (``store.roster``)."""
         return f"{self.prefix}:workers"
 
+    def schedules(self) -> str:
+        """The names of the schedules workers have registered (``store.schedules``)."""
+        return f"{self.prefix}:schedules"
+
+    def schedule(self, name: str) -> str:
+        """A schedule's settings and state: its cursor, counts, last run."""
+        return f"{self.prefix}:schedule:{{{name}}}"
+
+    def schedule_pending(self, name: str) -> str:
+        """A schedule's ticks to submit: tick -> when its lease ends (ms)."""
+        return f"{self.prefix}:schedule:{{{name}}}:pending"
+
     def stats(self, minute: int) -> str:
         """What workers did in one minute (of the Redis clock, counted from the epoch):
         counters flushed by each worker (``store.stats``)."""

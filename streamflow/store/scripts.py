@@ -357,8 +357,39 @@ def lone(
     )
 
 
+def schedule_claim(
+    *,
+    schedule: str,
+    pending: str,
+    read: int,
+    cursor: int,
+    skipped: int,
+    lease_ms: int,
+    ticks: Sequence[str],
+) -> Call:
+    """``schedule_claim.lua``: move a schedule's cursor from ``read`` to ``cursor`` and
+    hold ``ticks`` as pending (returns 0 if another process moved it first)."""
+    return Call("schedule_claim", [schedule, pending], [read, cursor, skipped, lease_ms, *ticks])
+
+
+def schedule_take(*, pending: str, lease_ms: int, limit: int) -> Call:
+    """``schedule_take.lua``: the pending ticks whose lease is over, leased again."""
+    return Call("schedule_take", [pending], [lease_ms, limit])
+
+
+def schedule_done(
+    *, schedule: str, pending: str, tick: str, workflow_id: str, tick_ms: str, outcome: str
+) -> Call:
+    """``schedule_done.lua``: a pending tick was submitted (``workflow_id``) or passed
+    over (``''``, counted as ``outcome``: ``overlapped`` or ``failed``)."""
+    return Call("schedule_done", [schedule, pending], [tick, workflow_id, tick_ms, outcome])
+
+
 SCRIPTS = frozenset(
     {
+        "schedule_claim",
+        "schedule_take",
+        "schedule_done",
         "beat",
         "reclaim",
         "give_back",
