@@ -7,8 +7,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import signal
 import sys
-import time
+import threading
 from collections.abc import Callable, Sequence
 
 from streamflow.cli.common import connect
@@ -174,16 +175,33 @@ def _queue_row(each: QueueStats) -> tuple[str, ...]:
 
 def watch(draw: Callable[[], str], every_s: float | None) -> int:
     """Print ``draw()``; with ``every_s``, again every ``every_s`` seconds in place (on
-    a terminal), until interrupted."""
+    a terminal), until interrupted (exit status 130).
+
+    An interrupt (Ctrl-C, SIGINT) only asks the loop to end after the draw under way: one
+    landing inside a library's cleanup would otherwise be swallowed there and the loop
+    go on. A second one, while a draw hangs (Redis unreachable), interrupts it.
+    """
     if every_s is None:
         print(draw())
         return 0
-    while True:
-        text = draw()
-        if sys.stdout.isatty():
-            sys.stdout.write("\x1b[H\x1b[2J")  # home, clear: redraw in place
-        print(text, flush=True)
-        time.sleep(every_s)
+    stop = threading.Event()
+
+    def interrupted(*_: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = signal.signal(signal.SIGINT, interrupted)
+    try:
+        while not stop.is_set():
+            text = draw()
+            if sys.stdout.isatty():
+                sys.stdout.write("\x1b[H\x1b[2J")  # home, clear: redraw in place
+            print(text, flush=True)
+            stop.wait(every_s)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    return 130
 
 
 def _duration(ms: float) -> str:
