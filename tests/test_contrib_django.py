@@ -128,3 +128,20 @@ def test_bad_settings_are_named(project: Path) -> None:
     with pytest.raises(ValueError, match="unknown streamflow setting 'REDIS': expected one of URL"):
         app_options({"REDIS": "redis://x"})
     assert app_options({"URL": "redis://x", "SHARDS": 2}) == {"url": "redis://x", "shards": 2}
+
+
+def test_each_task_starts_without_the_last_ones_database_connection(shop: App) -> None:
+    """As at the end of a request, a task's connection is closed after it (the project
+    keeps none: CONN_MAX_AGE is 0), so the next task on that thread opens a fresh one."""
+    from django.db import connection
+    from shop.models import Order
+
+    @shop.actor
+    def count_orders(*piped: object) -> bool:
+        fresh = connection.connection is None
+        Order.objects.count()
+        assert connection.connection is not None
+        return fresh
+
+    with shop.worker(concurrency=1):
+        assert [count_orders.send().result(timeout=30) for _ in range(3)] == [True] * 3

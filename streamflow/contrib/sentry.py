@@ -93,7 +93,8 @@ class SentryReporter(Hooks, Observer):
         crumbs = self.breadcrumbs(job.workflow_id)
         with sentry_sdk.isolation_scope() as scope:
             scope.clear_breadcrumbs()
-            scope.set_tags(tags)
+            for tag, value in tags.items():
+                scope.set_tag(tag, value)
             for crumb in crumbs:
                 scope.add_breadcrumb(crumb)
             if exception is not None:

@@ -29,11 +29,12 @@ from streamflow.api.app import App
 from streamflow.api.canvas import Canvas
 from streamflow.contrib.common import app_options
 from streamflow.logs import get_logger
+from streamflow.runtime.hooks import Hooks, TaskInfo
 
 try:
     from django.conf import settings
     from django.core.exceptions import ImproperlyConfigured
-    from django.db import transaction
+    from django.db import close_old_connections, transaction
     from django.utils.module_loading import autodiscover_modules
 except ImportError as exc:  # pragma: no cover - the extra is missing
     raise ImportError(
@@ -68,8 +69,23 @@ def get_app() -> App:
                 _app = App(**app_options(described))
             except ValueError as exc:
                 raise ImproperlyConfigured(f"settings.STREAMFLOW: {exc}") from None
+            _app.add_hooks(DatabaseConnections())
             log.debug("django_app_made", app=repr(_app))
         return _app
+
+
+class DatabaseConnections(Hooks):
+    """Each task is to a worker thread what a request is to Django: connections past
+    their ``CONN_MAX_AGE``, or broken, are closed before and after it (a worker's threads
+    live for days; a connection the database dropped meanwhile would fail the task)."""
+
+    def before_task(self, task: TaskInfo) -> None:
+        close_old_connections()
+
+    def after_task(
+        self, task: TaskInfo, *, result: Any = None, exception: BaseException | None = None
+    ) -> None:
+        close_old_connections()
 
 
 def __getattr__(name: str) -> Any:
