@@ -1,7 +1,11 @@
 """streamflow.contrib.django in a real minimal Django project (tests/django_project: a
 settings module, an app with a model, a view and a tasks module), its SQLite database
 in a temporary folder, and the session's Redis: submits follow the transaction, and
-``manage.py streamflow_worker`` runs as a real process."""
+``manage.py streamflow_worker`` runs as a real process.
+
+Django is imported in the fixtures and tests: the legs of scripts/test whose venvs lack
+the extra still collect this module (and deselect its tests, which are not integration
+tests); run there, they fail on the missing import."""
 
 from __future__ import annotations
 
@@ -12,10 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import django
 import pytest
-from django.core.management import call_command
-from django.test import Client
 
 from streamflow import App, ResultMissing
 from tests.helpers import ROOT, stop
@@ -26,6 +27,9 @@ PROJECT = ROOT / "tests" / "django_project"
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[Path]:
     """Django set up in this process for the test project; yields its database file."""
+    import django
+    from django.core.management import call_command
+
     database = tmp_path_factory.mktemp("django") / "shop.sqlite3"
     with pytest.MonkeyPatch.context() as patch:  # undone after this module's tests
         patch.setenv("DJANGO_SETTINGS_MODULE", "proj.settings")
@@ -46,6 +50,7 @@ def shop(project: Path, r: Any) -> App:
 
 
 def test_a_committed_order_is_sent_and_a_rolled_back_one_is_not(shop: App) -> None:
+    from django.test import Client
     from shop.models import Order
 
     client = Client()
@@ -84,6 +89,7 @@ def test_nothing_is_sent_before_the_commit(shop: App) -> None:
 def test_manage_py_streamflow_worker_runs_the_tasks(
     shop: App, project: Path, redis_url: str, tmp_path: Path
 ) -> None:
+    from django.test import Client
     from shop.models import Order
 
     placed = Client().post("/orders", {"item": "lamp"}).json()

@@ -1,6 +1,10 @@
 """streamflow.contrib.flask with a real minimal application factory
 (tests/flask_project/flask_shop.py): requests through Flask's test client submit to the
-session's Redis, and ``flask streamflow worker`` runs as a real process."""
+session's Redis, and ``flask streamflow worker`` runs as a real process.
+
+Flask is imported by the fixture: the legs of scripts/test whose venvs lack the extra
+still collect this module (and deselect its tests, which are not integration tests);
+run there, they fail on the missing import."""
 
 from __future__ import annotations
 
@@ -11,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import flask
 import pytest
 
 from streamflow import App
@@ -72,6 +75,8 @@ def test_misuse_is_named(shop: Any, redis_url: str) -> None:
         shop.create_app({"STREAMFLOW_REDIS": redis_url})
     with pytest.raises(RuntimeError, match="no Flask application context"):
         shop.square.send(2)
+    import flask
+
     bare = flask.Flask("bare")
     with bare.app_context(), pytest.raises(RuntimeError, match="has no streamflow App"):
         shop.sf.submit(shop.square.message(2))

@@ -1,39 +1,46 @@
 """streamflow.contrib.sentry: a real in-process worker on the test Redis, and the
 Sentry SDK's own client with a transport that keeps the envelopes it is given (instead
-of sending them), so the events are exactly what Sentry would receive."""
+of sending them), so the events are exactly what Sentry would receive.
+
+sentry-sdk is imported in the fixture: the legs of scripts/test whose venvs lack the
+extra still collect this module (and deselect its tests, which are not integration
+tests); run there, they fail on the missing import."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-import sentry_sdk
-from sentry_sdk.envelope import Envelope
-from sentry_sdk.transport import Transport
 
 from streamflow import App, Chain, ResultFailure, current_task
-from streamflow.contrib.sentry import instrument
 from tests.waiting import wait_until
 
 
-class Kept(Transport):
-    """Keeps every event in memory."""
+class Kept:
+    """The events Sentry's client sent, and ``instrument``."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, instrument: Callable[..., Any]) -> None:
         self.events: list[dict[str, Any]] = []
-
-    def capture_envelope(self, envelope: Envelope) -> None:
-        self.events += [item.payload.json for item in envelope.items if item.type == "event"]
+        self.instrument = instrument
 
 
 @pytest.fixture
 def sentry() -> Iterator[Kept]:
-    transport = Kept()
-    sentry_sdk.init(dsn="https://key@sentry.invalid/1", transport=transport)
+    import sentry_sdk
+    from sentry_sdk.transport import Transport
+
+    from streamflow.contrib.sentry import instrument
+
+    kept = Kept(instrument)
+
+    class Keeping(Transport):
+        def capture_envelope(self, envelope: Any) -> None:
+            kept.events += [item.payload.json for item in envelope.items if item.type == "event"]
+
+    sentry_sdk.init(dsn="https://key@sentry.invalid/1", transport=Keeping())
     try:
-        yield transport
+        yield kept
     finally:
         sentry_sdk.get_client().close()
         sentry_sdk.get_global_scope().set_client(None)
@@ -69,7 +76,7 @@ def tags_of(event: dict[str, Any]) -> dict[str, str]:
 def test_one_event_per_final_failure_with_its_exception_tags_and_breadcrumbs(
     app: App, sentry: Kept
 ) -> None:
-    instrument(app)
+    sentry.instrument(app)
     failing, _ = run_workload(app)
 
     [event] = wait_until(lambda: sentry.events, 10, message="a Sentry event")
@@ -100,7 +107,7 @@ def test_one_event_per_final_failure_with_its_exception_tags_and_breadcrumbs(
 
 
 def test_retries_are_reported_when_asked(app: App, sentry: Kept) -> None:
-    instrument(app, report_retries=True)
+    sentry.instrument(app, report_retries=True)
     failing, succeeding = run_workload(app)
 
     events = wait_until(lambda: len(sentry.events) >= 3 and sentry.events, 10, message="3")
@@ -118,7 +125,7 @@ def test_retries_are_reported_when_asked(app: App, sentry: Kept) -> None:
 def test_a_failure_no_body_raised_is_reported_from_its_record(app: App, sentry: Kept) -> None:
     """An async body called with one argument too many (the piped result) fails before
     it runs, so no hook is told: the event is the recorded error."""
-    instrument(app)
+    sentry.instrument(app)
 
     @app.actor
     def one() -> int:
