@@ -145,4 +145,6 @@ def test_a_failure_no_body_raised_is_reported_from_its_record(app: App, sentry: 
     assert tags_of(event)["node"] == "2"
     assert event["level"] == "error"
     assert event["message"].startswith("TypeError: ")
+    assert event["fingerprint"] == ["streamflow", "takes_one", "TypeError"]
+    assert "Traceback" in event["contexts"]["streamflow error"]["traceback"]
     assert "exception" not in event

@@ -100,11 +100,20 @@ class SentryReporter(Hooks, Observer):
             if exception is not None:
                 event_id = sentry_sdk.capture_exception(exception)
             else:
+                # No exception object (the task failed before or without its body): the
+                # recorded error, its traceback as context, grouped by actor and type
+                # rather than by its message.
                 error = event.error
+                scope.set_context("streamflow error", dict(error))
+                scope.fingerprint = ["streamflow", job.actor.name, str(error.get("type"))]
                 event_id = sentry_sdk.capture_message(
                     f"{error.get('type')}: {error.get('message')}", level="error"
                 )
-        log.debug("failure_reported", event_id=event_id, **tags)
+        log.debug(
+            "failure_reported",
+            event_id=event_id,
+            **{name.removeprefix("streamflow."): value for name, value in tags.items()},
+        )
 
     def breadcrumbs(self, workflow_id: str) -> list[dict[str, Any]]:
         """The workflow's last ``BREADCRUMBS`` events, oldest first (one XREVRANGE)."""
