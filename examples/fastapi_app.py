@@ -1,21 +1,22 @@
 """A FastAPI service that submits workflows and awaits their results, never blocking
-its event loop: the App is opened with the service and closed in its lifespan.
+its event loop: the App is opened with the service and closed with it
+(``streamflow.contrib.asgi.lifespan``).
 
     uvicorn examples.fastapi_app:api                       # the web service
     streamflow worker examples.fastapi_app:app             # a worker (same actors)
 
-Both read the Redis URL from STREAMFLOW_REDIS_URL.
+Both read the Redis URL from STREAMFLOW_REDIS_URL. For development, one process can do
+both: ``FastAPI(lifespan=lifespan(app, worker=True))`` runs a worker in the service.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, HTTPException
 
 from streamflow import App, Chain, ResultFailure, ResultMissing, ResultTimeout
+from streamflow.contrib.asgi import lifespan
 
 app = App()
 
@@ -30,13 +31,7 @@ def double(x: int) -> int:
     return 2 * x
 
 
-@asynccontextmanager
-async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-    yield
-    await app.aclose()  # both of the App's connection pools
-
-
-api = FastAPI(lifespan=lifespan)
+api = FastAPI(lifespan=lifespan(app))
 
 
 @api.post("/sums", status_code=202)
