@@ -296,9 +296,14 @@ class Actor(Generic[P, R]):
                 its retries were used up (or ``retry_when`` declined one; not for
                 ``throws``), with ``(message_data, retry_info)``: the failure data with
                 ``retries`` and ``max_retries``.
-            max_retries, min_backoff, max_backoff, time_limit, max_age, priority: this
-                message's, in place of the actor's (None: the actor's); recorded in the
-                workflow's definition like the actor's.
+            max_retries: this message's retry count, in place of the actor's (None: the
+                actor's; so for the five below); recorded in the workflow's definition
+                like the actor's.
+            min_backoff: this message's shortest backoff before a retry.
+            max_backoff: this message's longest backoff before a retry.
+            time_limit: this message's time limit for one attempt.
+            max_age: this message's longest wait in its queue before it is not run.
+            priority: this message's priority among a worker's fetched messages.
             eta: a timezone-aware time to run at, in place of ``delay`` (the delay until
                 then by this process's clock, now).
 
