@@ -68,6 +68,7 @@ class WorkflowKeys:
     wake_due: str
     expiry: str
     ended: str
+    submitted: str
 
 
 class Keys:
@@ -112,6 +113,7 @@ class Keys:
             wake_due=self.wake_due(shard),
             expiry=self.expiry(shard),
             ended=self.ended(shard),
+            submitted=self.submitted(shard),
         )
 
     def log(self, wf: str) -> str:
@@ -178,6 +180,15 @@ class Keys:
     def expiry(self, shard: int) -> str:
         """Finished workflows by the time their retention ends."""
         return f"{self.prefix}:{{{shard_tag(shard)}}}:expiry"
+
+    def submitted(self, shard: int) -> str:
+        """Every workflow kept, by the Redis time of its submission (ms): listings read
+        the newest from it, never the whole shard."""
+        return f"{self.prefix}:{{{shard_tag(shard)}}}:submitted"
+
+    def submitted_indexed(self, shard: int) -> str:
+        """Set once the workflows kept from before the submitted index are in it."""
+        return f"{self.prefix}:{{{shard_tag(shard)}}}:submitted-indexed"
 
     def ended(self, shard: int) -> str:
         """Workflows that ended, until their retention: id -> ``status submitted ended

@@ -88,7 +88,7 @@ def submit(
     for node, blob in args.items():
         pairs += [node, blob]
     keys = [wf.log, wf.idx, wf.archive, wf.active, wf.wake_due, wf.expiry, wf.tombstone, wf.ended]
-    keys += [definition, definitions]
+    keys += [definition, definitions, wf.submitted]
     argv = [wf.workflow_id, submitted, def_hash, wake, grace_ms, wf.done_channel, retention_ms]
     argv.append(definition_bytes)
     return Call(
@@ -261,7 +261,7 @@ def expire(
     """``expire.lua``: remove a finished workflow past its retention (``member``: its
     expiry set member; ``definition``: the key of its definition, if it has one)."""
     keys = [wf.archive, wf.results, wf.tombstone, wf.expiry, wf.log, wf.ended, wf.idx]
-    keys.append(definitions)
+    keys += [definitions, wf.submitted]
     if definition is not None:
         keys.append(definition)
     return Call("expire", keys, [wf.workflow_id, member, tombstone_ms, def_hash])

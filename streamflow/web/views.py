@@ -2,9 +2,9 @@
 JSON-ready: the workflows, one workflow, the dead letters, the workers, the queues.
 
 Every read is bounded: lists take a limit with a ceiling, a workflow shows its newest
-events and its first ``graph.MAX_NODES`` nodes. Listing workflows reads the summary of
-every workflow kept (there is no index by time or actor), so one listing serves every
-viewer for ``LISTING_TTL_S``.
+events and its first ``graph.MAX_NODES`` nodes. Listing workflows reads the newest from
+each shard's submitted index (there is none by actor: the actor filter looks at the
+newest ``FILTER_SCAN``), and one listing serves every viewer for ``LISTING_TTL_S``.
 """
 
 from __future__ import annotations

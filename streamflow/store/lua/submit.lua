@@ -6,8 +6,9 @@
 -- KEYS[5] wake-due sorted set, KEYS[6] expiry sorted set, KEYS[7] tombstone,
 -- KEYS[8] ended hash, KEYS[9] the definition (it must be stored: a Redis that lost its
 -- data must not get a workflow no worker can read), KEYS[10] the shard's definitions
--- hash (the new workflow is counted in), KEYS[11..] queue streams, each followed by its
--- delayed set, named by decisions
+-- hash (the new workflow is counted in), KEYS[11] the shard's submitted sorted set (for
+-- listings), KEYS[12..] queue streams, each followed by its delayed set, named by
+-- decisions
 -- ARGV[1] workflow id        ARGV[2] encoded WorkflowSubmitted   ARGV[3] definition hash
 -- ARGV[4] recovery wake-up member ('' none: every decision is in this call)
 -- ARGV[5] recovery grace in ms      ARGV[6] channel to publish on if it ends at once
@@ -47,13 +48,14 @@ for i = 0, a - 1 do
   fields[#fields + 1] = ARGV[11 + 2 * i]
 end
 redis.call('SADD', active, ARGV[1])
+redis.call('ZADD', KEYS[11], tonumber(string.match(id, '^(%d+)')), ARGV[1])
 if ARGV[4] ~= '' then
   redis.call('ZADD', wake_due, now_ms() + tonumber(ARGV[5]), ARGV[4])
 end
 local pos = 10 + 2 * a
 local base = tonumber(string.match(id, '^(%d+)'))
 -- (The index's length and last decision are written by append_decisions.)
-local n, d, ended = append_decisions(log, idx, active, KEYS[8], ARGV[1], pos + 1, tonumber(ARGV[pos]), 1, 0, base, 10, fields)
+local n, d, ended = append_decisions(log, idx, active, KEYS[8], ARGV[1], pos + 1, tonumber(ARGV[pos]), 1, 0, base, 11, fields)
 if ended then
   -- Nothing to run (an empty canvas): archive the few events at once.
   archive_log(log, idx, archive, active, KEYS[6], KEYS[8], ARGV[1])
