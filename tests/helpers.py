@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -120,6 +121,14 @@ def check_contract(definition: Definition, history: list[Entry]) -> None:
 
 def events_of(history: list[Entry], kind: type[Any]) -> list[Any]:
     return [e.event for e in history if isinstance(e.event, kind)]
+
+
+def close_apps(*namespaces: Mapping[str, Any]) -> None:
+    """Close the Apps an example left in its namespaces (each holds a connection pool
+    and, once it waited for a result, a subscription)."""
+    apps = {id(v): v for space in namespaces for v in space.values() if isinstance(v, App)}
+    for app in apps.values():
+        app.close()
 
 
 CLI = [sys.executable, "-m", "streamflow.cli", "--log-level", "warning"]

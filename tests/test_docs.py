@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 import redis
 
+from tests.helpers import close_apps
+
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 BLOCK = re.compile(r"```python\n(.*?)```", flags=re.DOTALL)
 MODULE = re.compile(r"# (\w+)\.py\n")
@@ -56,6 +58,7 @@ def test_page_examples_run(
     monkeypatch.setenv("STREAMFLOW_REDIS_URL", redis_url)
     monkeypatch.syspath_prepend(str(tmp_path))
     namespace: dict[str, object] = {}
+    seen: list[dict[str, object]] = []
     modules = []
     try:
         for index, block in enumerate(BLOCK.findall(page.read_text())):
@@ -65,9 +68,12 @@ def test_page_examples_run(
                 modules.append(module.group(1))
                 continue
             exec(compile(block, f"{page.name} example {index}", "exec"), namespace)
+            seen.append(dict(namespace))  # a later block may rebind its App's name
             printed = capsys.readouterr().out.splitlines()
             for line in promised(block):
                 assert line in printed, f"{page.name} example {index}: {line!r} not in {printed}"
     finally:
+        spaces = [*seen, *(vars(sys.modules[m]) for m in modules if m in sys.modules)]
+        close_apps(*spaces)  # their subscriptions would outlive the test
         for name in modules:
             sys.modules.pop(name, None)

@@ -10,6 +10,7 @@ import redis
 
 import streamflow
 from tests.cluster import ON_CLUSTER
+from tests.helpers import close_apps
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 EXAMPLES = re.findall(r"```python\n(.*?)```", README, flags=re.DOTALL)
@@ -24,7 +25,11 @@ def test_example_runs(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setenv("STREAMFLOW_REDIS_URL", redis_url)
-    exec(compile(EXAMPLES[index], f"README example {index}", "exec"), {})
+    namespace: dict[str, object] = {}
+    try:
+        exec(compile(EXAMPLES[index], f"README example {index}", "exec"), namespace)
+    finally:
+        close_apps(namespace)  # their subscriptions would outlive the test
     printed = capsys.readouterr().out
     # Each example states what it prints in "# ->" or a trailing comment; spot-check.
     if index == 0:
