@@ -86,13 +86,16 @@ def discover(package_name: str, pattern: str) -> list[str]:
             f"({package.__file__})"
         )
 
-    def failed(name: str) -> None:
+    def failed(name: str) -> None:  # a package walk_packages could not import
         raise ImportError(f"{name} could not be imported: {sys.exc_info()[1]}")
 
     imported: list[str] = []
     for info in pkgutil.walk_packages(path, prefix=f"{package_name}.", onerror=failed):
         if _matches(info.name, package_name, pattern):
-            importlib.import_module(info.name)
+            try:
+                importlib.import_module(info.name)
+            except ImportError as exc:
+                raise ImportError(f"{info.name} could not be imported: {exc}") from exc
             imported.append(info.name)
     return imported
 
