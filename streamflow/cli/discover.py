@@ -29,15 +29,15 @@ def load_worker_app(spec: str, pattern: str | None) -> tuple[App, list[str]]:
         SystemExit: the spec names no App, or several, or is not a package to discover.
     """
     module_name, colon, _ = spec.partition(":")
+    if not module_name:
+        raise SystemExit(f"expected a package or module:app (got {spec!r})")
+    sys.path.insert(0, os.getcwd())
+    module = _import(module_name)
     if colon:
         app = load_app(spec)
         return app, discover(module_name, pattern) if pattern else []
-    if not spec:
-        raise SystemExit("expected a package or module:app (got '')")
-    sys.path.insert(0, os.getcwd())
-    package = importlib.import_module(spec)
-    app = find_app(package)
-    return app, discover(spec, pattern or DEFAULT_PATTERN)
+    app = find_app(module)
+    return app, discover(module_name, pattern or DEFAULT_PATTERN)
 
 
 def find_app(module: ModuleType) -> App:
@@ -92,12 +92,26 @@ def discover(package_name: str, pattern: str) -> list[str]:
     imported: list[str] = []
     for info in pkgutil.walk_packages(path, prefix=f"{package_name}.", onerror=failed):
         if _matches(info.name, package_name, pattern):
-            try:
-                importlib.import_module(info.name)
-            except ImportError as exc:
-                raise ImportError(f"{info.name} could not be imported: {exc}") from exc
+            _import(info.name)
             imported.append(info.name)
     return imported
+
+
+def _import(name: str) -> ModuleType:
+    """Import ``name``; whatever its code raises (a SyntaxError, a missing dependency)
+    becomes an ImportError naming it, which the command says in one line.
+
+    Raises:
+        ImportError: the module is missing, or its code failed.
+    """
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name == name:  # the module itself: its own message names it
+            raise
+        raise ImportError(f"{name} could not be imported: {exc}") from exc
+    except Exception as exc:
+        raise ImportError(f"{name} could not be imported: {type(exc).__name__}: {exc}") from exc
 
 
 def _matches(name: str, package_name: str, pattern: str) -> bool:

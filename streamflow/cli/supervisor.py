@@ -177,8 +177,17 @@ class Supervisor:
             if process is not None and process.poll() is not None:
                 code = process.returncode
                 slot.process = None
-                if code == EXIT_NOT_STARTED:
+                if code == EXIT_NOT_STARTED and self._changes is None:
                     return slot
+                if code == EXIT_NOT_STARTED:  # --watch: the next change may fix it
+                    log.error(
+                        "worker_not_started",
+                        name=self._name,
+                        index=slot.index,
+                        advice="its error is above; waiting for the code to change",
+                    )
+                    slot.restart_at = None
+                    continue
                 if slot.reloading:
                     slot.restart_at = now
                 else:
