@@ -8,6 +8,7 @@ import argparse
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -145,6 +146,10 @@ def test_a_killed_worker_process_is_restarted_and_its_work_done(
         0.2,
         message="the new worker on the roster",
     )
+    # A probe of the host's workers counts the live ones, not the one that died.
+    probe = cli(redis_url, "health", "--worker", socket.gethostname()).stdout
+    assert f"{cards[0]['consumer']} gone (no such process here)" in probe, probe
+    assert cards[1]["consumer"] in probe and probe.count(" beat ") == 2, probe
     r.lpush("gate", *range(8))  # the killed body runs again (taken over), so one spare
     assert handle.result(timeout=60) == ["through"] * 6
     boss.send_signal(signal.SIGTERM)
