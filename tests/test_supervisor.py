@@ -73,6 +73,14 @@ def gone(pid: int) -> bool:
     return not Path(f"/proc/{pid}").exists()
 
 
+def _states(redis_url: str, cards: list[dict[str, Any]]) -> set[str]:
+    """The states the roster shows now for the workers of ``cards``."""
+    now = {
+        c["consumer"]: c["state"] for c in json.loads(cli(redis_url, "workers", "--json").stdout)
+    }
+    return {now[card["consumer"]] for card in cards}
+
+
 def live_cards(redis_url: str) -> list[dict[str, Any]]:
     cards = json.loads(cli(redis_url, "workers", "--json").stdout)
     return [card for card in cards if card["state"] == "live"]
@@ -174,10 +182,7 @@ def test_sigterm_stops_every_worker_gracefully(
     assert boss.wait(30) == 0, log.read_text()
     assert handle.result(timeout=5) == ["through"]  # finished, not cut
     assert all(gone(card["pid"]) for card in cards)
-    states = {
-        c["consumer"]: c["state"] for c in json.loads(cli(redis_url, "workers", "--json").stdout)
-    }
-    assert {states[card["consumer"]] for card in cards} == {"stopped"}
+    assert _states(redis_url, cards) == {"stopped"}
     assert "worker_process_exited" not in log.read_text()  # a stop is not restarted
 
 
@@ -191,6 +196,19 @@ def test_a_second_sigint_kills_the_workers(
     boss.send_signal(signal.SIGINT)
     assert boss.wait(30) == 130, log.read_text()
     assert all(gone(card["pid"]) for card in cards)
+
+
+@pytest.mark.once
+def test_workers_stop_themselves_when_their_supervisor_is_killed(
+    r: redis.Redis, redis_url: str, tmp_path: Path, started: list[Any]
+) -> None:
+    started.append(boss := supervisor(redis_url, tmp_path / "supervisor.log"))
+    cards = _two_live(redis_url, boss)
+    boss.kill()  # no chance to stop them: they notice, and stop gracefully
+    boss.wait()
+    wait_until(lambda: all(gone(card["pid"]) for card in cards), 30, message="both gone")
+    assert _states(redis_url, cards) == {"stopped"}
+    assert "supervisor_gone" in (tmp_path / "supervisor.log").read_text()
 
 
 def test_a_worker_that_cannot_start_is_not_restarted(redis_url: str) -> None:
