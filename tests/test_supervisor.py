@@ -239,7 +239,8 @@ def test_each_worker_process_gets_the_command_with_one_process() -> None:
         args.roles,
     )
     assert processes_of(_parsed()) == (os.cpu_count() or 1)
-    assert processes_of(_parsed("--embedded")) == 1
+    assert processes_of(embedded := _parsed("--embedded", "--watch", ".")) == 1
+    assert build_parser().parse_args(child_command(embedded, 0)[3:]).embedded
     with pytest.raises(SystemExit, match=r"--embedded .* --processes 1 \(got 2\)"):
         processes_of(_parsed("--embedded", "--processes", "2"))
 

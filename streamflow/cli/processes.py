@@ -60,6 +60,8 @@ def child_command(args: argparse.Namespace, index: int) -> list[str]:
         command += ["--queues", *args.queues]
     if args.url:
         command += ["--url", args.url]
+    if args.embedded:  # one process only (with --watch): each start has a fresh server
+        command.append("--embedded")
     if args.shards is not None:
         command += ["--shards", ",".join(map(str, args.shards))]
     if args.discover:

@@ -154,6 +154,10 @@ class Supervisor:
                 self._wake.wait(0.1)
                 self._wake.clear()
             return self._stop(code=0)
+        except BaseException:
+            # A bug or a failed spawn here must not leave workers running unsupervised.
+            self._kill([slot for slot in self.slots if slot.alive])
+            raise
         finally:
             watcher_stop.set()
             if watcher is not None:
