@@ -110,7 +110,7 @@ def start_workers(url: str, shards: int) -> list[subprocess.Popen[bytes]]:
     env["BENCH_SHARDS"] = str(shards)
     command = [str(PYTHON), "-m", "streamflow.cli", "--log-level", "warning", "worker"]
     command += ["bench_cluster_app:app"]
-    command += ["--url", url, "--concurrency", str(THREADS)]
+    command += ["--url", url, "--concurrency", str(THREADS), "--processes", "1"]
     return [subprocess.Popen(command, env=env) for _ in range(WORKERS)]
 
 

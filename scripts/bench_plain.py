@@ -1,7 +1,8 @@
 """Plain tasks end to end, side by side: W1 and W1r (``scripts/bench --plain``).
 
 W1: 10,000 no-op tasks, one producer process calling each system's ordinary per-task
-submit while one worker process (8 threads, or 8 async slots) runs; each system on its
+submit while one worker process (8 threads, or 8 async slots) runs (``--processes 2``:
+two worker processes of 8 each, under the system's own supervisor); each system on its
 own fresh Redis (a redis-server on a free port), everything at its defaults. The clock
 runs from the first submit to the last task done; every task body increments one Redis
 counter, which the producer polls. W1r: then read the 10,000 results back one call at
@@ -66,16 +67,22 @@ def _root(system: str) -> Path:
     return _before if system == BEFORE and _before is not None else ROOT
 
 
-def _worker_command(system: str) -> list[str]:
+def _worker_command(system: str, processes: int) -> list[str]:
     python = _python(system)
     if system in ("streamflow", BEFORE):
-        return [python, "-m", "streamflow.cli", "worker", "scripts.bench_plain_side:app",
-                "--concurrency", str(THREADS)]  # fmt: skip
+        command = [python, "-m", "streamflow.cli", "worker", "scripts.bench_plain_side:app",
+                   "--concurrency", str(THREADS)]  # fmt: skip
+        # A checkout from before --processes runs one process, and knows no such flag.
+        if (_root(system) / "streamflow" / "cli" / "supervisor.py").exists():
+            command += ["--processes", str(processes)]
+        elif processes != 1:
+            raise SystemExit(f"{_root(system)}: this streamflow runs one process only")
+        return command
     if system.startswith("dramatiq"):
-        return [python, "-m", "dramatiq", "scripts.bench_plain_side", "--processes", "1",
-                "--threads", str(THREADS)]  # fmt: skip
+        return [python, "-m", "dramatiq", "scripts.bench_plain_side", "--processes",
+                str(processes), "--threads", str(THREADS)]  # fmt: skip
     return [python, "-m", "taskiq", "worker", "scripts.bench_plain_side:broker",
-            "--workers", "1", "--max-async-tasks", str(THREADS)]  # fmt: skip
+            "--workers", str(processes), "--max-async-tasks", str(THREADS)]  # fmt: skip
 
 
 def _free_port() -> int:
@@ -146,7 +153,7 @@ class Server:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def run_once(system: str, n: int) -> dict[str, Any]:
+def run_once(system: str, n: int, processes: int = 1) -> dict[str, Any]:
     """One run of W1 (and W1r where the system keeps results); returns its figures."""
     server = Server()
     side = "streamflow" if system == BEFORE else system
@@ -160,7 +167,7 @@ def run_once(system: str, n: int) -> dict[str, Any]:
     }.get(system, PHASES)
     env["BENCH_PLAIN_ASYNC"] = "1" if "W1a" in phases else ""
     worker = subprocess.Popen(
-        _worker_command(system), cwd=_root(system), env=env,
+        _worker_command(system, processes), cwd=_root(system), env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     producer = subprocess.Popen(
@@ -221,6 +228,9 @@ def main() -> int:
     parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS)
     parser.add_argument("--out", type=Path, help="write the runs and medians as JSON")
     parser.add_argument(
+        "--processes", type=int, default=1, help="worker processes per system (default: 1)"
+    )
+    parser.add_argument(
         "--before",
         type=Path,
         help=f"also run streamflow from this checkout (a worktree with its .venv), as {BEFORE}",
@@ -238,7 +248,7 @@ def main() -> int:
     for repeat in range(args.repeat):
         for system in args.systems:  # taking turns: the machine's noise hits all alike
             print(f"run {repeat + 1}/{args.repeat}: {system} ...", file=sys.stderr, flush=True)
-            runs[system].append(run_once(system, args.n))
+            runs[system].append(run_once(system, args.n, args.processes))
     fields = ("per_s", "commands_per_task", "producer_cpu_ms_per_task",
               "worker_cpu_ms_per_task", "redis_cpu_ms_per_task")  # fmt: skip
     table: dict[str, dict[str, Any]] = {}
@@ -249,7 +259,8 @@ def main() -> int:
     base = table.get("dramatiq", {}).get("W1", {}).get("per_s")
     base_r = table.get("dramatiq-results", {}).get("W1r", {}).get("per_s")
     base_a = table.get("taskiq", {}).get("W1a", {}).get("per_s")
-    print(f"\n{args.n:,} plain tasks, one producer, one worker x {THREADS}, medians of "
+    workers = "one worker" if args.processes == 1 else f"{args.processes} worker processes"
+    print(f"\n{args.n:,} plain tasks, one producer, {workers} x {THREADS}, medians of "
           f"{args.repeat}; vs peer: W1 vs dramatiq, W1r and GET vs dramatiq + Results' "
           "W1r, W1a vs taskiq's W1a")  # fmt: skip
     header = f"{'system':<18}{'phase':<6}{'per s':>9}{'vs peer':>13}{'cmds/task':>11}"

@@ -39,7 +39,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def spawn(url: str, roles: list[str], logs: Path, name: str) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "streamflow.cli", "--log-level", "warning", "worker"]
-    command += ["scripts.chaos_app:app", "--url", url, "--lease-ms", "1000", "--roles", *roles]
+    command += ["scripts.chaos_app:app", "--url", url, "--processes", "1"]
+    command += ["--lease-ms", "1000", "--roles", *roles]
     log = (logs / f"{name}.log").open("ab")
     env = {**os.environ, "STREAMFLOW_REDIS_URL": url}
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
@@ -112,7 +113,7 @@ def _workflows_of(app: App, queue: str, pending: list[Any]) -> set[str]:
 def spawn_plain(url: str, logs: Path, name: str) -> subprocess.Popen[bytes]:
     """A worker at its defaults (8 slots, 30 s lease), every role."""
     command = [sys.executable, "-m", "streamflow.cli", "--log-level", "warning", "worker"]
-    command += ["scripts.chaos_app:app", "--url", url]
+    command += ["scripts.chaos_app:app", "--url", url, "--processes", "1"]
     log = (logs / f"{name}.log").open("ab")
     env = {**os.environ, "STREAMFLOW_REDIS_URL": url}
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)

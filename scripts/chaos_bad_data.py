@@ -38,7 +38,7 @@ _WORKFLOW_ID = re.compile(r"\b\d+-[0-9a-f]{24}\b")
 
 def _worker(url: str, log: Path) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "streamflow.cli", "--log-level", "warning", "worker"]
-    command += ["scripts.chaos_app:app", "--url", url]
+    command += ["scripts.chaos_app:app", "--url", url, "--processes", "1"]
     env = {**os.environ, "STREAMFLOW_REDIS_URL": url}
     return subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=log.open("ab"), stderr=log.open("ab")

@@ -119,6 +119,21 @@ def check_contract(definition: Definition, history: list[Entry]) -> None:
     assert all(releases[b] == 1 for b in barriers), f"releases: {dict(releases)}"
 
 
+def remote_actor(app: App, name: str) -> Any:
+    """A stand-in for an actor of tests/sample_app.py: submitted from the test, its body
+    run by worker processes only."""
+
+    def body(*args: Any) -> Any:
+        raise AssertionError("runs in the worker processes only")
+
+    return app.actor(body, actor_name=name)
+
+
+def runs(r: Any, tag: str) -> int:
+    """How many times the sample app's bodies counted ``tag`` (``runs:<tag>``)."""
+    return int(r.get(f"runs:{tag}") or 0)
+
+
 def events_of(history: list[Entry], kind: type[Any]) -> list[Any]:
     return [e.event for e in history if isinstance(e.event, kind)]
 
@@ -139,9 +154,11 @@ def worker_process(
     app: str, url: str, log: Path, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
     """``streamflow worker <app> --url url <args>`` in a process of its own, its
-    STREAMFLOW_REDIS_URL set (and ``env``), its stderr in ``log``."""
+    STREAMFLOW_REDIS_URL set (and ``env``), its stderr in ``log``: one worker process
+    (``--processes 1``) unless ``args`` ask for more."""
     environment = {**os.environ, "STREAMFLOW_REDIS_URL": url, **(env or {})}
-    command = [*CLI, "worker", app, "--url", url, *args]
+    one = [] if "--processes" in args else ["--processes", "1"]
+    command = [*CLI, "worker", app, "--url", url, *one, *args]
     return subprocess.Popen(command, cwd=ROOT, env=environment, stderr=log.open("wb"))
 
 

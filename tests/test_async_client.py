@@ -313,7 +313,7 @@ async def test_events_follow_a_workflow_live_until_it_ends(
 
 def _worker(redis_url: str) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "streamflow.cli", "worker", "tests.sample_app:app"]
-    command += ["--url", redis_url, "--concurrency", "8"]
+    command += ["--url", redis_url, "--concurrency", "8", "--processes", "1"]
     env = {**os.environ, "STREAMFLOW_REDIS_URL": redis_url}
     return subprocess.Popen(command, cwd=ROOT, env=env)
 

@@ -31,7 +31,7 @@ def crashing_worker(redis_url: str, point: str, log: Path) -> subprocess.Popen[b
     }
     command = [sys.executable, "-m", "streamflow.cli", "worker", "tests.sample_app:app"]
     return subprocess.Popen(
-        [*command, "--url", redis_url, "--concurrency", "4"],
+        [*command, "--url", redis_url, "--concurrency", "4", "--processes", "1"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

@@ -35,7 +35,7 @@ def spawn(
 ) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "streamflow.cli", "--log-level", "info", "worker"]
     command += ["tests.sample_app:app", "--url", redis_url, "--concurrency", str(concurrency)]
-    command += ["--lease-ms", str(lease_ms)]
+    command += ["--lease-ms", str(lease_ms), "--processes", "1"]
     env = {**os.environ, "STREAMFLOW_REDIS_URL": redis_url}
     return subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb")

@@ -365,7 +365,16 @@ def test_sigterm_past_grace_hands_leases_back(
     log = tmp_path / "leaving.log"
     command = [sys.executable, "-m", "streamflow.cli", "--log-level", "info", "worker"]
     leaving = subprocess.Popen(
-        [*command, "tests.sample_app:app", "--url", redis_url, "--grace", "0.2"],
+        [
+            *command,
+            "tests.sample_app:app",
+            "--url",
+            redis_url,
+            "--grace",
+            "0.2",
+            "--processes",
+            "1",
+        ],
         cwd=Path(__file__).resolve().parent.parent,
         env={**os.environ, "STREAMFLOW_REDIS_URL": redis_url},
         stderr=log.open("wb"),

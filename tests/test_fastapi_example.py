@@ -27,7 +27,9 @@ def anyio_backend() -> str:
 def worker(redis_url: str, r: object) -> Iterator[None]:
     command = [sys.executable, "-m", "streamflow.cli", "worker", "examples.fastapi_app:app"]
     env = {**os.environ, "STREAMFLOW_REDIS_URL": redis_url}
-    process = subprocess.Popen([*command, "--url", redis_url], cwd=ROOT, env=env)
+    process = subprocess.Popen(
+        [*command, "--url", redis_url, "--processes", "1"], cwd=ROOT, env=env
+    )
     yield
     process.terminate()
     assert process.wait(timeout=30) == 0

@@ -165,7 +165,7 @@ def test_a_lone_task_cut_by_a_killed_worker_runs_again(
     handle = slow.send(1.5)
     env = {**os.environ, "STREAMFLOW_REDIS_URL": redis_url}
     command = [sys.executable, "-m", "streamflow.cli", "worker", "tests.sample_app:app"]
-    command += ["--url", redis_url]
+    command += ["--url", redis_url, "--processes", "1"]
 
     def spawn(log: str) -> subprocess.Popen[bytes]:
         out = (tmp_path / log).open("wb")

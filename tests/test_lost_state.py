@@ -34,7 +34,7 @@ def test_new_workflows_run_again_after_redis_lost_its_data(
     c = app.actor(stub, actor_name="counted").message
     log = tmp_path / "worker.log"
     command = [sys.executable, "-m", "streamflow.cli", "--log-level", "info", "worker"]
-    command += ["tests.sample_app:app", "--url", redis_url]
+    command += ["tests.sample_app:app", "--url", redis_url, "--processes", "1"]
     env = {**os.environ, "STREAMFLOW_REDIS_URL": redis_url}
     worker = subprocess.Popen(command, cwd=ROOT, env=env, stderr=log.open("wb"))
     try:

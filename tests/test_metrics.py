@@ -144,6 +144,7 @@ def test_without_the_extra_the_worker_says_what_to_install(redis_url: str) -> No
     code = "import sys; sys.modules['prometheus_client'] = None; "
     code += "from streamflow.cli.main import main; sys.exit(main(sys.argv[1:]))"
     args = ["worker", "tests.samples.observed:app", "--url", redis_url, "--metrics-port", "1"]
+    args += ["--processes", "1"]  # the import is blocked in this process only
     env = {**os.environ, "STREAMFLOW_REDIS_URL": redis_url}
     done = subprocess.run(
         [sys.executable, "-c", code, *args], cwd=ROOT, env=env, capture_output=True, text=True

@@ -58,7 +58,7 @@ def test_a_worker_started_before_redis_waits_for_it(redis_binary: str, tmp_path:
     url = f"redis://127.0.0.1:{port}/0"
     log = tmp_path / "worker.log"
     env = {**os.environ, "STREAMFLOW_REDIS_URL": url}
-    command = [*CLI, "worker", "tests.sample_app:app", "--url", url]
+    command = [*CLI, "worker", "tests.sample_app:app", "--url", url, "--processes", "1"]
     worker = subprocess.Popen(command, cwd=ROOT, env=env, stderr=log.open("wb"))
     try:
         wait_until(lambda: "redis_unreachable" in log.read_text(), 30)

@@ -62,7 +62,7 @@ def test_one_poison_of_each_kind_costs_the_rest_nothing(
 
     log = tmp_path / "worker.log"
     command = [sys.executable, "-m", "streamflow.cli", "--log-level", "info", "worker"]
-    command += ["tests.sample_app:app", "--url", redis_url]
+    command += ["tests.sample_app:app", "--url", redis_url, "--processes", "1"]
     env = {**os.environ, "STREAMFLOW_REDIS_URL": redis_url}
     worker = subprocess.Popen(
         command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb")

@@ -36,6 +36,8 @@ def spawn(
         "info",
         "worker",
         "tests.sample_app:app",
+        "--processes",
+        "1",
         "--url",
         redis_url,
         "--concurrency",

@@ -55,7 +55,7 @@ def test_a_worker_of_another_count_refuses_to_start_in_one_line(
     command = [sys.executable, "-m", "streamflow.cli", "worker", "tests.sample_app:app"]
     env = {**os.environ, "STREAMFLOW_REDIS_URL": redis_url, "SAMPLE_APP_SHARDS": "1"}
     done = subprocess.run(
-        [*command, "--url", redis_url],
+        [*command, "--url", redis_url, "--processes", "1"],
         cwd=ROOT,
         env=env,
         capture_output=True,

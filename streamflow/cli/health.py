@@ -1,11 +1,15 @@
 """``streamflow health``: a probe for a container. Exit status 0 when Redis answers, every
 master has the scripts (those missing, as after a restart, are loaded: what fails then
 is Redis refusing them), and, with ``--worker``, that worker beat within ``--max-age``
-seconds by the Redis clock; else 1. Each check is a line on stdout."""
+seconds by the Redis clock; else 1. Each check is a line on stdout. Named by its host,
+the workers of a supervisor (``--processes``) must all beat, save those gone from this
+host (died, and replaced by the supervisor)."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import socket
 
 import redis
 
@@ -32,12 +36,34 @@ def cmd_health(args: argparse.Namespace) -> int:
     if not beats:
         print(f"worker   no heartbeat from {args.worker!r}")
         return 1
-    fresh = True
+    fresh, counted = True, 0
     for name, age_s in sorted(beats.items()):
+        if gone_from_here(name):
+            # A worker process that died and was replaced (``--processes``): its beats
+            # linger, but it is no one's to be healthy.
+            print(f"worker   {name} gone (no such process here): not counted")
+            continue
         ok = age_s <= args.max_age
         fresh &= ok
+        counted += 1
         print(f"worker   {name} beat {age_s:.1f} s ago{'' if ok else ': too long'}")
-    return 0 if fresh else 1
+    return 0 if fresh and counted else 1
+
+
+def gone_from_here(consumer: str) -> bool:
+    """Whether ``consumer`` (named ``host:pid:suffix``) ran on this host, in a process that
+    no longer exists (the probe runs beside its workers, as a container's does)."""
+    host, _, rest = consumer.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # it exists, another user's
+        return False
+    return False
 
 
 def last_beats(app: App, worker: str) -> dict[str, float]:

@@ -11,6 +11,7 @@ import redis
 
 from streamflow.cli.common import configure_logging
 from streamflow.cli.demo import cmd_demo
+from streamflow.cli.discover import DEFAULT_PATTERN
 from streamflow.cli.health import MAX_AGE_S, cmd_health
 from streamflow.cli.histories import cmd_check, cmd_export, cmd_history, cmd_ls, cmd_show
 from streamflow.cli.live import cmd_queues, cmd_stats, cmd_workers
@@ -24,8 +25,10 @@ from streamflow.cli.operate import (
     cmd_worker,
     shard_ranges,
 )
+from streamflow.cli.processes import positive
 from streamflow.cli.results import cmd_result
 from streamflow.cli.schedules import cmd_schedules
+from streamflow.cli.supervisor import EXIT_NOT_STARTED
 from streamflow.cli.web import add_parser as add_web_parser
 from streamflow.history.listing import STATUSES
 from streamflow.model.errors import StreamflowError
@@ -50,10 +53,35 @@ def build_parser() -> argparse.ArgumentParser:
     connection.add_argument("--url", help="Redis URL (default: STREAMFLOW_REDIS_URL)")
     connection.add_argument("--prefix", default="sf", help="key prefix (default: sf)")
 
-    worker = sub.add_parser("worker", help="run a worker for module:app")
-    worker.add_argument("app", help="module:attribute naming a streamflow App")
+    worker = sub.add_parser("worker", help="run workers for module:app, or for a package")
+    worker.add_argument(
+        "app",
+        help="module:attribute naming a streamflow App, or a package: its App (attribute "
+        "'app', else its one App) and every tasks module under it",
+    )
     worker.add_argument("--queues", nargs="+", help="queues to read (default: all)")
-    worker.add_argument("--concurrency", type=int, default=8)
+    worker.add_argument(
+        "--processes",
+        type=positive,
+        metavar="N",
+        help="worker processes, under a supervisor that restarts them (default: one per CPU)",
+    )
+    worker.add_argument(
+        "--concurrency", type=int, default=8, help="tasks at once per process (default: 8)"
+    )
+    worker.add_argument(
+        "--discover",
+        metavar="PATTERN",
+        help=f"import the modules under the package matching this glob (default for a "
+        f"package: {DEFAULT_PATTERN})",
+    )
+    worker.add_argument(
+        "--watch",
+        metavar="DIR",
+        help="restart the workers when a .py file under DIR changes (streamflow[watch])",
+    )
+    # Set by the supervisor on the workers it runs (see cli/supervisor.py).
+    worker.add_argument("--supervised", action="store_true", help=argparse.SUPPRESS)
     worker.add_argument("--url", help="Redis URL (default: STREAMFLOW_REDIS_URL)")
     worker.add_argument("--lease-ms", type=int, default=30_000)
     worker.add_argument(
@@ -239,10 +267,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         # One line, no traceback (--traceback shows it).
         print(f"streamflow {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+        return _failed(args)
+    except SystemExit as exc:
+        if not isinstance(exc.code, str):
+            raise
+        print(exc.code, file=sys.stderr)
+        return _failed(args)
     except KeyboardInterrupt:
         return 130
     return result
+
+
+def _failed(args: argparse.Namespace) -> int:
+    """The exit code of a command that failed: a supervised worker that never started
+    tells its supervisor not to start it again."""
+    if getattr(args, "supervised", False) and not getattr(args, "started", False):
+        return EXIT_NOT_STARTED
+    return 1
 
 
 if __name__ == "__main__":

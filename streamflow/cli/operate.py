@@ -8,18 +8,30 @@ import dataclasses
 import json
 import os
 
-from streamflow.cli.common import connect, load_app
+from streamflow.cli.common import connect
+from streamflow.cli.discover import load_worker_app
+from streamflow.cli.processes import follow_supervisor, processes_of, supervise
+from streamflow.logs import get_logger
 from streamflow.model import codec
 from streamflow.model.errors import DecodeError
 from streamflow.model.messages import decode_task_message
 from streamflow.store.connection import masked
 
+log = get_logger(__name__)
+
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    processes = processes_of(args)
+    if processes != 1 or args.watch:
+        return supervise(args, processes)
+    if args.supervised:
+        follow_supervisor()
     if args.url:
         # Before the import: an App() without a URL in the module picks this up.
         os.environ["STREAMFLOW_REDIS_URL"] = args.url
-    app = load_app(args.app)
+    app, discovered = load_worker_app(args.app, args.discover)
+    if discovered:
+        log.info("tasks_discovered", modules=discovered)
     if args.url and app.url != args.url:
         raise SystemExit(
             f"{args.app} connects to {masked(app.url)}, not to --url {masked(args.url)}: "
@@ -44,6 +56,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         from streamflow.metrics import serve
 
         serve(app, args.metrics_port, args.metrics_host)
+    args.started = True  # from here on, a failure is not one of starting
     worker.run()
     return 0
 

@@ -1,0 +1,1 @@
+"""Billing: its actors are in tasks.py."""

@@ -1,0 +1,1 @@
+"""Shipping: its actors are in the tasks package."""

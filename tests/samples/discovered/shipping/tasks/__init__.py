@@ -1,0 +1,1 @@
+"""A ``tasks`` package: discovery imports it and every module in it."""
