@@ -36,41 +36,43 @@ def test_example_runs(
         assert printed.splitlines()[0].endswith(" 10")
         assert printed.splitlines()[2] == "[0, 2, 4]"
     if index == 2:
+        assert printed.splitlines() == ["3 sum=7"]
+    if index == 3:
         lines = printed.splitlines()
         assert lines[0] == "1 True broken"
         assert "fails ValueError" in lines
         assert "a" in lines
-    if index == 3:
-        assert printed.strip() == "13 [] []"
     if index == 4:
-        assert printed.splitlines() == ["HistoryLimitExceeded", "['failed']"]
+        assert printed.strip() == "13 [] []"
     if index == 5:
-        assert printed.splitlines()[-1] == "completed 5 True"
+        assert printed.splitlines() == ["HistoryLimitExceeded", "['failed']"]
     if index == 6:
+        assert printed.splitlines()[-1] == "completed 5 True"
+    if index == 7:
         lines = printed.splitlines()
         assert lines[0] == "[0, 1, 4, 9, 16, 25]"
         assert "error in broken attempt 1 KeyError('missing')" in lines
-    if index == 7:
-        assert printed.splitlines() == ["[(ConnectionError('billing is down (7)'), 2)]"]
     if index == 8:
-        assert printed.splitlines() == ["3", "6"]
+        assert printed.splitlines() == ["[(ConnectionError('billing is down (7)'), 2)]"]
     if index == 9:
+        assert printed.splitlines() == ["3", "6"]
+    if index == 10:
         lines = printed.splitlines()
         assert lines[0] == "ran extract" and lines[3:] == ["ran load", "completed"]
         assert sorted(lines[1:3]) == ["ran a", "ran b"]
-    if index == 10:
-        assert printed.splitlines() == ["10", "[3, 6, 10]", "all done", "[2, 14]", "42"]
     if index == 11:
-        assert printed.splitlines() == ["13 11", "[0, 2, 4]", "completed", "WorkflowCompleted"]
+        assert printed.splitlines() == ["10", "[3, 6, 10]", "all done", "[2, 14]", "42"]
     if index == 12:
-        assert printed.splitlines() == ["reports True", "True"]
+        assert printed.splitlines() == ["13 11", "[0, 2, 4]", "completed", "WorkflowCompleted"]
     if index == 13:
+        assert printed.splitlines() == ["reports True", "True"]
+    if index == 14:
         assert printed.splitlines() == [
             "4",
             "['streamflow submit', 'streamflow task double', 'streamflow task double']",
             "1",
         ]
-    if index == 14:
+    if index == 15:
         assert printed.strip() == ("48" if ON_CLUSTER else "1")
     if index == 1:
         assert "ValueError no luck" in printed

@@ -11,7 +11,8 @@ from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 from streamflow.api.aio import AsyncWorkflowHandle
 from streamflow.api.canvas import Callback, Canvas, Message
 from streamflow.api.handles import WorkflowHandle
-from streamflow.model.options import QUEUE_NAME, ActorOptions, to_ms
+from streamflow.api.options import exception_types, overridden, until
+from streamflow.model.options import ActorOptions, to_ms
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -20,9 +21,9 @@ R = TypeVar("R")
 class Registry(Protocol):
     """What an actor is registered with (an App): ``send`` submits through it."""
 
-    def submit(self, canvas: Canvas) -> WorkflowHandle: ...
+    def submit(self, canvas: Canvas) -> WorkflowHandle[Any]: ...
 
-    async def submit_async(self, canvas: Canvas) -> AsyncWorkflowHandle: ...
+    async def submit_async(self, canvas: Canvas) -> AsyncWorkflowHandle[Any]: ...
 
 
 def callback_of(
@@ -56,114 +57,6 @@ def callback_of(
     return Callback(actor.name, actor.options)
 
 
-def actor_options(
-    *,
-    queue: str,
-    max_retries: int,
-    min_backoff: float,
-    max_backoff: float,
-    time_limit: float | None,
-    result_ttl: float | None,
-    max_age: float | None = None,
-    priority: int = 0,
-) -> ActorOptions:
-    """An actor's options, checked (see ``App.actor`` for their meaning).
-
-    Raises:
-        ValueError: a bad queue name or retry count, or a duration out of range.
-    """
-    if not isinstance(queue, str) or not QUEUE_NAME.fullmatch(queue):
-        raise ValueError(
-            "a queue name is letters, digits, '.', '_' and '-', starting with a letter or "
-            f"'_' (got {queue!r})"
-        )
-    if max_retries < 0:
-        raise ValueError(f"max_retries must be >= 0 (got {max_retries!r})")
-    return ActorOptions(
-        queue=queue,
-        max_retries=max_retries,
-        min_backoff_ms=to_ms(min_backoff, "min_backoff", short=True),
-        max_backoff_ms=to_ms(max_backoff, "max_backoff"),
-        time_limit_ms=None if time_limit is None else to_ms(time_limit, "time_limit", short=True),
-        result_ttl_ms=None if result_ttl is None else to_ms(result_ttl, "result_ttl"),
-        max_age_ms=None if max_age is None else to_ms(max_age, "max_age", short=True),
-        priority=priority_of(priority),
-    )
-
-
-def priority_of(priority: Any) -> int:
-    """``priority``, checked: a whole number (lower runs first; 0 by default).
-
-    Raises:
-        ValueError: anything else.
-    """
-    if isinstance(priority, bool) or not isinstance(priority, int):
-        raise ValueError(f"priority must be a whole number (got {priority!r})")
-    return priority
-
-
-def until(
-    delay: float | datetime.timedelta | None, eta: datetime.datetime | None
-) -> float | datetime.timedelta | None:
-    """``delay``, or the time from now (this process's clock) to ``eta`` (none if past).
-
-    Raises:
-        ValueError: both are given, or ``eta`` is not a timezone-aware datetime.
-    """
-    if eta is None:
-        return delay
-    if delay is not None:
-        raise ValueError(f"give delay or eta, not both (got delay={delay!r}, eta={eta!r})")
-    if not isinstance(eta, datetime.datetime) or eta.tzinfo is None:
-        raise ValueError(f"eta must be a timezone-aware datetime (got {eta!r})")
-    return max(eta - datetime.datetime.now(datetime.UTC), datetime.timedelta(0))
-
-
-def overridden(
-    max_retries: int | None,
-    min_backoff: float | datetime.timedelta | None,
-    max_backoff: float | datetime.timedelta | None,
-    time_limit: float | datetime.timedelta | None,
-    max_age: float | datetime.timedelta | None = None,
-    priority: int | None = None,
-) -> dict[str, Any]:
-    """The ``ActorOptions`` fields a message sets in place of its actor's (those given).
-
-    Raises:
-        ValueError: a retry count below 0, or a duration that is not one.
-    """
-    found: dict[str, Any] = {}
-    if max_retries is not None:
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise ValueError(f"max_retries must be a whole number >= 0 (got {max_retries!r})")
-        found["max_retries"] = max_retries
-    if min_backoff is not None:
-        found["min_backoff_ms"] = to_ms(min_backoff, "min_backoff", short=True)
-    if max_backoff is not None:
-        found["max_backoff_ms"] = to_ms(max_backoff, "max_backoff")
-    if time_limit is not None:
-        found["time_limit_ms"] = to_ms(time_limit, "time_limit", short=True)
-    if max_age is not None:
-        found["max_age_ms"] = to_ms(max_age, "max_age", short=True)
-    if priority is not None:
-        found["priority"] = priority_of(priority)
-    return found
-
-
-def exception_types(throws: Any) -> tuple[type[BaseException], ...]:
-    """``throws`` as a tuple: an exception class, or a tuple (or list) of them.
-
-    Raises:
-        TypeError: anything else, naming it.
-    """
-    found = (throws,) if isinstance(throws, type) else throws
-    if isinstance(found, tuple | list) and all(
-        isinstance(t, type) and issubclass(t, BaseException) for t in found
-    ):
-        return tuple(found)
-    raise TypeError(f"throws must be an exception class or a tuple of them (got {throws!r})")
-
-
 def registrar(
     app: Registry,
     actors: dict[str, Actor[Any, Any]],
@@ -193,11 +86,17 @@ def registrar(
 
 
 class Actor(Generic[P, R]):
-    """A registered function. Calling it runs the function directly, in process."""
+    """A registered function. Calling it runs the function directly, in process.
+
+    Typed ``Actor[P, R]``: ``P`` its function's parameters, ``R`` its result (what an
+    async function returns once awaited). ``message`` and ``send`` take exactly those
+    parameters (mypy checks them); a chain step that receives the previous step's result
+    as its last argument is written ``piped``, which takes the leading ones.
+    """
 
     def __init__(
         self,
-        fn: Callable[P, R],
+        fn: Callable[P, Any],
         *,
         name: str,
         options: ActorOptions,
@@ -220,7 +119,8 @@ class Actor(Generic[P, R]):
         except (TypeError, ValueError):  # some builtins and callables have none
             self._signature = None
 
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
+        """Run the function here and now (an async one returns its coroutine)."""
         return self.fn(*args, **kwargs)
 
     def __repr__(self) -> str:
@@ -248,12 +148,22 @@ class Actor(Generic[P, R]):
             shown = self._signature.replace(parameters=bare, return_annotation=empty)
             raise TypeError(f"actor {self.name!r} takes {shown}: {exc}") from None
 
-    def message(self, *args: Any, **kwargs: Any) -> Message:
+    def message(self, *args: P.args, **kwargs: P.kwargs) -> Message[R]:
         """A message calling this actor with these arguments (checked against its
-        signature; a chain step's piped input comes last).
+        signature; in a chain, the previous step's result is appended: the same as
+        ``piped``, which type checkers accept for leading arguments only).
 
         Raises:
             TypeError: they cannot be its arguments.
+        """
+        return self.piped(*args, **kwargs)
+
+    def piped(self, *args: Any, **kwargs: Any) -> Message[R]:
+        """A message calling this actor with these leading arguments, the previous chain
+        step's result coming last (checked against its signature as far as it can be).
+
+        Raises:
+            TypeError: they cannot be its leading arguments.
         """
         self._check_arguments(args, kwargs)
         return Message(
@@ -278,7 +188,7 @@ class Actor(Generic[P, R]):
         max_age: float | datetime.timedelta | None = None,
         priority: int | None = None,
         eta: datetime.datetime | None = None,
-    ) -> Message:
+    ) -> Message[R]:
         """A message with per-message options.
 
         Args:
@@ -335,7 +245,7 @@ class Actor(Generic[P, R]):
         allow_failure: bool = False,
         on_success: Actor[Any, Any] | str | None = None,
         on_failure: Actor[Any, Any] | str | None = None,
-    ) -> Message:
+    ) -> Message[R]:
         """A message with these options, its arguments already checked."""
         return Message(
             actor_name=self.name,
@@ -354,7 +264,7 @@ class Actor(Generic[P, R]):
         """The actors of this actor's App, by name (none without an App)."""
         return getattr(self.app, "actors", None) or {}
 
-    def send(self, *args: Any, **kwargs: Any) -> WorkflowHandle:
+    def send(self, *args: P.args, **kwargs: P.kwargs) -> WorkflowHandle[R]:
         """Run this actor once, as a one-task workflow; returns its handle."""
         return self.send_with_options(args=args, kwargs=kwargs)
 
@@ -365,12 +275,12 @@ class Actor(Generic[P, R]):
         kwargs: Mapping[str, Any] | None = None,
         delay: float | datetime.timedelta | None = None,
         eta: datetime.datetime | None = None,
-    ) -> WorkflowHandle:
+    ) -> WorkflowHandle[R]:
         """``send`` with options (``delay`` in seconds or a timedelta, or an ``eta``: a
         timezone-aware time to run at)."""
         return self._app().submit(self._sent(args, kwargs, until(delay, eta)))
 
-    async def send_async(self, *args: Any, **kwargs: Any) -> AsyncWorkflowHandle:
+    async def send_async(self, *args: P.args, **kwargs: P.kwargs) -> AsyncWorkflowHandle[R]:
         """``send`` for asyncio code (see ``App.submit_async``)."""
         return await self._app().submit_async(self._sent(args, kwargs, None))
 
@@ -381,7 +291,7 @@ class Actor(Generic[P, R]):
         kwargs: Mapping[str, Any] | None = None,
         delay: float | datetime.timedelta | None = None,
         eta: datetime.datetime | None = None,
-    ) -> AsyncWorkflowHandle:
+    ) -> AsyncWorkflowHandle[R]:
         """``send_with_options`` for asyncio code."""
         return await self._app().submit_async(self._sent(args, kwargs, until(delay, eta)))
 
@@ -395,6 +305,6 @@ class Actor(Generic[P, R]):
         args: Sequence[Any],
         kwargs: Mapping[str, Any] | None,
         delay: float | datetime.timedelta | None,
-    ) -> Message:
+    ) -> Message[R]:
         self._check_arguments(args, kwargs or {}, complete=True)  # nothing is piped
         return self._message(args, kwargs, delay=delay)

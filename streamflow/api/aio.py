@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from streamflow.api.canvas import Canvas
 from streamflow.api.compile import compile_canvas
@@ -39,6 +39,8 @@ from streamflow.store.deadletters import DeadLetter, DeadLetters
 from streamflow.store.plan import Plan
 
 T = TypeVar("T")
+R = TypeVar("R")
+"""A handle's result type."""
 
 ASYNC_GRACE_MS = 0
 """The asyncio face leaves a canvas's roots past the first script call (``APPLY_CHUNK``)
@@ -49,7 +51,9 @@ Faces = Callable[[], AsyncStore]
 """The store's face on the running event loop (made at its first use on each loop)."""
 
 
-async def submit(faces: Faces, projector: Projector, submission: Submission) -> AsyncWorkflowHandle:
+async def submit(
+    faces: Faces, projector: Projector, submission: Submission
+) -> AsyncWorkflowHandle[Any]:
     """Write ``submission`` (see ``App.submit``), riding out an outage."""
     face = faces()
     await face.retrying(lambda: face.run(submit_plan(face.store, submission, ASYNC_GRACE_MS)))
@@ -58,7 +62,7 @@ async def submit(faces: Faces, projector: Projector, submission: Submission) -> 
 
 async def submit_many(
     faces: Faces, projector: Projector, submissions: Sequence[Submission]
-) -> list[AsyncWorkflowHandle]:
+) -> list[AsyncWorkflowHandle[Any]]:
     """Write ``submissions`` in one round trip (see ``App.submit_many``)."""
     face = faces()
     plan = submit_many_plan
@@ -68,7 +72,7 @@ async def submit_many(
 
 async def results(
     faces: Faces,
-    handles: Sequence[AsyncWorkflowHandle],
+    handles: Sequence[AsyncWorkflowHandle[Any]],
     *,
     block: bool,
     timeout: float | None,
@@ -92,7 +96,7 @@ async def results(
     return out
 
 
-class AsyncWorkflowHandle:
+class AsyncWorkflowHandle(Generic[R]):
     """A submitted workflow, for asyncio code: ``WorkflowHandle``'s calls as coroutines
     (never blocking the event loop). Waiting for many at once shares one subscription
     per loop."""
@@ -171,9 +175,10 @@ class AsyncWorkflowHandle:
         spec = snap.definition.root_spec
         return await self._run(value_plan(self.id, snap, spec, raise_on_error))
 
-    async def result(self, timeout: float | None = None) -> Any:
+    async def result(self, timeout: float | None = None) -> R:
         """Wait for the workflow to end and return its result (see ``get_result``)."""
-        return await self.get_result(block=True, timeout=timeout)
+        result: R = await self.get_result(block=True, timeout=timeout)
+        return result
 
     async def completed(self) -> bool:
         """See ``WorkflowHandle.completed``."""

@@ -7,12 +7,13 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar, overload
 
-from streamflow.api.actors import Actor, actor_options, callback_of, registrar
+from streamflow.api.actors import Actor, callback_of
 from streamflow.api.app_async import SUBMIT_CHUNK, AsyncMethods
-from streamflow.api.canvas import Canvas
+from streamflow.api.canvas import Canvas, Chain, Group, Message
 from streamflow.api.handles import WorkflowHandle, read_results
 from streamflow.api.pausing import Pausing
 from streamflow.api.prepare import prepare
+from streamflow.api.registering import Registering
 from streamflow.api.schedules import Scheduling
 from streamflow.api.shapes import Shapes
 from streamflow.api.submit import (
@@ -24,7 +25,7 @@ from streamflow.api.submit import (
 from streamflow.history.listing import WorkflowSummary, list_workflows
 from streamflow.logs import get_logger
 from streamflow.model.events import Entry
-from streamflow.model.options import DEFAULT_QUEUE, HistoryBudget, to_ms
+from streamflow.model.options import HistoryBudget, to_ms
 from streamflow.runtime.hooks import Hooks, call_hooks
 from streamflow.runtime.observe import Observers
 from streamflow.runtime.projector import Projector
@@ -35,8 +36,8 @@ from streamflow.store.deadletters import DeadLetters
 from streamflow.store.keys import new_workflow_id
 
 log = get_logger(__name__)
-F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 @functools.cache
@@ -50,7 +51,7 @@ def _said_embedded(url: str) -> None:
     )
 
 
-class App(AsyncMethods, Pausing, Scheduling):
+class App(AsyncMethods, Pausing, Scheduling, Registering):
     """The entry point: where workflows are submitted and actors registered.
 
     Args:
@@ -151,86 +152,37 @@ class App(AsyncMethods, Pausing, Scheduling):
     def __repr__(self) -> str:
         return f"App({masked(self.url)!r}, actors={sorted(self.actors)})"
 
-    # -- actors ---------------------------------------------------------------------
-
-    @overload
-    def actor(self, fn: F) -> Actor[Any, Any]: ...
-
-    @overload
-    def actor(
-        self,
-        fn: None = None,
-        *,
-        actor_name: str | None = None,
-        queue: str = DEFAULT_QUEUE,
-        max_retries: int = 0,
-        min_backoff: float = 1.0,
-        max_backoff: float = 60.0,
-        time_limit: float | None = None,
-        result_ttl: float | None = None,
-        max_age: float | None = None,
-        priority: int = 0,
-        throws: type[BaseException] | tuple[type[BaseException], ...] = (),
-        retry_when: Callable[[int, BaseException], bool] | None = None,
-    ) -> Callable[[F], Actor[Any, Any]]: ...
-
-    def actor(
-        self,
-        fn: F | None = None,
-        *,
-        actor_name: str | None = None,
-        queue: str = DEFAULT_QUEUE,
-        max_retries: int = 0,
-        min_backoff: float = 1.0,
-        max_backoff: float = 60.0,
-        time_limit: float | None = None,
-        result_ttl: float | None = None,
-        max_age: float | None = None,
-        priority: int = 0,
-        throws: type[BaseException] | tuple[type[BaseException], ...] = (),
-        retry_when: Callable[[int, BaseException], bool] | None = None,
-    ) -> Actor[Any, Any] | Callable[[F], Actor[Any, Any]]:
-        """Register a function (plain or ``async``) as an actor.
-
-        Usable bare (``@app.actor``) or with options (``@app.actor(queue="io")``).
-
-        Args:
-            actor_name: name in definitions and messages (default: the function's name).
-            queue: queue its messages go to.
-            max_retries: retries after a failed attempt before the node fails for good.
-            min_backoff: seconds before the first retry (doubles per retry, with jitter).
-            max_backoff: upper bound of the retry delay, in seconds.
-            time_limit: longest an attempt may run, in seconds: a sync body gets
-                TimeLimitExceeded raised in its thread, an async one is cancelled; then
-                the retry policy applies (None: no limit).
-            throws: an exception class, or a tuple of them, that fail the task at once,
-                without retries.
-            retry_when: ``retry_when(retries_so_far, exception) -> bool`` decides whether
-                to retry instead of ``max_retries``.
-            result_ttl: seconds a finished workflow running this actor is kept at least
-                (the longest of its actors' wins over the App's retention).
-            max_age: seconds a message may wait in its queue (from when it was due: a
-                delay or a backoff is not counted) before a worker takes it; an older
-                one is not run, and its task fails with ``AgeLimitExceeded``, without
-                retries (None: no limit).
-            priority: among the messages a worker fetched, lower numbers start first;
-                a level is worth a second of waiting, so none starves (dramatiq's order:
-                0 by default, lower is more urgent).
-        """
-        options = actor_options(
-            queue=queue,
-            max_retries=max_retries,
-            min_backoff=min_backoff,
-            max_backoff=max_backoff,
-            time_limit=time_limit,
-            result_ttl=result_ttl,
-            max_age=max_age,
-            priority=priority,
-        )
-        register = registrar(self, self.actors, options, actor_name, throws, retry_when)
-        return register(fn) if fn is not None else register
-
     # -- workflows ------------------------------------------------------------------
+
+    @overload
+    def submit(
+        self,
+        canvas: Message[R] | Chain[R],
+        *,
+        workflow_id: str | None = None,
+        on_failure: Actor[Any, Any] | str | None = None,
+        retention: float | None = None,
+    ) -> WorkflowHandle[R]: ...
+
+    @overload
+    def submit(
+        self,
+        canvas: Group,
+        *,
+        workflow_id: str | None = None,
+        on_failure: Actor[Any, Any] | str | None = None,
+        retention: float | None = None,
+    ) -> WorkflowHandle[list[Any]]: ...
+
+    @overload
+    def submit(
+        self,
+        canvas: Canvas,
+        *,
+        workflow_id: str | None = None,
+        on_failure: Actor[Any, Any] | str | None = None,
+        retention: float | None = None,
+    ) -> WorkflowHandle[Any]: ...
 
     def submit(
         self,
@@ -239,7 +191,7 @@ class App(AsyncMethods, Pausing, Scheduling):
         workflow_id: str | None = None,
         on_failure: Actor[Any, Any] | str | None = None,
         retention: float | None = None,
-    ) -> WorkflowHandle:
+    ) -> WorkflowHandle[Any]:
         """Compile ``canvas``, store its definition once, and start the workflow.
 
         Args:
@@ -270,7 +222,7 @@ class App(AsyncMethods, Pausing, Scheduling):
 
     def submit_many(
         self, canvases: Iterable[Canvas], *, retention: float | None = None
-    ) -> list[WorkflowHandle]:
+    ) -> list[WorkflowHandle[Any]]:
         """Submit many workflows, their writes pipelined (``SUBMIT_CHUNK`` per round
         trip); returns their handles in order. Every canvas is compiled and checked
         before the first write (see ``submit`` for what raises)."""
@@ -283,7 +235,7 @@ class App(AsyncMethods, Pausing, Scheduling):
 
     def results(
         self,
-        handles: Sequence[WorkflowHandle],
+        handles: Sequence[WorkflowHandle[Any]],
         *,
         block: bool = True,
         timeout: float | None = None,
@@ -374,7 +326,7 @@ class App(AsyncMethods, Pausing, Scheduling):
         """
         return list_workflows(self.store, status, limit)
 
-    def handle(self, workflow_id: str) -> WorkflowHandle:
+    def handle(self, workflow_id: str) -> WorkflowHandle[Any]:
         """A handle on an existing workflow (nothing is checked until it is used)."""
         return WorkflowHandle(self.store, self.projector, workflow_id)
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from streamflow.api import aio
 from streamflow.api.actors import Actor
 from streamflow.api.aio import AsyncDeadLetters, AsyncWorkflowHandle
-from streamflow.api.canvas import Canvas
+from streamflow.api.canvas import Canvas, Chain, Group, Message
 from streamflow.api.submit import Submission
 from streamflow.history.listing import WorkflowSummary, list_plan
 from streamflow.model.events import Entry
@@ -18,6 +18,8 @@ from streamflow.runtime.observe import Observers
 from streamflow.runtime.projector import Projector
 from streamflow.store.aio import AsyncStore
 from streamflow.store.connection import Store
+
+R = TypeVar("R")
 
 SUBMIT_CHUNK = 500
 """Workflows ``submit_many`` (and its twin) writes per round trip."""
@@ -40,6 +42,27 @@ class AsyncMethods:
             weakref.WeakKeyDictionary()
         )
 
+    @overload
+    async def submit_async(
+        self,
+        canvas: Message[R] | Chain[R],
+        *,
+        workflow_id: str | None = None,
+        on_failure: Actor[Any, Any] | str | None = None,
+        retention: float | None = None,
+    ) -> AsyncWorkflowHandle[R]: ...
+
+    @overload
+    async def submit_async(
+        self,
+        canvas: Group,
+        *,
+        workflow_id: str | None = None,
+        on_failure: Actor[Any, Any] | str | None = None,
+        retention: float | None = None,
+    ) -> AsyncWorkflowHandle[list[Any]]: ...
+
+    @overload
     async def submit_async(
         self,
         canvas: Canvas,
@@ -47,7 +70,16 @@ class AsyncMethods:
         workflow_id: str | None = None,
         on_failure: Actor[Any, Any] | str | None = None,
         retention: float | None = None,
-    ) -> AsyncWorkflowHandle:
+    ) -> AsyncWorkflowHandle[Any]: ...
+
+    async def submit_async(
+        self,
+        canvas: Canvas,
+        *,
+        workflow_id: str | None = None,
+        on_failure: Actor[Any, Any] | str | None = None,
+        retention: float | None = None,
+    ) -> AsyncWorkflowHandle[Any]:
         """``submit`` for asyncio code: the same checks, errors and idempotence."""
         submission = self._prepare(canvas, workflow_id, on_failure, retention)
         with self.observers.submission([submission.workflow_id]):
@@ -55,10 +87,10 @@ class AsyncMethods:
 
     async def submit_many_async(
         self, canvases: Iterable[Canvas], *, retention: float | None = None
-    ) -> list[AsyncWorkflowHandle]:
+    ) -> list[AsyncWorkflowHandle[Any]]:
         """``submit_many`` for asyncio code."""
         submissions = [self._prepare(canvas, None, None, retention) for canvas in canvases]
-        handles: list[AsyncWorkflowHandle] = []
+        handles: list[AsyncWorkflowHandle[Any]] = []
         for start in range(0, len(submissions), SUBMIT_CHUNK):
             chunk = submissions[start : start + SUBMIT_CHUNK]
             with self.observers.submission([s.workflow_id for s in chunk]):
@@ -67,7 +99,7 @@ class AsyncMethods:
 
     async def results_async(
         self,
-        handles: Sequence[AsyncWorkflowHandle],
+        handles: Sequence[AsyncWorkflowHandle[Any]],
         *,
         block: bool = True,
         timeout: float | None = None,
@@ -93,7 +125,7 @@ class AsyncMethods:
         """``dead_letters`` for asyncio code."""
         return AsyncDeadLetters(self._face, self.store.dead_letters)
 
-    def handle_async(self, workflow_id: str) -> AsyncWorkflowHandle:
+    def handle_async(self, workflow_id: str) -> AsyncWorkflowHandle[Any]:
         """``handle`` for asyncio code."""
         return AsyncWorkflowHandle(self._face, self.projector, workflow_id)
 

@@ -11,9 +11,12 @@ from __future__ import annotations
 import dataclasses
 import datetime
 from collections.abc import Iterable, Mapping
-from typing import Any, Protocol, TypeAlias
+from typing import Any, Generic, Protocol, TypeAlias, TypeVar, overload
 
 from streamflow.model.options import ActorOptions, to_ms
+
+R = TypeVar("R")
+"""The result of a message (its actor's return type) or of a chain (its last step's)."""
 
 
 class Submitter(Protocol):
@@ -50,8 +53,9 @@ class Callback:
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class Message:
-    """One call of an actor, ready to be placed in a canvas. Build with ``actor.message``."""
+class Message(Generic[R]):
+    """One call of an actor, ready to be placed in a canvas. Build with ``actor.message``
+    (typed: ``Message[R]``, ``R`` its actor's result)."""
 
     actor_name: str
     options: ActorOptions
@@ -77,18 +81,38 @@ class Message:
         return pipeline([self, other])
 
 
+Step: TypeAlias = "Message[R] | Chain[R]"
+"""A chain's last step whose result type is known."""
+
+
 class _Composable:
     def __or__(self, other: Canvas) -> pipeline:
         return pipeline([self, other])  # type: ignore[list-item]
 
 
-class Chain(_Composable):
+class Chain(_Composable, Generic[R]):
     """Steps run one after another; each receives the previous step's result (pipe).
 
-    ``Chain(a, b, c)`` is the same as ``a | b | c``. A chain's result is its last step's.
-    An empty chain does nothing: alone it completes at once (result None), as a step it
-    is skipped (what it was piped goes on to the next step).
+    ``Chain(a, b, c)`` is the same as ``a | b | c``. A chain's result is its last step's
+    (typed ``Chain[R]`` when its last step's result type is known). An empty chain does
+    nothing: alone it completes at once (result None), as a step it is skipped (what it
+    was piped goes on to the next step).
     """
+
+    @overload
+    def __init__(self: Chain[R], s1: Step[R], /) -> None: ...
+    @overload
+    def __init__(self: Chain[R], s1: Canvas, s2: Step[R], /) -> None: ...
+    @overload
+    def __init__(self: Chain[R], s1: Canvas, s2: Canvas, s3: Step[R], /) -> None: ...
+    @overload
+    def __init__(self: Chain[R], s1: Canvas, s2: Canvas, s3: Canvas, s4: Step[R], /) -> None: ...
+    @overload
+    def __init__(
+        self: Chain[R], s1: Canvas, s2: Canvas, s3: Canvas, s4: Canvas, s5: Step[R], /
+    ) -> None: ...
+    @overload
+    def __init__(self: Chain[Any], *steps: Canvas) -> None: ...
 
     def __init__(self, *steps: Canvas) -> None:
         flat: list[Canvas] = []
@@ -131,7 +155,7 @@ class WithCallback(_Composable):
     The callbacks receive nothing piped; the value of the whole is ``child``'s.
     """
 
-    def __init__(self, child: Canvas, *callbacks: Message) -> None:
+    def __init__(self, child: Canvas, *callbacks: Message[Any]) -> None:
         check_canvas(child, "WithCallback child")
         for callback in callbacks:
             if not isinstance(callback, Message):
@@ -146,7 +170,7 @@ class WithCallback(_Composable):
         return f"WithCallback({self.child!r}, {', '.join(map(repr, self.callbacks))})"
 
 
-Canvas: TypeAlias = Message | Chain | Group | WithDelay | WithCallback
+Canvas: TypeAlias = Message[Any] | Chain[Any] | Group | WithDelay | WithCallback
 _CANVAS_TYPES = (Message, Chain, Group, WithDelay, WithCallback)
 
 
@@ -259,7 +283,7 @@ class _Runnable:
         return self.handle.completed()
 
 
-class pipeline(Chain, _Runnable):
+class pipeline(Chain[Any], _Runnable):
     """Messages (or any canvases) run one after another, each receiving the previous
     result; ``pipeline([a, b])`` is ``Chain(a, b)``."""
 
@@ -299,12 +323,12 @@ class group(Group, _Runnable):
 
     def __init__(self, children: Iterable[Canvas]) -> None:
         super().__init__(*children)
-        self._callbacks: list[Message] = []
+        self._callbacks: list[Message[Any]] = []
 
     def __len__(self) -> int:
         return len(self.children)
 
-    def add_completion_callback(self, message: Message) -> group:
+    def add_completion_callback(self, message: Message[Any]) -> group:
         """Run ``message`` once, after every member succeeded (a barrier in the log)."""
         if self._run is not None:
             raise RuntimeError("add completion callbacks before run()")

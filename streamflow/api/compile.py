@@ -4,7 +4,7 @@ steps, result specs) and its per-workflow arguments."""
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from streamflow.api.canvas import (
     MAX_NESTING,
@@ -187,7 +187,7 @@ class _Compiler:
             self.succ[source] = barrier
         return barrier
 
-    def _message(self, message: Message, pred: int, pipe: Spec, delay_ms: int) -> Fragment:
+    def _message(self, message: Message[Any], pred: int, pipe: Spec, delay_ms: int) -> Fragment:
         node = len(self.tasks)
         self._arguments(node, message)
         callbacks = [
@@ -237,12 +237,12 @@ class _Compiler:
         )
         return node
 
-    def _arguments(self, node: int, message: Message) -> None:
+    def _arguments(self, node: int, message: Message[Any]) -> None:
         encoded = message_arguments(message)
         if encoded is not None:
             self.args[node] = encoded
 
-    def _chain(self, chain: Chain, pred: int, pipe: Spec, delay_ms: int) -> Fragment:
+    def _chain(self, chain: Chain[Any], pred: int, pipe: Spec, delay_ms: int) -> Fragment:
         steps = chain.steps
         later_has_tasks = [False] * len(steps)
         for i in range(len(steps) - 2, -1, -1):
@@ -266,14 +266,14 @@ class _Compiler:
         return Fragment(last_sinks, spec, fulls)
 
 
-def _find_bad_argument(message: Message) -> tuple[str, str]:
+def _find_bad_argument(message: Message[Any]) -> tuple[str, str]:
     path, type_name = codec.find_unencodable(list(message.args), "args")
     if path != "args":
         return path, type_name
     return codec.find_unencodable(dict(message.kwargs), "kwargs")
 
 
-def message_arguments(message: Message) -> bytes | None:
+def message_arguments(message: Message[Any]) -> bytes | None:
     """A message's arguments as its definition's per-workflow part (None: it has none).
 
     Raises:

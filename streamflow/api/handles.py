@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from streamflow.api.canvas import Canvas
 from streamflow.api.compile import compile_canvas
@@ -36,10 +36,13 @@ from streamflow.store.plan import Plan, run
 __all__ = ["Snapshot", "WorkflowHandle", "WorkflowStatus", "read_results"]
 
 T = TypeVar("T")
+R = TypeVar("R")
+"""A handle's result type."""
 
 
-class WorkflowHandle:
-    """A submitted workflow: its status, its result, its history."""
+class WorkflowHandle(Generic[R]):
+    """A submitted workflow: its status, its result, its history (typed
+    ``WorkflowHandle[R]``: ``result()`` returns an ``R``, where the canvas says)."""
 
     def __init__(self, store: Store, projector: Projector, workflow_id: str) -> None:
         self.store = store
@@ -152,9 +155,10 @@ class WorkflowHandle:
         snap = self._read(block, timeout)
         return self._run(value_plan(self.id, snap, snap.definition.root_spec, raise_on_error))
 
-    def result(self, timeout: float | None = None) -> Any:
+    def result(self, timeout: float | None = None) -> R:
         """Block until the workflow ends and return its result (see ``get_result``)."""
-        return self.get_result(block=True, timeout=timeout)
+        result: R = self.get_result(block=True, timeout=timeout)
+        return result
 
     def cancel(self, reason: str = "") -> bool:
         """Cancel the workflow: records WorkflowCancelled once, enqueues nothing more;
@@ -198,7 +202,7 @@ class WorkflowHandle:
 
 def read_results(
     store: Store,
-    handles: Sequence[WorkflowHandle],
+    handles: Sequence[WorkflowHandle[Any]],
     *,
     block: bool,
     timeout: float | None,

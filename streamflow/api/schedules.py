@@ -38,7 +38,7 @@ class Scheduling:
     observers: Observers
     shards: int
     _prepare: Callable[..., Submission]
-    handle: Callable[[str], WorkflowHandle]
+    handle: Callable[[str], WorkflowHandle[Any]]
     retrying: Callable[[Callable[[], Any]], Any]
 
     def __init__(self) -> None:

@@ -30,7 +30,7 @@ class Shapes:
 
     def get(
         self,
-        message: Message,
+        message: Message[Any],
         retention: float | None,
         default_retention_ms: int,
         budget: HistoryBudget | None,

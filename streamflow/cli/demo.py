@@ -15,7 +15,7 @@ from streamflow.model.events import TaskEnqueued, WorkflowSubmitted
 from streamflow.model.messages import encode_task_message
 
 
-def _largest_message(handle: WorkflowHandle) -> tuple[int, int]:
+def _largest_message(handle: WorkflowHandle[Any]) -> tuple[int, int]:
     """Largest queue message (bytes) and log length, from the workflow's history."""
     history = handle.history()
     submitted = history[0].event
@@ -99,17 +99,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
         seed = Chain(
             t1.message(),
             Group(
-                Chain(double.message(), increment.message()),
-                times_ten.message(),
-                Chain(increment.message(), Group(square.message(), negate.message())),
+                Chain(double.piped(), increment.piped()),
+                times_ten.piped(),
+                Chain(increment.piped(), Group(square.piped(), negate.piped())),
             ),
-            summarize.message(),
+            summarize.piped(),
         )
         _run_with_progress(app, "seed DAG (8 tasks)", seed)
         wide = Chain(
             t1.message(),
             Group(*(item.message_with_options(args=(i,), pipe_ignore=True) for i in range(1000))),
-            total.message(),
+            total.piped(),
         )
         _run_with_progress(app, "Chain(a, Group(1000), c)", wide)
     app.close()  # before the embedded server stops at exit: its subscription ends quietly

@@ -39,7 +39,7 @@ def cmd_result(args: argparse.Namespace) -> int:
     return 0
 
 
-def _wait(handle: WorkflowHandle, timeout: float | None) -> Any:
+def _wait(handle: WorkflowHandle[Any], timeout: float | None) -> Any:
     """The result, waited for up to ``timeout`` seconds (None: for ever); every
     ``PROGRESS_S``, a line on stderr says how far the workflow is.
 

@@ -87,7 +87,7 @@ DramatiqError = StreamflowError
 """The base of every error raised here."""
 
 
-class Message(native.Message):
+class Message(native.Message[Any]):
     """A message, as streamflow's, whose ``|`` makes this module's ``pipeline``."""
 
     __slots__ = ()
@@ -96,14 +96,14 @@ class Message(native.Message):
         return pipeline([self, other])
 
     @classmethod
-    def of(cls, message: native.Message) -> Message:
+    def of(cls, message: native.Message[Any]) -> Message:
         return cls(**{f.name: getattr(message, f.name) for f in dataclasses.fields(message)})
 
 
 class SentMessage:
     """What ``send`` returns: the message's workflow, asked as dramatiq's message is."""
 
-    def __init__(self, handle: WorkflowHandle, message: native.Message) -> None:
+    def __init__(self, handle: WorkflowHandle[Any], message: native.Message[Any]) -> None:
         self.handle = handle
         self.message_id = handle.id
         self.actor_name = message.actor_name

@@ -89,7 +89,7 @@ class Workflow:
         self.canvas = to_canvas(workflow)
         self.broker = broker
 
-    def run(self) -> WorkflowHandle:
+    def run(self) -> WorkflowHandle[Any]:
         """Submit it; returns its handle (dramatiq-workflow returns nothing: wait on
         this one if you like)."""
         broker = self.broker if self.broker is not None else get_broker()

@@ -29,11 +29,12 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from streamflow.api.actors import Actor, actor_options, registrar
+from streamflow.api.actors import Actor, registrar
 from streamflow.api.aio import AsyncWorkflowHandle
 from streamflow.api.app import App
 from streamflow.api.canvas import Canvas
 from streamflow.api.handles import WorkflowHandle
+from streamflow.api.options import actor_options
 from streamflow.contrib.common import app_options, run_worker
 
 try:
@@ -110,11 +111,11 @@ class Streamflow:
         register = registrar(self, self.actors, actor_options(**chosen), name, throws, retry_when)
         return register(fn) if fn is not None else register
 
-    def submit(self, canvas: Canvas, **options: Any) -> WorkflowHandle:
+    def submit(self, canvas: Canvas, **options: Any) -> WorkflowHandle[Any]:
         """``submit`` on the current application's App."""
         return self.app.submit(canvas, **options)
 
-    async def submit_async(self, canvas: Canvas, **options: Any) -> AsyncWorkflowHandle:
+    async def submit_async(self, canvas: Canvas, **options: Any) -> AsyncWorkflowHandle[Any]:
         """``submit_async`` on the current application's App."""
         return await self.app.submit_async(canvas, **options)
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar, overload
 
-from streamflow.api.actors import Actor, actor_options, exception_types
+from streamflow.api.actors import Actor
 from streamflow.api.canvas import Canvas, Chain, Group, Message, WithCallback, WithDelay
+from streamflow.api.options import actor_options, exception_types
 from streamflow.model.options import DEFAULT_QUEUE
 
 F = TypeVar("F", bound=Callable[..., Any])

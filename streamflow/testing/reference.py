@@ -27,7 +27,7 @@ class Evaluation:
 
     value: Any
     """The workflow's result."""
-    messages: list[Message]
+    messages: list[Message[Any]]
     inputs: list[Any]
     """Piped input of each message (``NOTHING`` if none)."""
     values: list[Any]

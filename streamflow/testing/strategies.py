@@ -44,7 +44,7 @@ def messages(
     kwargs: KwargsStrategy | Mapping[Any, KwargsStrategy] = _NO_KWARGS,
     pipe_ignore: st.SearchStrategy[bool] = _BOOLEANS,
     delays: st.SearchStrategy[float | None] = _DELAYS,
-) -> st.SearchStrategy[Message]:
+) -> st.SearchStrategy[Message[Any]]:
     """Messages of ``actors`` (repeat an actor to draw it more often).
 
     Args:
@@ -59,9 +59,9 @@ def messages(
         raise ValueError("messages needs at least one actor (got none)")
 
     @st.composite
-    def draw_message(draw: st.DrawFn) -> Message:
+    def draw_message(draw: st.DrawFn) -> Message[Any]:
         actor: Actor[..., Any] = draw(st.sampled_from(list(actors)))
-        message: Message = actor.message_with_options(
+        message: Message[Any] = actor.message_with_options(
             args=draw(_per_actor(args, actor, _NO_ARGS)),
             kwargs=draw(_per_actor(kwargs, actor, _NO_KWARGS)),
             pipe_ignore=draw(pipe_ignore),
@@ -75,7 +75,7 @@ def messages(
 def canvases(
     actors: Sequence[Actor[..., Any]] | None = None,
     *,
-    messages: st.SearchStrategy[Message] | None = None,
+    messages: st.SearchStrategy[Message[Any]] | None = None,
     args: ArgsStrategy | Mapping[Any, ArgsStrategy] = _NO_ARGS,
     kwargs: KwargsStrategy | Mapping[Any, KwargsStrategy] = _NO_KWARGS,
     max_depth: int = 5,
