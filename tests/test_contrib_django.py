@@ -39,6 +39,9 @@ def project(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterato
         django.setup()
         call_command("migrate", run_syncdb=True, verbosity=0)
         yield database
+        from streamflow.contrib.django import get_app
+
+        get_app().close()  # its subscription would outlive this module
 
 
 @pytest.fixture

@@ -171,11 +171,13 @@ class WithCallback(_Composable):
 
 
 Canvas: TypeAlias = Message[Any] | Chain[Any] | Group | WithDelay | WithCallback
-_CANVAS_TYPES = (Message, Chain, Group, WithDelay, WithCallback)
+CANVAS_TYPES = (Message, Chain, Group, WithDelay, WithCallback)
+"""The canvas classes, for ``isinstance`` (``Canvas``, a union of generic types, cannot
+be used there)."""
 
 
 def check_canvas(value: object, what: str) -> None:
-    if not isinstance(value, _CANVAS_TYPES):
+    if not isinstance(value, CANVAS_TYPES):
         raise TypeError(
             f"{what} must be a Message, Chain, Group or WithDelay "
             f"(got {value!r} of type {type(value).__name__})"

@@ -37,7 +37,14 @@ def app_options(settings: Mapping[str, Any], prefix: str = "") -> dict[str, Any]
 def run_worker(spec: str, argv: Sequence[str]) -> int:
     """Run ``streamflow worker <spec> <argv>`` in this process (the same options, the
     same one-line errors); returns its exit status. ``--log-level`` and ``--traceback``,
-    which belong to ``streamflow`` itself, may stand anywhere in ``argv``."""
+    which belong to ``streamflow`` itself, may stand anywhere in ``argv``.
+
+    One worker process: the framework set its App up in this process, which the
+    processes ``--processes`` starts would not do (run one command per process).
+
+    Raises:
+        SystemExit: ``--processes`` other than 1.
+    """
     top: list[str] = []
     rest: list[str] = []
     words = iter(argv)
@@ -49,4 +56,18 @@ def run_worker(spec: str, argv: Sequence[str]) -> int:
                 top.append(next(words, ""))
         else:
             rest.append(word)
-    return main([*top, "worker", spec, *rest])
+    return main([*top, "worker", spec, *_one_process(rest)])
+
+
+def _one_process(argv: list[str]) -> list[str]:
+    for i, word in enumerate(argv):
+        option, equals, value = word.partition("=")
+        if option == "--processes":
+            given = value if equals else (argv[i + 1] if i + 1 < len(argv) else "")
+            if given.strip() != "1":
+                raise SystemExit(
+                    "a framework's worker command runs one worker process (it sets the App "
+                    f"up in its own process): run one per process (got --processes {given})"
+                )
+            return argv
+    return [*argv, "--processes", "1"]

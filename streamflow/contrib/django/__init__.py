@@ -26,7 +26,7 @@ from typing import Any
 
 from streamflow.api.actors import Actor
 from streamflow.api.app import App
-from streamflow.api.canvas import Canvas
+from streamflow.api.canvas import CANVAS_TYPES, Canvas
 from streamflow.contrib.common import app_options
 from streamflow.logs import get_logger
 from streamflow.runtime.hooks import Hooks, TaskInfo
@@ -117,7 +117,7 @@ def submit_on_commit(canvas: Canvas, *, using: str | None = None, **options: Any
     Raises:
         TypeError: ``canvas`` is not a canvas.
     """
-    if not isinstance(canvas, Canvas):
+    if not isinstance(canvas, CANVAS_TYPES):
         raise TypeError(
             f"submit_on_commit needs a canvas: a message, Chain, Group or WithDelay "
             f"(got {type(canvas).__name__})"
