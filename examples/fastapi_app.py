@@ -37,7 +37,7 @@ api = FastAPI(lifespan=lifespan(app))
 @api.post("/sums", status_code=202)
 async def start(a: int, b: int) -> dict[str, str]:
     """Start (a + b) * 2 as a workflow; answers at once with its id."""
-    handle = await app.submit_async(Chain(add.message(a, b), double.message()))
+    handle = await app.submit_async(Chain(add.message(a, b), double.piped()))
     return {"id": handle.id}
 
 
