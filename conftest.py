@@ -44,8 +44,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "integration: talks to a real server through the library's Redis code; "
-        "scripts/test runs these again on the lowest supported versions, on Python 3.13 "
-        "and on the embedded Valkey",
+        "scripts/test runs these again on the lowest supported versions, and on Python "
+        "3.13 with the embedded Valkey",
     )
     config.addinivalue_line(
         "markers",

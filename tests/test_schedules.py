@@ -83,6 +83,7 @@ def workflow_count(r: redis.Redis) -> int:
 names = (f"race-{i}" for i in itertools.count())
 
 
+@pytest.mark.once  # the scripts it races are run in every setting by the tests below
 @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
     looks=st.lists(st.tuples(st.integers(0, 2), st.integers(0, 7 * MINUTE)), max_size=12),
