@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,11 @@ def test_every_export_is_documented() -> None:
 def test_every_export_exists() -> None:
     for name in streamflow.__all__:
         assert getattr(streamflow, name) is not None, name
+
+
+def test_every_extra_is_in_the_extras_table() -> None:
+    pyproject = tomllib.loads(
+        (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text()
+    )
+    for extra in pyproject["project"]["optional-dependencies"]:
+        assert f"| `{extra}` |" in README, extra
