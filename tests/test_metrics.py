@@ -1,5 +1,8 @@
 """Prometheus metrics (``streamflow[metrics]``): a real worker process serves /metrics;
-after a known workload, the scraped values are exactly that workload's."""
+after a known workload, the scraped values are exactly that workload's.
+
+prometheus-client is imported in the tests: the settings of scripts/test whose venvs
+lack the extra still collect (and deselect) this module."""
 
 from __future__ import annotations
 
@@ -10,13 +13,11 @@ import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from prometheus_client import CollectorRegistry
-from prometheus_client.parser import text_string_to_metric_families
 
 from streamflow import App
-from streamflow.metrics import instrument
 from tests.helpers import ROOT, stop, worker_process
 from tests.samples.observed import actors
 from tests.waiting import wait_until
@@ -53,10 +54,16 @@ def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | 
     return samples(text)
 
 
+def parse(text: str) -> Any:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return text_string_to_metric_families(text)
+
+
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     return {
         (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
+        for family in parse(text)
         for sample in family.samples
     }
 
@@ -130,6 +137,10 @@ def test_a_worker_process_serves_what_it_did(app: App, worker: int) -> None:
 
 
 def test_an_instrumented_app_counts_its_submissions(app: App) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from streamflow.metrics import instrument
+
     registry = CollectorRegistry()
     instrument(app, registry)
     run = actors(app)

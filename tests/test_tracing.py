@@ -1,7 +1,8 @@
 """OpenTelemetry traces (``streamflow[otel]``): a workflow submitted here and run by a
 worker process is one trace; its task spans, made in that process, are children of the
 submit span made here, found through the context recorded in WorkflowSubmitted. Both
-processes export to the SDK's in-memory exporter."""
+processes export to the SDK's in-memory exporter (imported in the test: the settings of
+scripts/test whose venvs lack the extra still collect, and deselect, this module)."""
 
 from __future__ import annotations
 
@@ -9,18 +10,19 @@ import json
 from pathlib import Path
 from typing import Any
 
-from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
 from streamflow import App, Chain, Group
-from streamflow.tracing import TRACE_OPTION, instrument
 from tests.helpers import stop, worker_process
 from tests.samples.observed import actors
 
 
 def test_a_workflow_is_one_trace_across_processes(app: App, redis_url: str, tmp_path: Path) -> None:
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from streamflow.tracing import TRACE_OPTION, instrument
+
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
