@@ -4,7 +4,6 @@ run times and how long their messages waited, per queue and actor; workflows end
 
 from __future__ import annotations
 
-import bisect
 import collections
 import threading
 
@@ -14,18 +13,17 @@ from streamflow.runtime.observe import Observer, outcome_of, waited_s
 from streamflow.store import stats
 from streamflow.store.connection import Store
 
-_BOUNDS = stats.BUCKETS_MS
 _SLOTS = {"succeeded": 0, "retried": 1, "failed": 2}
 _RUN_MS, _WAIT_MS, _RUN_BUCKETS = 3, 4, 5
-_WAIT_BUCKETS = _RUN_BUCKETS + len(_BOUNDS) + 1
+_WAIT_BUCKETS = _RUN_BUCKETS + len(stats.BUCKET_NAMES)
 _NAMES = (
     "succeeded",
     "retried",
     "failed",
     "run_ms",
     "wait_ms",
-    *(f"run{le}" for le in (*_BOUNDS, "inf")),
-    *(f"wait{le}" for le in (*_BOUNDS, "inf")),
+    *(f"run{le}" for le in stats.BUCKET_NAMES),
+    *(f"wait{le}" for le in stats.BUCKET_NAMES),
 )
 """Each slot's counter name (``store.stats``)."""
 
@@ -51,8 +49,8 @@ class Tally(Observer):
             row[_SLOTS[outcome_of(event)]] += 1
             row[_RUN_MS] += round(run_ms)
             row[_WAIT_MS] += round(wait_ms)
-            row[_RUN_BUCKETS + bisect.bisect_left(_BOUNDS, run_ms)] += 1
-            row[_WAIT_BUCKETS + bisect.bisect_left(_BOUNDS, wait_ms)] += 1
+            row[_RUN_BUCKETS + stats.bucket_index(run_ms)] += 1
+            row[_WAIT_BUCKETS + stats.bucket_index(wait_ms)] += 1
 
     def workflow_ended(self, workflow_id: str, status: str) -> None:
         with self._lock:

@@ -134,13 +134,14 @@ class Scripts:
         flat = [call for each in batch for call in each.calls]
         results: list[Any] = []
         error: BaseException | None = None
-        sent = time.perf_counter()
+        timed = self.timed
+        sent = time.perf_counter() if timed is not None else 0.0
         try:
             results = self._run(flat)
         except BaseException as exc:  # handed to every caller of the batch
             error = exc
-        if self.timed is not None:
-            self.timed(flat, time.perf_counter() - sent, error)
+        if timed is not None:
+            timed(flat, time.perf_counter() - sent, error)
         with self._lock:
             if self._pending:
                 self._pending[0].lead = True

@@ -23,14 +23,20 @@ KEEP_S = 2 * 3600
 """How long a minute's counts are kept."""
 BUCKETS_MS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 30_000, 60_000)
 """Upper bounds of the latency buckets; past the last, a bucket without bound (``inf``)."""
+BUCKET_NAMES = (*map(str, BUCKETS_MS), "inf")
+"""Each bucket's name, in order."""
 OUTCOMES = ("succeeded", "retried", "failed")
 SEP = "\t"
 
 
+def bucket_index(ms: float) -> int:
+    """The position of the bucket ``ms`` falls in."""
+    return bisect.bisect_left(BUCKETS_MS, ms)
+
+
 def bucket(ms: float) -> str:
     """The name of the bucket ``ms`` falls in."""
-    i = bisect.bisect_left(BUCKETS_MS, ms)
-    return str(BUCKETS_MS[i]) if i < len(BUCKETS_MS) else "inf"
+    return BUCKET_NAMES[bucket_index(ms)]
 
 
 def task_field(queue: str, actor: str, counter: str) -> str:
@@ -102,7 +108,7 @@ def _percentile(buckets: Mapping[str, int], q: float) -> float | None:
     if not total:
         return None
     seen = 0
-    for le in [*map(str, BUCKETS_MS), "inf"]:
+    for le in BUCKET_NAMES:
         seen += buckets.get(le, 0)
         if seen >= q * total:
             return float(le)
