@@ -128,6 +128,10 @@ def test_two_workers_two_projectors_one_workflow(
     assert len(runs) == 499
     assert set(runs.values()) == {1}
 
+    # A worker the others finished without may still be starting: SIGTERM once each one
+    # has its handler (a loaded machine takes seconds to start a process).
+    for log in logs[:2]:
+        wait_until(lambda log=log: "worker_started" in log.read_text(), 60, message=str(log))
     for process in processes:
         process.send_signal(signal.SIGTERM)
     for process in processes:
