@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -127,6 +128,19 @@ def remote_actor(app: App, name: str) -> Any:
         raise AssertionError("runs in the worker processes only")
 
     return app.actor(body, actor_name=name)
+
+
+def hold(client: Any, key: str, seconds: float) -> bool:
+    """Wait until a test pushes to the list ``key`` (True), or ``seconds`` pass (False).
+
+    Blocks in slices of a second: redis-py 8 gives a client a 5 s socket timeout by
+    default, so one long BLPOP would fail with a TimeoutError there.
+    """
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if client.blpop([key], timeout=min(1.0, left)):
+            return True
+    return False
 
 
 def runs(r: Any, tag: str) -> int:

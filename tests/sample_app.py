@@ -11,6 +11,7 @@ import threading
 
 from streamflow import App
 from streamflow.store.cluster import connect
+from tests.helpers import hold
 
 app = App(
     os.environ["STREAMFLOW_REDIS_URL"],
@@ -38,7 +39,7 @@ def gather(*piped: object) -> int:
 def gated(*piped: object) -> str:
     """Count this run, then wait (up to 60 s) until a test pushes to the ``gate`` list."""
     _client.incr("runs:gated")
-    _client.blpop(["gate"], timeout=60)
+    hold(_client, "gate", 60)
     return "through"
 
 
@@ -46,7 +47,7 @@ def gated(*piped: object) -> str:
 def slow(seconds: float, *piped: object) -> str:
     """Work for ``seconds`` (a blocking wait on a list nobody pushes to)."""
     _client.incr("runs:slow")
-    _client.blpop(["never-pushed"], timeout=seconds)
+    hold(_client, "never-pushed", seconds)
     return "slow done"
 
 

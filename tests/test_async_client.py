@@ -29,7 +29,7 @@ from streamflow import (
 )
 from streamflow.runtime.projector import APPLY_CHUNK
 from streamflow.store.cluster import connect
-from tests.helpers import pattern_subscriptions
+from tests.helpers import hold, pattern_subscriptions
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
@@ -144,7 +144,7 @@ def actors(app: App) -> dict[str, Any]:
 
     @app.actor
     def gate(*piped: Any) -> str:
-        connect(app.url).blpop(["gate"], timeout=30)
+        hold(connect(app.url), "gate", 30)
         return "opened"
 
     return {"add": add, "boom": boom, "gate": gate}

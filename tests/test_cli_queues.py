@@ -14,7 +14,7 @@ import redis
 from streamflow import App
 from streamflow.model.messages import shard_of
 from streamflow.store import pauses
-from tests.helpers import CLI, cli
+from tests.helpers import CLI, cli, hold
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -35,7 +35,7 @@ def test_what_each_queue_holds(
 
     @app.actor
     def gate() -> None:
-        r.blpop(["open"], timeout=30)
+        hold(r, "open", 30)
 
     @app.actor
     def later() -> None:

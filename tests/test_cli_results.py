@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from streamflow import App, ResultFailure, __version__
-from tests.helpers import cli
+from tests.helpers import cli, hold
 
 pytestmark = pytest.mark.integration
 
@@ -28,7 +28,7 @@ def test_results_failures_and_waits(app: App, r: redis.Redis, redis_url: str) ->
 
     @app.actor
     def gate() -> None:
-        r.blpop(["open"], timeout=30)
+        hold(r, "open", 30)
 
     with app.worker(concurrency=2):
         done, failed, waiting = pair.send(2), broken.send(), gate.send()

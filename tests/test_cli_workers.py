@@ -14,7 +14,7 @@ import redis
 
 from streamflow import App, __version__
 from streamflow.store import roster
-from tests.helpers import cli
+from tests.helpers import cli, hold
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -29,7 +29,7 @@ def test_a_worker_is_on_the_roster_while_it_runs_and_after(
 ) -> None:
     @app.actor(queue="io")
     def gate() -> None:
-        r.blpop(["open"], timeout=30)
+        hold(r, "open", 30)
 
     worker = app.worker(concurrency=3)
     with worker:

@@ -25,6 +25,7 @@ from tests.helpers import (
     check_contract,
     definition_of,
     events_of,
+    hold,
     pattern_subscriptions,
     start_call,
 )
@@ -184,7 +185,7 @@ def test_a_rebuilt_index_counts_the_sinks_already_done(app: App, r: redis.Redis)
 
     @app.actor
     def gate(*piped: Any) -> str:
-        r.blpop(["gate"], timeout=30)
+        hold(r, "gate", 30)
         return "opened"
 
     canvas = Chain(
@@ -215,7 +216,7 @@ def test_a_waiting_caller_reads_the_log_once_it_has_ended(
 
     @app.actor
     def gate() -> str:
-        r.blpop(["gate"], timeout=30)
+        hold(r, "gate", 30)
         return "opened"
 
     handle = app.submit(gate.message())
@@ -432,7 +433,7 @@ def test_unknown_actor_fails_as_poison(app: App, r: redis.Redis, redis_url: str)
 def test_rebuild_after_index_deleted(app: App, r: redis.Redis) -> None:
     @app.actor
     def gate(*piped: Any) -> str:
-        r.blpop(["gate"], timeout=30)
+        hold(r, "gate", 30)
         return "opened"
 
     @app.actor

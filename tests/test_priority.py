@@ -12,7 +12,7 @@ import redis
 from streamflow import App
 from streamflow.model.definition import TaskNode
 from streamflow.model.messages import shard_of
-from tests.helpers import definition_of
+from tests.helpers import definition_of, hold
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -30,7 +30,7 @@ def all_delivered(r: redis.Redis, queue: str) -> bool:
 def test_fetched_messages_start_by_priority(app: App, r: redis.Redis) -> None:
     @app.actor
     def gate() -> None:
-        r.blpop(["open"], timeout=30)
+        hold(r, "open", 30)
 
     @app.actor(priority=10)
     def chore(name: str) -> None:

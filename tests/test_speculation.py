@@ -18,7 +18,7 @@ from streamflow.runtime.projector import Projector
 from streamflow.runtime.recorder import Recorder
 from streamflow.store import scripts
 from streamflow.store.scripts import Reply, reply_code
-from tests.helpers import check_contract, definition_of, start_call
+from tests.helpers import check_contract, definition_of, hold, start_call
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -92,7 +92,7 @@ def test_a_wrong_guess_falls_back_to_a_projection(
 ) -> None:
     @app.actor
     def gate(*piped: Any) -> str:
-        r.blpop(["gate"], timeout=30)
+        hold(r, "gate", 30)
         return "opened"
 
     @app.actor

@@ -12,6 +12,7 @@ from streamflow import App, Chain, Group
 from streamflow.api.handles import WorkflowHandle
 from streamflow.model.state import task_counts
 from streamflow.store.definitions import Definitions
+from tests.helpers import hold
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -26,7 +27,7 @@ def test_status_of_a_running_workflow_reads_its_index_not_its_log(
 
     @app.actor
     def gated(*piped: Any) -> int:
-        r.blpop(["gate"], timeout=30)
+        hold(r, "gate", 30)
         return 2
 
     canvas = Chain(Group(quick.message(), gated.message(), quick.message()), quick.message())
