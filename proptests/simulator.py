@@ -22,6 +22,7 @@ from streamflow import testing
 from streamflow.api.actors import Actor
 from streamflow.api.canvas import Canvas, Chain, Group, Message, WithDelay
 from streamflow.api.compile import Compiled, compile_canvas
+from streamflow.api.signals import Signal
 from streamflow.model import codec
 from streamflow.model.definition import NONE, Definition, TaskNode
 from streamflow.model.events import (
@@ -29,6 +30,7 @@ from streamflow.model.events import (
     BarrierDecremented,
     BarrierReleased,
     Entry,
+    SignalReceived,
     TaskEnqueued,
     TaskFailed,
     TaskStarted,
@@ -40,7 +42,8 @@ from streamflow.model.events import (
 from streamflow.model.options import ActorOptions
 from streamflow.testing import NOTHING, task_ids
 from streamflow.testing import Evaluation as Expected
-from streamflow.testing.simulator import DECIDABLE, Job, QueueMessage
+from streamflow.testing.records import Job, QueueMessage
+from streamflow.testing.simulator import DECIDABLE
 from streamflow.testing.strategies import canvases as user_canvases
 
 __all__ = [
@@ -169,12 +172,49 @@ def cases(draw: st.DrawFn, **canvas_bounds: int) -> Case:
     return Case(canvas=canvas, compiled=compiled, fail_until=fail_until)
 
 
+SIGNALS = ("s0", "s1", "s2")
+"""The names signal nodes wait for (several nodes may wait for one)."""
+
+
+def payload_of(name: str) -> Any:
+    """What signal ``name`` carries in these tests."""
+    return {"signal": name, "n": SIGNALS.index(name)}
+
+
+SIGNAL_ACTORS: dict[str, Actor[..., Any]] = {
+    f"@signal:{name}": Actor(
+        lambda name=name: payload_of(name), name=f"@signal:{name}", options=ActorOptions()
+    )
+    for name in SIGNALS
+}
+"""For the reference model only: a signal node's value is its signal's payload."""
+
+
+@st.composite
+def signal_cases(draw: st.DrawFn) -> Case:
+    """Cases whose canvases mix the test actors' messages with ``Signal`` nodes (no
+    timeout: the reference model knows each node's value, the payload)."""
+    signals = st.sampled_from(SIGNALS).map(Signal)
+    canvas = draw(
+        user_canvases(
+            messages=st.one_of(_MESSAGES, signals), max_width=8, max_tasks=20, max_items=40
+        )
+    )
+    compiled = compile_canvas(canvas)
+    fail_until = {
+        node.id: draw(st.integers(0, node.options.max_retries))
+        for node in compiled.definition.nodes
+        if isinstance(node, TaskNode) and node.actor in ("flaky", "fragile")
+    }
+    return Case(canvas=canvas, compiled=compiled, fail_until=fail_until)
+
+
 # -- the reference model ---------------------------------------------------------------
 
 
 def evaluate(canvas: Canvas) -> Expected:
     """Evaluate ``canvas`` directly, the way its semantics say (DESIGN §4)."""
-    return testing.evaluate(canvas, actors=ACTORS)
+    return testing.evaluate(canvas, actors={**ACTORS, **SIGNAL_ACTORS})
 
 
 def rebuild(canvas: Canvas) -> Canvas:
@@ -211,6 +251,8 @@ class Checker:
         self.started: set[tuple[int, int]] = set()
         self.decremented: dict[int, set[int]] = collections.defaultdict(set)
         self.released: set[int] = set()
+        self.signals: set[str] = set()
+        """Signals received so far."""
         self.ended = False
 
     def feed(self, entries: Sequence[Entry]) -> None:
@@ -256,9 +298,18 @@ class Checker:
             for leaf in d.pipe_leaves(node):
                 assert leaf in self.succeeded, f"piped result of {leaf} missing: {where}"
             self.started.add((node, attempt))
+        elif isinstance(event, SignalReceived):
+            assert event.name not in self.signals, f"a signal received twice: {where}"
+            self.signals.add(event.name)
         elif isinstance(event, (TaskSucceeded, TaskFailed)):
             node, attempt = event.node, event.attempt
-            assert (node, attempt) in self.started, f"outcome without a start: {where}"
+            name = d.task(node).signal
+            if name is None:
+                assert (node, attempt) in self.started, f"outcome without a start: {where}"
+            else:  # decided, never run: its signal's payload, once the signal came
+                assert isinstance(event, TaskSucceeded), f"no timeout here: {where}"
+                assert name in self.signals, f"taken before its signal came: {where}"
+                self.started.add((node, attempt))
             assert (node, attempt) not in self.outcomes, f"second outcome: {where}"
             assert self.enqueued.get(node) == attempt, f"outcome of a stale attempt: {where}"
             self.outcomes.add((node, attempt))

@@ -5,6 +5,7 @@ from streamflow.api.aio import AsyncWorkflowHandle
 from streamflow.api.app import App
 from streamflow.api.canvas import Chain, Group, Message, WithDelay, group, pipeline
 from streamflow.api.handles import WorkflowHandle, WorkflowStatus
+from streamflow.api.signals import Signal
 from streamflow.history.audit import Divergence, Violation, audit, replay, state_at
 from streamflow.history.export import export_jsonl, import_jsonl
 from streamflow.model.errors import (
@@ -20,6 +21,8 @@ from streamflow.model.errors import (
     ResultTimeout,
     ResultTooLarge,
     Retry,
+    SignalError,
+    SignalTimeout,
     StreamflowError,
     TimeLimitExceeded,
     WorkflowIdConflict,
@@ -65,6 +68,9 @@ __all__ = [
     "ResultTimeout",
     "ResultTooLarge",
     "Retry",
+    "Signal",
+    "SignalError",
+    "SignalTimeout",
     "StreamflowError",
     "TaskContext",
     "TaskInfo",

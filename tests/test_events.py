@@ -17,6 +17,7 @@ from streamflow.model.events import (
     Entry,
     Event,
     HistoryWarning,
+    SignalReceived,
     TaskEnqueued,
     TaskFailed,
     TaskStarted,
@@ -52,6 +53,7 @@ EVENTS: list[Event] = [
     WorkflowFailed(error={**ERROR, "node": 3, "attempt": 2}, cause=10),
     WorkflowCancelled(reason="operator asked", cause=0),
     HistoryWarning(events=10_000, bytes=1_234_567, cause=9_999),
+    SignalReceived(name="approved", payload={"by": "ann"}, sender="web"),
 ]
 
 
@@ -88,6 +90,7 @@ def test_event_codes_are_distinct_and_fixed() -> None:
         "WorkflowFailed": 9,
         "WorkflowCancelled": 10,
         "HistoryWarning": 11,
+        "SignalReceived": 12,
     }
 
 

@@ -68,12 +68,14 @@ def test_example_runs(
     if index == 13:
         assert printed.splitlines() == ["reports True", "True"]
     if index == 14:
+        assert printed.splitlines() == ["True", "False", "v2, approved by ann"]
+    if index == 15:
         assert printed.splitlines() == [
             "4",
             "['streamflow submit', 'streamflow task double', 'streamflow task double']",
             "1",
         ]
-    if index == 15:
+    if index == 16:
         assert printed.strip() == ("48" if ON_CLUSTER else "1")
     if index == 1:
         assert "ValueError no luck" in printed

@@ -74,6 +74,8 @@ def registrar(
 
     def register(func: Callable[..., Any]) -> Actor[Any, Any]:
         name = actor_name or func.__name__
+        if name.startswith("@"):
+            raise ValueError(f"actor names beginning with '@' are streamflow's own (got {name!r})")
         if name in actors and actors[name].fn is not func:
             raise ValueError(f"an actor named {name!r} is already registered")
         registered: Actor[Any, Any] = Actor(

@@ -29,6 +29,7 @@ from streamflow.model.options import HistoryBudget, to_ms
 from streamflow.runtime.hooks import Hooks, call_hooks
 from streamflow.runtime.observe import Observers
 from streamflow.runtime.projector import Projector
+from streamflow.runtime.signals import signal
 from streamflow.runtime.tally import Tally
 from streamflow.runtime.worker import Worker
 from streamflow.store.connection import Store, masked
@@ -325,6 +326,20 @@ class App(AsyncMethods, Pausing, Scheduling, Registering):
             ValueError: an unknown status or a limit below 1.
         """
         return list_workflows(self.store, status, limit)
+
+    def signal(self, workflow_id: str, name: str, payload: Any = None, *, sender: str = "") -> bool:
+        """Send signal ``name`` to a workflow: the nodes waiting for it (``Signal(name)``)
+        succeed with ``payload``, now or once they are reached. Recorded once, in the log
+        (``SignalReceived``, with ``sender``: who or what sent it).
+
+        Returns True if it was recorded, False if the workflow had it already (a
+        duplicate: nothing changes).
+
+        Raises:
+            SignalError: the workflow is unknown, waits for no such signal, has ended
+                without it, or the payload cannot be encoded or is over 64 KiB.
+        """
+        return signal(self.projector, workflow_id, name, payload, sender)
 
     def handle(self, workflow_id: str) -> WorkflowHandle[Any]:
         """A handle on an existing workflow (nothing is checked until it is used)."""

@@ -16,6 +16,7 @@ from streamflow.history.listing import WorkflowSummary, list_plan
 from streamflow.model.events import Entry
 from streamflow.runtime.observe import Observers
 from streamflow.runtime.projector import Projector
+from streamflow.runtime.signals import signal_plan, signalled
 from streamflow.store.aio import AsyncStore
 from streamflow.store.connection import Store
 
@@ -124,6 +125,15 @@ class AsyncMethods:
     def dead_letters_async(self) -> AsyncDeadLetters:
         """``dead_letters`` for asyncio code."""
         return AsyncDeadLetters(self._face, self.store.dead_letters)
+
+    async def signal_async(
+        self, workflow_id: str, name: str, payload: Any = None, *, sender: str = ""
+    ) -> bool:
+        """``signal`` for asyncio code (the archive of a workflow the signal finished is
+        left to its wake-up, not written from the loop)."""
+        plan = signal_plan(self.projector, workflow_id, name, payload, sender)
+        applied = await self._face().run(plan)
+        return signalled(self.projector, workflow_id, applied, archive=False)
 
     def handle_async(self, workflow_id: str) -> AsyncWorkflowHandle[Any]:
         """``handle`` for asyncio code."""

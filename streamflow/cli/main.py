@@ -21,6 +21,7 @@ from streamflow.cli.operate import (
     cmd_pause,
     cmd_paused,
     cmd_rebuild,
+    cmd_signal,
     cmd_status,
     cmd_worker,
     shard_ranges,
@@ -170,6 +171,17 @@ def build_parser() -> argparse.ArgumentParser:
     cancel.add_argument("workflow_id")
     cancel.add_argument("--reason", default="cancelled from the command line")
     cancel.set_defaults(func=cmd_cancel)
+
+    signal = sub.add_parser(
+        "signal",
+        help="send a signal to a workflow (exit 1 if it had it already)",
+        parents=[connection],
+    )
+    signal.add_argument("workflow_id")
+    signal.add_argument("name", help="the signal's name, as in Signal(name)")
+    signal.add_argument("--json", default="null", help="its payload, as JSON (default null)")
+    signal.add_argument("--sender", default="streamflow signal", help="who or what sends it")
+    signal.set_defaults(func=cmd_signal)
 
     dead = sub.add_parser(
         "dead-letters", help="list, show, requeue or purge dead letters", parents=[connection]

@@ -154,6 +154,18 @@ def cmd_cancel(args: argparse.Namespace) -> int:
     return 1
 
 
+def cmd_signal(args: argparse.Namespace) -> int:
+    try:
+        payload = json.loads(args.json)
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"--json is not JSON ({exc}): {args.json!r}") from None
+    if connect(args).signal(args.workflow_id, args.name, payload, sender=args.sender):
+        print(f"signal {args.name!r} sent to {args.workflow_id}")
+        return 0
+    print(f"{args.workflow_id} had received signal {args.name!r} already (a duplicate)")
+    return 1
+
+
 def cmd_dead_letters(args: argparse.Namespace) -> int:
     letters = connect(args).dead_letters
     if args.action in ("show", "requeue") and not args.id:

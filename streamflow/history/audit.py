@@ -19,6 +19,7 @@ from streamflow.model.events import (
     BarrierDecremented,
     BarrierReleased,
     Entry,
+    SignalReceived,
     TaskEnqueued,
     TaskFailed,
     TaskStarted,
@@ -33,7 +34,8 @@ class Violation:
 
     invariant: str
     """``dense_seq``, ``start_after_predecessors``, ``release_once_when_covered``,
-    ``enqueue_once``, ``one_outcome``, ``retry_within_policy`` or ``one_end``."""
+    ``enqueue_once``, ``one_outcome``, ``retry_within_policy``, ``one_end``,
+    ``signal_once``, ``signal_taken_as_sent`` or ``no_timeout_after_signal``."""
     seq: int
     detail: str
 
@@ -56,6 +58,7 @@ def audit(entries: Sequence[Entry], definition: Definition) -> list[Violation]:
     failed: dict[tuple[int, int], TaskFailed] = {}
     decremented: dict[int, set[int]] = collections.defaultdict(set)
     released: set[int] = set()
+    signals: dict[str, SignalReceived] = {}
     ended = 0
     for position, entry in enumerate(entries, 1):
         event, seq = entry.event, entry.seq
@@ -103,6 +106,8 @@ def audit(entries: Sequence[Entry], definition: Definition) -> list[Violation]:
                 found.append(Violation("one_outcome", seq, f"node {key[0]} attempt {key[1]}"))
             outcomes.add(key)
             task = definition.task(event.node)
+            if task.signal is not None:
+                found += _signal_outcome(event, task.signal, signals.get(task.signal), seq)
             if isinstance(event, TaskSucceeded):
                 done.setdefault(event.node, seq)
             else:
@@ -124,11 +129,39 @@ def audit(entries: Sequence[Entry], definition: Definition) -> list[Violation]:
                     )
                 )
             released.add(event.barrier)
+        elif isinstance(event, SignalReceived):
+            if event.name in signals:
+                found.append(Violation("signal_once", seq, f"signal {event.name!r} again"))
+            signals.setdefault(event.name, event)
         elif isinstance(event, TERMINAL):
             ended += 1
             if ended > 1:
                 found.append(Violation("one_end", seq, "a second terminal event"))
     return found
+
+
+def _signal_outcome(
+    event: TaskSucceeded | TaskFailed, name: str, received: SignalReceived | None, seq: int
+) -> list[Violation]:
+    """A signal node succeeds only with its signal's payload, after it; it fails (its
+    wait timed out) only before it."""
+    where = f"node {event.node} attempt {event.attempt}"
+    if isinstance(event, TaskFailed):
+        if received is None:
+            return []
+        return [Violation("no_timeout_after_signal", seq, f"{where} failed after {name!r} came")]
+    if received is None:
+        return [Violation("signal_taken_as_sent", seq, f"{where} succeeded before {name!r} came")]
+    if event.result != received.payload or event.result_ref:
+        return [Violation("signal_taken_as_sent", seq, f"{where}: not the payload of {name!r}")]
+    return []
+
+
+def _decided(event: object, definition: Definition) -> bool:
+    """Whether a logged event is a decision (a signal node's success is one)."""
+    if isinstance(event, TaskSucceeded):
+        return definition.task(event.node).signal is not None
+    return isinstance(event, DECISIONS)
 
 
 def replay(entries: Sequence[Entry], definition: Definition) -> list[Divergence]:
@@ -144,7 +177,7 @@ def replay(entries: Sequence[Entry], definition: Definition) -> list[Divergence]
     for entry in entries:
         event = entry.event
         cause = by_seq.get(event.cause)
-        if isinstance(event, DECISIONS) and cause is not None:
+        if _decided(event, definition) and cause is not None:
             key = event.idempotency_key()
             made = made_by.get(cause.seq)
             if made is None or key not in made:

@@ -19,6 +19,7 @@ from streamflow.model.events import (
     Entry,
     Event,
     HistoryWarning,
+    SignalReceived,
     TaskEnqueued,
     TaskFailed,
     TaskSucceeded,
@@ -40,6 +41,8 @@ class _Closure:
         self.keys: set[str] = set()
         self.facts_only = False
         """Past the history limit: only decrements (facts of an outcome) are decided."""
+        self.successes: set[int] = set()
+        """Nodes whose success this closure decides (signal nodes)."""
 
     def ensure(self, event: Event) -> bool:
         key = event.idempotency_key()
@@ -50,10 +53,17 @@ class _Closure:
             return False
         self.keys.add(key)
         self.events.append(event)
+        if isinstance(event, TaskSucceeded):
+            self.successes.add(event.node)
         return True
 
     def has(self, key: str) -> bool:
         return key in self.state.keys or key in self.keys
+
+    def succeeded(self, node: int) -> bool:
+        """Whether ``node`` succeeded, in the log or in this closure (a signal node's
+        success is decided)."""
+        return node in self.state.results or node in self.successes
 
 
 def decide(definition: Definition, state: State, entry: Entry) -> list[Event]:
@@ -77,13 +87,13 @@ def decide(definition: Definition, state: State, entry: Entry) -> list[Event]:
             _enqueue(definition, closure, root, 1, definition.task(root).delay_ms)
         _check_complete(definition, closure)
     elif isinstance(event, TaskSucceeded):
-        task = definition.task(event.node)
-        if task.role == TASK:
-            if task.on_success != NONE:
-                _enqueue(definition, closure, task.on_success, 1, 0)
-            _done(definition, closure, event.node)
-        else:
-            _check_complete(definition, closure)
+        _succeeded(definition, closure, event.node)
+    elif isinstance(event, SignalReceived):
+        for node in definition.signals.get(event.name, ()):
+            _take_signal(definition, closure, node)
+    elif isinstance(event, TaskEnqueued):
+        # Recovery re-checks enqueues: a signal may have come before its node was reached.
+        _take_signal(definition, closure, event.node)
     elif isinstance(event, TaskFailed):
         _failed(definition, closure, event)
     elif isinstance(event, BarrierDecremented):
@@ -159,7 +169,46 @@ def decide_all(definition: Definition, state: State, entries: Iterable[Entry]) -
 def _enqueue(
     definition: Definition, closure: _Closure, node: int, attempt: int, delay_ms: int
 ) -> None:
-    closure.ensure(TaskEnqueued(node=node, attempt=attempt, delay_ms=delay_ms, cause=closure.cause))
+    enqueued = TaskEnqueued(node=node, attempt=attempt, delay_ms=delay_ms, cause=closure.cause)
+    fresh = closure.ensure(enqueued)
+    if definition.task(node).signal is not None:
+        _take_signal(definition, closure, node, attempt if fresh else None)
+
+
+def _succeeded(definition: Definition, closure: _Closure, node: int) -> None:
+    task = definition.task(node)
+    if task.role == TASK:
+        if task.on_success != NONE:
+            _enqueue(definition, closure, task.on_success, 1, 0)
+        _done(definition, closure, node)
+    else:
+        _check_complete(definition, closure)
+
+
+def _take_signal(
+    definition: Definition, closure: _Closure, node: int, attempt: int | None = None
+) -> None:
+    """A signal node whose signal has been received succeeds with its payload, once: its
+    current attempt (``attempt``: one enqueued in this closure), if it has no outcome
+    yet. The apply script refuses the success if a worker recorded one meanwhile (the
+    node's timeout), and the decision is made again."""
+    name = definition.task(node).signal
+    state = closure.state
+    if name is None or name not in state.signals:
+        return
+    if node in state.results:
+        # Taken already: what follows is still decided from here (monotone: a fold
+        # past the success decides from the signal what it did before it).
+        _succeeded(definition, closure, node)
+        return
+    attempt = attempt if attempt is not None else state.attempt.get(node)
+    if attempt is None:
+        return  # not reached yet: its enqueue takes the signal
+    success = TaskSucceeded(
+        node=node, attempt=attempt, result=state.signals[name], cause=closure.cause
+    )
+    if closure.ensure(success):
+        _succeeded(definition, closure, node)
 
 
 def _done(definition: Definition, closure: _Closure, node: int) -> None:
@@ -184,12 +233,13 @@ def _check_complete(definition: Definition, closure: _Closure) -> None:
     absence of an enqueue (a stale fold may not have seen it yet).
     """
     state = closure.state
-    if len(state.results) + len(state.failures) < definition.task_count:
+    done = len(state.results) + len(state.failures) + len(closure.successes)
+    if done < definition.task_count:
         return  # cheap necessary condition; the exact check below is linear
     for node in definition.nodes:
         if not isinstance(node, TaskNode) or node.role != TASK:
             continue
-        if node.id in state.results:
+        if closure.succeeded(node.id):
             if node.on_success != NONE and not _final(state, node.on_success):
                 return
         elif node.id in state.failures and node.allow_failure:

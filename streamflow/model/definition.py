@@ -35,6 +35,10 @@ ON_RETRY_EXHAUSTED = 4
 good because its retries were used up (``TaskFailed.exhausted``)."""
 MESSAGE_CALLBACKS = (ON_SUCCESS, ON_FAILURE, ON_RETRY_EXHAUSTED)
 """The roles of callbacks that report on one message (``subject``)."""
+SIGNAL_ACTOR = "@signal:"
+"""How the actor of a signal node begins (the signal's name follows): no worker runs
+such a node; it succeeds when its signal is received (``SignalReceived``), and its
+message, sent only with a timeout and due when the timeout ends, fails it."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,6 +71,13 @@ class TaskNode:
     def finalizer(self) -> bool:
         """Callbacks may still run after the workflow has ended."""
         return self.role != TASK
+
+    @property
+    def signal(self) -> str | None:
+        """The name of the signal this node waits for, or None (a task a worker runs)."""
+        if self.actor.startswith(SIGNAL_ACTOR):
+            return self.actor[len(SIGNAL_ACTOR) :]
+        return None
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -118,6 +129,15 @@ class Definition:
     def task_count(self) -> int:
         """Tasks of the canvas (callbacks not counted)."""
         return sum(1 for n in self.nodes if isinstance(n, TaskNode) and n.role == TASK)
+
+    @cached_property
+    def signals(self) -> dict[str, tuple[int, ...]]:
+        """Signal name -> the nodes waiting for it."""
+        found: dict[str, list[int]] = {}
+        for n in self.nodes:
+            if isinstance(n, TaskNode) and n.signal is not None:
+                found.setdefault(n.signal, []).append(n.id)
+        return {name: tuple(nodes) for name, nodes in found.items()}
 
     @cached_property
     def callbacks(self) -> tuple[int, ...]:

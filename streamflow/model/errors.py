@@ -188,3 +188,13 @@ class Retry(StreamflowError):
     ) -> None:
         super().__init__(message or "a retry was asked for")
         self.delay_ms = None if delay is None else to_ms(delay, "delay", short=True)
+
+
+class SignalTimeout(StreamflowError):
+    """A signal node's wait ended before its signal was received; recorded as the
+    node's failure (then its retries and failure policy apply)."""
+
+
+class SignalError(StreamflowError, ValueError):
+    """A signal that cannot be delivered: the workflow waits for no signal of that
+    name, has ended, or the payload cannot be kept."""

@@ -172,6 +172,22 @@ class HistoryWarning(Event):
         return schema.HISTORY_WARNING
 
 
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class SignalReceived(Event):
+    """A signal sent to the workflow from outside (``App.signal``), at most once per
+    name. The node waiting for it (``Signal(name)``) succeeds with ``payload``, now or
+    once it is reached."""
+
+    code: ClassVar[int] = int(EventType.SIGNAL_RECEIVED)
+    name: str
+    payload: Any = None
+    sender: str = ""
+    """Who or what sent it, as the sender said (free text; may be empty)."""
+
+    def idempotency_key(self) -> str:
+        return schema.signal_key(self.name)
+
+
 TERMINAL = (WorkflowCompleted, WorkflowFailed, WorkflowCancelled)
 """The events that end a workflow (idempotency key ``end``)."""
 DECISIONS = (TaskEnqueued, BarrierReleased, BarrierDecremented, HistoryWarning, *TERMINAL)
@@ -191,6 +207,7 @@ _TYPES: dict[int, type[Event]] = {
         WorkflowFailed,
         WorkflowCancelled,
         HistoryWarning,
+        SignalReceived,
     )
 }
 _FIELDS: dict[int, tuple[str, ...]] = {

@@ -108,6 +108,7 @@ ENQUEUED = "enq:"
 OUTCOME = "out:"
 DECREMENTED = "dec:"
 RELEASED = "rel:"
+SIGNAL = "sig:"
 
 
 def enqueued_key(node: int, attempt: int) -> str:
@@ -126,6 +127,10 @@ def released_key(barrier: int) -> str:
     return f"{RELEASED}{barrier}"
 
 
+def signal_key(name: str) -> str:
+    return f"{SIGNAL}{name}"
+
+
 # -- what the apply and submit scripts are told ----------------------------------------
 
 
@@ -139,6 +144,11 @@ class Decision(enum.StrEnum):
     RELEASE = "R"
     WARN = "W"
     TERMINAL = "T"
+    SIGNAL = "I"
+    """A signal received (an input from outside the workflow)."""
+    OUTCOME = "O"
+    """An outcome decided, not reported by a worker: a signal node's success (its
+    idempotency key must still be free, or the call conflicts)."""
 
 
 class Outcome(enum.StrEnum):
@@ -168,6 +178,7 @@ class EventType(enum.IntEnum):
     WORKFLOW_FAILED = 9
     WORKFLOW_CANCELLED = 10
     HISTORY_WARNING = 11
+    SIGNAL_RECEIVED = 12
 
 
 # -- the Lua side ----------------------------------------------------------------------

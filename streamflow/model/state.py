@@ -23,6 +23,7 @@ from streamflow.model.events import (
     Entry,
     Event,
     OutOfLine,
+    SignalReceived,
     TaskEnqueued,
     TaskFailed,
     TaskStarted,
@@ -84,6 +85,8 @@ class State:
     decremented: dict[int, set[int]] = dataclasses.field(default_factory=dict)
     """Barrier -> sources recorded as succeeded."""
     released: set[int] = dataclasses.field(default_factory=set)
+    signals: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Signal name -> its payload, for each signal received."""
 
     def copy(self) -> State:
         return copy.deepcopy(self)
@@ -135,6 +138,9 @@ def fold(state: State, entry: Entry) -> State:
                 state.exhausted.add(event.node)
     elif isinstance(event, BarrierReleased):
         state.released.add(event.barrier)
+        state.last_decision = entry.seq
+    elif isinstance(event, SignalReceived):
+        state.signals[event.name] = event.payload
         state.last_decision = entry.seq
     elif isinstance(event, WorkflowSubmitted):
         state.status = RUNNING

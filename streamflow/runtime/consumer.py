@@ -34,6 +34,7 @@ from streamflow.runtime.pausing import PauseWatch
 from streamflow.runtime.projector import Projector
 from streamflow.runtime.recorder import Recorder
 from streamflow.runtime.roles import lost_group
+from streamflow.runtime.signals import waiter
 from streamflow.runtime.takeover import Message, Takeover
 from streamflow.store import scripts
 from streamflow.store.connection import Store
@@ -210,7 +211,7 @@ class Consumer:
         except (DecodeError, DefinitionError) as exc:
             self.unreadable(queue_key, msg_id, data, workflow_id, exc)
             return None
-        actor = self.actors.get(task.actor)
+        actor = self.actors.get(task.actor) or waiter(task)
         job = Job(
             queue_key,
             msg_id,

@@ -129,6 +129,7 @@ class Recorder:
                 counter=check.counter,
                 quiet_below=check.below,
                 msg_id=outcome.msg_id if check.reaches else "",
+                unless="" if task.signal is None else schema.signal_key(task.signal),
             )
             applied: Any = None
             if guess is None:

@@ -14,13 +14,16 @@ from streamflow.model.events import (
     BarrierReleased,
     Event,
     HistoryWarning,
+    SignalReceived,
     TaskEnqueued,
+    TaskSucceeded,
     WorkflowCancelled,
     WorkflowCompleted,
     WorkflowFailed,
     encode_event,
 )
 from streamflow.model.messages import encode_task_message, shard_of
+from streamflow.model.quiet import counter_of
 from streamflow.store.keys import Keys
 
 
@@ -62,6 +65,8 @@ def slots_of(
     positions: dict[str, int] = {}
     queue_keys: list[str] = []
     slots: list[Any] = []
+    # Signal nodes that succeed in these very decisions need no timeout message.
+    taken = {e.idempotency_key() for e in events if isinstance(e, TaskSucceeded)}
     for event in events:
         key = event.idempotency_key()
         payload = encode_event(event)
@@ -71,14 +76,25 @@ def slots_of(
             if target not in positions:
                 queue_keys += [target, keys.delayed(shard, task.options.queue)]
                 positions[target] = len(queue_keys) - 1
-            due = event.delay_ms + time_of.get(event.cause, 0) if event.delay_ms else 0
-            message = encode_task_message(
-                workflow_id,
-                event.node,
-                event.attempt,
-                definition.hash,
-                lone if event.attempt == 1 else None,
-            )
+            delay_ms = event.delay_ms
+            message = b""
+            if task.signal is None:
+                message = encode_task_message(
+                    workflow_id,
+                    event.node,
+                    event.attempt,
+                    definition.hash,
+                    lone if event.attempt == 1 else None,
+                )
+            elif task.options.time_limit_ms is not None:
+                # A signal node's message is its timeout: due when the wait ends.
+                delay_ms += task.options.time_limit_ms
+                outcome = schema.outcome_key(event.node, event.attempt)
+                if outcome not in taken:
+                    message = encode_task_message(
+                        workflow_id, event.node, event.attempt, definition.hash, None
+                    )
+            due = delay_ms + time_of.get(event.cause, 0) if delay_ms else 0
             kind = schema.Decision.ENQUEUE_FINALIZER if task.finalizer else schema.Decision.ENQUEUE
             slots += [
                 kind,
@@ -90,6 +106,13 @@ def slots_of(
                 message,
                 due,
             ]
+        elif isinstance(event, TaskSucceeded):
+            # A signal node's success (see decide): its result field, and its count.
+            counter = counter_of(definition.task(event.node), done=True)
+            counter = "" if isinstance(counter, int) else counter  # the decrement counts
+            slots += [schema.Decision.OUTCOME, key, payload, event.node, "", 0, counter, 0]
+        elif isinstance(event, SignalReceived):
+            slots += [schema.Decision.SIGNAL, key, payload, "", "", 0, "", 0]
         elif isinstance(event, BarrierDecremented):
             slots += [schema.Decision.DECREMENT, key, payload, event.barrier, "", 0, "", 0]
         elif isinstance(event, BarrierReleased):

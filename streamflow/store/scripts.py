@@ -155,8 +155,10 @@ def outcome(
     counter: int | str,
     quiet_below: int,
     msg_id: str,
+    unless: str = "",
 ) -> Call:
-    """``outcome.lua``: record the one outcome of an attempt (and its decrement)."""
+    """``outcome.lua``: record the one outcome of an attempt (and its decrement), unless
+    the index has the key ``unless`` (a signal node's signal)."""
     return Call(
         "outcome",
         [wf.log, wf.idx, wf.archive, wf.wake_due, wf.results, queue],
@@ -179,6 +181,7 @@ def outcome(
             counter,
             quiet_below,
             msg_id,
+            unless,
         ],
     )
 

@@ -22,14 +22,9 @@ from streamflow.testing.actors import actor
 from streamflow.testing.assertions import assert_audit_clean, assert_released_once
 from streamflow.testing.bodies import SimulatedFailure
 from streamflow.testing.driver import NO_FAULTS, Faults, run
+from streamflow.testing.records import Job, QueueMessage, SimResult
 from streamflow.testing.reference import NOTHING, Evaluation, evaluate
-from streamflow.testing.simulator import (
-    Job,
-    QueueMessage,
-    SimResult,
-    Simulator,
-    task_ids,
-)
+from streamflow.testing.simulator import Simulator, task_ids
 
 if TYPE_CHECKING:
     from streamflow.testing.strategies import canvases, messages

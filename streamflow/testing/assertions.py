@@ -15,7 +15,7 @@ from streamflow.model.definition import BarrierNode, Definition
 from streamflow.model.events import BarrierReleased, Entry, TaskEnqueued, WorkflowSubmitted
 from streamflow.model.schema import COMPLETED
 from streamflow.model.state import fold_all
-from streamflow.testing.simulator import known_definition
+from streamflow.testing.records import known_definition
 
 
 def _definition(history: Sequence[Entry], definition: Any) -> Definition:

@@ -22,6 +22,7 @@ from streamflow.model.definition import (
 from streamflow.model.events import Entry, TaskFailed, TaskSucceeded, WorkflowFailed
 from streamflow.model.failures import Failure, error_data, retry_info
 from streamflow.model.retry import next_attempt
+from streamflow.model.signals import timed_out
 from streamflow.model.state import State
 from streamflow.runtime.context import TaskContext, reset_current, set_current
 
@@ -102,6 +103,8 @@ class Bodies:
     ) -> TaskSucceeded | TaskFailed:
         """What the worker does with a RUN: arguments, inputs, body, outcome event."""
         task = self.definition.task(node)
+        if task.signal is not None:  # its message is its timeout
+            return self._failure(None, task, attempt, start_seq, timed_out(task))
         actor = self.actors[task.actor]
         args: list[Any] = []
         kwargs: dict[str, Any] = {}
@@ -126,21 +129,27 @@ class Bodies:
         return TaskSucceeded(node=node, attempt=attempt, result=codec.decode(data), cause=start_seq)
 
     def _failure(
-        self, actor: Actor[..., Any], task: TaskNode, attempt: int, cause: int, exc: Exception
+        self,
+        actor: Actor[..., Any] | None,
+        task: TaskNode,
+        attempt: int,
+        cause: int,
+        exc: Exception,
     ) -> TaskFailed:
         """The worker's retry policy (``next_attempt``), without jitter: the longest delay
-        it could draw."""
+        it could draw (``actor`` None: a signal node's timeout)."""
+        retry_when = actor.retry_when if actor is not None else None
 
         def ask() -> bool:
-            assert actor.retry_when is not None
-            return bool(actor.retry_when(attempt - 1, exc))
+            assert retry_when is not None
+            return bool(retry_when(attempt - 1, exc))
 
         retry = next_attempt(
             attempt=attempt,
             options=task.options,
             error=exc,
-            throws=actor.throws,
-            retry_when=ask if actor.retry_when is not None else None,
+            throws=actor.throws if actor is not None else (),
+            retry_when=ask if retry_when is not None else None,
         )
         return TaskFailed(
             node=task.id,

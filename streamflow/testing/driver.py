@@ -14,7 +14,8 @@ from streamflow.api.actors import Actor
 from streamflow.api.canvas import Canvas
 from streamflow.api.compile import Compiled
 from streamflow.testing.actors import Actors
-from streamflow.testing.simulator import DECIDABLE, SimResult, Simulator
+from streamflow.testing.records import SimResult
+from streamflow.testing.simulator import DECIDABLE, Simulator
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

@@ -13,7 +13,6 @@ canvas to its end under faults chosen by a seed or by hypothesis's ``data``.
 from __future__ import annotations
 
 import collections
-import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -36,6 +35,7 @@ from streamflow.model.events import (
     BarrierReleased,
     Entry,
     Event,
+    SignalReceived,
     TaskEnqueued,
     TaskFailed,
     TaskStarted,
@@ -51,53 +51,17 @@ from streamflow.model.schema import RUNNING
 from streamflow.model.state import State, fold, fold_all
 from streamflow.testing.actors import Actors, actor_registry
 from streamflow.testing.bodies import Bodies
+from streamflow.testing.records import Job, QueueMessage, SimResult, remember
 
-DECIDABLE = (WorkflowSubmitted, TaskSucceeded, TaskFailed, BarrierDecremented, BarrierReleased)
+DECIDABLE = (
+    WorkflowSubmitted,
+    TaskSucceeded,
+    TaskFailed,
+    BarrierDecremented,
+    BarrierReleased,
+    SignalReceived,
+)
 """Events ``decide`` reacts to: the causes a projector may be handed."""
-
-_DEFINITIONS: dict[str, Definition] = {}
-"""Definitions the simulator ran, by hash (``assert_audit_clean`` looks them up)."""
-_DEFINITIONS_KEPT = 256
-
-
-def known_definition(def_hash: str) -> Definition | None:
-    """A definition this process simulated, by its content hash."""
-    return _DEFINITIONS.get(def_hash)
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class QueueMessage:
-    """A task message in a simulated queue (references only, as in Redis)."""
-
-    msg_id: str
-    node: int
-    attempt: int
-
-
-@dataclasses.dataclass(frozen=True, slots=True, eq=False)
-class Job:
-    """A delivery a worker is running: the outcome it will record."""
-
-    message: QueueMessage
-    outcome: TaskSucceeded | TaskFailed
-
-
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class SimResult:
-    """How a simulated workflow ended."""
-
-    status: str
-    """``completed`` or ``failed`` (``running`` if it could not finish)."""
-    result: Any
-    """The workflow's result (None unless completed); ``Failure`` values stand for tasks
-    that failed with ``allow_failure``."""
-    error: dict[str, Any] | None
-    """``WorkflowFailed.error`` for a failed workflow."""
-    history: list[Entry]
-    """Every event of the log, as a reader decodes it."""
-    definition: Definition
-    stats: dict[str, int]
-    """What happened: ``run``, ``dup``, ``stale``, ``duplicates``, ``drops``, ``crashes``..."""
 
 
 class Simulator:
@@ -135,13 +99,13 @@ class Simulator:
         if on_failure is not None:
             self.actors.setdefault(on_failure.name, on_failure)
         self.definition = self.compiled.definition
-        missing = {n.actor for n in self.definition.nodes if isinstance(n, TaskNode)}
+        missing = {
+            n.actor for n in self.definition.nodes if isinstance(n, TaskNode) and n.signal is None
+        }
         missing -= set(self.actors)
         if missing:
             raise ValueError(f"no actor function for {sorted(missing)} (pass them as actors=)")
-        if len(_DEFINITIONS) >= _DEFINITIONS_KEPT:
-            _DEFINITIONS.pop(next(iter(_DEFINITIONS)))
-        _DEFINITIONS[self.definition.hash] = self.definition
+        remember(self.definition)
         self.fail_until = dict(fail_until or {})
         self.bodies = Bodies(self.definition, self.actors, self.fail_until)
         self.log: list[Entry] = []
@@ -206,6 +170,8 @@ class Simulator:
             return "TERMINAL", []
         if check_conflict and self.idx.last_decision > expected:
             return "CONFLICT", []
+        if any(isinstance(e, TaskSucceeded) and _key(e) in self.idx.keys for e in decisions):
+            return "CONFLICT", []  # a decided outcome (a signal's) a worker's came before
         fresh: list[Event] = []
         keys: set[str] = set()
         for event in decisions:
@@ -216,10 +182,33 @@ class Simulator:
                 fresh.append(event)
         entries = self._script(fresh)
         for entry in entries:
-            if isinstance(entry.event, TaskEnqueued):
+            if isinstance(entry.event, TaskEnqueued) and self._messaged(entry.event, keys):
                 self._new_message(entry.event.node, entry.event.attempt)
         self.stats["decisions"] += len(entries)
         return "OK", entries
+
+    def _messaged(self, enqueued: TaskEnqueued, applied: set[str]) -> bool:
+        """Whether an enqueue sends a message: a task's does; a signal node's only with a
+        timeout (its message fails it), and not when it takes its signal at once."""
+        task = self.definition.task(enqueued.node)
+        if task.signal is None:
+            return True
+        taken = schema.outcome_key(enqueued.node, enqueued.attempt) in applied
+        return task.options.time_limit_ms is not None and not taken
+
+    def signal(self, name: str, payload: Any = None, sender: str = "") -> bool:
+        """``App.signal``: SignalReceived and what it decides, in one apply; False for a
+        duplicate (or a workflow ended without it)."""
+        if schema.signal_key(name) in self.idx.keys or self.idx.status != RUNNING:
+            return False
+        state = self.idx.copy()
+        received = SignalReceived(name=name, payload=payload, sender=sender)
+        entry = Entry(seq=state.n + 1, stream_id=f"{self._ms}-0", event=received)
+        decisions = [received, *decide(self.definition, fold(state, entry), entry)]
+        reply, _ = self.apply(decisions, expected=self.idx.last_decision)
+        assert reply == "OK", reply  # one thread: nothing comes in between
+        self.stats["signals"] += 1
+        return True
 
     def deliver(self, pick: int = 0) -> Job | None:
         """A worker reads queue message ``pick`` (modulo the queue's length; a first
@@ -265,11 +254,12 @@ class Simulator:
             self.stats["outcome_stale"] += 1
             self._ack(job.message)
             return []
-        if schema.outcome_key(node, attempt) in idx.keys:
+        task = self.definition.task(node)
+        signalled = task.signal is not None and schema.signal_key(task.signal) in idx.keys
+        if schema.outcome_key(node, attempt) in idx.keys or signalled:
             self.stats["outcome_stale"] += 1
             self._ack(job.message)
             return []
-        task = self.definition.task(node)
         ok = isinstance(event, TaskSucceeded)
         final = isinstance(event, TaskFailed) and event.retry_delay_ms is None
         done = ok or (final and task.allow_failure)
@@ -394,6 +384,12 @@ class Simulator:
             definition=d,
             stats=dict(self.stats),
         )
+
+
+def _key(event: Event) -> str:
+    key = event.idempotency_key()
+    assert key is not None, f"{event!r} is not a decision"
+    return key
 
 
 def task_ids(definition: Definition) -> list[int]:

@@ -35,8 +35,10 @@ end
 -- Appends decisions, 8 ARGV slots each from position pos:
 --   kind (a DECISION_* constant), idempotency key, encoded event, node (status for a
 --   terminal, barrier for a decrement), attempt, position of the queue stream among the
---   KEYS after KEYS[queues] (its delayed set follows it), queue message, due time in ms
---   (0: now; else added to due_base; a due time already past goes to the queue at once).
+--   KEYS after KEYS[queues] (its delayed set follows it), queue message ('' none: a
+--   signal node without a timeout; for a decided outcome, the count it adds one to or
+--   ''), due time in ms (0: now; else added to due_base; a due time already past goes to
+--   the queue at once).
 -- Each is appended at most once, by its idempotency key; after a terminal event only
 -- finalizer enqueues are appended. A terminal event also records the workflow in
 -- ended_set (id -> 'status submitted_ms ended_ms events'). fresh: nil, or (a submit)
@@ -66,19 +68,26 @@ local function append_decisions(log, idx, active, ended_set, wf, pos, count, n, 
         local queue, due = queues + tonumber(ARGV[b + 5]), tonumber(ARGV[b + 7])
         if due > 0 then due = due + due_base end
         if due > 0 and now == nil then now = now_ms() end
-        if due > 0 and due > now then
+        if ARGV[b + 6] == '' then
+          -- no message: a signal node without a timeout
+        elseif due > 0 and due > now then
           redis.call('ZADD', KEYS[queue + 1], due, ARGV[b + 6])
         else
           redis.call('XADD', KEYS[queue], '*', MESSAGE_FIELD, ARGV[b + 6])
         end
         d = n
+      elseif kind == DECISION_OUTCOME then
+        put(key, id, RESULT .. ARGV[b + 3], id)
       else
         put(key, id)
       end
       if kind == DECISION_DECREMENT then
         if fresh then hset_all(idx, fresh); fresh = {} end
         redis.call('HINCRBY', idx, COUNT .. ARGV[b + 3], 1)
-      elseif kind == DECISION_RELEASE then
+      elseif kind == DECISION_OUTCOME and ARGV[b + 6] ~= '' then
+        if fresh then hset_all(idx, fresh); fresh = {} end
+        redis.call('HINCRBY', idx, COUNT .. ARGV[b + 6], 1)
+      elseif kind == DECISION_RELEASE or kind == DECISION_SIGNAL then
         d = n
       elseif kind == DECISION_TERMINAL then
         if fresh then hset_all(idx, fresh); fresh = {} end

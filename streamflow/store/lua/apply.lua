@@ -19,7 +19,9 @@
 -- whose SHA-1 is ARGV[15] (another run of the same attempt may have recorded its own
 -- first); else CONFLICT -2, nothing done, not even the acknowledgement. Their due times
 -- are then relative to the outcome's time.
--- ARGV[16..] 8 slots per decision (see append_decisions)
+-- ARGV[16..] 8 slots per decision (see append_decisions); a decided outcome whose
+-- idempotency key is taken already (a worker recorded the attempt's outcome) makes the
+-- call CONFLICT -3, nothing done
 --
 -- Once the workflow has ended only finalizer enqueues are accepted.
 --
@@ -57,6 +59,13 @@ if is_terminal(redis.call('HGET', idx, STATUS)) then
 end
 local d = tonumber(redis.call('HGET', idx, LAST_DECISION) or '0')
 if d > tonumber(ARGV[2]) then return {REPLY_CONFLICT, d} end
+for i = 0, tonumber(ARGV[8]) - 1 do
+  -- A decided outcome (a signal node's success) holds only if no worker recorded one.
+  local b = 16 + i * 8
+  if ARGV[b] == DECISION_OUTCOME and redis.call('HEXISTS', idx, ARGV[b + 1]) == 1 then
+    return {REPLY_CONFLICT, -3}
+  end
+end
 if ARGV[12] ~= '0-0' then
   local last = redis.call('XRANGE', log, ARGV[12], ARGV[12])[1]
   if not last or last[2][4] ~= ARGV[11] then return {REPLY_CONFLICT, -1} end

@@ -19,13 +19,16 @@
 -- decrements, or the end's (schema.END_COUNT) for a sink of the workflow done (whose end is counted like a
 -- barrier)   ARGV[17] the log length from which the history budget may decide something
 -- ARGV[18] the task message's id
+-- ARGV[19] an index key that refuses the outcome if present ('' none): a signal node's
+-- timeout fails it only while its signal has not been received
 -- An outcome is quiet when it leaves its count short of ARGV[15] while the log is below
 -- ARGV[17]: nothing can follow from it, so the message is acknowledged here and no
 -- projection (nor its recovery wake-up) is needed. The counts are kept in the index
 -- (COUNT .. ARGV[16]).
 --
 -- Returns {OK, seq, stream id, entries, the decrement's stream id or '', quiet 0/1} |
--- {STALE} (not the current attempt, outcome exists, workflow ended or gone) | {REBUILD}.
+-- {STALE} (not the current attempt, outcome exists, workflow ended or gone, ARGV[19]
+-- present) | {REBUILD}.
 local log, idx, archive, wake_due = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local node, attempt = ARGV[1], ARGV[2]
 local n, err = live_length(log, idx, archive)
@@ -35,6 +38,7 @@ local out_key = OUTCOME .. node .. ':' .. attempt
 local current = redis.call('HMGET', idx, STATUS, ATTEMPT .. node, out_key)
 local open = current[1] == RUNNING or (flag(ARGV[12]) and is_terminal(current[1]))
 if not open or current[2] ~= attempt or current[3] then return {REPLY_STALE} end
+if ARGV[19] ~= '' and redis.call('HEXISTS', idx, ARGV[19]) == 1 then return {REPLY_STALE} end
 n = n + 1
 local seq = n
 local id = redis.call('XADD', log, 'NOMKSTREAM', '*', EVENT_FIELD, ARGV[3], SEQ_FIELD, n)

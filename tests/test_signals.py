@@ -1,0 +1,216 @@
+"""Signals against a real Redis and worker: ``Signal(name)`` nodes complete with the
+payload of ``app.signal``, sent before or while they wait; a duplicate is reported; a
+timeout is a failure with the usual policy; every log audits clean and replays."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from typing import Any
+
+import pytest
+import redis
+
+from streamflow import (
+    App,
+    Chain,
+    Failure,
+    Group,
+    ResultFailure,
+    Signal,
+    SignalError,
+    audit,
+    replay,
+)
+from streamflow.model.events import SignalReceived, TaskEnqueued, TaskSucceeded
+from tests.helpers import cli, definition_of, events_of
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def actors(app: App) -> Any:
+    @app.actor
+    def double(x: int) -> int:
+        return 2 * x
+
+    @app.actor
+    def describe(x: int, approval: dict[str, Any]) -> str:
+        return f"{x} approved by {approval['by']}"
+
+    return double, describe
+
+
+def clean(app: App, workflow_id: str) -> list[Any]:
+    """The workflow's log, checked to audit clean and to replay."""
+    history = app.history(workflow_id)
+    definition = definition_of(app, history)
+    assert audit(history, definition) == []
+    assert replay(history, definition) == []
+    return history
+
+
+def waiting(app: App, workflow_id: str, name: str) -> int:
+    """The attempt the node waiting for ``name`` is at (0: not reached)."""
+    history = app.history(workflow_id)
+    (node,) = definition_of(app, history).signals[name]
+    attempts = [e.attempt for e in events_of(history, TaskEnqueued) if e.node == node]
+    return max(attempts, default=0)
+
+
+def test_a_signal_completes_the_node_waiting_for_it(app: App) -> None:
+    double, describe = actors(app)
+    canvas = Chain(double.message(21), Signal("approved"), describe.piped(42))
+    with app.worker(concurrency=2):
+        handle = app.submit(canvas)
+        wait_until(
+            lambda: waiting(app, handle.id, "approved"), 10, message="the signal node reached"
+        )
+        assert app.signal(handle.id, "approved", {"by": "ann"}, sender="tests") is True
+        assert handle.result(timeout=10) == "42 approved by ann"
+        assert app.signal(handle.id, "approved", {"by": "bob"}) is False  # a duplicate
+    history = clean(app, handle.id)
+    (received,) = events_of(history, SignalReceived)
+    assert (received.name, received.payload, received.sender) == (
+        "approved",
+        {"by": "ann"},
+        "tests",
+    )
+    (node,) = definition_of(app, history).signals["approved"]
+    taken = [e for e in events_of(history, TaskSucceeded) if e.node == node]
+    assert [(e.attempt, e.result) for e in taken] == [(1, {"by": "ann"})]
+
+
+def test_a_signal_sent_before_its_node_is_reached_is_kept(app: App) -> None:
+    double, describe = actors(app)
+    handle = app.submit(Chain(double.message(2), Signal("go"), describe.piped(7)))
+    assert app.signal(handle.id, "go", {"by": "early"}) is True  # no worker yet
+    assert app.signal(handle.id, "go", {"by": "again"}) is False
+    with app.worker(concurrency=2):
+        assert handle.result(timeout=10) == "7 approved by early"
+    clean(app, handle.id)
+
+
+@pytest.mark.parametrize("first", ["task", "signal"])
+def test_a_signal_node_counts_toward_its_group_and_the_end(app: App, first: str) -> None:
+    double, _ = actors(app)
+    handle = app.submit(Group(double.message(1), Signal("s"), double.message(3)))
+    if first == "signal":
+        app.signal(handle.id, "s", "payload")
+    with app.worker(concurrency=2):
+        if first == "task":
+            wait_until(
+                lambda: app.handle(handle.id).status().counts["succeeded"] == 2,
+                10,
+                message="both tasks done",
+            )
+            app.signal(handle.id, "s", "payload")
+        assert handle.result(timeout=10) == [2, "payload", 6]
+    clean(app, handle.id)
+
+
+def test_a_timeout_fails_the_node_with_the_usual_policy(app: App) -> None:
+    double, _ = actors(app)
+    failing = app.submit(Chain(Signal("never", timeout=0.2), double.piped()))
+    tolerated = app.submit(
+        Group(Signal("late", timeout=0.2, allow_failure=True), double.message(4))
+    )
+    with app.worker(concurrency=2):
+        with pytest.raises(ResultFailure) as raised:
+            failing.result(timeout=10)
+        error = raised.value.error
+        assert (
+            error["type"] == "SignalTimeout"
+            and "no signal 'never' within 0.2 s" in error["message"]
+        )
+        late, eight = tolerated.result(timeout=10)
+        assert isinstance(late, Failure) and late.type == "SignalTimeout" and eight == 8
+        with pytest.raises(SignalError, match="has ended"):
+            app.signal(failing.id, "never", 1)
+    clean(app, failing.id)
+
+
+def test_a_timed_out_wait_is_retried_and_a_later_signal_taken(app: App) -> None:
+    double, _ = actors(app)
+    handle = app.submit(
+        Chain(Signal("retry", timeout=0.2, max_retries=3, min_backoff=0.1), double.piped())
+    )
+    with app.worker(concurrency=2):
+        wait_until(lambda: waiting(app, handle.id, "retry") >= 2, 10, message="a second wait")
+        app.signal(handle.id, "retry", 5)
+        assert handle.result(timeout=10) == 10
+    history = clean(app, handle.id)
+    (success,) = [e for e in events_of(history, TaskSucceeded) if e.result == 5]
+    assert success.attempt >= 2 and success.result == 5
+
+
+def test_bad_signals_are_refused_with_what_was_expected(app: App) -> None:
+    double, _ = actors(app)
+    handle = app.submit(Chain(Signal("a"), Signal("b"), double.piped()))
+    with pytest.raises(SignalError, match=r"waits for no signal 'c' \(its signals: 'a', 'b'\)"):
+        app.signal(handle.id, "c")
+    with pytest.raises(SignalError, match="no workflow"):
+        app.signal(app.new_workflow_id(), "a")
+    with pytest.raises(SignalError, match="over the limit"):
+        app.signal(handle.id, "a", os.urandom(70_000))  # incompressible
+    with pytest.raises(SignalError, match="payload of signal 'a'"):
+        app.signal(handle.id, "a", object())
+    with pytest.raises(SignalError, match="non-empty string"):
+        app.signal(handle.id, "")
+    with pytest.raises(ValueError, match="non-empty string"):
+        Signal("")
+    with pytest.raises(ValueError, match="positive"):
+        Signal("x", timeout=0)
+    with pytest.raises(ValueError, match="'@' are streamflow's own"):
+        app.actor(actor_name="@signal:x")(lambda: None)
+
+
+def test_signals_from_asyncio(app: App) -> None:
+    double, _ = actors(app)
+
+    async def main() -> Any:
+        handle = await app.submit_async(Chain(Signal("go"), double.piped()))
+        assert await app.signal_async(handle.id, "go", 4) is True
+        assert await app.signal_async(handle.id, "go", 5) is False
+        with app.worker(concurrency=1):
+            return await handle.result(timeout=10)
+
+    try:
+        assert asyncio.run(main()) == 8
+    finally:
+        asyncio.run(app.aclose())
+
+
+def test_a_signal_racing_its_timeout_has_one_outcome(app: App, r: redis.Redis) -> None:
+    double, _ = actors(app)
+    handles = [app.submit(Chain(Signal("race", timeout=0.05), double.piped())) for _ in range(20)]
+    with app.worker(concurrency=4):
+        for handle in handles:
+            with contextlib.suppress(SignalError):  # timed out and failed first
+                app.signal(handle.id, "race", 1)
+        for handle in handles:
+            try:
+                assert handle.result(timeout=10) == 2
+            except ResultFailure as failed:
+                assert failed.error["type"] == "SignalTimeout"
+    for handle in handles:
+        clean(app, handle.id)
+
+
+def test_the_cli_sends_a_signal(app: App, redis_url: str) -> None:
+    double, _ = actors(app)
+    handle = app.submit(Chain(Signal("go"), double.piped()))
+    sent = cli(redis_url, "signal", handle.id, "go", "--json", "21")
+    assert sent.stdout == f"signal 'go' sent to {handle.id}\n"
+    again = cli(redis_url, "signal", handle.id, "go", "--json", "1", code=1)
+    assert "had received signal 'go' already" in again.stdout
+    wrong = cli(redis_url, "signal", handle.id, "stop", code=1)
+    assert "SignalError" in wrong.stderr and "its signals: 'go'" in wrong.stderr
+    assert "Traceback" not in wrong.stderr
+    bad = cli(redis_url, "signal", handle.id, "go", "--json", "{oops", code=1)
+    assert "--json is not JSON" in bad.stderr
+    (received,) = events_of(app.history(handle.id), SignalReceived)
+    assert (received.payload, received.sender) == (21, "streamflow signal")
+    with app.worker(concurrency=1):
+        assert handle.result(timeout=10) == 42
