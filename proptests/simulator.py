@@ -191,13 +191,23 @@ SIGNAL_ACTORS: dict[str, Actor[..., Any]] = {
 
 
 @st.composite
-def signal_cases(draw: st.DrawFn) -> Case:
+def signal_cases(
+    draw: st.DrawFn,
+    max_depth: int = 5,
+    max_width: int = 8,
+    max_tasks: int = 20,
+    max_items: int = 40,
+) -> Case:
     """Cases whose canvases mix the test actors' messages with ``Signal`` nodes (no
     timeout: the reference model knows each node's value, the payload)."""
     signals = st.sampled_from(SIGNALS).map(Signal)
     canvas = draw(
         user_canvases(
-            messages=st.one_of(_MESSAGES, signals), max_width=8, max_tasks=20, max_items=40
+            messages=st.one_of(_MESSAGES, signals),
+            max_depth=max_depth,
+            max_width=max_width,
+            max_tasks=max_tasks,
+            max_items=max_items,
         )
     )
     compiled = compile_canvas(canvas)

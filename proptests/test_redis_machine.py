@@ -57,12 +57,22 @@ from proptests.redis_driver import (
     crash_points,
     expected_index,
 )
-from proptests.simulator import Case, Checker, F, cases, evaluate, task_ids
+from proptests.simulator import (
+    SIGNALS,
+    Case,
+    Checker,
+    F,
+    cases,
+    evaluate,
+    payload_of,
+    signal_cases,
+    task_ids,
+)
 from streamflow.api.compile import compile_canvas
 from streamflow.history.audit import audit, replay
 from streamflow.model.definition import Definition
-from streamflow.model.errors import ResultFailure
-from streamflow.model.events import TERMINAL, TaskStarted, WorkflowFailed
+from streamflow.model.errors import ResultFailure, SignalError
+from streamflow.model.events import TERMINAL, SignalReceived, TaskStarted, WorkflowFailed
 from streamflow.model.schema import COMPLETED, FAILED
 from streamflow.model.state import fold_all
 from streamflow.store.cluster import connect
@@ -77,7 +87,8 @@ cover a machine run by ``run_state_machine_as_test``)."""
 
 @st.composite
 def _planned(draw: st.DrawFn) -> Planned:
-    return Planned(draw(cases(max_depth=3, max_width=6, max_tasks=10, max_items=24)))
+    bounds = {"max_depth": 3, "max_width": 6, "max_tasks": 10, "max_items": 24}
+    return Planned(draw(st.one_of(cases(**bounds), signal_cases(**bounds))))
 
 
 SMALL_CASES = _planned()
@@ -110,6 +121,8 @@ class Watched:
         self.definition = definition
         self.expected = evaluate(tracked.case.canvas)
         self.checker = Checker(tracked.case, self.expected)
+        self.sent: set[str] = set()
+        """Signals this workflow recorded."""
 
     def check(self, cluster: Cluster) -> None:
         tracked, d = self.tracked, self.definition
@@ -270,6 +283,27 @@ class RedisWorkflowMachine(RuleBasedStateMachine):
         self.cluster.stats["rule project_again"] += 1
         self.cluster.project_again(proc, pick)
 
+    @rule(proc=PROCS, pick=PICK, name=st.sampled_from(SIGNALS))
+    def signal(self, proc: int, pick: int, name: str) -> None:
+        """Someone sends a signal to a workflow (one waiting for it, or not; again)."""
+        self.cluster.stats["rule signal"] += 1
+        watched = self.watched[pick % len(self.watched)]
+        self._signal(proc, watched, name)
+
+    def _signal(self, proc: int, watched: Watched, name: str) -> None:
+        app, wf = self.cluster.procs[proc].app, watched.tracked.workflow_id
+        try:
+            recorded = app.signal(wf, name, payload_of(name))
+        except SignalError as refused:
+            assert name not in watched.definition.signals or "has ended" in str(refused)
+            return
+        sent = [e for e in watched.tracked.entries if isinstance(e.event, SignalReceived)]
+        assert recorded or any(e.event.name == name for e in sent) or name in watched.sent
+        if recorded:
+            assert name not in watched.sent, f"{wf}: signal {name!r} recorded twice"
+            watched.sent.add(name)
+            self.cluster.stats["signals recorded"] += 1
+
     @rule(proc=PROCS, kind=st.sampled_from(["timer", "renew", "sweep"]))
     def housekeeping(self, proc: int, kind: str) -> None:
         """Delayed tasks and retries fall due; leases renewed; the stuck sweep."""
@@ -313,12 +347,22 @@ class RedisWorkflowMachine(RuleBasedStateMachine):
                 projector = proc.app.projector
                 if wf in projector.folds:
                     state = projector.folds.get(wf).state
-                    assert state == fold_all(entries[: state.n]), f"{proc.name}: cache of {wf}"
+                    folded = fold_all(entries[: state.n])
+                    assert state == folded, f"{proc.name}: cache of {wf}: " + str(
+                        {
+                            f: (getattr(state, f), getattr(folded, f))
+                            for f in state.__slots__
+                            if getattr(state, f) != getattr(folded, f)
+                        }
+                    )
 
     def teardown(self) -> None:
         try:
             # Only on a passing run: a failure must surface as it is, not as a drain error.
             if self.watched and sys.exc_info()[0] is None:
+                for watched in self.watched:  # those never sent (the rest: duplicates)
+                    for name in watched.definition.signals:
+                        self._signal(0, watched, name)
                 self.cluster.drain()
                 statuses = collections.Counter(w.check_finished(self.cluster) for w in self.watched)
                 assert self.cluster.idle()

@@ -201,6 +201,7 @@ def test_a_signal_racing_its_timeout_has_one_outcome(app: App, r: redis.Redis) -
 def test_the_cli_sends_a_signal(app: App, redis_url: str) -> None:
     double, _ = actors(app)
     handle = app.submit(Chain(Signal("go"), double.piped()))
+    assert "signal 'go' #0  awaiting" in cli(redis_url, "show", handle.id).stdout
     sent = cli(redis_url, "signal", handle.id, "go", "--json", "21")
     assert sent.stdout == f"signal 'go' sent to {handle.id}\n"
     again = cli(redis_url, "signal", handle.id, "go", "--json", "1", code=1)

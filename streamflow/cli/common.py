@@ -93,6 +93,7 @@ class Paint:
         "running": "33",
         "retrying": "33",
         "queued": "36",
+        "awaiting": "36",
         "waiting": "2",
     }
     _EVENT = {

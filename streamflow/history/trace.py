@@ -40,6 +40,8 @@ def trace(workflow_id: str, history: Sequence[Entry], definition: Definition) ->
             status = "waiting"
         elif state.deliveries.get(node_id):
             status = "running"
+        elif node.signal is not None:
+            status = "awaiting"  # its signal
         else:
             status = "retrying" if attempt > 1 else "queued"
         begin, end = started.get((node_id, attempt)), ended.get((node_id, attempt))
@@ -47,7 +49,7 @@ def trace(workflow_id: str, history: Sequence[Entry], definition: Definition) ->
         out: Tree = {
             "kind": "task",
             "node": node_id,
-            "actor": node.actor,
+            "actor": node.actor if node.signal is None else f"signal {node.signal!r}",
             "state": status,
             "attempts": attempt,
             "duration_ms": end - begin if begin is not None and end is not None else None,

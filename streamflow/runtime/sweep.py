@@ -17,6 +17,7 @@ from streamflow.model.events import TaskEnqueued, WorkflowSubmitted, to_entry
 from streamflow.model.lone import is_lone
 from streamflow.model.messages import encode_task_message, shard_of
 from streamflow.model.schema import WORKER_GROUP
+from streamflow.model.signals import message_delay
 from streamflow.model.state import fold_all
 from streamflow.runtime.projector import Projector
 from streamflow.store.connection import Store
@@ -89,17 +90,28 @@ class StuckSweep:
             lone = submitted.args.get(0, b"")
         resent = 0
         for node, attempt in state.attempt.items():
+            task = definition.task(node)
             if schema.outcome_key(node, attempt) in state.keys:
                 continue
             enqueued = by_id[state.keys[schema.enqueued_key(node, attempt)]]
             assert isinstance(enqueued.event, TaskEnqueued)
-            queue = store.keys.queue(shard_of(workflow_id), definition.task(node).options.queue)
+            delay = message_delay(task, enqueued.event.delay_ms)
+            if delay is None:
+                continue  # a signal node without a timeout: it has no message
+            queue = store.keys.queue(shard_of(workflow_id), task.options.queue)
             message = encode_task_message(
                 workflow_id, node, attempt, definition.hash, lone if attempt == 1 else None
             )
-            if self._still_there(workflow_id, node, queue, message, enqueued, state.owner):
+            owner = state.owner.get(node)
+            if self._still_there(workflow_id, queue, message, enqueued.time_ms, delay, owner):
                 continue
-            store.client.xadd(queue, {schema.MESSAGE_FIELD: message})
+            due = enqueued.time_ms + delay
+            if owner is None and due > store.now_ms(shard_of(workflow_id)):
+                # Not due yet (a delay, a signal's timeout): back to the delayed set.
+                delayed = store.keys.delayed(shard_of(workflow_id), task.options.queue)
+                store.client.zadd(delayed, {message: due})
+            else:
+                store.client.xadd(queue, {schema.MESSAGE_FIELD: message})
             log.warning("lost_message_resent", workflow_id=workflow_id, node=node, attempt=attempt)
             resent += 1
         return resent
@@ -107,18 +119,16 @@ class StuckSweep:
     def _still_there(
         self,
         workflow_id: str,
-        node: int,
         queue: str,
         message: bytes,
-        enqueued: Any,
-        owners: dict[int, str],
+        enqueued_ms: int,
+        delay: int,
+        owner: str | None,
     ) -> bool:
         client = self.store.client
-        owner = owners.get(node)
         if owner is not None:  # started: is its message still in a pending list?
             pending: Any = client.xpending_range(queue, WORKER_GROUP, min=owner, max=owner, count=1)
             return bool(pending)
-        delay = enqueued.event.delay_ms
         if delay:
             delayed = self.store.keys.delayed(shard_of(workflow_id), queue.rsplit(":", 1)[1])
             if client.zscore(delayed, message) is not None:
@@ -127,6 +137,6 @@ class StuckSweep:
         # within a script: the same millisecond), or by the timer once due; a message
         # is deleted only when acknowledged. Beyond 1,000 entries we re-send anyway: a
         # duplicate is dropped at start.
-        start = enqueued.time_ms + delay
+        start = enqueued_ms + delay
         found: Any = client.xrange(queue, min=f"{start}-0", max="+", count=1000)
         return any(fields.get(schema.MESSAGE_FIELD.encode()) == message for _, fields in found)

@@ -24,6 +24,7 @@ from streamflow.model.events import (
 )
 from streamflow.model.messages import encode_task_message, shard_of
 from streamflow.model.quiet import counter_of
+from streamflow.model.signals import message_delay
 from streamflow.store.keys import Keys
 
 
@@ -76,9 +77,10 @@ def slots_of(
             if target not in positions:
                 queue_keys += [target, keys.delayed(shard, task.options.queue)]
                 positions[target] = len(queue_keys) - 1
-            delay_ms = event.delay_ms
+            # A signal node's message is its timeout (none when it takes its signal here).
+            delay_ms = message_delay(task, event.delay_ms)
             message = b""
-            if task.signal is None:
+            if delay_ms is not None and schema.outcome_key(event.node, event.attempt) not in taken:
                 message = encode_task_message(
                     workflow_id,
                     event.node,
@@ -86,14 +88,6 @@ def slots_of(
                     definition.hash,
                     lone if event.attempt == 1 else None,
                 )
-            elif task.options.time_limit_ms is not None:
-                # A signal node's message is its timeout: due when the wait ends.
-                delay_ms += task.options.time_limit_ms
-                outcome = schema.outcome_key(event.node, event.attempt)
-                if outcome not in taken:
-                    message = encode_task_message(
-                        workflow_id, event.node, event.attempt, definition.hash, None
-                    )
             due = delay_ms + time_of.get(event.cause, 0) if delay_ms else 0
             kind = schema.Decision.ENQUEUE_FINALIZER if task.finalizer else schema.Decision.ENQUEUE
             slots += [

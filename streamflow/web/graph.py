@@ -159,7 +159,7 @@ def _drawn(node: TaskNode | BarrierNode, state: State, x: int, y: int) -> dict[s
     return {
         "id": node.id,
         "kind": "task" if node.role == TASK else "callback",
-        "actor": node.actor,
+        "actor": node.actor if node.signal is None else f"signal {node.signal}",
         "state": task_state(state, node.id),
         "attempts": state.attempt.get(node.id, 0),
         "x": x,
