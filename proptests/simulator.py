@@ -37,6 +37,7 @@ from streamflow.model.events import (
     TaskSucceeded,
     WorkflowCompleted,
     WorkflowFailed,
+    WorkflowResumed,
     WorkflowSubmitted,
 )
 from streamflow.model.options import ActorOptions
@@ -263,6 +264,10 @@ class Checker:
         self.released: set[int] = set()
         self.signals: set[str] = set()
         """Signals received so far."""
+        self.resumed: set[tuple[int, int]] = set()
+        """(node, attempt) a resume re-runs."""
+        self.base: dict[int, int] = {}
+        """Task -> attempts it had before the last resume."""
         self.ended = False
 
     def feed(self, entries: Sequence[Entry]) -> None:
@@ -277,7 +282,7 @@ class Checker:
         assert seq == len(self.entries) + 1, f"sequence numbers not dense at {where}"
         if self.entries:
             assert _id_key(entry.stream_id) > _id_key(self.entries[-1].stream_id), where
-        assert not self.ended, f"{where} after the terminal event"
+        assert not self.ended or isinstance(event, WorkflowResumed), f"{where} after the end"
         assert event.cause < seq, f"{where}: its cause is not earlier"
         assert isinstance(event, WorkflowSubmitted) == (seq == 1), where
         if isinstance(event, TaskEnqueued):
@@ -287,11 +292,13 @@ class Checker:
             if attempt == 1:
                 assert task.pred == NONE or task.pred in self.released, f"not ready: {where}"
                 assert event.delay_ms == task.delay_ms, where
+            elif (node, attempt) in self.resumed:
+                assert self.enqueued.get(node) == attempt - 1, where
             else:
                 assert self.enqueued.get(node) == attempt - 1, where
                 retry = self.retry_delay.get((node, attempt - 1))
                 assert retry is not None, f"retry without a retryable failure: {where}"
-                assert attempt - 1 <= task.options.max_retries, where
+                assert attempt - 1 - self.base.get(node, 0) <= task.options.max_retries, where
                 assert event.delay_ms == retry, f"{where}: the failure asked for {retry}"
             self.enqueued[node] = attempt
         elif isinstance(event, TaskStarted):
@@ -308,6 +315,16 @@ class Checker:
             for leaf in d.pipe_leaves(node):
                 assert leaf in self.succeeded, f"piped result of {leaf} missing: {where}"
             self.started.add((node, attempt))
+        elif isinstance(event, WorkflowResumed):
+            assert self.ended and self.final_failures, f"resumed, not failed: {where}"
+            for node, attempt in event.nodes.items():
+                assert node not in self.succeeded, f"a success resumed: {where}"
+                assert attempt == self.enqueued.get(node, 0) + 1, where
+                self.resumed.add((node, attempt))
+                self.base[node] = attempt - 1
+                if node in self.final_failures:
+                    self.final_failures.remove(node)
+            self.ended = False
         elif isinstance(event, SignalReceived):
             assert event.name not in self.signals, f"a signal received twice: {where}"
             self.signals.add(event.name)

@@ -71,8 +71,14 @@ from proptests.simulator import (
 from streamflow.api.compile import compile_canvas
 from streamflow.history.audit import audit, replay
 from streamflow.model.definition import Definition
-from streamflow.model.errors import ResultFailure, SignalError
-from streamflow.model.events import TERMINAL, SignalReceived, TaskStarted, WorkflowFailed
+from streamflow.model.errors import ResultFailure, ResumeError, SignalError
+from streamflow.model.events import (
+    TERMINAL,
+    SignalReceived,
+    TaskStarted,
+    WorkflowFailed,
+    WorkflowResumed,
+)
 from streamflow.model.schema import COMPLETED, FAILED
 from streamflow.model.state import fold_all
 from streamflow.store.cluster import connect
@@ -123,6 +129,7 @@ class Watched:
         self.checker = Checker(tracked.case, self.expected)
         self.sent: set[str] = set()
         """Signals this workflow recorded."""
+        self.resumes = 0
 
     def check(self, cluster: Cluster) -> None:
         tracked, d = self.tracked, self.definition
@@ -176,14 +183,17 @@ class Watched:
         wf, entries = tracked.workflow_id, tracked.entries
         assert tracked.archived, f"{wf}: not archived after the drain"
         terminals = [e for e in entries if isinstance(e.event, TERMINAL)]
-        assert len(terminals) == 1 and terminals[0] is entries[-1], f"{wf}: {terminals}"
+        resumes = [e for e in entries if isinstance(e.event, WorkflowResumed)]
+        assert len(terminals) == 1 + len(resumes) and terminals[-1] is entries[-1], (
+            f"{wf}: {terminals}"
+        )
         state = fold_all(entries)
         client, keys = cluster.client, cluster.keys
         expiring = client.zscan_iter(keys.expiry(SHARD), match=f"{wf} *")
         assert any(True for _ in expiring), f"{wf}: no expiry"
         assert client.exists(keys.definition(SHARD, self.definition.hash)), "definition deleted"
         handle = cluster.handle(wf)
-        if case.fails_for_good:
+        if case.fails_for_good and not self.resumes:
             assert state.status == FAILED, f"{wf}: {state.status}, planned to fail"
             end = entries[-1].event
             assert isinstance(end, WorkflowFailed)
@@ -304,6 +314,26 @@ class RedisWorkflowMachine(RuleBasedStateMachine):
             watched.sent.add(name)
             self.cluster.stats["signals recorded"] += 1
 
+    @rule(proc=PROCS, pick=PICK)
+    def resume(self, proc: int, pick: int) -> None:
+        """Someone resumes a workflow (a failed one; any other is refused)."""
+        self.cluster.stats["rule resume"] += 1
+        self._resume(proc, self.watched[pick % len(self.watched)])
+
+    def _resume(self, proc: int, watched: Watched) -> bool:
+        entries, _ = self.cluster.read(watched.tracked)
+        status = fold_all(entries).status
+        try:
+            self.cluster.procs[proc].app.resume_workflow(watched.tracked.workflow_id)
+        except ResumeError:
+            assert status != FAILED, f"{watched.tracked.workflow_id}: failed, not resumed"
+            return False
+        assert status == FAILED, f"{watched.tracked.workflow_id}: resumed while {status}"
+        watched.resumes += 1
+        watched.tracked.archived = False  # reopened: its archive is gone, by design
+        self.cluster.stats["workflows resumed"] += 1
+        return True
+
     @rule(proc=PROCS, kind=st.sampled_from(["timer", "renew", "sweep"]))
     def housekeeping(self, proc: int, kind: str) -> None:
         """Delayed tasks and retries fall due; leases renewed; the stuck sweep."""
@@ -364,6 +394,10 @@ class RedisWorkflowMachine(RuleBasedStateMachine):
                     for name in watched.definition.signals:
                         self._signal(0, watched, name)
                 self.cluster.drain()
+                for _ in range(10):  # each resume gets every failing node past its plan
+                    if not [w for w in self.watched if w.resumes and self._resume(0, w)]:
+                        break
+                    self.cluster.drain()
                 statuses = collections.Counter(w.check_finished(self.cluster) for w in self.watched)
                 assert self.cluster.idle()
                 assert not self.cluster.client.scard(self.cluster.keys.active(SHARD))

@@ -16,7 +16,7 @@ from hypothesis.stateful import initialize, rule
 
 from proptests.simulator import SIGNALS, Case, Checker, F, Simulator, evaluate, payload_of
 from proptests.simulator import signal_cases as cases
-from proptests.test_core import WorkflowMachine, _decidable, check_finished
+from proptests.test_core import SerialisedMachine, WorkflowMachine, _decidable, check_finished
 from streamflow.api.canvas import Chain, Group
 from streamflow.api.compile import compile_canvas
 from streamflow.api.signals import Signal
@@ -25,7 +25,7 @@ from streamflow.model.schema import COMPLETED
 from streamflow.testing import assert_audit_clean
 
 
-class SignalMachine(WorkflowMachine):
+class SignalMachine(SerialisedMachine):
     """``WorkflowMachine`` with signals sent at random moments."""
 
     @initialize(target=WorkflowMachine.causes, case=cases())
@@ -45,17 +45,6 @@ class SignalMachine(WorkflowMachine):
         if recorded:
             self.sent.add(name)
         return _decidable(self.sim.log[before:])
-
-    @rule(
-        target=WorkflowMachine.causes,
-        cause=WorkflowMachine.causes,
-        lag=st.integers(0, 40),
-        check_conflict=st.just(True),
-    )
-    def project_stale(self, cause: Any, lag: int, check_conflict: bool) -> Any:
-        # The apply script's serialisation is part of the protocol here: a projector
-        # that enqueues a signal node without the signal's fold must be refused.
-        return _decidable(self.sim.project_stale(cause, lag, check_conflict=check_conflict))
 
     def teardown(self) -> None:
         if not hasattr(self, "sim"):

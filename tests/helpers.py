@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from streamflow import App
+from streamflow.history.audit import audit, replay
 from streamflow.model.definition import NONE, BarrierNode, Definition, TaskNode
 from streamflow.model.events import (
     BarrierReleased,
@@ -141,6 +142,15 @@ def hold(client: Any, key: str, seconds: float) -> bool:
         if client.blpop([key], timeout=min(1.0, left)):
             return True
     return False
+
+
+def audited(app: App, workflow_id: str) -> list[Entry]:
+    """A workflow's history, checked to audit clean and to replay."""
+    history = app.history(workflow_id)
+    definition = definition_of(app, history)
+    assert audit(history, definition) == []
+    assert replay(history, definition) == []
+    return history
 
 
 def runs(r: Any, tag: str) -> int:

@@ -25,6 +25,7 @@ from streamflow.model.events import (
     WorkflowCancelled,
     WorkflowCompleted,
     WorkflowFailed,
+    WorkflowResumed,
     WorkflowSubmitted,
     decode_event,
     encode_event,
@@ -54,6 +55,7 @@ EVENTS: list[Event] = [
     WorkflowCancelled(reason="operator asked", cause=0),
     HistoryWarning(events=10_000, bytes=1_234_567, cause=9_999),
     SignalReceived(name="approved", payload={"by": "ann"}, sender="web"),
+    WorkflowResumed(epoch=1, nodes={3: 4, 7: 2}, reason="fixed the bug", by="ann", cause=0),
 ]
 
 
@@ -91,6 +93,7 @@ def test_event_codes_are_distinct_and_fixed() -> None:
         "WorkflowCancelled": 10,
         "HistoryWarning": 11,
         "SignalReceived": 12,
+        "WorkflowResumed": 13,
     }
 
 

@@ -17,7 +17,7 @@ import redis
 from streamflow import App, Chain, WorkflowHandle
 from streamflow.model import codec, schema
 from streamflow.model.messages import shard_of
-from streamflow.runtime.projector import UNREADABLE
+from streamflow.model.resume import UNREADABLE
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration

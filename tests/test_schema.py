@@ -133,6 +133,18 @@ CALLS: dict[str, Any] = {
         folded_seq=0,
         folded_id="0-0",
     ),
+    "resume": scripts.resume(
+        wf=WF,
+        archive_sha1="",
+        expected=0,
+        folded_seq=0,
+        folded_id="0-0",
+        expiry_member="",
+        restore=[],
+        fields={},
+        bases={},
+        decided=DECIDED,
+    ),
     "archive": scripts.archive(wf=WF, length=0, data=b"", archive_wake=b""),
     "rebuild": scripts.rebuild(wf=WF, length=0, fields={}),
     "expire": scripts.expire(

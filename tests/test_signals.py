@@ -20,11 +20,9 @@ from streamflow import (
     ResultFailure,
     Signal,
     SignalError,
-    audit,
-    replay,
 )
 from streamflow.model.events import SignalReceived, TaskEnqueued, TaskSucceeded
-from tests.helpers import cli, definition_of, events_of
+from tests.helpers import audited, cli, definition_of, events_of
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -40,15 +38,6 @@ def actors(app: App) -> Any:
         return f"{x} approved by {approval['by']}"
 
     return double, describe
-
-
-def clean(app: App, workflow_id: str) -> list[Any]:
-    """The workflow's log, checked to audit clean and to replay."""
-    history = app.history(workflow_id)
-    definition = definition_of(app, history)
-    assert audit(history, definition) == []
-    assert replay(history, definition) == []
-    return history
 
 
 def waiting(app: App, workflow_id: str, name: str) -> int:
@@ -70,7 +59,7 @@ def test_a_signal_completes_the_node_waiting_for_it(app: App) -> None:
         assert app.signal(handle.id, "approved", {"by": "ann"}, sender="tests") is True
         assert handle.result(timeout=10) == "42 approved by ann"
         assert app.signal(handle.id, "approved", {"by": "bob"}) is False  # a duplicate
-    history = clean(app, handle.id)
+    history = audited(app, handle.id)
     (received,) = events_of(history, SignalReceived)
     assert (received.name, received.payload, received.sender) == (
         "approved",
@@ -89,7 +78,7 @@ def test_a_signal_sent_before_its_node_is_reached_is_kept(app: App) -> None:
     assert app.signal(handle.id, "go", {"by": "again"}) is False
     with app.worker(concurrency=2):
         assert handle.result(timeout=10) == "7 approved by early"
-    clean(app, handle.id)
+    audited(app, handle.id)
 
 
 @pytest.mark.parametrize("first", ["task", "signal"])
@@ -107,7 +96,7 @@ def test_a_signal_node_counts_toward_its_group_and_the_end(app: App, first: str)
             )
             app.signal(handle.id, "s", "payload")
         assert handle.result(timeout=10) == [2, "payload", 6]
-    clean(app, handle.id)
+    audited(app, handle.id)
 
 
 def test_a_timeout_fails_the_node_with_the_usual_policy(app: App) -> None:
@@ -128,7 +117,7 @@ def test_a_timeout_fails_the_node_with_the_usual_policy(app: App) -> None:
         assert isinstance(late, Failure) and late.type == "SignalTimeout" and eight == 8
         with pytest.raises(SignalError, match="has ended"):
             app.signal(failing.id, "never", 1)
-    clean(app, failing.id)
+    audited(app, failing.id)
 
 
 def test_a_timed_out_wait_is_retried_and_a_later_signal_taken(app: App) -> None:
@@ -140,7 +129,7 @@ def test_a_timed_out_wait_is_retried_and_a_later_signal_taken(app: App) -> None:
         wait_until(lambda: waiting(app, handle.id, "retry") >= 2, 10, message="a second wait")
         app.signal(handle.id, "retry", 5)
         assert handle.result(timeout=10) == 10
-    history = clean(app, handle.id)
+    history = audited(app, handle.id)
     (success,) = [e for e in events_of(history, TaskSucceeded) if e.result == 5]
     assert success.attempt >= 2 and success.result == 5
 
@@ -195,7 +184,7 @@ def test_a_signal_racing_its_timeout_has_one_outcome(app: App, r: redis.Redis) -
             except ResultFailure as failed:
                 assert failed.error["type"] == "SignalTimeout"
     for handle in handles:
-        clean(app, handle.id)
+        audited(app, handle.id)
 
 
 def test_the_cli_sends_a_signal(app: App, redis_url: str) -> None:

@@ -225,3 +225,20 @@ def test_the_guard_refuses_decisions_made_from_another_runs_outcome(
     assert reply_code(apply(recorded)) is Reply.OK
     (enqueued,) = [e.event for e in handle.history() if e.seq > seq]
     assert enqueued == TaskEnqueued(node=0, attempt=2, delay_ms=8, cause=seq)
+
+
+def test_a_guess_leaves_the_cached_fold_as_it_was() -> None:
+    # Found by the Redis machine once resumes made refused outcomes common: folding a
+    # final, exhausted failure into the guess's trial copy added its node to the cached
+    # fold's own ``exhausted`` set.
+    from streamflow.model.events import Entry
+    from streamflow.model.state import State, fold
+    from streamflow.runtime.recorder import _trial_copy
+
+    cached = State(status="running", attempt={0: 2})
+    before = cached.copy()
+    trial = _trial_copy(cached, None)
+    failed = TaskFailed(node=0, attempt=2, error={"type": "E"}, exhausted=True)
+    fold(trial, Entry(seq=1, stream_id="0-0", event=failed))
+    assert trial.exhausted == {0} and trial.failures
+    assert cached == before

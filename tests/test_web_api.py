@@ -138,6 +138,12 @@ def test_the_actions_act(app: App, seen: Scene) -> None:
         assert (status.status, status.reason) == ("cancelled", "from a test")
         ended = post(base, f"/api/workflows/{seen.failed.id}/cancel", status=409)
         assert ended["error"] == f"workflow {seen.failed.id} had already ended (failed)"
+        refused = post(base, f"/api/workflows/{seen.running.id}/resume", status=409)
+        assert "only a failed workflow can be resumed (this one is cancelled)" in refused["error"]
+        resumed = post(base, f"/api/workflows/{seen.failed.id}/resume", {"reason": "a test"})
+        assert resumed["workflow_id"] == seen.failed.id and resumed["resumed"]
+        history = app.history(seen.failed.id)
+        assert [type(e.event).__name__ for e in history].count("WorkflowResumed") == 1
 
 
 @pytest.mark.parametrize(

@@ -29,6 +29,7 @@ from streamflow.model.options import HistoryBudget, to_ms
 from streamflow.runtime.hooks import Hooks, call_hooks
 from streamflow.runtime.observe import Observers
 from streamflow.runtime.projector import Projector
+from streamflow.runtime.resume import resume
 from streamflow.runtime.signals import signal
 from streamflow.runtime.tally import Tally
 from streamflow.runtime.worker import Worker
@@ -340,6 +341,20 @@ class App(AsyncMethods, Pausing, Scheduling, Registering):
                 without it, or the payload cannot be encoded or is over 64 KiB.
         """
         return signal(self.projector, workflow_id, name, payload, sender)
+
+    def resume_workflow(self, workflow_id: str, *, reason: str = "", by: str = "") -> list[int]:
+        """Resume a failed workflow from where it failed: the nodes that failed for
+        good, and those the failure cut short, run again (their retries counted afresh);
+        every result is kept and no node that succeeded runs again. Recorded as
+        ``WorkflowResumed`` (with ``reason`` and ``by``: who or what asked). An archived
+        workflow is reopened; its handles read it as running again.
+
+        Returns the nodes that run again.
+
+        Raises:
+            ResumeError: the workflow is unknown, or not failed.
+        """
+        return sorted(resume(self.projector, workflow_id, reason, by))
 
     def handle(self, workflow_id: str) -> WorkflowHandle[Any]:
         """A handle on an existing workflow (nothing is checked until it is used)."""

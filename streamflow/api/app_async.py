@@ -16,6 +16,7 @@ from streamflow.history.listing import WorkflowSummary, list_plan
 from streamflow.model.events import Entry
 from streamflow.runtime.observe import Observers
 from streamflow.runtime.projector import Projector
+from streamflow.runtime.resume import resume_plan, resumed_settle
 from streamflow.runtime.signals import signal_plan, signalled
 from streamflow.store.aio import AsyncStore
 from streamflow.store.connection import Store
@@ -134,6 +135,16 @@ class AsyncMethods:
         plan = signal_plan(self.projector, workflow_id, name, payload, sender)
         applied = await self._face().run(plan)
         return signalled(self.projector, workflow_id, applied, archive=False)
+
+    async def resume_workflow_async(
+        self, workflow_id: str, *, reason: str = "", by: str = ""
+    ) -> list[int]:
+        """``resume_workflow`` for asyncio code."""
+        applied, nodes = await self._face().run(
+            resume_plan(self.projector, workflow_id, reason, by)
+        )
+        resumed_settle(self.projector, workflow_id, applied, archive=False)
+        return sorted(nodes)
 
     def handle_async(self, workflow_id: str) -> AsyncWorkflowHandle[Any]:
         """``handle`` for asyncio code."""

@@ -191,10 +191,21 @@ def build_parser() -> argparse.ArgumentParser:
     dead.add_argument("--limit", type=int, default=100)
     dead.set_defaults(func=cmd_dead_letters)
 
-    for name, says in (("pause", "pause a queue or an actor"), ("resume", "resume them")):
+    for name, says in (
+        ("pause", "pause a queue or an actor"),
+        ("resume", "resume them, or a failed workflow"),
+    ):
         pausing = sub.add_parser(name, help=f"{says}, for every worker", parents=[connection])
         pausing.add_argument("--queue", help="a queue's name")
         pausing.add_argument("--actor", help="an actor's name")
+        if name == "resume":
+            pausing.add_argument(
+                "workflow_id",
+                nargs="?",
+                help="a failed workflow: run it again from where it failed",
+            )
+            pausing.add_argument("--reason", default="", help="why (recorded with it)")
+            pausing.add_argument("--by", default="streamflow resume", help="who asks")
         pausing.set_defaults(func=cmd_pause)
     paused = sub.add_parser("paused", help="list what is paused", parents=[connection])
     paused.set_defaults(func=cmd_paused)

@@ -121,8 +121,14 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
 
 
 def cmd_pause(args: argparse.Namespace) -> int:
-    """``pause`` and ``resume``."""
+    """``pause`` and ``resume`` (of a queue or an actor; ``resume ID``: of a workflow)."""
     app = connect(args)
+    if getattr(args, "workflow_id", None):
+        if args.queue or args.actor:
+            raise SystemExit("resume takes a workflow id, or --queue / --actor, not both")
+        nodes = app.resume_workflow(args.workflow_id, reason=args.reason, by=args.by)
+        print(f"resumed {args.workflow_id}: node{'s' * (len(nodes) != 1)} {nodes} run again")
+        return 0
     (app.pause if args.command == "pause" else app.resume)(queue=args.queue, actor=args.actor)
     said = " and ".join(
         f"{kind} {name}" for kind, name in (("queue", args.queue), ("actor", args.actor)) if name

@@ -19,11 +19,14 @@ from streamflow.model.events import (
     BarrierDecremented,
     BarrierReleased,
     Entry,
+    Event,
     SignalReceived,
     TaskEnqueued,
     TaskFailed,
     TaskStarted,
     TaskSucceeded,
+    WorkflowFailed,
+    WorkflowResumed,
 )
 from streamflow.model.state import State, fold, fold_all
 
@@ -35,7 +38,8 @@ class Violation:
     invariant: str
     """``dense_seq``, ``start_after_predecessors``, ``release_once_when_covered``,
     ``enqueue_once``, ``one_outcome``, ``retry_within_policy``, ``one_end``,
-    ``signal_once``, ``signal_taken_as_sent`` or ``no_timeout_after_signal``."""
+    ``signal_once``, ``signal_taken_as_sent``, ``no_timeout_after_signal``,
+    ``resume_after_failure`` or ``succeeded_never_runs_again``."""
     seq: int
     detail: str
 
@@ -51,93 +55,137 @@ class Divergence:
 
 def audit(entries: Sequence[Entry], definition: Definition) -> list[Violation]:
     """Every violation of the contract's invariants in a log (empty: the log is clean)."""
-    found: list[Violation] = []
-    done: dict[int, int] = {}  # task -> seq of its success (or tolerated final failure)
-    enqueued: collections.Counter[tuple[int, int]] = collections.Counter()
-    outcomes: set[tuple[int, int]] = set()
-    failed: dict[tuple[int, int], TaskFailed] = {}
-    decremented: dict[int, set[int]] = collections.defaultdict(set)
-    released: set[int] = set()
-    signals: dict[str, SignalReceived] = {}
-    ended = 0
+    auditor = _Audit(definition)
     for position, entry in enumerate(entries, 1):
-        event, seq = entry.event, entry.seq
-        if seq != position:
-            found.append(Violation("dense_seq", seq, f"expected sequence number {position}"))
+        if entry.seq != position:
+            auditor.found.append(
+                Violation("dense_seq", entry.seq, f"expected sequence number {position}")
+            )
+        auditor.check(entry.event, entry.seq)
+    return auditor.found
+
+
+class _Audit:
+    """What ``audit`` keeps while it reads a log, and its check of each event."""
+
+    def __init__(self, definition: Definition) -> None:
+        self.definition = definition
+        self.found: list[Violation] = []
+        self.done: dict[int, int] = {}
+        """Task -> seq of its success (or tolerated final failure)."""
+        self.succeeded: set[int] = set()
+        self.enqueued: collections.Counter[tuple[int, int]] = collections.Counter()
+        self.outcomes: set[tuple[int, int]] = set()
+        self.failed: dict[tuple[int, int], TaskFailed] = {}
+        self.decremented: dict[int, set[int]] = collections.defaultdict(set)
+        self.released: set[int] = set()
+        self.signals: dict[str, SignalReceived] = {}
+        self.resumed: dict[tuple[int, int], int] = {}
+        """(node, attempt) a resume re-runs -> the attempts it had before."""
+        self.base: dict[int, int] = {}
+        self.ended = 0
+        """Terminal events since the submission or the last resume."""
+        self.failed_end = False
+        self.epoch = 0
+
+    def violation(self, invariant: str, seq: int, detail: str) -> None:
+        self.found.append(Violation(invariant, seq, detail))
+
+    def check(self, event: Event, seq: int) -> None:
         if isinstance(event, TaskEnqueued):
-            key = (event.node, event.attempt)
-            enqueued[key] += 1
-            if enqueued[key] > 1:
-                found.append(Violation("enqueue_once", seq, f"node {key[0]} attempt {key[1]}"))
-            task = definition.task(event.node)
-            if ended and not task.finalizer:
-                found.append(Violation("one_end", seq, f"node {event.node} enqueued after the end"))
-            if event.attempt > 1:
-                previous = failed.get((event.node, event.attempt - 1))
-                allowed = (
-                    previous is not None
-                    and previous.retry_delay_ms is not None
-                    and (previous.later or previous.attempt <= task.options.max_retries)
-                )
-                if not allowed:
-                    found.append(
-                        Violation(
-                            "retry_within_policy",
-                            seq,
-                            f"attempt {event.attempt} of node {event.node}",
-                        )
-                    )
+            self.enqueue(event, seq)
         elif isinstance(event, TaskStarted):
-            task = definition.task(event.node)
-            if task.pred != NONE:
-                barrier = definition.barrier(task.pred)
-                missing = [s for s in barrier.sources if s not in done]
-                if missing:
-                    found.append(
-                        Violation(
-                            "start_after_predecessors",
-                            seq,
-                            f"node {event.node} started before {missing} succeeded",
-                        )
-                    )
+            self.start(event, seq)
         elif isinstance(event, (TaskSucceeded, TaskFailed)):
-            key = (event.node, event.attempt)
-            if key in outcomes or key not in enqueued:
-                found.append(Violation("one_outcome", seq, f"node {key[0]} attempt {key[1]}"))
-            outcomes.add(key)
-            task = definition.task(event.node)
-            if task.signal is not None:
-                found += _signal_outcome(event, task.signal, signals.get(task.signal), seq)
-            if isinstance(event, TaskSucceeded):
-                done.setdefault(event.node, seq)
-            else:
-                failed[key] = event
-                if event.retry_delay_ms is None and task.allow_failure:
-                    done.setdefault(event.node, seq)
+            self.outcome(event, seq)
         elif isinstance(event, BarrierDecremented):
-            decremented[event.barrier].add(event.source)
+            self.decremented[event.barrier].add(event.source)
         elif isinstance(event, BarrierReleased):
-            barrier = definition.barrier(event.barrier)
-            if event.barrier in released:
-                found.append(
-                    Violation("release_once_when_covered", seq, f"barrier {event.barrier} again")
-                )
-            elif not decremented[event.barrier].issuperset(barrier.sources):
-                found.append(
-                    Violation(
-                        "release_once_when_covered", seq, f"barrier {event.barrier} not covered"
-                    )
-                )
-            released.add(event.barrier)
+            self.release(event, seq)
         elif isinstance(event, SignalReceived):
-            if event.name in signals:
-                found.append(Violation("signal_once", seq, f"signal {event.name!r} again"))
-            signals.setdefault(event.name, event)
+            if event.name in self.signals:
+                self.violation("signal_once", seq, f"signal {event.name!r} again")
+            self.signals.setdefault(event.name, event)
+        elif isinstance(event, WorkflowResumed):
+            self.resume(event, seq)
         elif isinstance(event, TERMINAL):
-            ended += 1
-            if ended > 1:
-                found.append(Violation("one_end", seq, "a second terminal event"))
-    return found
+            self.ended += 1
+            self.failed_end = isinstance(event, WorkflowFailed)
+            if self.ended > 1:
+                self.violation("one_end", seq, "a second terminal event")
+
+    def enqueue(self, event: TaskEnqueued, seq: int) -> None:
+        key = (event.node, event.attempt)
+        self.enqueued[key] += 1
+        if self.enqueued[key] > 1:
+            self.violation("enqueue_once", seq, f"node {key[0]} attempt {key[1]}")
+        task = self.definition.task(event.node)
+        if self.ended and not task.finalizer:
+            self.violation("one_end", seq, f"node {event.node} enqueued after the end")
+        if event.node in self.succeeded:
+            self.violation("succeeded_never_runs_again", seq, f"node {event.node} enqueued")
+        if event.attempt == 1 or key in self.resumed:
+            return
+        previous = self.failed.get((event.node, event.attempt - 1))
+        tries = event.attempt - 1 - self.base.get(event.node, 0)
+        allowed = (
+            previous is not None
+            and previous.retry_delay_ms is not None
+            and (previous.later or tries <= task.options.max_retries)
+        )
+        if not allowed:
+            self.violation(
+                "retry_within_policy", seq, f"attempt {event.attempt} of node {event.node}"
+            )
+
+    def start(self, event: TaskStarted, seq: int) -> None:
+        task = self.definition.task(event.node)
+        if event.node in self.succeeded:
+            self.violation("succeeded_never_runs_again", seq, f"node {event.node} started")
+        if task.pred == NONE:
+            return
+        missing = [s for s in self.definition.barrier(task.pred).sources if s not in self.done]
+        if missing:
+            self.violation(
+                "start_after_predecessors",
+                seq,
+                f"node {event.node} started before {missing} succeeded",
+            )
+
+    def outcome(self, event: TaskSucceeded | TaskFailed, seq: int) -> None:
+        key = (event.node, event.attempt)
+        if key in self.outcomes or key not in self.enqueued:
+            self.violation("one_outcome", seq, f"node {key[0]} attempt {key[1]}")
+        self.outcomes.add(key)
+        task = self.definition.task(event.node)
+        if task.signal is not None:
+            self.found += _signal_outcome(event, task.signal, self.signals.get(task.signal), seq)
+        if isinstance(event, TaskSucceeded):
+            self.done.setdefault(event.node, seq)
+            self.succeeded.add(event.node)
+        else:
+            self.failed[key] = event
+            if event.retry_delay_ms is None and task.allow_failure:
+                self.done.setdefault(event.node, seq)
+
+    def release(self, event: BarrierReleased, seq: int) -> None:
+        barrier = self.definition.barrier(event.barrier)
+        if event.barrier in self.released:
+            self.violation("release_once_when_covered", seq, f"barrier {event.barrier} again")
+        elif not self.decremented[event.barrier].issuperset(barrier.sources):
+            self.violation("release_once_when_covered", seq, f"barrier {event.barrier} not covered")
+        self.released.add(event.barrier)
+
+    def resume(self, event: WorkflowResumed, seq: int) -> None:
+        """A resume follows a failure, counts its epochs, and re-runs no success."""
+        if not (self.ended and self.failed_end) or event.epoch != self.epoch + 1:
+            self.violation("resume_after_failure", seq, f"resume {event.epoch}")
+        for node, attempt in event.nodes.items():
+            if node in self.succeeded:
+                self.violation("succeeded_never_runs_again", seq, f"node {node} resumed")
+            self.resumed[(node, attempt)] = attempt - 1
+            self.base[node] = attempt - 1
+        self.epoch, self.ended, self.failed_end = event.epoch, 0, False
 
 
 def _signal_outcome(

@@ -25,6 +25,7 @@ from streamflow.model.events import (
     TaskSucceeded,
     WorkflowCompleted,
     WorkflowFailed,
+    WorkflowResumed,
     WorkflowSubmitted,
 )
 from streamflow.model.schema import RUNNING
@@ -85,6 +86,10 @@ def decide(definition: Definition, state: State, entry: Entry) -> list[Event]:
     if isinstance(event, WorkflowSubmitted):
         for root in definition.roots:
             _enqueue(definition, closure, root, 1, definition.task(root).delay_ms)
+        _check_complete(definition, closure)
+    elif isinstance(event, WorkflowResumed):
+        for node, attempt in event.nodes.items():
+            _enqueue(definition, closure, node, attempt, 0)
         _check_complete(definition, closure)
     elif isinstance(event, TaskSucceeded):
         _succeeded(definition, closure, event.node)
@@ -274,7 +279,8 @@ def _check_barrier(definition: Definition, closure: _Closure, barrier: int) -> N
 def _retry(definition: Definition, closure: _Closure, event: TaskFailed) -> bool:
     """Enqueue the next attempt if the failure asks for one within policy."""
     task = definition.task(event.node)
-    within_policy = event.later or event.attempt <= task.options.max_retries
+    retries = event.attempt - closure.state.retry_base.get(event.node, 0)  # this one too
+    within_policy = event.later or retries <= task.options.max_retries
     if event.retry_delay_ms is not None and within_policy:
         _enqueue(definition, closure, event.node, event.attempt + 1, event.retry_delay_ms)
         return True
@@ -282,6 +288,10 @@ def _retry(definition: Definition, closure: _Closure, event: TaskFailed) -> bool
 
 
 def _failed(definition: Definition, closure: _Closure, event: TaskFailed) -> None:
+    state = closure.state
+    resumed = event.retry_delay_ms is None and event.node not in state.failures
+    if resumed or state.attempt.get(event.node, event.attempt) > event.attempt:
+        return  # superseded (its retry, or a resume, runs the node again): decided already
     if _retry(definition, closure, event):
         return
     task = definition.task(event.node)

@@ -198,3 +198,7 @@ class SignalTimeout(StreamflowError):
 class SignalError(StreamflowError, ValueError):
     """A signal that cannot be delivered: the workflow waits for no signal of that
     name, has ended, or the payload cannot be kept."""
+
+
+class ResumeError(StreamflowError, ValueError):
+    """A workflow that cannot be resumed: unknown, or not failed."""

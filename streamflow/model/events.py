@@ -188,6 +188,26 @@ class SignalReceived(Event):
         return schema.signal_key(self.name)
 
 
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class WorkflowResumed(Event):
+    """A failed workflow resumed (``App.resume``): each node in ``nodes`` runs again
+    from the attempt given (with its retries counted afresh), every result it had is
+    kept, and the workflow may end again (its ``end`` key is free once more)."""
+
+    code: ClassVar[int] = int(EventType.WORKFLOW_RESUMED)
+    epoch: int
+    """How many times the workflow has been resumed, this one included."""
+    nodes: dict[int, int]
+    """Task node -> its next attempt: the nodes that failed for good, or were cut short
+    by the end."""
+    reason: str = ""
+    by: str = ""
+    """Who or what asked, as they said (free text; may be empty)."""
+
+    def idempotency_key(self) -> str:
+        return schema.resumed_key(self.epoch)
+
+
 TERMINAL = (WorkflowCompleted, WorkflowFailed, WorkflowCancelled)
 """The events that end a workflow (idempotency key ``end``)."""
 DECISIONS = (TaskEnqueued, BarrierReleased, BarrierDecremented, HistoryWarning, *TERMINAL)
@@ -208,6 +228,7 @@ _TYPES: dict[int, type[Event]] = {
         WorkflowCancelled,
         HistoryWarning,
         SignalReceived,
+        WorkflowResumed,
     )
 }
 _FIELDS: dict[int, tuple[str, ...]] = {

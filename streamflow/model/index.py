@@ -37,6 +37,8 @@ def index_fields(state: State, definition: Definition | None) -> dict[str, str |
         fields[f"{schema.RESULT}{node}"] = stream_id
     for node, stream_id in state.failure_ids.items():
         fields[f"{schema.FAILURE}{node}"] = stream_id
+    for node, base in state.retry_base.items():
+        fields[f"{schema.RETRY_BASE}{node}"] = base
     for node, blob in state.args.items():
         fields[f"{schema.ARGS}{node}"] = blob
     for barrier, sources in state.decremented.items():

@@ -90,6 +90,8 @@ RESULT = "ok:"
 """Stream id of its TaskSucceeded."""
 FAILURE = "ko:"
 """Stream id of its final TaskFailed."""
+RETRY_BASE = "rb:"
+"""Attempts it had before its workflow was last resumed (its retries count from there)."""
 ARGS = "x:"
 """Its encoded arguments."""
 COUNT = "bc:"
@@ -109,6 +111,7 @@ OUTCOME = "out:"
 DECREMENTED = "dec:"
 RELEASED = "rel:"
 SIGNAL = "sig:"
+RESUMED = "res:"
 
 
 def enqueued_key(node: int, attempt: int) -> str:
@@ -131,6 +134,10 @@ def signal_key(name: str) -> str:
     return f"{SIGNAL}{name}"
 
 
+def resumed_key(epoch: int) -> str:
+    return f"{RESUMED}{epoch}"
+
+
 # -- what the apply and submit scripts are told ----------------------------------------
 
 
@@ -146,6 +153,8 @@ class Decision(enum.StrEnum):
     TERMINAL = "T"
     SIGNAL = "I"
     """A signal received (an input from outside the workflow)."""
+    RESUME = "U"
+    """A failed workflow resumed (the resume script has reopened it)."""
     OUTCOME = "O"
     """An outcome decided, not reported by a worker: a signal node's success (its
     idempotency key must still be free, or the call conflicts)."""
@@ -179,6 +188,7 @@ class EventType(enum.IntEnum):
     WORKFLOW_CANCELLED = 10
     HISTORY_WARNING = 11
     SIGNAL_RECEIVED = 12
+    WORKFLOW_RESUMED = 13
 
 
 # -- the Lua side ----------------------------------------------------------------------
@@ -202,6 +212,7 @@ LUA_NAMES: dict[str, str] = {
     "DELIVERIES": DELIVERIES,
     "RESULT": RESULT,
     "FAILURE": FAILURE,
+    "RETRY_BASE": RETRY_BASE,
     "ARGS": ARGS,
     "COUNT": COUNT,
     "SUBMITTED": SUBMITTED,

@@ -31,11 +31,13 @@ from streamflow.model.events import (
     WorkflowCancelled,
     WorkflowCompleted,
     WorkflowFailed,
+    WorkflowResumed,
     WorkflowSubmitted,
 )
 from streamflow.model.schema import (
     CANCELLED,
     COMPLETED,
+    END,
     FAILED,
     PENDING,
     RUNNING,
@@ -87,6 +89,10 @@ class State:
     released: set[int] = dataclasses.field(default_factory=set)
     signals: dict[str, Any] = dataclasses.field(default_factory=dict)
     """Signal name -> its payload, for each signal received."""
+    epoch: int = 0
+    """How many times the workflow has been resumed."""
+    retry_base: dict[int, int] = dataclasses.field(default_factory=dict)
+    """Task node -> attempts it had before the last resume (its retries count on)."""
 
     def copy(self) -> State:
         return copy.deepcopy(self)
@@ -142,6 +148,8 @@ def fold(state: State, entry: Entry) -> State:
     elif isinstance(event, SignalReceived):
         state.signals[event.name] = event.payload
         state.last_decision = entry.seq
+    elif isinstance(event, WorkflowResumed):
+        _resume(state, event, entry.seq)
     elif isinstance(event, WorkflowSubmitted):
         state.status = RUNNING
         state.def_hash = event.def_hash
@@ -157,6 +165,22 @@ def fold(state: State, entry: Entry) -> State:
         elif isinstance(event, WorkflowCancelled):
             state.end = {"reason": event.reason}
     return state
+
+
+def _resume(state: State, event: WorkflowResumed, seq: int) -> None:
+    """The workflow runs again: its end is undone (the ``end`` key is free for the next
+    one) and the nodes it re-runs forget their final failures."""
+    state.status = RUNNING
+    state.epoch = event.epoch
+    state.finished_ms = 0
+    state.end = {}
+    state.keys.pop(END, None)
+    state.last_decision = seq
+    for node, attempt in event.nodes.items():
+        state.failures.pop(node, None)
+        state.failure_ids.pop(node, None)
+        state.exhausted.discard(node)
+        state.retry_base[node] = attempt - 1
 
 
 _END_STATUS: dict[type[Event], str] = {

@@ -297,6 +297,7 @@ class Consumer:
         if reply is Reply.RUN:
             job.start_seq = int(raw[1])
             job.args_blob = raw[3] or None
+            job.retry_base = int(raw[5])
             self.projector.folds.fold_raw(job.workflow_id, parse_raw(raw[4]))
             self._hold(job)
             deliveries = int(raw[2])

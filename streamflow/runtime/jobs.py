@@ -106,6 +106,9 @@ class Job:
     blob: bytes = b""
     """An out-of-line result's encoding, stored with the outcome."""
     started: float = 0.0
+    retry_base: int = 0
+    """Attempts the node had before its workflow was last resumed (its retries count
+    from there)."""
     taken_from: str = ""
     """The consumer this message was taken over from (it stopped beating), if any."""
     taken_ms: int = 0

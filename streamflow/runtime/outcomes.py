@@ -64,7 +64,7 @@ def succeeded(
 def failed(job: Job, exc: BaseException) -> TaskFailed:
     """The event of a body that raised ``exc``, with what the retry policy decided."""
     retry = next_attempt(
-        attempt=job.attempt,
+        attempt=job.attempt - job.retry_base,
         options=job.task.options,
         error=exc,
         throws=job.actor.throws,
@@ -88,7 +88,7 @@ def _ask_retry_when(job: Job, exc: BaseException) -> bool:
     predicate = job.actor.retry_when
     assert predicate is not None
     try:
-        return bool(predicate(job.attempt - 1, exc))
+        return bool(predicate(job.attempt - 1 - job.retry_base, exc))
     except Exception:
         log.exception("retry_when_failed", actor=job.actor.name)
         return False

@@ -30,6 +30,7 @@ from streamflow.model.events import (
 )
 from streamflow.model.index import index_fields
 from streamflow.model.messages import encode_wake
+from streamflow.model.resume import UNREADABLE
 from streamflow.model.schema import PENDING
 from streamflow.model.state import fold_all
 from streamflow.runtime.faults import crash_point
@@ -64,10 +65,6 @@ _TERMINAL_STATUS = {
     WorkflowFailed: schema.FAILED,
     WorkflowCancelled: schema.CANCELLED,
 }
-
-
-UNREADABLE = "UnreadableWorkflow"
-"""``error["type"]`` of a workflow ended because its log or definition cannot be read."""
 
 
 class _Plan(NamedTuple):

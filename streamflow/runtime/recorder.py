@@ -246,5 +246,6 @@ def _trial_copy(state: State, barrier: int | None) -> State:
         result_ids=dict(state.result_ids),
         failures=dict(state.failures),
         failure_ids=dict(state.failure_ids),
+        exhausted=set(state.exhausted),
         decremented=decremented,
     )

@@ -36,7 +36,7 @@ from streamflow.model.signals import timed_out
 from streamflow.model.state import fold, fold_all
 from streamflow.runtime.projector import APPLY_CHUNK, MAX_ROUNDS, Applied, Projector, Trigger
 from streamflow.store.log import raw_plan
-from streamflow.store.plan import Plan, checked, run
+from streamflow.store.plan import Plan, checked, clock_ms, run
 from streamflow.store.scripts import Reply, reply_code
 
 log = get_logger(__name__)
@@ -126,14 +126,14 @@ def signal_plan(
             )
         folded, expected = (state.n, state.last_id), state.last_decision
         received = SignalReceived(name=name, payload=payload, sender=sender)
-        entry = Entry(seq=state.n + 1, stream_id=f"{_ms(clock)}-0", event=received)
+        entry = Entry(seq=state.n + 1, stream_id=f"{clock_ms(clock)}-0", event=received)
         fold(state, entry)
         decisions: list[Event] = [received, *decide(definition, state, entry)]
         done = finished(definition, state, decisions)
         chunks = [decisions[i : i + APPLY_CHUNK] for i in range(0, len(decisions), APPLY_CHUNK)]
         wake = Trigger("", "", encode_wake(workflow_id, signal_key(name)))
         if len(chunks) > 1:  # if this stops between chunks, recovery decides the rest
-            due = _ms(clock) + projector.recovery_grace_ms
+            due = clock_ms(clock) + projector.recovery_grace_ms
             yield [("ZADD", keys.workflow(workflow_id).wake_due, due, wake.wake_member)]
         applied = yield from _apply(
             projector, workflow_id, definition, chunks, wake, entry, expected, folded, done
@@ -182,12 +182,6 @@ def _apply(
         expected = int(raw[2])
         archived, ended = archived or bool(int(raw[3])), ended or bool(int(raw[4]))
     return archived, ended
-
-
-def _ms(clock: Any) -> int:
-    """Milliseconds of a TIME reply (seconds and microseconds, as bytes or ints)."""
-    seconds, micros = checked(clock)
-    return int(seconds) * 1000 + int(micros) // 1000
 
 
 def signal(projector: Projector, workflow_id: str, name: str, payload: Any, sender: str) -> bool:

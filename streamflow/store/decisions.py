@@ -20,6 +20,7 @@ from streamflow.model.events import (
     WorkflowCancelled,
     WorkflowCompleted,
     WorkflowFailed,
+    WorkflowResumed,
     encode_event,
 )
 from streamflow.model.messages import encode_task_message, shard_of
@@ -107,6 +108,8 @@ def slots_of(
             slots += [schema.Decision.OUTCOME, key, payload, event.node, "", 0, counter, 0]
         elif isinstance(event, SignalReceived):
             slots += [schema.Decision.SIGNAL, key, payload, "", "", 0, "", 0]
+        elif isinstance(event, WorkflowResumed):
+            slots += [schema.Decision.RESUME, key, payload, "", "", 0, "", 0]
         elif isinstance(event, BarrierDecremented):
             slots += [schema.Decision.DECREMENT, key, payload, event.barrier, "", 0, "", 0]
         elif isinstance(event, BarrierReleased):

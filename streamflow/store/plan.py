@@ -74,3 +74,9 @@ def checked(reply: T) -> T:
     if isinstance(reply, redis.ResponseError):
         raise reply
     return reply
+
+
+def clock_ms(reply: Any) -> int:
+    """Milliseconds of a TIME reply (seconds and microseconds, as bytes or ints)."""
+    seconds, micros = checked(reply)
+    return int(seconds) * 1000 + int(micros) // 1000

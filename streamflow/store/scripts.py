@@ -10,11 +10,46 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 from streamflow.model import schema
+from streamflow.store.calls import Call as Call
+from streamflow.store.calls import flag
 from streamflow.store.decisions import Decisions
 from streamflow.store.keys import WorkflowKeys
+from streamflow.store.queue_scripts import (
+    beat as beat,
+)
+from streamflow.store.queue_scripts import (
+    give_back as give_back,
+)
+from streamflow.store.queue_scripts import (
+    limit as limit,
+)
+from streamflow.store.queue_scripts import (
+    park as park,
+)
+from streamflow.store.queue_scripts import (
+    reclaim as reclaim,
+)
+from streamflow.store.queue_scripts import (
+    renew as renew,
+)
+from streamflow.store.queue_scripts import (
+    schedule_claim as schedule_claim,
+)
+from streamflow.store.queue_scripts import (
+    schedule_done as schedule_done,
+)
+from streamflow.store.queue_scripts import (
+    schedule_take as schedule_take,
+)
+from streamflow.store.queue_scripts import (  # re-exported: callers use scripts.<name>
+    timer_move as timer_move,
+)
+from streamflow.store.queue_scripts import (
+    unpark as unpark,
+)
 
 
 class Reply(enum.Enum):
@@ -50,18 +85,6 @@ def reply_code(raw: Any) -> Reply:
         return _CODES[raw[0]]
     except (KeyError, TypeError, IndexError):
         raise ValueError(f"{raw!r:.80} is not a script reply") from None
-
-
-class Call(NamedTuple):
-    """One script call, its arguments in place."""
-
-    script: str
-    keys: list[str]
-    args: list[Any]
-
-
-def _flag(value: bool) -> str:
-    return "1" if value else "0"
 
 
 # -- one wrapper per script ------------------------------------------------------------
@@ -120,7 +143,7 @@ def start(
             attempt,
             msg_id,
             started,
-            _flag(finalizer),
+            flag(finalizer),
             catch_up_after,
             catch_up_count,
             takeover,
@@ -174,7 +197,7 @@ def outcome(
             catch_up_after,
             catch_up_count,
             decrement_tail,
-            _flag(finalizer),
+            flag(finalizer),
             result_field,
             result_blob,
             quiet_reaches,
@@ -225,7 +248,7 @@ def apply(
         archive_wake,
         decided.total,
         archive_inline,
-        _flag(done),
+        flag(done),
         folded_seq,
         folded_id,
         guard_key,
@@ -233,6 +256,44 @@ def apply(
         guard_sha1,
     ]
     return Call("apply", keys + decided.queue_keys, argv + decided.slots)
+
+
+def resume(
+    *,
+    wf: WorkflowKeys,
+    archive_sha1: str,
+    expected: int,
+    folded_seq: int,
+    folded_id: str,
+    expiry_member: str,
+    restore: Sequence[tuple[str, bytes, int]],
+    fields: Mapping[str, Any],
+    bases: Mapping[int, int],
+    decided: Decisions,
+) -> Call:
+    """``resume.lua``: reopen a failed workflow (restored from its archive, whose SHA-1
+    is ``archive_sha1``, if it was archived) and append WorkflowResumed and its
+    decisions."""
+    argv: list[Any] = [
+        wf.workflow_id,
+        archive_sha1,
+        expected,
+        folded_seq,
+        folded_id,
+        expiry_member,
+        len(restore),
+    ]
+    for stream_id, payload, seq in restore:
+        argv += [stream_id, payload, seq]
+    argv.append(len(fields))
+    for field, value in fields.items():
+        argv += [field, value]
+    argv.append(len(bases))
+    for node, base in bases.items():
+        argv += [node, base]
+    argv += [decided.total, *decided.slots]
+    keys = [wf.log, wf.idx, wf.archive, wf.active, wf.expiry, wf.ended]
+    return Call("resume", keys + decided.queue_keys, argv)
 
 
 def archive(*, wf: WorkflowKeys, length: int, data: bytes, archive_wake: bytes) -> Call:
@@ -279,68 +340,6 @@ def fail(*, wf: WorkflowKeys, failed: bytes) -> Call:
     )
 
 
-def timer_move(*, delayed: str, stream: str, limit: int) -> Call:
-    """``timer_move.lua``: move the due members of ``delayed`` into ``stream``."""
-    return Call("timer_move", [delayed, stream], [limit])
-
-
-def park(*, queue: str, parked: str, index: str, msg_id: str, message: bytes, entry: str) -> Call:
-    """``park.lua``: set a paused actor's (or queue's) message aside, out of its queue."""
-    return Call("park", [queue, parked, index], [msg_id, message, entry])
-
-
-def unpark(*, parked: str, queue: str, index: str, limit: int, entry: str) -> Call:
-    """``unpark.lua``: put parked messages back on their queue (and forget an emptied
-    parked set)."""
-    return Call("unpark", [parked, queue, index], [limit, entry])
-
-
-def renew(*, queue: str, consumer: str, idle_ms: int, msg_ids: Sequence[str]) -> Call:
-    """``renew.lua``: renew (or with a large ``idle_ms``, hand back) leases still ours."""
-    return Call("renew", [queue], [consumer, idle_ms, *msg_ids])
-
-
-def limit(
-    *,
-    limiter: str,
-    limit: int,
-    token: str,
-    score_ms: int,
-    cutoff_ms: int,
-    ttl_ms: int,
-    bucket_ms: int = 0,
-) -> Call:
-    """``limit.lua``: take a rate limiter's slot if one is free."""
-    return Call("limit", [limiter], [limit, token, score_ms, cutoff_ms, ttl_ms, bucket_ms])
-
-
-def beat(*, beats: str, consumer: str, forget_ms: int | None = None, leave: bool = False) -> Call:
-    """``beat.lua``: this consumer is alive (or, with ``leave``, gone for good)."""
-    return Call("beat", [beats], [consumer, "" if forget_ms is None else forget_ms, _flag(leave)])
-
-
-def reclaim(
-    *,
-    stream: str,
-    beats: str,
-    group: str,
-    suspect: str,
-    consumer: str,
-    dead_before: int,
-    count: int,
-) -> Call:
-    """``reclaim.lua``: take over the pending messages of ``suspect`` if it is dead."""
-    return Call("reclaim", [stream, beats], [group, suspect, consumer, dead_before, count])
-
-
-def give_back(
-    *, queue: str, beats: str, msg_id: str, owner: str, taken_ms: int, consumer: str
-) -> Call:
-    """``give_back.lua``: return a message taken over to its owner if it beats again
-    (1), or tell one no longer held (2); 0: run it."""
-    return Call("give_back", [queue, beats], [msg_id, owner, taken_ms, consumer])
-
-
 def lone(
     *,
     wf: WorkflowKeys,
@@ -360,61 +359,23 @@ def lone(
     )
 
 
-def schedule_claim(
-    *,
-    schedule: str,
-    pending: str,
-    read: int,
-    cursor: int,
-    skipped: int,
-    lease_ms: int,
-    ticks: Sequence[str],
-) -> Call:
-    """``schedule_claim.lua``: move a schedule's cursor from ``read`` to ``cursor`` and
-    hold ``ticks`` as pending (returns 0 if another process moved it first)."""
-    return Call("schedule_claim", [schedule, pending], [read, cursor, skipped, lease_ms, *ticks])
-
-
-def schedule_take(*, pending: str, lease_ms: int, limit: int) -> Call:
-    """``schedule_take.lua``: the pending ticks whose lease is over, leased again."""
-    return Call("schedule_take", [pending], [lease_ms, limit])
-
-
-def schedule_done(
-    *, schedule: str, pending: str, tick: str, workflow_id: str, tick_ms: str, outcome: str
-) -> Call:
-    """``schedule_done.lua``: a pending tick was submitted (``workflow_id``) or passed
-    over (``''``, counted as ``outcome``: ``overlapped`` or ``failed``)."""
-    return Call("schedule_done", [schedule, pending], [tick, workflow_id, tick_ms, outcome])
-
-
-SCRIPTS = frozenset(
-    {
-        "schedule_claim",
-        "schedule_take",
-        "schedule_done",
-        "beat",
-        "reclaim",
-        "give_back",
-        "fail",
-        "lone",
-        "submit",
-        "start",
-        "results",
-        "outcome",
-        "apply",
-        "archive",
-        "rebuild",
-        "expire",
-        "timer_move",
-        "park",
-        "unpark",
-        "renew",
-        "limit",
-    }
-)
-"""Every script; a test checks that each has its Lua file and each Lua file its wrapper."""
 WRITES = frozenset(
-    {"submit", "start", "outcome", "apply", "archive", "rebuild", "expire", "fail", "lone"}
+    {"submit", "start", "outcome", "apply", "resume", "lone"}  # append events
+    | {"archive", "rebuild", "expire", "fail"}  # replace or remove a log, end one
 )
 """Scripts that write a workflow's state (``durability="replicated"`` waits after them)."""
+SCRIPTS = WRITES | {
+    "results",
+    "schedule_claim",
+    "schedule_take",
+    "schedule_done",
+    "beat",
+    "reclaim",
+    "give_back",
+    "timer_move",
+    "park",
+    "unpark",
+    "renew",
+    "limit",
+}
+"""Every script; a test checks that each has its Lua file and each Lua file its wrapper."""

@@ -104,7 +104,7 @@ class Bodies:
         """What the worker does with a RUN: arguments, inputs, body, outcome event."""
         task = self.definition.task(node)
         if task.signal is not None:  # its message is its timeout
-            return self._failure(None, task, attempt, start_seq, timed_out(task))
+            return self._failure(None, task, attempt, start_seq, timed_out(task), idx)
         actor = self.actors[task.actor]
         args: list[Any] = []
         kwargs: dict[str, Any] = {}
@@ -122,7 +122,7 @@ class Bodies:
                 result = asyncio.run(result)
             data = codec.encode_checked(result, what=f"result of {actor.name}")
         except Exception as exc:
-            return self._failure(actor, task, attempt, start_seq, exc)
+            return self._failure(actor, task, attempt, start_seq, exc, idx)
         finally:
             reset_current(token)
         # The log holds what the codec gives back (a tuple comes back as a list).
@@ -135,17 +135,19 @@ class Bodies:
         attempt: int,
         cause: int,
         exc: Exception,
+        idx: State,
     ) -> TaskFailed:
         """The worker's retry policy (``next_attempt``), without jitter: the longest delay
         it could draw (``actor`` None: a signal node's timeout)."""
         retry_when = actor.retry_when if actor is not None else None
+        tries = attempt - idx.retry_base.get(task.id, 0)  # since the last resume
 
         def ask() -> bool:
             assert retry_when is not None
-            return bool(retry_when(attempt - 1, exc))
+            return bool(retry_when(tries - 1, exc))
 
         retry = next_attempt(
-            attempt=attempt,
+            attempt=tries,
             options=task.options,
             error=exc,
             throws=actor.throws if actor is not None else (),

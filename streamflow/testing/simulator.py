@@ -51,6 +51,7 @@ from streamflow.model.schema import RUNNING
 from streamflow.model.state import State, fold, fold_all
 from streamflow.testing.actors import Actors, actor_registry
 from streamflow.testing.bodies import Bodies
+from streamflow.testing.inputs import Inputs
 from streamflow.testing.records import Job, QueueMessage, SimResult, remember
 
 DECIDABLE = (
@@ -64,7 +65,7 @@ DECIDABLE = (
 """Events ``decide`` reacts to: the causes a projector may be handed."""
 
 
-class Simulator:
+class Simulator(Inputs):
     """The log, the index, the queues and the workers of one workflow, in memory.
 
     Every script is one call that appends entries atomically, with the rules of its Lua
@@ -195,20 +196,6 @@ class Simulator:
             return True
         taken = schema.outcome_key(enqueued.node, enqueued.attempt) in applied
         return task.options.time_limit_ms is not None and not taken
-
-    def signal(self, name: str, payload: Any = None, sender: str = "") -> bool:
-        """``App.signal``: SignalReceived and what it decides, in one apply; False for a
-        duplicate (or a workflow ended without it)."""
-        if schema.signal_key(name) in self.idx.keys or self.idx.status != RUNNING:
-            return False
-        state = self.idx.copy()
-        received = SignalReceived(name=name, payload=payload, sender=sender)
-        entry = Entry(seq=state.n + 1, stream_id=f"{self._ms}-0", event=received)
-        decisions = [received, *decide(self.definition, fold(state, entry), entry)]
-        reply, _ = self.apply(decisions, expected=self.idx.last_decision)
-        assert reply == "OK", reply  # one thread: nothing comes in between
-        self.stats["signals"] += 1
-        return True
 
     def deliver(self, pick: int = 0) -> Job | None:
         """A worker reads queue message ``pick`` (modulo the queue's length; a first

@@ -85,13 +85,17 @@ def routes(views: Views, settings: Settings) -> list[Route]:
         return JSONResponse(found)
 
     async def cancel(request: Request) -> JSONResponse:
-        body = await _action(request, settings)
-        reason = body.get("reason") or "cancelled from the dashboard"
-        if not isinstance(reason, str):
-            raise WebError(HTTPStatus.BAD_REQUEST, f"reason must be a string (got {reason!r})")
+        reason = _reason(await _action(request, settings), "cancelled from the dashboard")
         workflow_id = request.path_params["id"]
         done = await run_in_threadpool(views.cancel, workflow_id, reason)
         log.info("workflow_cancelled_from_web", workflow_id=workflow_id, reason=reason)
+        return JSONResponse(done)
+
+    async def resume_workflow(request: Request) -> JSONResponse:
+        reason = _reason(await _action(request, settings), "resumed from the dashboard")
+        workflow_id = request.path_params["id"]
+        done = await run_in_threadpool(views.resume_workflow, workflow_id, reason)
+        log.info("workflow_resumed_from_web", workflow_id=workflow_id, reason=reason)
         return JSONResponse(done)
 
     async def dead_letters(request: Request) -> JSONResponse:
@@ -139,6 +143,7 @@ def routes(views: Views, settings: Settings) -> list[Route]:
         Route("/api/workflows", workflows),
         Route("/api/workflows/{id}", workflow),
         Route("/api/workflows/{id}/cancel", cancel, methods=["POST"]),
+        Route("/api/workflows/{id}/resume", resume_workflow, methods=["POST"]),
         Route("/api/dead-letters", dead_letters),
         Route("/api/dead-letters/purge", purge, methods=["POST"]),
         Route("/api/dead-letters/{id}", dead_letter),
@@ -223,3 +228,15 @@ def _time(text: str, name: str) -> int:
         return parse_time(text, name)
     except ValueError as exc:
         raise WebError(HTTPStatus.BAD_REQUEST, str(exc)) from None
+
+
+def _reason(body: dict[str, Any], default: str) -> str:
+    """An action's ``reason`` (``default`` if none).
+
+    Raises:
+        WebError: 400, a reason that is not a string.
+    """
+    reason = body.get("reason") or default
+    if not isinstance(reason, str):
+        raise WebError(HTTPStatus.BAD_REQUEST, f"reason must be a string (got {reason!r})")
+    return reason

@@ -21,7 +21,12 @@ from streamflow.api.app import App
 from streamflow.api.submit import check_workflow_id
 from streamflow.history.listing import WorkflowSummary
 from streamflow.model.definition import TASK, Definition, TaskNode
-from streamflow.model.errors import DefinitionError, StreamflowError, WorkflowNotFoundError
+from streamflow.model.errors import (
+    DefinitionError,
+    ResumeError,
+    StreamflowError,
+    WorkflowNotFoundError,
+)
 from streamflow.model.events import (
     Entry,
     OutOfLine,
@@ -210,6 +215,21 @@ class Views:
                 HTTPStatus.CONFLICT, f"workflow {workflow_id} had already ended ({status})"
             )
         return {"workflow_id": workflow_id, "cancelled": True}
+
+    def resume_workflow(self, workflow_id: str, reason: str) -> dict[str, Any]:
+        """Resume a failed workflow from where it failed.
+
+        Raises:
+            WebError: 400, a malformed id.
+            WebError: 409, it is not failed (or unknown).
+        """
+        try:
+            nodes = self.app.resume_workflow(
+                self.checked_id(workflow_id), reason=reason, by="the dashboard"
+            )
+        except ResumeError as refused:
+            raise WebError(HTTPStatus.CONFLICT, str(refused)) from None
+        return {"workflow_id": workflow_id, "resumed": nodes}
 
     def requeue(self, dead_id: str) -> dict[str, Any]:
         """Put a dead letter back on its queue.

@@ -87,7 +87,7 @@ local function append_decisions(log, idx, active, ended_set, wf, pos, count, n, 
       elseif kind == DECISION_OUTCOME and ARGV[b + 6] ~= '' then
         if fresh then hset_all(idx, fresh); fresh = {} end
         redis.call('HINCRBY', idx, COUNT .. ARGV[b + 6], 1)
-      elseif kind == DECISION_RELEASE or kind == DECISION_SIGNAL then
+      elseif kind == DECISION_RELEASE or kind == DECISION_SIGNAL or kind == DECISION_RESUME then
         d = n
       elseif kind == DECISION_TERMINAL then
         if fresh then hset_all(idx, fresh); fresh = {} end

@@ -8,9 +8,10 @@
 -- ARGV[6] catch-up: for RUN, also return log entries after this stream id ('' none)
 -- ARGV[7] at most this many   ARGV[8] the TaskStarted encoded with takeover=True
 --
--- Returns {RUN, seq, deliveries, arguments or false, entries} - first start of this
+-- Returns {RUN, seq, deliveries, arguments or false, entries, retry base} - first start of this
 -- attempt, the same message redelivered, or a takeover (the message that started the
 -- attempt is pending nowhere: it was lost before an outcome, and this one was re-sent);
+-- (the retry base: attempts the node had before its workflow was last resumed);
 -- {DUP} - another message owns this attempt and is still pending;
 -- {STALE} - superseded, never enqueued, workflow ended or gone;
 -- {ALREADY_DONE} - the attempt has its outcome (re-project, then acknowledge);
@@ -21,7 +22,7 @@ local n, err = live_length(log, idx, archive)
 if err == REPLY_GONE then return {REPLY_STALE} end
 if err then return {err} end
 if n == 0 then return {REPLY_STALE} end
-local current = redis.call('HMGET', idx, STATUS, ATTEMPT .. node, OWNER .. node, OUTCOME .. node .. ':' .. attempt)
+local current = redis.call('HMGET', idx, STATUS, ATTEMPT .. node, OWNER .. node, OUTCOME .. node .. ':' .. attempt, RETRY_BASE .. node)
 local open = current[1] == RUNNING or (flag(ARGV[5]) and is_terminal(current[1]))
 if not open or current[2] ~= attempt then return {REPLY_STALE} end
 if current[4] then return {REPLY_ALREADY_DONE} end
@@ -41,4 +42,4 @@ local entries = {}
 if ARGV[6] ~= '' then
   entries = redis.call('XRANGE', log, '(' .. ARGV[6], '+', 'COUNT', tonumber(ARGV[7]))
 end
-return {REPLY_RUN, n, deliveries, redis.call('HGET', idx, ARGS .. node), entries}
+return {REPLY_RUN, n, deliveries, redis.call('HGET', idx, ARGS .. node), entries, current[5] or 0}

@@ -169,7 +169,10 @@ async function drawWorkflow(params, id) {
       h("span", { id: "workflow-status" }, badge(data.status)),
       running ? action("Cancel", `Cancel workflow ${data.workflow_id}? Its running tasks ` +
         "are told, and nothing more is enqueued.", `/api/workflows/${encodeURIComponent(id)}/cancel`, {},
-      () => `Cancelled ${data.workflow_id}.`) : null),
+      () => `Cancelled ${data.workflow_id}.`) : null,
+      data.status === "failed" ? action("Resume", `Resume workflow ${data.workflow_id}? Its ` +
+        "failed tasks run again; every result is kept.", `/api/workflows/${encodeURIComponent(id)}/resume`, {},
+      (r) => `Resumed ${data.workflow_id}: nodes ${r.resumed.join(", ")} run again.`) : null),
     h("dl", { class: "facts" }, facts.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
     drawGraph(data.graph),
     h("section", { class: "card" }, h("h2", {}, "Tasks"),
