@@ -76,9 +76,8 @@ def resume_plan(
             continue  # it changed (or was archived) since it was read: read it again
         ended = bool(int(reply_raw[4]))
         if rest:
-            ended = yield from _rest(
-                projector, workflow_id, definition, rest, reply_raw, wake, done
-            )
+            more = yield from _rest(projector, workflow_id, definition, rest, reply_raw, wake, done)
+            ended = ended or more
         log.info("workflow_resumed", workflow_id=workflow_id, nodes=sorted(nodes), by=by)
         return Applied(first + rest, False, ended, done), nodes
     raise ScriptError(f"resuming {workflow_id} did not settle in {MAX_ROUNDS} rounds")
