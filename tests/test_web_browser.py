@@ -3,7 +3,8 @@
 
 It opens every page, checks the DAG's nodes and their states, sees a new workflow appear
 without a reload, cancels a running workflow through the confirmation and the token
-prompt, resumes a paused queue, and finds no action on a read-only dashboard. Each
+prompt, resumes a paused queue and a failed workflow, and finds no action on a read-only
+dashboard. Each
 page's screenshot goes to a temporary folder, or to ``STREAMFLOW_WEB_SCREENSHOTS``
 (``scripts/screenshots`` sets it to docs/).
 """
@@ -76,6 +77,7 @@ def test_the_dashboard_in_a_browser(app: App, r: redis.Redis, page: Page, tmp_pa
         page.screenshot(path=shots / "dashboard-queues.png")
         _cancel(app, page, base, seen)
         _resume(app, page)
+        _resume_workflow(app, page, base, seen)
         with serving(create_app(app, read_only=True)) as read_only:
             _no_actions(page, read_only, seen)
 
@@ -148,6 +150,25 @@ def _resume(app: App, page: Page) -> None:
     page.locator("#confirm-yes").click()
     expect(page.locator("tr[data-paused]")).to_have_count(0)
     wait_until(lambda: not app.paused(), 5, message="the queue resumed")
+
+
+def _resume_workflow(app: App, page: Page, base: str, seen: Scene) -> None:
+    """A failed workflow offers Resume, which asks first; its failed task runs again
+    (and fails again: boom always does), both runs in its history."""
+    page.goto(f"{base}/#/workflows/{seen.failed.id}")
+    page.click('button[data-action="resume"]')
+    expect(page.locator("dialog#confirm")).to_contain_text(f"Resume workflow {seen.failed.id}?")
+    page.locator("#confirm-yes").click()
+    expect(page.locator("#notice")).to_have_text(f"Resumed {seen.failed.id}: nodes 2 run again.")
+
+    def ends() -> list[str]:
+        return [
+            type(e.event).__name__
+            for e in app.history(seen.failed.id)
+            if type(e.event).__name__ in ("WorkflowFailed", "WorkflowResumed")
+        ]
+
+    wait_until(lambda: ends() == ["WorkflowFailed", "WorkflowResumed", "WorkflowFailed"], 10)
 
 
 def _no_actions(page: Page, base: str, seen: Scene) -> None:
