@@ -4,9 +4,8 @@
 It opens every page, checks the DAG's nodes and their states, sees a new workflow appear
 without a reload, cancels a running workflow through the confirmation and the token
 prompt, resumes a paused queue and a failed workflow, and finds no action on a read-only
-dashboard. Each
-page's screenshot goes to a temporary folder, or to ``STREAMFLOW_WEB_SCREENSHOTS``
-(``scripts/screenshots`` sets it to docs/).
+dashboard. Each page's screenshot goes to a temporary folder, or to
+``STREAMFLOW_WEB_SCREENSHOTS`` (``scripts/screenshots`` sets it to docs/).
 """
 
 from __future__ import annotations
