@@ -74,12 +74,14 @@ def test_example_runs(
         assert sorted(lines[:2]) == ["fetch 1", "fetch 2"]
         assert lines[2:] == ["failed: the billing API is down", "[3]", "3"]
     if index == 16:
+        assert printed.splitlines() == ["total 5"]
+    if index == 17:
         assert printed.splitlines() == [
             "4",
             "['streamflow submit', 'streamflow task double', 'streamflow task double']",
             "1",
         ]
-    if index == 17:
+    if index == 18:
         assert printed.strip() == ("48" if ON_CLUSTER else "1")
     if index == 1:
         assert "ValueError no luck" in printed

@@ -10,6 +10,7 @@ from typing import Any, TypeVar, overload
 from streamflow.api.actors import Actor, callback_of
 from streamflow.api.app_async import SUBMIT_CHUNK, AsyncMethods
 from streamflow.api.canvas import Canvas, Chain, Group, Message
+from streamflow.api.children import run_child, tell_parent
 from streamflow.api.handles import WorkflowHandle, read_results
 from streamflow.api.pausing import Pausing
 from streamflow.api.prepare import prepare
@@ -24,8 +25,9 @@ from streamflow.api.submit import (
 )
 from streamflow.history.listing import WorkflowSummary, list_workflows
 from streamflow.logs import get_logger
+from streamflow.model.definition import CHILD_ACTOR
 from streamflow.model.events import Entry
-from streamflow.model.options import HistoryBudget, to_ms
+from streamflow.model.options import ActorOptions, HistoryBudget, to_ms
 from streamflow.runtime.hooks import Hooks, call_hooks
 from streamflow.runtime.observe import Observers
 from streamflow.runtime.projector import Projector
@@ -134,6 +136,17 @@ class App(AsyncMethods, Pausing, Scheduling, Registering):
         self.scripts = self.store.scripts
         self.definitions = self.store.definitions
         self.actors: dict[str, Actor[Any, Any]] = {}
+        self.builtins: dict[str, Actor[Any, Any]] = {
+            CHILD_ACTOR: Actor(
+                functools.partial(run_child, self),
+                name=CHILD_ACTOR,
+                options=ActorOptions(),
+                app=self,
+                throws=(),
+                retry_when=None,
+            )
+        }
+        """streamflow's own actors, which every worker of this App runs."""
         self.projector = Projector(self.store, recovery_grace_ms=recovery_grace_ms)
         self._next_shard = 0
         self._shapes = Shapes()
@@ -308,6 +321,7 @@ class App(AsyncMethods, Pausing, Scheduling, Registering):
         call_hooks(self.hooks, method, *args, **kwargs)
 
     def _after_workflow(self, workflow_id: str, status: str) -> None:
+        tell_parent(self, workflow_id)
         self.call_hooks("after_workflow", workflow_id, status)
         self.observers.workflow_ended(workflow_id, status)
 

@@ -24,6 +24,7 @@ from streamflow.api.reads import (
     value_plan,
     values_plan,
 )
+from streamflow.model.children import child_ids
 from streamflow.model.definition import assemble
 from streamflow.model.errors import ResultTimeout
 from streamflow.model.events import Entry
@@ -162,11 +163,17 @@ class WorkflowHandle(Generic[R]):
 
     def cancel(self, reason: str = "") -> bool:
         """Cancel the workflow: records WorkflowCancelled once, enqueues nothing more;
-        running tasks see ``current_task().cancelled`` (async ones are cancelled).
+        running tasks see ``current_task().cancelled`` (async ones are cancelled); its
+        child workflows (``Child`` nodes) are cancelled too.
 
         Returns False if it had already ended.
         """
-        return cancel(self.projector, self.id, reason)
+        cancelled = cancel(self.projector, self.id, reason)
+        if cancelled:  # its child workflows too (their own cancel reaches theirs)
+            snap = self.snapshot()
+            for child in child_ids(self.id, snap.definition, snap.state):
+                WorkflowHandle(self.store, self.projector, child).cancel(reason)
+        return cancelled
 
     def completed(self) -> bool:
         """Whether it has completed successfully (so far: it may still be running)."""

@@ -44,6 +44,34 @@ def Signal(  # a canvas node, named like the others (Chain, Group)
     timeout_ms = None if timeout is None else to_ms(timeout, "timeout")
     if timeout_ms == 0:
         raise ValueError("a signal's timeout must be positive (None: no timeout)")
+    return builtin_node(
+        f"{SIGNAL_ACTOR}{name}",
+        queue=queue,
+        max_retries=max_retries,
+        min_backoff=min_backoff,
+        max_backoff=max_backoff,
+        allow_failure=allow_failure,
+        time_limit_ms=timeout_ms,
+    )
+
+
+def builtin_node(
+    actor_name: str,
+    *,
+    queue: str,
+    max_retries: int,
+    min_backoff: float,
+    max_backoff: float,
+    allow_failure: bool,
+    args: tuple[object, ...] = (),
+    time_limit_ms: int | None = None,
+) -> Message[Any]:
+    """A canvas node of one of streamflow's own actors (``@...``): its options checked
+    like an actor's, nothing piped into it.
+
+    Raises:
+        ValueError: a bad queue or retry count.
+    """
     options = actor_options(
         queue=queue,
         max_retries=max_retries,
@@ -53,8 +81,9 @@ def Signal(  # a canvas node, named like the others (Chain, Group)
         result_ttl=None,
     )
     return Message(
-        actor_name=f"{SIGNAL_ACTOR}{name}",
-        options=dataclasses.replace(options, time_limit_ms=timeout_ms),
+        actor_name=actor_name,
+        options=dataclasses.replace(options, time_limit_ms=time_limit_ms),
+        args=args,
         pipe_ignore=True,
         allow_failure=allow_failure,
     )

@@ -35,6 +35,10 @@ ON_RETRY_EXHAUSTED = 4
 good because its retries were used up (``TaskFailed.exhausted``)."""
 MESSAGE_CALLBACKS = (ON_SUCCESS, ON_FAILURE, ON_RETRY_EXHAUSTED)
 """The roles of callbacks that report on one message (``subject``)."""
+CHILD_ACTOR = "@child"
+"""The actor of a child-workflow node (``Child(canvas)``): its run submits the child
+workflow (once: its id is derived from the node's attempt) and parks; the child's end
+sends the node's message again, and that run records the child's outcome as the node's."""
 SIGNAL_ACTOR = "@signal:"
 """How the actor of a signal node begins (the signal's name follows): no worker runs
 such a node; it succeeds when its signal is received (``SignalReceived``), and its
@@ -71,6 +75,11 @@ class TaskNode:
     def finalizer(self) -> bool:
         """Callbacks may still run after the workflow has ended."""
         return self.role != TASK
+
+    @property
+    def child(self) -> bool:
+        """Whether this node runs a child workflow and takes its outcome."""
+        return self.actor == CHILD_ACTOR
 
     @property
     def signal(self) -> str | None:

@@ -29,7 +29,9 @@ def is_lone(definition: Definition, options: dict[str, Any], submitted_bytes: in
     nodes = definition.nodes
     if len(nodes) != 1 or not isinstance(nodes[0], TaskNode) or nodes[0].finalizer:
         return False
-    if nodes[0].signal is not None:  # waits for a signal: never run by a worker at once
+    if nodes[0].signal is not None or nodes[0].child:  # never ended by one run of a body
+        return False
+    if "parent" in options:  # a child workflow: its end is told to its parent
         return False
     if nodes[0].pipe != NONE:  # something piped in (an empty group's [] before it)
         return False

@@ -21,7 +21,7 @@ from streamflow.model.messages import shard_of
 from streamflow.runtime.context import reset_current, set_current
 from streamflow.runtime.faults import crash_point
 from streamflow.runtime.hooks import Hooks, TaskInfo, call_hooks
-from streamflow.runtime.jobs import Job, in_context
+from streamflow.runtime.jobs import Job, Parked, in_context
 from streamflow.runtime.leases import Leases
 from streamflow.runtime.limits import TimeLimits
 from streamflow.runtime.lone import Lone
@@ -269,9 +269,21 @@ class Executor:
             self.finish(job, failed(job, exc))
         else:
             reset_current(token)
+            if isinstance(result, Parked):
+                self._park(job)
+                return
             self._after(job, result=result)
             crash_point("worker.after_run_before_record")
             self.finish(job, self._succeeded(job, result))
+
+    def _park(self, job: Job) -> None:
+        """End a run without an outcome (``Parked``): the message is acknowledged."""
+        try:
+            self._log.debug("task_parked", workflow_id=job.workflow_id, node=job.node)
+            self.store.ack(job.queue_key, job.msg_id)
+        finally:
+            self.leases.release(job)
+            self.observer.task_recorded(job)
 
     def _run_async(self, job: Job) -> None:
         assert self._loop is not None

@@ -28,6 +28,11 @@ class Host(Protocol):
     def actors(self) -> Mapping[str, Runnable]: ...
 
     @property
+    def builtins(self) -> Mapping[str, Runnable]:
+        """streamflow's own actors (a child-workflow node's run), by their ``@`` names."""
+        ...
+
+    @property
     def hooks(self) -> Sequence[Hooks]: ...
 
     @property

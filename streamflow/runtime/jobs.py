@@ -51,6 +51,15 @@ class Runnable(Protocol):
     def retry_when(self) -> Callable[[int, BaseException], bool] | None: ...
 
 
+class Parked:
+    """What a body returns to end its run without an outcome: the message is
+    acknowledged and the attempt stays started, until a new message of it (sent when
+    what it waits for is done, or by the sweep) runs the body again."""
+
+
+PARKED = Parked()
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class UnknownActor:
     """Stands for an actor no worker here knows (its task fails as poison)."""

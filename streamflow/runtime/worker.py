@@ -122,7 +122,7 @@ class Worker:
             raise ValueError(f"concurrency must be at least 1 (got {concurrency!r})")
         self.store = store = app.store
         self.projector = app.projector
-        self.actors = app.actors
+        self.actors = {**app.builtins, **app.actors}
         self.queues = tuple(queues or sorted({a.options.queue for a in app.actors.values()}))
         if not self.queues and tasks:
             raise ValueError("the worker has no queue to read (no actor registered, none given)")

@@ -100,9 +100,10 @@ class Simulator(Inputs):
         if on_failure is not None:
             self.actors.setdefault(on_failure.name, on_failure)
         self.definition = self.compiled.definition
-        missing = {
-            n.actor for n in self.definition.nodes if isinstance(n, TaskNode) and n.signal is None
-        }
+        tasks = [n for n in self.definition.nodes if isinstance(n, TaskNode)]
+        if any(n.child for n in tasks):
+            raise ValueError("the simulator does not run child workflows (Child nodes) yet")
+        missing = {n.actor for n in tasks if n.signal is None}
         missing -= set(self.actors)
         if missing:
             raise ValueError(f"no actor function for {sorted(missing)} (pass them as actors=)")
