@@ -98,3 +98,15 @@ def test_the_simulator_says_it_does_not_run_children(app: App, r: redis.Redis) -
     add, _, _, _ = actors(app, r)
     with pytest.raises(ValueError, match="does not run child workflows"):
         Simulator(Child(add.message(1, 2)))
+
+
+def test_the_sweep_finishes_a_parent_its_child_could_not_tell(
+    app: App, r: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As if the process that ended the child died before telling the parent.
+    monkeypatch.setattr("streamflow.api.app.tell_parent", lambda app, workflow_id: None)
+    add, _, _, _ = actors(app, r)
+    with app.worker(concurrency=2, stuck_after_s=0.5, sweep_interval_s=0.1):
+        handle = app.submit(Chain(Child(add.message(2, 3)), add.message_with_options(args=(1,))))
+        assert handle.result(timeout=15) == 6
+    audited(app, handle.id)
