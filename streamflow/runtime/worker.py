@@ -9,12 +9,14 @@ and a recovery projector on the wake-up streams.
 
 from __future__ import annotations
 
+import collections
 import math
 import os
 import signal
 import socket
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import redis
 
@@ -26,6 +28,7 @@ from streamflow.runtime.executor import Executor, Pool
 from streamflow.runtime.faults import armed
 from streamflow.runtime.heartbeat import Heartbeat
 from streamflow.runtime.host import Host
+from streamflow.runtime.jobs import Runnable
 from streamflow.runtime.leases import HAND_BACK_IDLE_MS, Leases
 from streamflow.runtime.lone import Lone
 from streamflow.runtime.outage import Outage
@@ -122,7 +125,9 @@ class Worker:
             raise ValueError(f"concurrency must be at least 1 (got {concurrency!r})")
         self.store = store = app.store
         self.projector = app.projector
-        self.actors = {**app.builtins, **app.actors}
+        # A live view: actors registered after the worker was made are run too.
+        live: Any = collections.ChainMap  # read only here (typed for mutable maps)
+        self.actors: Mapping[str, Runnable] = live(app.actors, app.builtins)
         self.queues = tuple(queues or sorted({a.options.queue for a in app.actors.values()}))
         if not self.queues and tasks:
             raise ValueError("the worker has no queue to read (no actor registered, none given)")
