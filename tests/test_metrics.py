@@ -84,11 +84,18 @@ def test_a_worker_process_serves_what_it_did(app: App, worker: int) -> None:
         handle.wait(timeout=30)
 
     def ended() -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
+        # A client sees a workflow's end as soon as it is written; the worker counts it
+        # just after: wait for every end to be counted.
         seen = scrape(worker)
-        done = seen and seen.get(("streamflow_workflows_ended_total", (("status", "failed"),)))
-        return seen if done else None
+        if not seen:
+            return None
+        counted = {
+            status: seen.get(("streamflow_workflows_ended_total", (("status", status),)))
+            for status in ("completed", "failed")
+        }
+        return seen if counted == {"completed": 6, "failed": 1} else None
 
-    seen = wait_until(ended, 10, 0.05, "the failed workflow counted")
+    seen = wait_until(ended, 10, 0.05, "every ended workflow counted")
     counts = {
         (name.removeprefix("streamflow_tasks_"), labels[0][1]): value
         for (name, labels), value in seen.items()
