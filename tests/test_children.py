@@ -110,3 +110,18 @@ def test_the_sweep_finishes_a_parent_its_child_could_not_tell(
         handle = app.submit(Chain(Child(add.message(2, 3)), add.message_with_options(args=(1,))))
         assert handle.result(timeout=15) == 6
     audited(app, handle.id)
+
+
+def test_children_that_end_before_their_node_parks_are_taken_at_once(
+    app: App, r: redis.Redis
+) -> None:
+    # A quick child can end (and tell its parent) while its node's message is still
+    # pending: that new message is dropped as a duplicate, so the node's run looks again
+    # once its own message is acknowledged (else only the sweep, a minute later, would).
+    add, _, _, _ = actors(app, r)
+    with app.worker(concurrency=4):
+        handles = [
+            app.submit(Group(*(Child(add.message(i, n)) for i in range(4)))) for n in range(5)
+        ]
+        for n, handle in enumerate(handles):
+            assert handle.result(timeout=20) == [i + n for i in range(4)]

@@ -30,7 +30,7 @@ from streamflow.model.options import DEFAULT_QUEUE, HistoryBudget
 from streamflow.model.schema import TERMINAL_STATUSES
 from streamflow.model.version import __version__
 from streamflow.runtime.context import current_task
-from streamflow.runtime.jobs import PARKED
+from streamflow.runtime.jobs import Parked
 from streamflow.runtime.projector import Projector
 from streamflow.store.connection import Store
 from streamflow.store.keys import Keys
@@ -107,9 +107,9 @@ def run_child(app: App, definition_bytes: bytes, args: dict[int, bytes]) -> Any:
         link = {"workflow_id": task.workflow_id, "node": task.node, "attempt": task.attempt}
         _submit(app, child_id, Definition.from_bytes(definition_bytes), args, link)
         log.info("child_workflow_started", workflow_id=task.workflow_id, child=child_id)
-        return PARKED
+        return Parked(then=lambda: _look_again(app, child_id))
     if status not in TERMINAL_STATUSES:
-        return PARKED
+        return Parked(then=lambda: _look_again(app, child_id))
     try:
         return handle.get_result()
     except ResultFailure as failure:
@@ -128,6 +128,18 @@ def _submit(
     decisions = decided(definition, submitted)
     submission = Submission(child_id, definition, submitted, payload, decisions)
     app.retrying(lambda: write_workflow(app.store, app.projector, submission))
+
+
+def _look_again(app: App, child_id: str) -> None:
+    """Once the parked message is acknowledged: a child that ended meanwhile told a
+    parent whose message was still pending (its new message was dropped as a
+    duplicate): tell it again."""
+    try:
+        ended = app.handle(child_id).status().status in TERMINAL_STATUSES
+    except ResultMissing:
+        ended = False
+    if ended:
+        tell_parent(app, child_id)
 
 
 def tell_parent(app: App, workflow_id: str) -> None:

@@ -270,17 +270,22 @@ class Executor:
         else:
             reset_current(token)
             if isinstance(result, Parked):
-                self._park(job)
+                self._park(job, result)
                 return
             self._after(job, result=result)
             crash_point("worker.after_run_before_record")
             self.finish(job, self._succeeded(job, result))
 
-    def _park(self, job: Job) -> None:
-        """End a run without an outcome (``Parked``): the message is acknowledged."""
+    def _park(self, job: Job, parked: Parked) -> None:
+        """End a run without an outcome (``Parked``): the message is acknowledged, then
+        its last look runs."""
         try:
             self._log.debug("task_parked", workflow_id=job.workflow_id, node=job.node)
             self.store.ack(job.queue_key, job.msg_id)
+            if parked.then is not None:
+                parked.then()
+        except Exception:  # the sweep sends the message again if need be
+            self._log.exception("task_park_failed", workflow_id=job.workflow_id, node=job.node)
         finally:
             self.leases.release(job)
             self.observer.task_recorded(job)

@@ -51,13 +51,15 @@ class Runnable(Protocol):
     def retry_when(self) -> Callable[[int, BaseException], bool] | None: ...
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
 class Parked:
     """What a body returns to end its run without an outcome: the message is
     acknowledged and the attempt stays started, until a new message of it (sent when
-    what it waits for is done, or by the sweep) runs the body again."""
+    what it waits for is done, or by the sweep) runs the body again. ``then`` runs
+    once the message is acknowledged: a last look, for what ended meanwhile (a new
+    message sent before the acknowledgement would have been dropped as a duplicate)."""
 
-
-PARKED = Parked()
+    then: Callable[[], None] | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
