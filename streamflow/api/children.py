@@ -155,11 +155,13 @@ def tell_parent(app: App, workflow_id: str) -> None:
         if not link:
             return
         parent = link["workflow_id"]
-        head = app.history(parent)[0].event  # its definition's hash
-        assert isinstance(head, WorkflowSubmitted)
-        definition = app.store.definitions.get(head.def_hash, parent)
+        def_hash = app.client.hget(app.keys.idx(parent), schema.DEFINITION)
+        if def_hash is None:
+            return  # the parent has ended (archived): nothing waits for this child
+        def_hash = def_hash.decode()
+        definition = app.store.definitions.get(def_hash, parent)
         queue = definition.task(link["node"]).options.queue
-        message = encode_task_message(parent, link["node"], link["attempt"], head.def_hash, None)
+        message = encode_task_message(parent, link["node"], link["attempt"], def_hash, None)
         app.client.xadd(app.keys.queue(shard_of(parent), queue), {schema.MESSAGE_FIELD: message})
         log.debug("child_workflow_told_parent", workflow_id=workflow_id, parent=parent)
     except Exception:

@@ -60,7 +60,15 @@ def resume_plan(
             raise ResumeError(f"cannot resume {workflow_id}: {refused}")
         definition = yield from projector.store.definitions.get_plan(state.def_hash, workflow_id)
         call, decisions, nodes, done = _resume_call(
-            projector, workflow_id, definition, entries, state, stored, clock_ms(clock), reason, by
+            projector,
+            workflow_id,
+            definition,
+            (raw, entries),
+            state,
+            stored,
+            clock_ms(clock),
+            reason,
+            by,
         )
         first, rest = decisions[:APPLY_CHUNK], decisions[APPLY_CHUNK:]
         wake = Trigger("", "", encode_wake(workflow_id, schema.resumed_key(state.epoch)))
@@ -87,17 +95,18 @@ def _resume_call(
     projector: Projector,
     workflow_id: str,
     definition: Definition,
-    entries: list[Entry],
+    read: tuple[list[RawEntry], list[Entry]],
     state: State,
     stored: bytes | None,
     now_ms: int,
     reason: str,
     by: str,
 ) -> tuple[Any, list[Event], dict[int, int], bool]:
-    """The resume script's call for a workflow read as ``entries`` (from its archive
-    ``stored``, or its live log), its decisions, the nodes it re-runs, and whether the
-    workflow is finished once they are in."""
+    """The resume script's call for a workflow ``read`` (its entries as stored and
+    decoded) from its archive ``stored`` (restored as it is) or its live log; its
+    decisions, the nodes it re-runs, and whether it is finished once they are in."""
     store = projector.store
+    raw, entries = read
     fields = index_fields(state, definition) if stored is not None else {}
     nodes = resume_nodes(definition, state)
     folded, expected = (state.n, state.last_id), state.last_decision
@@ -120,7 +129,7 @@ def _resume_call(
         folded_seq=folded[0],
         folded_id=folded[1],
         expiry_member=schema.expiry_member(workflow_id, state.def_hash, retention),
-        restore=[(e.stream_id, e_raw, e.seq) for e, e_raw in _payloads(entries, stored)],
+        restore=[(sid, payload, seq) for sid, seq, payload in raw] if stored is not None else [],
         fields=fields,
         bases={node: attempt - 1 for node, attempt in nodes.items()},
         decided=slots_of(
@@ -128,13 +137,6 @@ def _resume_call(
         ),
     )
     return call, decisions, nodes, done
-
-
-def _payloads(entries: list[Entry], stored: bytes | None) -> list[tuple[Entry, bytes]]:
-    """Each archived entry with its encoded event, to restore (none for a live log)."""
-    if stored is None:
-        return []
-    return [(entry, raw[2]) for entry, raw in zip(entries, decode_archive(stored), strict=True)]
 
 
 def _rest(
