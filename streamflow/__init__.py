@@ -4,7 +4,7 @@ from streamflow.api.actors import Actor
 from streamflow.api.aio import AsyncWorkflowHandle
 from streamflow.api.app import App
 from streamflow.api.canvas import Chain, Group, Message, WithDelay, group, pipeline
-from streamflow.api.children import Child, ChildFailed
+from streamflow.api.children import Child, ChildError, ChildFailed
 from streamflow.api.handles import WorkflowHandle, WorkflowStatus
 from streamflow.api.signals import Signal
 from streamflow.history.audit import Divergence, Violation, audit, replay, state_at
@@ -51,6 +51,7 @@ __all__ = [
     "BucketRateLimiter",
     "Chain",
     "Child",
+    "ChildError",
     "ChildFailed",
     "ConcurrentRateLimiter",
     "DeadLetter",

@@ -148,8 +148,9 @@ def audited(app: App, workflow_id: str) -> list[Entry]:
     """A workflow's history, checked to audit clean and to replay."""
     history = app.history(workflow_id)
     definition = definition_of(app, history)
-    assert audit(history, definition) == []
-    assert replay(history, definition) == []
+    violations, divergences = audit(history, definition), replay(history, definition)
+    assert violations == [], violations
+    assert divergences == [], divergences
     return history
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import threading
 
-from streamflow import App
+from streamflow import App, current_task
 from streamflow.store.cluster import connect
 from tests.helpers import hold
 
@@ -80,3 +80,16 @@ def brief(i: int, *piped: object) -> int:
     _client.hincrby("runs:brief", str(i), 1)
     threading.Event().wait(0.02)
     return i
+
+
+@app.actor
+def starts_children(*piped: object) -> list[str]:
+    """Start two child workflows (the second detached), count this run, then wait (up to
+    60 s) until a test pushes to the ``gate`` list: a test can kill the process between."""
+    task = current_task()
+    assert task is not None
+    first = task.submit(counted.message("first-child"))
+    second = task.submit(counted.message("second-child"), detached=True)
+    _client.incr("runs:starts_children")
+    hold(_client, "gate", 60)
+    return [first.id, second.id]

@@ -4,15 +4,21 @@ is enough (a waiting node holds none); cancelling the parent cancels the child."
 
 from __future__ import annotations
 
+import dataclasses
+import json
+from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 import redis
 
-from streamflow import App, Chain, Child, Failure, Group, ResultFailure
+from streamflow import App, Chain, Child, Failure, Group, ResultFailure, TaskContext, current_task
+from streamflow.api.children import ChildError
+from streamflow.history.audit import audit, audit_child
 from streamflow.model.children import child_workflow_id
-from streamflow.model.events import TaskStarted, WorkflowSubmitted
-from tests.helpers import audited, hold
+from streamflow.model.events import ChildStarted, TaskStarted, WorkflowCompleted, WorkflowSubmitted
+from tests.helpers import audited, cli, definition_of, hold, runs, stop, worker_process
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -125,3 +131,178 @@ def test_children_that_end_before_their_node_parks_are_taken_at_once(
         ]
         for n, handle in enumerate(handles):
             assert handle.result(timeout=20) == [i + n for i in range(4)]
+
+
+# -- children a task starts: current_task().submit(canvas) --------------------------
+
+
+def starters(app: App, r: redis.Redis) -> Any:
+    add, _, _, wait = actors(app, r)
+
+    @app.actor
+    def fan(n: int, *piped: object) -> int:
+        task = current_task()
+        assert task is not None
+        children = [task.submit(add.message(i, i)) for i in range(n)]
+        return sum(child.result(timeout=15) for child in children)
+
+    @app.actor
+    def two() -> None:
+        task = current_task()
+        assert task is not None
+        task.submit(wait.message())
+        task.submit(wait.message(), detached=True)
+        hold(r, "parent-go", 20)
+
+    @app.actor
+    def late() -> None:
+        hold(r, "parent-go", 20)
+        task = current_task()
+        assert task is not None
+        try:
+            task.submit(add.message(1, 1))
+        except ChildError as refused:
+            r.set("refused", str(refused))
+
+    return add, fan, two, late
+
+
+def test_a_task_starts_children_linked_both_ways(app: App, r: redis.Redis) -> None:
+    _, fan, _, _ = starters(app, r)
+    with app.worker(concurrency=4):
+        handle = app.submit(Chain(fan.message(3), fan.message_with_options(args=(2,))))
+        assert handle.result(timeout=20) == 2  # 0 + 2 + 4, then 0 + 2 piped past
+    history = audited(app, handle.id)
+    started = [e.event for e in history if isinstance(e.event, ChildStarted)]
+    assert [(s.node, s.attempt, s.detached) for s in started] == [(0, 1, False)] * 3 + [
+        (2, 1, False)  # node 1 is the barrier between the steps
+    ] * 2
+    # The k-th child of an attempt has an id derived from it: a redelivery finds it.
+    assert [s.child for s in started] == [
+        child_workflow_id(handle.id, node, 1, k)
+        for node, k in ((0, 0), (0, 1), (0, 2), (2, 0), (2, 1))
+    ]
+    for s in started:
+        child = audited(app, s.child)
+        link = child[0].event.options["parent"]  # type: ignore[attr-defined]
+        assert link == {"workflow_id": handle.id, "node": s.node, "attempt": s.attempt}
+        assert app.handle(s.child).status().status == "completed"
+
+
+def test_cancelling_the_parent_leaves_detached_children_running(app: App, r: redis.Redis) -> None:
+    _, _, two, _ = starters(app, r)
+    with app.worker(concurrency=6):
+        sync_parent, async_parent = app.submit(two.message()), app.submit(two.message())
+        kids = {
+            parent.id: [app.handle(child_workflow_id(parent.id, 0, 1, k)) for k in (0, 1)]
+            for parent in (sync_parent, async_parent)
+        }
+        everyone = [child for pair in kids.values() for child in pair]
+        wait_until(lambda: all(_running(c) for c in everyone), 10, message="the children")
+        assert sync_parent.cancel("sync")
+        assert anyio.run(app.handle_async(async_parent.id).cancel, "async")
+        for attached, detached in kids.values():
+            assert attached.status().status == "cancelled"
+            assert detached.status().status == "running"
+        r.lpush("go", *range(4))  # the children's waits
+        r.lpush("parent-go", 1, 1)
+        for _, detached in kids.values():
+            assert detached.result(timeout=15) == "waited"
+
+
+def test_a_task_of_an_ended_workflow_starts_no_child(app: App, r: redis.Redis) -> None:
+    _, _, _, late = starters(app, r)
+    with app.worker(concurrency=2):
+        handle = app.submit(late.message())
+        wait_until(lambda: handle.status().counts["running"] == 1, 10, message="the task")
+        assert handle.cancel("stop")
+        r.lpush("parent-go", 1)
+        wait_until(lambda: r.get("refused") is not None, 10, message="the refusal")
+    assert f"workflow {handle.id} has ended" in r.get("refused").decode()  # type: ignore[union-attr]
+    assert not any(isinstance(e.event, ChildStarted) for e in handle.history())
+    with pytest.raises(LookupError):
+        app.handle(child_workflow_id(handle.id, 0, 1)).status()
+
+
+def test_a_task_run_without_a_worker_cannot_start_children() -> None:
+    task = TaskContext(workflow_id="0-x", node=0, attempt=1, actor="fan")
+    with pytest.raises(RuntimeError, match="fan: only a task a worker runs can start a child"):
+        task.submit(Chain())
+
+
+def test_audit_follows_the_link(app: App, r: redis.Redis, redis_url: str) -> None:
+    add, fan, _, _ = starters(app, r)
+    with app.worker(concurrency=4):
+        handle = app.submit(
+            Chain(
+                Child(Chain(add.message(1, 2), fan.message_with_options(args=(2,)))),
+                add.message_with_options(args=(1,)),
+            )
+        )
+        assert handle.result(timeout=20) == 3
+    child_id = child_workflow_id(handle.id, 0, 1)
+    grandchildren = [child_workflow_id(child_id, 2, 1, k) for k in (0, 1)]  # fan is node 2
+    out = cli(redis_url, "audit", handle.id, "--children").stdout
+    assert "in 4 workflows, nothing found" in out
+    shown = cli(redis_url, "show", handle.id, "--children").stdout
+    assert f"↳ child workflow {child_id}  completed" in shown
+    assert all(f"child workflow {g}  completed" in shown for g in grandchildren)
+    rows = [
+        json.loads(line)
+        for line in cli(redis_url, "history", handle.id, "--children", "--json").stdout.splitlines()
+    ]
+    assert {row["workflow_id"] for row in rows} == {handle.id, child_id, *grandchildren}
+    assert [row["child"] for row in rows if row["type"] == "ChildStarted"] == [
+        child_id,
+        *grandchildren,
+    ]
+    # What the audit checks across the link: the child names the attempt that started it,
+    # and the node's outcome is the child's.
+    parent, child = app.history(handle.id), app.history(child_id)
+    definition = definition_of(app, parent)
+    assert audit_child(handle.id, parent, definition, child_id, child) == []
+    assert [v.invariant for v in audit_child("0-other", parent, definition, child_id, child)] == [
+        "child_linked_both_ways"
+    ]
+    failed_child = [e for e in child if not isinstance(e.event, WorkflowCompleted)]
+    assert [
+        v.invariant for v in audit_child(handle.id, parent, definition, child_id, failed_child)
+    ] == ["child_outcome_is_childs"]
+    # In the parent's own log: a Child node's success needs its ChildStarted first.
+    without = [e for e in parent if not isinstance(e.event, ChildStarted)]
+    renumbered = [dataclasses.replace(e, seq=i) for i, e in enumerate(without, 1)]
+    assert "child_outcome_after_child" in {v.invariant for v in audit(renumbered, definition)}
+
+
+def test_a_redelivered_run_finds_the_children_it_started(
+    app: App, r: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    # The first run starts its children, then its worker process is SIGKILLed; the run
+    # delivered again to another process starts the same two, and nothing more.
+    starts = app.actor(lambda: None, actor_name="starts_children")
+    handle = app.submit(starts.message())
+    first = worker_process("tests.sample_app:app", redis_url, tmp_path / "first.log")
+    try:
+        wait_until(lambda: runs(r, "starts_children") == 1, 30, message="the first run")
+        first.kill()
+        first.wait()
+        second = worker_process("tests.sample_app:app", redis_url, tmp_path / "second.log")
+        try:
+            wait_until(lambda: runs(r, "starts_children") == 2, 30, message="the run again")
+            r.lpush("gate", 1)
+            expected = [child_workflow_id(handle.id, 0, 1, k) for k in (0, 1)]
+            assert handle.result(timeout=30) == expected
+            for child in expected:
+                assert app.handle(child).result(timeout=30) in ("first-child", "second-child")
+        finally:
+            stop(second, tmp_path / "second.log")
+    finally:
+        if first.poll() is None:
+            first.kill()
+    history = audited(app, handle.id)
+    started = [e.event for e in history if isinstance(e.event, ChildStarted)]
+    assert [(s.child, s.detached) for s in started] == [(expected[0], False), (expected[1], True)]
+    # A lone task's start is recorded with its outcome: the run again's, after the
+    # children the first run recorded.
+    assert isinstance(history[-3].event, TaskStarted) and history[2].event == started[0]
+    assert (runs(r, "first-child"), runs(r, "second-child")) == (1, 1)  # each child once

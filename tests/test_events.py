@@ -14,6 +14,7 @@ from streamflow.model.errors import DecodeError
 from streamflow.model.events import (
     BarrierDecremented,
     BarrierReleased,
+    ChildStarted,
     Entry,
     Event,
     HistoryWarning,
@@ -56,6 +57,7 @@ EVENTS: list[Event] = [
     HistoryWarning(events=10_000, bytes=1_234_567, cause=9_999),
     SignalReceived(name="approved", payload={"by": "ann"}, sender="web"),
     WorkflowResumed(epoch=1, nodes={3: 4, 7: 2}, reason="fixed the bug", by="ann", cause=0),
+    ChildStarted(node=2, attempt=1, child="3-c0de0123456789abcdef0123", detached=True, cause=4),
 ]
 
 
@@ -94,6 +96,7 @@ def test_event_codes_are_distinct_and_fixed() -> None:
         "HistoryWarning": 11,
         "SignalReceived": 12,
         "WorkflowResumed": 13,
+        "ChildStarted": 14,
     }
 
 

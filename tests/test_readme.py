@@ -76,12 +76,14 @@ def test_example_runs(
     if index == 16:
         assert printed.splitlines() == ["total 5"]
     if index == 17:
+        assert printed.splitlines() == ["[0, 1, 4]"]
+    if index == 18:
         assert printed.splitlines() == [
             "4",
             "['streamflow submit', 'streamflow task double', 'streamflow task double']",
             "1",
         ]
-    if index == 18:
+    if index == 19:
         assert printed.strip() == ("48" if ON_CLUSTER else "1")
     if index == 1:
         assert "ValueError no luck" in printed

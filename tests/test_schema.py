@@ -158,6 +158,7 @@ CALLS: dict[str, Any] = {
     "results": scripts.results(wf=WF, fields=[]),
     "beat": scripts.beat(beats="b", consumer="c"),
     "fail": scripts.fail(wf=WF, failed=b""),
+    "note": scripts.note(wf=WF, key="ch:x", event=b""),
     "reclaim": scripts.reclaim(
         stream="s", beats="b", group="g", suspect="x", consumer="c", dead_before=0, count=1
     ),

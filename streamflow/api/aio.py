@@ -28,6 +28,7 @@ from streamflow.api.reads import (
     values_plan,
 )
 from streamflow.api.submit import Submission, submit_many_plan, submit_plan
+from streamflow.model.children import attached_children
 from streamflow.model.definition import assemble
 from streamflow.model.errors import ResultTimeout
 from streamflow.model.events import Entry
@@ -197,7 +198,11 @@ class AsyncWorkflowHandle(Generic[R]):
         """See ``WorkflowHandle.cancel`` (the archive of a workflow the cancellation
         finished is left to its wake-up, not written from the loop)."""
         applied = await self._run(cancel_plan(self._projector, self.id, reason))
-        return settled(self._projector, self.id, reason, applied, archive=False)
+        cancelled = settled(self._projector, self.id, reason, applied, archive=False)
+        if cancelled:  # its child workflows too (their own cancel reaches theirs)
+            for child in attached_children((await self.snapshot()).state):
+                await AsyncWorkflowHandle(self._faces, self._projector, child).cancel(reason)
+        return cancelled
 
     async def parts_completed(self, canvas: Canvas) -> int:
         """See ``WorkflowHandle.parts_completed``."""

@@ -10,7 +10,7 @@ from typing import Any, TypeVar, overload
 from streamflow.api.actors import Actor, callback_of
 from streamflow.api.app_async import SUBMIT_CHUNK, AsyncMethods
 from streamflow.api.canvas import Canvas, Chain, Group, Message
-from streamflow.api.children import run_child, tell_parent
+from streamflow.api.children import run_child, start_child, tell_parent
 from streamflow.api.handles import WorkflowHandle, read_results
 from streamflow.api.pausing import Pausing
 from streamflow.api.prepare import prepare
@@ -28,6 +28,7 @@ from streamflow.logs import get_logger
 from streamflow.model.definition import CHILD_ACTOR
 from streamflow.model.events import Entry
 from streamflow.model.options import ActorOptions, HistoryBudget, to_ms
+from streamflow.runtime.context import TaskContext
 from streamflow.runtime.hooks import Hooks, call_hooks
 from streamflow.runtime.observe import Observers
 from streamflow.runtime.projector import Projector
@@ -319,6 +320,12 @@ class App(AsyncMethods, Pausing, Scheduling, Registering):
     def call_hooks(self, method: str, *args: Any, **kwargs: Any) -> None:
         """Call ``method`` on every hook; a hook's exception is logged, never raised."""
         call_hooks(self.hooks, method, *args, **kwargs)
+
+    def start_child(
+        self, task: TaskContext, canvas: Any, detached: bool, n: int
+    ) -> WorkflowHandle[Any]:
+        """What ``current_task().submit`` calls in this App's workers."""
+        return start_child(self, task, canvas, detached=detached, n=n)
 
     def _after_workflow(self, workflow_id: str, status: str) -> None:
         tell_parent(self, workflow_id)

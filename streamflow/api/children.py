@@ -24,16 +24,18 @@ from streamflow.model import schema
 from streamflow.model.children import MARK, child_workflow_id
 from streamflow.model.definition import CHILD_ACTOR, Definition
 from streamflow.model.errors import ResultFailure, ResultMissing, StreamflowError
-from streamflow.model.events import Entry, WorkflowSubmitted, encode_event
+from streamflow.model.events import ChildStarted, Entry, WorkflowSubmitted, encode_event
 from streamflow.model.messages import encode_task_message, shard_of
 from streamflow.model.options import DEFAULT_QUEUE, HistoryBudget
-from streamflow.model.schema import TERMINAL_STATUSES
+from streamflow.model.schema import CANCELLED, TERMINAL_STATUSES, child_key
 from streamflow.model.version import __version__
-from streamflow.runtime.context import current_task
+from streamflow.runtime.context import TaskContext, current_task
 from streamflow.runtime.jobs import Parked
 from streamflow.runtime.projector import Projector
+from streamflow.store import scripts
 from streamflow.store.connection import Store
 from streamflow.store.keys import Keys
+from streamflow.store.scripts import Reply, reply_code
 
 
 class App(Protocol):
@@ -92,9 +94,63 @@ def Child(  # a canvas node, named like the others (Chain, Group)
     )
 
 
+class ChildError(StreamflowError):
+    """A child workflow could not be started: its parent has ended (or is gone)."""
+
+
+def start_child(
+    app: App, task: TaskContext, canvas: Canvas, *, detached: bool, n: int
+) -> WorkflowHandle[Any]:
+    """``current_task().submit(canvas)``: start ``canvas`` as the ``n``-th child of the
+    running attempt (the same child on every run of it) and return its handle.
+
+    Raises:
+        TypeError: ``canvas`` is not a canvas.
+        ChildError: the task's workflow has ended.
+    """
+    check_canvas(canvas, "child workflow canvas")
+    compiled = compile_canvas(canvas)
+    child_id = child_workflow_id(task.workflow_id, task.node, task.attempt, n)
+    _start(app, task, child_id, compiled.definition, dict(compiled.args), detached)
+    return app.handle(child_id)
+
+
+def _start(
+    app: App,
+    task: TaskContext,
+    child_id: str,
+    definition: Definition,
+    args: dict[int, bytes],
+    detached: bool,
+) -> None:
+    """Record ``ChildStarted`` in the parent's log, then submit the child (both at most
+    once). The record comes first, so the parent's log names every child that may
+    exist; a cancel of the parent that came between the two cancels the child here."""
+    parent = task.workflow_id
+    started = ChildStarted(node=task.node, attempt=task.attempt, child=child_id, detached=detached)
+    call = scripts.note(
+        wf=app.keys.workflow(parent), key=child_key(child_id), event=encode_event(started)
+    )
+    reply = reply_code(app.retrying(lambda: app.store.scripts.run(call)))
+    if reply is Reply.REBUILD:
+        app.projector.rebuild(parent)
+        reply = reply_code(app.retrying(lambda: app.store.scripts.run(call)))
+    if reply in (Reply.TERMINAL, Reply.GONE):
+        raise ChildError(f"workflow {parent} has ended: child workflow {child_id} not started")
+    if reply not in (Reply.OK, Reply.DUP):
+        raise ChildError(f"recording child workflow {child_id} in {parent} answered {reply}")
+    link = {"workflow_id": parent, "node": task.node, "attempt": task.attempt}
+    if detached:
+        link["detached"] = True
+    _submit(app, child_id, definition, args, link)
+    log.info("child_workflow_started", workflow_id=parent, node=task.node, child=child_id)
+    if not detached and app.handle(parent).status().status == CANCELLED:
+        app.handle(child_id).cancel(f"its parent {parent} was cancelled")
+
+
 def run_child(app: App, definition_bytes: bytes, args: dict[int, bytes]) -> Any:
-    """The body of a ``Child`` node's run: submit the child once, and park until it
-    has ended; then its result, or ``ChildFailed``."""
+    """The body of a ``Child`` node's run: start the child once, and park until it has
+    ended; then its result, or ``ChildFailed``."""
     task = current_task()
     assert task is not None
     child_id = child_workflow_id(task.workflow_id, task.node, task.attempt)
@@ -104,9 +160,8 @@ def run_child(app: App, definition_bytes: bytes, args: dict[int, bytes]) -> Any:
     except ResultMissing as missing:
         if missing.reason != "unknown":
             raise ChildFailed(f"child workflow {child_id} is gone ({missing.reason})") from None
-        link = {"workflow_id": task.workflow_id, "node": task.node, "attempt": task.attempt}
-        _submit(app, child_id, Definition.from_bytes(definition_bytes), args, link)
-        log.info("child_workflow_started", workflow_id=task.workflow_id, child=child_id)
+        definition = Definition.from_bytes(definition_bytes)
+        _start(app, task, child_id, definition, args, detached=False)
         return Parked(then=lambda: _look_again(app, child_id))
     if status not in TERMINAL_STATUSES:
         return Parked(then=lambda: _look_again(app, child_id))
@@ -155,12 +210,17 @@ def tell_parent(app: App, workflow_id: str) -> None:
         if not link:
             return
         parent = link["workflow_id"]
+        if link.get("detached"):
+            return  # started by a task's submit: nothing waits for it
         def_hash = app.client.hget(app.keys.idx(parent), schema.DEFINITION)
         if def_hash is None:
             return  # the parent has ended (archived): nothing waits for this child
         def_hash = def_hash.decode()
         definition = app.store.definitions.get(def_hash, parent)
-        queue = definition.task(link["node"]).options.queue
+        node = definition.task(link["node"])
+        if not node.child:
+            return  # started by a task's submit: nothing waits for it
+        queue = node.options.queue
         message = encode_task_message(parent, link["node"], link["attempt"], def_hash, None)
         app.client.xadd(app.keys.queue(shard_of(parent), queue), {schema.MESSAGE_FIELD: message})
         log.debug("child_workflow_told_parent", workflow_id=workflow_id, parent=parent)

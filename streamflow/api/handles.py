@@ -24,7 +24,7 @@ from streamflow.api.reads import (
     value_plan,
     values_plan,
 )
-from streamflow.model.children import child_ids
+from streamflow.model.children import attached_children
 from streamflow.model.definition import assemble
 from streamflow.model.errors import ResultTimeout
 from streamflow.model.events import Entry
@@ -164,14 +164,14 @@ class WorkflowHandle(Generic[R]):
     def cancel(self, reason: str = "") -> bool:
         """Cancel the workflow: records WorkflowCancelled once, enqueues nothing more;
         running tasks see ``current_task().cancelled`` (async ones are cancelled); its
-        child workflows (``Child`` nodes) are cancelled too.
+        child workflows (``Child`` nodes, and tasks' children not started detached)
+        are cancelled too.
 
         Returns False if it had already ended.
         """
         cancelled = cancel(self.projector, self.id, reason)
         if cancelled:  # its child workflows too (their own cancel reaches theirs)
-            snap = self.snapshot()
-            for child in child_ids(self.id, snap.definition, snap.state):
+            for child in attached_children(self.snapshot().state):
                 WorkflowHandle(self.store, self.projector, child).cancel(reason)
         return cancelled
 

@@ -7,19 +7,33 @@ import dataclasses
 import json
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from streamflow.cli.common import Paint, connect, duration, event_row, load_history
-from streamflow.history.audit import audit, replay
+from streamflow.history.audit import audit, audit_child, replay
 from streamflow.history.export import export_jsonl
 from streamflow.history.trace import render_tree, trace
+from streamflow.model.definition import Definition
 from streamflow.model.errors import DecodeError, DefinitionError, WorkflowNotFoundError
-from streamflow.model.events import WorkflowSubmitted
+from streamflow.model.events import Entry, WorkflowSubmitted
+from streamflow.model.state import fold_all
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    _, history, _ = load_history(args)
+    workflow_id, history, _ = load_history(args)
     paint = Paint.for_stream(sys.stdout)
+    _print_history(args, paint, workflow_id, history)
+    for child_id, child, _ in _family(args, history):
+        if not args.json:
+            print(f"── child workflow {child_id}")
+        _print_history(args, paint, child_id, child)
+    return 0
+
+
+def _print_history(
+    args: argparse.Namespace, paint: Paint, workflow_id: str, history: list[Entry]
+) -> None:
     for entry in history:
         row = event_row(entry)
         if args.node is not None and row.get("node") != args.node:
@@ -27,12 +41,31 @@ def cmd_history(args: argparse.Namespace) -> int:
         if args.type and row["type"] not in args.type:
             continue
         if args.json:
-            print(json.dumps(row, default=repr))
+            print(json.dumps({"workflow_id": workflow_id, **row}, default=repr))
             continue
         shown = " ".join(f"{k}={v!r}" for k, v in row.items() if k not in ("seq", "id", "type"))
         kind = paint.event(f"{row['type']:<19}", row["type"])
         print(f"{entry.seq:>6} {entry.stream_id:<20} {kind} {shown}")
-    return 0
+
+
+def _family(
+    args: argparse.Namespace, history: list[Entry]
+) -> Iterator[tuple[str, list[Entry], Definition]]:
+    """With ``--children``, every child workflow the log names, all the way down (its
+    id, history and definition), depth first; one removed by its retention is left
+    out."""
+    if not getattr(args, "children", False) or args.workflow_id.endswith(".jsonl"):
+        return
+    app = connect(args)
+    for child_id in fold_all(history).children:
+        try:
+            child = app.history(child_id)
+        except WorkflowNotFoundError:
+            continue
+        submitted = child[0].event
+        assert isinstance(submitted, WorkflowSubmitted)
+        yield child_id, child, app.definitions.get(submitted.def_hash, child_id)
+        yield from _family(args, child)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -50,15 +83,24 @@ def cmd_check(args: argparse.Namespace) -> int:
         raise SystemExit(f"{args.command} needs a workflow id or an exported .jsonl file")
     workflow_id, history, definition = load_history(args)
     check = audit if args.command == "audit" else replay
-    found: list[Any] = check(history, definition)
-    for item in found:
-        print(
-            json.dumps({"workflow_id": workflow_id, **dataclasses.asdict(item)})
-            if args.json
-            else item
-        )
+    found: list[tuple[str, Any]] = [(workflow_id, item) for item in check(history, definition)]
+    events, logs = len(history), {workflow_id: (history, definition)}
+    for child_id, child, child_definition in _family(args, history):
+        logs[child_id] = child, child_definition
+        events += len(child)
+        found += [(child_id, item) for item in audit(child, child_definition)]
+        parent_id = fold_all(child).options["parent"]["workflow_id"]
+        parent, parent_definition = logs[parent_id]
+        links = audit_child(parent_id, parent, parent_definition, child_id, child)
+        found += [(parent_id, item) for item in links]
+    for where, item in found:
+        if args.json:
+            print(json.dumps({"workflow_id": where, **dataclasses.asdict(item)}))
+        else:
+            print(item if where == workflow_id else f"{where}  {item}")
     if not found and not args.json:
-        print(f"{args.command}: {len(history)} events, nothing found")
+        also = f" in {len(logs)} workflows" if len(logs) > 1 else ""
+        print(f"{args.command}: {events} events{also}, nothing found")
     return 1 if found else 0
 
 
@@ -122,6 +164,12 @@ def cmd_ls(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     workflow_id, history, definition = load_history(args)
     tree = trace(workflow_id, history, definition)
+    if getattr(args, "children", False):
+        trees = {workflow_id: tree}
+        for child_id, child, child_definition in _family(args, history):
+            trees[child_id] = trace(child_id, child, child_definition)
+        for each in trees.values():  # each task's child ids become the children's trees
+            _nest(each["children"], trees)
     if args.json:
         print(json.dumps(tree))
         return 0
@@ -129,3 +177,13 @@ def cmd_show(args: argparse.Namespace) -> int:
     for line in render_tree(tree, paint.status, duration):
         print(line)
     return 0
+
+
+def _nest(items: list[Any], trees: dict[str, Any]) -> None:
+    for item in items:
+        if item["kind"] == "task":
+            ids = item.get("child_workflows", [])
+            item["child_workflows"] = [trees.get(c, c) for c in ids]
+            _nest(item.get("callbacks", []), trees)
+        else:
+            _nest(item["children"], trees)

@@ -225,13 +225,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     source = argparse.ArgumentParser(add_help=False, parents=[connection])
     source.add_argument("--json", action="store_true")
+    family = argparse.ArgumentParser(add_help=False)
+    family.add_argument(
+        "--children", action="store_true", help="follow the links to child workflows, all the way"
+    )
     show = sub.add_parser(
-        "show", help="a workflow as a tree: each node's state, attempts, duration", parents=[source]
+        "show",
+        help="a workflow as a tree: each node's state, attempts, duration",
+        parents=[source, family],
     )
     show.add_argument("workflow_id", help="a workflow id, or an exported .jsonl file")
     show.set_defaults(func=cmd_show)
 
-    history = sub.add_parser("history", help="print a workflow's events", parents=[source])
+    history = sub.add_parser("history", help="print a workflow's events", parents=[source, family])
     history.add_argument("workflow_id", help="a workflow id, or an exported .jsonl file")
     history.add_argument("--node", type=int, help="only events about this node")
     history.add_argument("--type", nargs="+", help="only events of these types (TaskFailed ...)")
@@ -246,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser(
         "audit",
         help="check logs against the contract (exit 1 on a violation)",
-        parents=[source],
+        parents=[source, family],
     )
     check.add_argument("workflow_id", nargs="?", help="a workflow id, or an exported .jsonl file")
     check.add_argument("--all", action="store_true", help="every workflow still kept")

@@ -18,6 +18,7 @@ from streamflow.model.events import (
     TERMINAL,
     BarrierDecremented,
     BarrierReleased,
+    ChildStarted,
     Entry,
     Event,
     SignalReceived,
@@ -25,8 +26,10 @@ from streamflow.model.events import (
     TaskFailed,
     TaskStarted,
     TaskSucceeded,
+    WorkflowCompleted,
     WorkflowFailed,
     WorkflowResumed,
+    WorkflowSubmitted,
 )
 from streamflow.model.state import State, fold, fold_all
 
@@ -39,7 +42,10 @@ class Violation:
     """``dense_seq``, ``start_after_predecessors``, ``release_once_when_covered``,
     ``enqueue_once``, ``one_outcome``, ``retry_within_policy``, ``one_end``,
     ``signal_once``, ``signal_taken_as_sent``, ``no_timeout_after_signal``,
-    ``resume_after_failure`` or ``succeeded_never_runs_again``."""
+    ``resume_after_failure``, ``succeeded_never_runs_again``,
+    ``child_started_by_its_attempt``, ``child_outcome_after_child`` or (across a
+    parent's and a child's logs, ``audit_child``) ``child_linked_both_ways`` and
+    ``child_outcome_is_childs``."""
     seq: int
     detail: str
 
@@ -87,6 +93,8 @@ class _Audit:
         """Terminal events since the submission or the last resume."""
         self.failed_end = False
         self.epoch = 0
+        self.children: set[tuple[int, int]] = set()
+        """(node, attempt) that started a child workflow."""
 
     def violation(self, invariant: str, seq: int, detail: str) -> None:
         self.found.append(Violation(invariant, seq, detail))
@@ -108,6 +116,8 @@ class _Audit:
             self.signals.setdefault(event.name, event)
         elif isinstance(event, WorkflowResumed):
             self.resume(event, seq)
+        elif isinstance(event, ChildStarted):
+            self.child(event, seq)
         elif isinstance(event, TERMINAL):
             self.ended += 1
             self.failed_end = isinstance(event, WorkflowFailed)
@@ -158,6 +168,8 @@ class _Audit:
             self.violation("one_outcome", seq, f"node {key[0]} attempt {key[1]}")
         self.outcomes.add(key)
         task = self.definition.task(event.node)
+        if task.child and isinstance(event, TaskSucceeded) and key not in self.children:
+            self.violation("child_outcome_after_child", seq, f"node {key[0]} attempt {key[1]}")
         if task.signal is not None:
             self.found += _signal_outcome(event, task.signal, self.signals.get(task.signal), seq)
         if isinstance(event, TaskSucceeded):
@@ -176,6 +188,18 @@ class _Audit:
             self.violation("release_once_when_covered", seq, f"barrier {event.barrier} not covered")
         self.released.add(event.barrier)
 
+    def child(self, event: ChildStarted, seq: int) -> None:
+        """A child is started by a run of an enqueued attempt (a lone task's start is
+        recorded only with its outcome), before its outcome and the end."""
+        key = (event.node, event.attempt)
+        if key not in self.enqueued or key in self.outcomes or self.ended:
+            self.violation(
+                "child_started_by_its_attempt",
+                seq,
+                f"{event.child} by node {key[0]} attempt {key[1]}",
+            )
+        self.children.add(key)
+
     def resume(self, event: WorkflowResumed, seq: int) -> None:
         """A resume follows a failure, counts its epochs, and re-runs no success."""
         if not (self.ended and self.failed_end) or event.epoch != self.epoch + 1:
@@ -186,6 +210,64 @@ class _Audit:
             self.resumed[(node, attempt)] = attempt - 1
             self.base[node] = attempt - 1
         self.epoch, self.ended, self.failed_end = event.epoch, 0, False
+
+
+def audit_child(
+    parent_id: str,
+    parent: Sequence[Entry],
+    definition: Definition,
+    child_id: str,
+    child: Sequence[Entry],
+) -> list[Violation]:
+    """What a parent's log and one child's log say of each other: the child names the
+    attempt that started it (``child_linked_both_ways``), and a ``Child`` node's
+    outcome is the child's (``child_outcome_is_childs``: a success only once the child
+    completed, a ``ChildFailed`` only once it ended otherwise)."""
+    started = next(
+        (e for e in parent if isinstance(e.event, ChildStarted) and e.event.child == child_id), None
+    )
+    first = child[0].event if child else None
+    if started is None or not isinstance(first, WorkflowSubmitted):
+        return [Violation("child_linked_both_ways", 0, f"{child_id}: no link to read")]
+    event = started.event
+    assert isinstance(event, ChildStarted)
+    link = first.options.get("parent") or {}
+    expected = {"workflow_id": parent_id, "node": event.node, "attempt": event.attempt}
+    found: list[Violation] = []
+    if {k: link.get(k) for k in expected} != expected or bool(
+        link.get("detached")
+    ) != event.detached:
+        found.append(
+            Violation(
+                "child_linked_both_ways", started.seq, f"{child_id} names {link or 'no parent'}"
+            )
+        )
+    if not definition.task(event.node).child:
+        return found
+    ends = {type(e.event).__name__ for e in child if isinstance(e.event, TERMINAL)}
+    completed = WorkflowCompleted.__name__ in ends
+    for entry in parent:
+        outcome = entry.event
+        if not isinstance(outcome, TaskSucceeded | TaskFailed) or (
+            (outcome.node, outcome.attempt) != (event.node, event.attempt)
+        ):
+            continue
+        if isinstance(outcome, TaskSucceeded):
+            wrong = not completed
+        else:
+            wrong = outcome.error.get("type") == "ChildFailed" and not (
+                ends - {"WorkflowCompleted"}
+            )
+        if wrong:
+            found.append(
+                Violation(
+                    "child_outcome_is_childs",
+                    entry.seq,
+                    f"node {event.node} attempt {event.attempt} {type(outcome).__name__}; "
+                    f"child {child_id} ended {sorted(ends) or 'not yet'}",
+                )
+            )
+    return found
 
 
 def _signal_outcome(

@@ -17,8 +17,9 @@ Tree = dict[str, Any]
 def trace(workflow_id: str, history: Sequence[Entry], definition: Definition) -> Tree:
     """The workflow as nested dicts (JSON-ready): ``kind`` is ``workflow``, ``chain``,
     ``group`` or ``task``; tasks carry ``node``, ``actor``, ``state``, ``attempts``,
-    ``duration_ms`` (their last attempt's run, None if it has not finished) and
-    ``error``; callbacks hang under ``callbacks``."""
+    ``duration_ms`` (their last attempt's run, None if it has not finished),
+    ``error`` and, if they started any, ``child_workflows`` (their ids); callbacks hang
+    under ``callbacks``. A child workflow's names its ``parent``."""
     state = fold_all(history)
     started: dict[tuple[int, int], int] = {}
     ended: dict[tuple[int, int], int] = {}
@@ -55,6 +56,9 @@ def trace(workflow_id: str, history: Sequence[Entry], definition: Definition) ->
             "duration_ms": end - begin if begin is not None and end is not None else None,
             "error": f"{error.get('type')}: {error.get('message')}" if error else None,
         }
+        workflows = [c.child for c in state.children.values() if c.node == node_id]
+        if workflows:
+            out["child_workflows"] = workflows
         callbacks = [c for c in (node.on_success, node.on_failure) if c != NONE]
         if callbacks:
             out["callbacks"] = [task(c) for c in callbacks]
@@ -76,6 +80,7 @@ def trace(workflow_id: str, history: Sequence[Entry], definition: Definition) ->
         "duration_ms": end_ms - state.submitted_ms if end_ms else None,
         "error": state.end.get("error"),
         "reason": state.end.get("reason"),
+        "parent": state.options.get("parent"),
         "children": [build(definition.full_spec)],
     }
     if definition.on_failure != NONE:
@@ -109,6 +114,9 @@ def render_tree(
         yield f"  error: {tree['error'].get('type')}: {tree['error'].get('message')}"
     if tree["reason"]:
         yield f"  reason: {tree['reason']}"
+    parent = tree.get("parent")
+    if parent:
+        yield f"  parent: {parent['workflow_id']} node {parent['node']} attempt {parent['attempt']}"
     children = tree["children"] + [{**c, "label": "on_failure"} for c in tree.get("callbacks", [])]
     yield from _lines(children, "", paint, duration)
 
@@ -125,6 +133,15 @@ def _lines(
         if item["kind"] == "task":
             yield prefix + branch + _task_line(item, paint, duration)
             nested = [{**c, "label": "callback"} for c in item.get("callbacks", [])]
+            for child in item.get("child_workflows", []):
+                # an id, or (show --children) the child's own tree
+                if isinstance(child, str):
+                    yield prefix + extend + f"↳ child workflow {child}"
+                else:
+                    lines = render_tree({**child, "parent": None}, paint, duration)
+                    yield prefix + extend + "↳ child " + next(lines)
+                    for line in lines:
+                        yield prefix + extend + "  " + line
         else:
             empty = "" if item["children"] else " (empty)"
             yield prefix + branch + item["kind"] + empty

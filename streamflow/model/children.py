@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 
-from streamflow.model.definition import Definition, TaskNode
 from streamflow.model.messages import shard_of
 from streamflow.model.state import State
 
@@ -14,18 +13,15 @@ MARK = "c0de"
 whose id does not is no child, and nothing is read to tell its parent."""
 
 
-def child_workflow_id(parent: str, node: int, attempt: int) -> str:
-    """The id of the child an attempt of ``node`` runs (on its parent's shard)."""
-    digest = hashlib.sha256(f"{parent}/{node}/{attempt}".encode()).hexdigest()
+def child_workflow_id(parent: str, node: int, attempt: int, n: int = 0) -> str:
+    """The id of the ``n``-th child an attempt of ``node`` starts (on its parent's
+    shard): a ``Child`` node's run starts one (``n`` 0), a task may start several
+    (``current_task().submit``, counted from 0 in each run)."""
+    path = f"{parent}/{node}/{attempt}" + (f"/{n}" if n else "")
+    digest = hashlib.sha256(path.encode()).hexdigest()
     return f"{shard_of(parent)}-{MARK}{digest[:20]}"
 
 
-def child_ids(workflow_id: str, definition: Definition, state: State) -> list[str]:
-    """The ids of every child the workflow may have started (one per attempt of each
-    child node it reached)."""
-    return [
-        child_workflow_id(workflow_id, node.id, attempt)
-        for node in definition.nodes
-        if isinstance(node, TaskNode) and node.child
-        for attempt in range(1, state.attempt.get(node.id, 0) + 1)
-    ]
+def attached_children(state: State) -> list[str]:
+    """The children that cancelling the workflow cancels (all but detached ones)."""
+    return [child for child, started in state.children.items() if not started.detached]

@@ -208,6 +208,24 @@ class WorkflowResumed(Event):
         return schema.resumed_key(self.epoch)
 
 
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class ChildStarted(Event):
+    """An attempt of ``node`` started the child workflow ``child`` (a ``Child`` node's
+    run, or ``current_task().submit``); recorded before the child is submitted, so the
+    log names every child that may exist. Not a decision: nothing follows from it."""
+
+    code: ClassVar[int] = int(EventType.CHILD_STARTED)
+    node: int
+    attempt: int
+    child: str
+    """The child's workflow id (``streamflow.model.children.child_workflow_id``)."""
+    detached: bool = False
+    """Cancelling this workflow leaves a detached child running."""
+
+    def idempotency_key(self) -> str:
+        return schema.child_key(self.child)
+
+
 TERMINAL = (WorkflowCompleted, WorkflowFailed, WorkflowCancelled)
 """The events that end a workflow (idempotency key ``end``)."""
 DECISIONS = (TaskEnqueued, BarrierReleased, BarrierDecremented, HistoryWarning, *TERMINAL)
@@ -229,6 +247,7 @@ _TYPES: dict[int, type[Event]] = {
         HistoryWarning,
         SignalReceived,
         WorkflowResumed,
+        ChildStarted,
     )
 }
 _FIELDS: dict[int, tuple[str, ...]] = {

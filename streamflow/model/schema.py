@@ -112,6 +112,7 @@ DECREMENTED = "dec:"
 RELEASED = "rel:"
 SIGNAL = "sig:"
 RESUMED = "res:"
+CHILD = "ch:"
 
 
 def enqueued_key(node: int, attempt: int) -> str:
@@ -136,6 +137,10 @@ def signal_key(name: str) -> str:
 
 def resumed_key(epoch: int) -> str:
     return f"{RESUMED}{epoch}"
+
+
+def child_key(child_id: str) -> str:
+    return f"{CHILD}{child_id}"
 
 
 # -- what the apply and submit scripts are told ----------------------------------------
@@ -189,6 +194,7 @@ class EventType(enum.IntEnum):
     HISTORY_WARNING = 11
     SIGNAL_RECEIVED = 12
     WORKFLOW_RESUMED = 13
+    CHILD_STARTED = 14
 
 
 # -- the Lua side ----------------------------------------------------------------------

@@ -20,6 +20,7 @@ from streamflow.model.events import (
     TERMINAL,
     BarrierDecremented,
     BarrierReleased,
+    ChildStarted,
     Entry,
     Event,
     OutOfLine,
@@ -93,6 +94,8 @@ class State:
     """How many times the workflow has been resumed."""
     retry_base: dict[int, int] = dataclasses.field(default_factory=dict)
     """Task node -> attempts it had before the last resume (its retries count on)."""
+    children: dict[str, ChildStarted] = dataclasses.field(default_factory=dict)
+    """Child workflow id -> the event that started it, in the order started."""
 
     def copy(self) -> State:
         return copy.deepcopy(self)
@@ -150,6 +153,8 @@ def fold(state: State, entry: Entry) -> State:
         state.last_decision = entry.seq
     elif isinstance(event, WorkflowResumed):
         _resume(state, event, entry.seq)
+    elif isinstance(event, ChildStarted):
+        state.children[event.child] = event
     elif isinstance(event, WorkflowSubmitted):
         state.status = RUNNING
         state.def_hash = event.def_hash

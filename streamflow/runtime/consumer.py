@@ -23,7 +23,7 @@ from streamflow.model.errors import DecodeError, DefinitionError
 from streamflow.model.events import TaskFailed, TaskStarted, TaskSucceeded, encode_event
 from streamflow.model.messages import decode_task
 from streamflow.model.schema import WORKER_GROUP
-from streamflow.runtime.context import TaskContext
+from streamflow.runtime.context import ChildStarter, TaskContext
 from streamflow.runtime.executor import Executor
 from streamflow.runtime.faults import crash_point
 from streamflow.runtime.heartbeat import Heartbeat
@@ -85,8 +85,10 @@ class Consumer:
         settings: Settings,
         heartbeat: Heartbeat,
         outage: Outage,
+        start_child: ChildStarter | None = None,
     ) -> None:
         self.name = name
+        self.start_child = start_child
         self.queue_keys = list(queue_keys)
         self.heartbeat = heartbeat
         self.store = store
@@ -333,7 +335,11 @@ class Consumer:
 
     def _hold(self, job: Job) -> None:
         job.context = TaskContext(
-            workflow_id=job.workflow_id, node=job.node, attempt=job.attempt, actor=job.actor.name
+            workflow_id=job.workflow_id,
+            node=job.node,
+            attempt=job.attempt,
+            actor=job.actor.name,
+            starter=self.start_child,
         )
         self.leases.hold(job)
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from streamflow.model.schedules import ScheduleSpec
+from streamflow.runtime.context import TaskContext
 from streamflow.runtime.hooks import Hooks
 from streamflow.runtime.jobs import Runnable
 from streamflow.runtime.observe import Observers
@@ -34,6 +35,10 @@ class Host(Protocol):
 
     @property
     def hooks(self) -> Sequence[Hooks]: ...
+
+    def start_child(self, task: TaskContext, canvas: Any, detached: bool, n: int) -> Any:
+        """``current_task().submit``: start a child workflow of the task's."""
+        ...
 
     @property
     def observers(self) -> Observers: ...

@@ -202,6 +202,7 @@ class Worker:
             settings=settings,
             heartbeat=self.heartbeat,
             outage=self._outage,
+            start_child=app.start_child,
         )
         self.executor.lone = Lone(
             store, self.name, ended=self._ended, unreadable=self.consumer.unreadable

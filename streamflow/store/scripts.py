@@ -340,6 +340,11 @@ def fail(*, wf: WorkflowKeys, failed: bytes) -> Call:
     )
 
 
+def note(*, wf: WorkflowKeys, key: str, event: bytes) -> Call:
+    """``note.lua``: append an event of note (no decision) once, by its key."""
+    return Call("note", [wf.log, wf.idx, wf.archive], [key, event])
+
+
 def lone(
     *,
     wf: WorkflowKeys,
@@ -360,7 +365,7 @@ def lone(
 
 
 WRITES = frozenset(
-    {"submit", "start", "outcome", "apply", "resume", "lone"}  # append events
+    {"submit", "start", "outcome", "apply", "resume", "lone", "note"}  # append events
     | {"archive", "rebuild", "expire", "fail"}  # replace or remove a log, end one
 )
 """Scripts that write a workflow's state (``durability="replicated"`` waits after them)."""

@@ -187,6 +187,16 @@ class Views:
             "counts": _counts(definition, state),
             "error": jsonable(state.end.get("error")),
             "reason": state.end.get("reason"),
+            "parent": state.options.get("parent"),
+            "children": [
+                {
+                    "workflow_id": c.child,
+                    "node": c.node,
+                    "attempt": c.attempt,
+                    "detached": c.detached,
+                }
+                for c in state.children.values()
+            ],
             "graph": layout(definition, state),
             "tasks": _tasks(definition, state, history),
             "events": [_event_row(entry) for entry in history[-events:]],

@@ -155,6 +155,15 @@ async function drawWorkflow(params, id) {
     ["Tasks", counts],
     ["Events", data.events_total],
   ];
+  const link = (wf) => h("a", { href: `#/workflows/${encodeURIComponent(wf)}`, class: "mono" }, wf);
+  if (data.parent) {
+    facts.push(["Parent", h("span", { "data-parent": data.parent.workflow_id }, link(data.parent.workflow_id),
+      ` (node ${data.parent.node}, attempt ${data.parent.attempt}${data.parent.detached ? ", detached" : ""})`)]);
+  }
+  if (data.children.length) {
+    facts.push(["Children", h("span", {}, data.children.map((c, i) => h("span", { "data-child": c.workflow_id },
+      i ? ", " : "", link(c.workflow_id), ` (node ${c.node}${c.detached ? ", detached" : ""})`)))]);
+  }
   if (data.error) facts.push(["Error", `${data.error.type}: ${data.error.message}`]);
   if (data.reason) facts.push(["Reason", data.reason]);
   const events = data.events.map((e) => {
