@@ -46,12 +46,13 @@ import streamflow.runtime.executor
 import streamflow.runtime.projector
 import streamflow.runtime.recorder
 import streamflow.runtime.recovery
-from proptests.simulator import ACTORS, DECIDABLE, Case
+from proptests.simulator import ACTORS, DECIDABLE, Case, evaluate, task_ids
 from streamflow.api.app import App
 from streamflow.api.canvas import Canvas, Chain, Group, Message, WithDelay
+from streamflow.api.compile import compile_canvas
 from streamflow.api.handles import WorkflowHandle
 from streamflow.model.definition import Definition
-from streamflow.model.events import Entry, to_entry
+from streamflow.model.events import Entry, WorkflowSubmitted, to_entry
 from streamflow.model.index import index_fields
 from streamflow.model.messages import decode_task_message, decode_wake
 from streamflow.model.schema import PROJECTOR_GROUP, WORKER_GROUP
@@ -216,7 +217,8 @@ def _body(name: str, plan: dict[str, Case]) -> Callable[..., Any]:
     def body(*args: Any, **kwargs: Any) -> Any:
         task = current_task()
         assert task is not None
-        if task.attempt <= plan[task.workflow_id].fail_until.get(task.node, 0):
+        case = plan.get(task.workflow_id)  # a child workflow: none of its tasks fail
+        if case is not None and task.attempt <= case.fail_until.get(task.node, 0):
             raise Boom(f"attempt {task.attempt}")
         return fn(*args, **kwargs)
 
@@ -227,8 +229,18 @@ def _body(name: str, plan: dict[str, Case]) -> Callable[..., Any]:
 # -- cases, shown briefly --------------------------------------------------------------
 
 
+def child_canvas(case: Case, node: int) -> Canvas:
+    """The canvas of the ``Child`` node ``node`` of a case."""
+    messages = dict(zip(task_ids(case.definition), evaluate(case.canvas).messages, strict=True))
+    canvas = messages[node].child
+    assert canvas is not None, f"node {node} is no Child node"
+    return canvas
+
+
 def describe(canvas: Canvas) -> str:
     """A canvas in a line: ``Chain(f(1), Group(flaky(2, ignore, 1ms)))``."""
+    if isinstance(canvas, Message) and canvas.child is not None:
+        return f"Child({describe(canvas.child)}, retries={canvas.options.max_retries})"
     if isinstance(canvas, Message):
         parts = [repr(a) for a in canvas.args]
         parts += [f"{k}={v!r}" for k, v in canvas.kwargs.items()]
@@ -303,8 +315,9 @@ class Cluster:
         """The test's own connection (processes come and go with theirs)."""
         self.keys = Keys(prefix)
         self.workflows: list[Tracked] = []
-        self._order: dict[str, int] = {}
-        """Workflow id -> its position in ``workflows`` (ids are random; positions not)."""
+        self._order: dict[str, tuple[int, ...]] = {}
+        """Workflow id -> its position in ``workflows``, a child's after its parent's
+        (its node and attempt): ids are random, positions not."""
 
     def _spawn(self, index: int | None = None) -> Process:
         index = len(self.procs) if index is None else index
@@ -349,9 +362,28 @@ class Cluster:
         workflow_id = app.new_workflow_id()
         self.plan[workflow_id] = case  # before the submit: its messages exist at once
         app.submit(case.canvas, workflow_id=workflow_id)
-        self._order[workflow_id] = len(self.workflows)
+        self._order[workflow_id] = (len(self.workflows),)
         self.workflows.append(Tracked(workflow_id, case))
         return workflow_id
+
+    def _order_of(self, workflow_id: str) -> tuple[int, ...]:
+        """A workflow's position; a child workflow (a ``Child`` node's, seen for the
+        first time in a queue) is tracked from then on, its case its node's canvas."""
+        if workflow_id not in self._order:
+            submitted = self.handle(workflow_id).history()[0].event
+            assert isinstance(submitted, WorkflowSubmitted)
+            link = submitted.options["parent"]
+            parent = next(t for t in self.workflows if t.workflow_id == link["workflow_id"])
+            canvas = child_canvas(parent.case, link["node"])
+            self._order[workflow_id] = (
+                *self._order_of(parent.workflow_id),
+                link["node"],
+                link["attempt"],
+            )
+            case = Case(canvas=canvas, compiled=compile_canvas(canvas), fail_until={})
+            self.workflows.append(Tracked(workflow_id, case))
+            self.stats["child workflows"] += 1
+        return self._order[workflow_id]
 
     def messages(self) -> list[QueueMessage]:
         """Every message in the queues, in an order that does not depend on timing:
@@ -364,7 +396,7 @@ class Cluster:
             for raw_id, fields in entries:
                 msg_id, data = raw_id.decode(), fields.get(b"m", b"")
                 workflow_id, node, attempt, _ = decode_task_message(data)
-                order = (self._order[workflow_id], node, attempt, _id_key(msg_id))
+                order = (self._order_of(workflow_id), node, attempt, _id_key(msg_id))
                 out.append(QueueMessage(order, queue, msg_id, data, holders.get(msg_id)))
         return sorted(out)
 
@@ -447,7 +479,7 @@ class Cluster:
     def _job_order(self, item: tuple[Callable[..., Any], tuple[Any, ...]]) -> Any:
         fn, args = item
         job = args[0]
-        return (self._order[job.workflow_id], job.node, job.attempt, fn.__name__)
+        return (self._order_of(job.workflow_id), job.node, job.attempt, fn.__name__)
 
     def renew(self, index: int) -> None:
         leases = self.procs[index].worker.leases

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from streamflow import testing
 from streamflow.api.actors import Actor
 from streamflow.api.canvas import Canvas, Chain, Group, Message, WithDelay
+from streamflow.api.children import Child
 from streamflow.api.compile import Compiled, compile_canvas
 from streamflow.api.signals import Signal
 from streamflow.model import codec
@@ -63,6 +64,8 @@ __all__ = [
     "Simulator",
     "canvases",
     "cases",
+    "child_canvases",
+    "child_cases",
     "evaluate",
     "messages",
     "rebuild",
@@ -173,6 +176,47 @@ def cases(draw: st.DrawFn, **canvas_bounds: int) -> Case:
     return Case(canvas=canvas, compiled=compiled, fail_until=fail_until)
 
 
+def child_canvases(
+    max_depth: int = 3, max_width: int = 4, max_tasks: int = 8, max_items: int = 12
+) -> st.SearchStrategy[Canvas]:
+    """Canvases of the test actors with ``Child`` nodes (0 or 1 retry), whose canvases
+    may hold ``Child`` nodes of their own (one level more)."""
+
+    def canvases_of(messages: st.SearchStrategy[Any], tasks: int) -> st.SearchStrategy[Canvas]:
+        return user_canvases(
+            messages=messages,
+            max_depth=max_depth,
+            max_width=max_width,
+            max_tasks=tasks,
+            max_items=max_items,
+        )
+
+    def children(inner: st.SearchStrategy[Canvas]) -> st.SearchStrategy[Message]:
+        return st.builds(lambda c, r: Child(c, max_retries=r), inner, st.integers(0, 1))
+
+    leaves = children(canvases_of(_MESSAGES, max(1, max_tasks // 2)))
+    inner = children(canvases_of(st.one_of(_MESSAGES, leaves), max(1, max_tasks // 2)))
+    return canvases_of(st.one_of(_MESSAGES, _MESSAGES, inner), max_tasks)
+
+
+def _recovering(draw: st.DrawFn, canvas: Canvas) -> Case:
+    """A case whose flaky and fragile tasks fail, each within its retries."""
+    compiled = compile_canvas(canvas)
+    fail_until = {
+        node.id: draw(st.integers(0, node.options.max_retries))
+        for node in compiled.definition.nodes
+        if isinstance(node, TaskNode) and node.actor in ("flaky", "fragile")
+    }
+    return Case(canvas=canvas, compiled=compiled, fail_until=fail_until)
+
+
+@st.composite
+def child_cases(draw: st.DrawFn, **canvas_bounds: int) -> Case:
+    """Cases with ``Child`` nodes; the parent's own flaky and fragile tasks may fail."""
+    canvas = draw(child_canvases(**canvas_bounds))
+    return _recovering(draw, canvas)
+
+
 SIGNALS = ("s0", "s1", "s2")
 """The names signal nodes wait for (several nodes may wait for one)."""
 
@@ -211,13 +255,7 @@ def signal_cases(
             max_items=max_items,
         )
     )
-    compiled = compile_canvas(canvas)
-    fail_until = {
-        node.id: draw(st.integers(0, node.options.max_retries))
-        for node in compiled.definition.nodes
-        if isinstance(node, TaskNode) and node.actor in ("flaky", "fragile")
-    }
-    return Case(canvas=canvas, compiled=compiled, fail_until=fail_until)
+    return _recovering(draw, canvas)
 
 
 # -- the reference model ---------------------------------------------------------------

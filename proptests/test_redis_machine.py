@@ -63,6 +63,7 @@ from proptests.simulator import (
     Checker,
     F,
     cases,
+    child_cases,
     evaluate,
     payload_of,
     signal_cases,
@@ -94,7 +95,10 @@ cover a machine run by ``run_state_machine_as_test``)."""
 @st.composite
 def _planned(draw: st.DrawFn) -> Planned:
     bounds = {"max_depth": 3, "max_width": 6, "max_tasks": 10, "max_items": 24}
-    return Planned(draw(st.one_of(cases(**bounds), signal_cases(**bounds))))
+    children = {"max_depth": 3, "max_width": 4, "max_tasks": 6, "max_items": 12}
+    return Planned(
+        draw(st.one_of(cases(**bounds), signal_cases(**bounds), child_cases(**children)))
+    )
 
 
 SMALL_CASES = _planned()
@@ -229,13 +233,22 @@ class RedisWorkflowMachine(RuleBasedStateMachine):
         client.close()
         self.cluster = Cluster(url, prefix=f"m{next(_EXAMPLES)}")
         self.watched: list[Watched] = []
+        self.submitted = 0
+        """Workflows the rules submitted (the rest of ``watched``: child workflows)."""
 
     def _submit(self, case: Case) -> None:
+        self._watch_children()
+        self.submitted += 1
         wf = self.cluster.submit(case)
         tracked = self.cluster.workflows[-1]
         assert tracked.workflow_id == wf
         self.watched.append(Watched(tracked, case.definition))
         self.cluster.stats["tasks submitted"] += case.definition.task_count
+
+    def _watch_children(self) -> None:
+        """Child workflows the cluster started tracking (seen in a queue) are watched."""
+        for tracked in self.cluster.workflows[len(self.watched) :]:
+            self.watched.append(Watched(tracked, tracked.case.definition))
 
     @initialize(case=SMALL_CASES)
     def submit_first(self, case: Planned) -> None:
@@ -245,7 +258,7 @@ class RedisWorkflowMachine(RuleBasedStateMachine):
     # test_core: with swarm testing, a run whose enabled rules all had false
     # preconditions would stop early.
 
-    @precondition(lambda self: len(self.watched) < MAX_WORKFLOWS)
+    @precondition(lambda self: self.submitted < MAX_WORKFLOWS)
     @rule(case=SMALL_CASES)
     def submit(self, case: Planned) -> None:
         self.cluster.stats["rule submit"] += 1
@@ -365,6 +378,7 @@ class RedisWorkflowMachine(RuleBasedStateMachine):
     @invariant()
     def logs_keep_the_contract(self) -> None:
         self.cluster.stats["steps"] += 1
+        self._watch_children()
         for watched in self.watched:
             watched.check(self.cluster)
 
@@ -398,6 +412,7 @@ class RedisWorkflowMachine(RuleBasedStateMachine):
                     if not [w for w in self.watched if w.resumes and self._resume(0, w)]:
                         break
                     self.cluster.drain()
+                self._watch_children()
                 statuses = collections.Counter(w.check_finished(self.cluster) for w in self.watched)
                 assert self.cluster.idle()
                 assert not self.cluster.client.scard(self.cluster.keys.active(SHARD))

@@ -98,12 +98,21 @@ def _running(handle: Any) -> bool:
         return False
 
 
-def test_the_simulator_says_it_does_not_run_children(app: App, r: redis.Redis) -> None:
-    from streamflow.testing import Simulator
+def test_the_simulator_runs_children_as_a_worker_does(app: App, r: redis.Redis) -> None:
+    from streamflow.testing import Simulator, assert_audit_clean
 
-    add, _, _, _ = actors(app, r)
-    with pytest.raises(ValueError, match="does not run child workflows"):
-        Simulator(Child(add.message(1, 2)))
+    add, total, _, _ = actors(app, r)
+    inner = Chain(Group(add.message(1, 1), Child(add.message(2, 2))), total.message())
+    canvas = Chain(add.message(1, 2), Child(inner), add.message_with_options(args=(100,)))
+    sim = Simulator(canvas)
+    sim.submit()
+    sim.drain()
+    with app.worker(concurrency=1):
+        assert app.submit(canvas).result(timeout=15) == sim.result().result == 106
+    family = list(sim.family())
+    assert [m.idx.status for m in family] == ["completed"] * 3  # parent, child, grandchild
+    for member in family:
+        assert_audit_clean(member.log, member.definition)
 
 
 def test_the_sweep_finishes_a_parent_its_child_could_not_tell(

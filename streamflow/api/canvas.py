@@ -76,6 +76,9 @@ class Message(Generic[R]):
     ``(message_data, retry_info)``: the failure, ``retries`` and ``max_retries``."""
     app: Submitter | None = dataclasses.field(default=None, compare=False, repr=False)
     """The App its actor is registered with (used by ``send``, ``pipeline.run``)."""
+    child: Canvas | None = dataclasses.field(default=None, compare=False, repr=False)
+    """A ``Child`` node's canvas, as given (its compiled form is in ``args``): for the
+    testing kit's simulator and reference model."""
 
     def __or__(self, other: Canvas) -> pipeline:
         return pipeline([self, other])

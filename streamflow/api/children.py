@@ -11,6 +11,7 @@ sweep re-sends the message (the attempt is started, and its message gone).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
@@ -83,7 +84,7 @@ def Child(  # a canvas node, named like the others (Chain, Group)
     """
     check_canvas(canvas, "Child canvas")
     compiled = compile_canvas(canvas)
-    return builtin_node(
+    node = builtin_node(
         CHILD_ACTOR,
         queue=queue,
         max_retries=max_retries,
@@ -92,6 +93,7 @@ def Child(  # a canvas node, named like the others (Chain, Group)
         allow_failure=allow_failure,
         args=(compiled.definition.to_bytes, dict(compiled.args)),
     )
+    return dataclasses.replace(node, child=canvas)
 
 
 class ChildError(StreamflowError):

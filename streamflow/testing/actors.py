@@ -89,6 +89,8 @@ def actor_registry(canvas: Canvas | None, actors: Actors) -> dict[str, Actor[...
                 registered = getattr(item.app, "actors", {}).get(item.actor_name)
                 if registered is not None:
                     found[item.actor_name] = registered
+            if item.child is not None:  # a Child node's canvas
+                stack.append(item.child)
         elif isinstance(item, Chain):
             stack.extend(item.steps)
         elif isinstance(item, Group):

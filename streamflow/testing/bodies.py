@@ -128,6 +128,12 @@ class Bodies:
         # The log holds what the codec gives back (a tuple comes back as a list).
         return TaskSucceeded(node=node, attempt=attempt, result=codec.decode(data), cause=start_seq)
 
+    def failure(
+        self, node: int, attempt: int, cause: int, exc: Exception, idx: State
+    ) -> TaskFailed:
+        """The outcome of a built-in run (a ``Child`` node's) that raised ``exc``."""
+        return self._failure(None, self.definition.task(node), attempt, cause, exc, idx)
+
     def _failure(
         self,
         actor: Actor[..., Any] | None,

@@ -37,10 +37,11 @@ class QueueMessage:
 
 @dataclasses.dataclass(frozen=True, slots=True, eq=False)
 class Job:
-    """A delivery a worker is running: the outcome it will record."""
+    """A delivery a worker is running: the outcome it will record (None: a ``Child``
+    node's run that parks, acknowledging its message with no outcome)."""
 
     message: QueueMessage
-    outcome: TaskSucceeded | TaskFailed
+    outcome: TaskSucceeded | TaskFailed | None
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)

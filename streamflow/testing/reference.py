@@ -59,6 +59,14 @@ def evaluate(
 def _evaluate(
     canvas: Canvas, piped: Any, delay_ms: int, out: Evaluation, actors: dict[str, Actor[..., Any]]
 ) -> Any:
+    if isinstance(canvas, Message) and canvas.child is not None:
+        # A Child node: its canvas's value, as a workflow of its own (nothing piped in).
+        value = evaluate(canvas.child, actors=actors).value
+        out.messages.append(canvas)
+        out.inputs.append(NOTHING)
+        out.values.append(value)
+        out.delays_ms.append(delay_ms + canvas.delay_ms)
+        return value
     if isinstance(canvas, Message):
         args = list(canvas.args)
         if piped is not NOTHING and not canvas.pipe_ignore:

@@ -51,6 +51,7 @@ from streamflow.model.schema import RUNNING
 from streamflow.model.state import State, fold, fold_all
 from streamflow.testing.actors import Actors, actor_registry
 from streamflow.testing.bodies import Bodies
+from streamflow.testing.children import ChildPlan, Children
 from streamflow.testing.inputs import Inputs
 from streamflow.testing.records import Job, QueueMessage, SimResult, remember
 
@@ -65,7 +66,7 @@ DECIDABLE = (
 """Events ``decide`` reacts to: the causes a projector may be handed."""
 
 
-class Simulator(Inputs):
+class Simulator(Inputs, Children):
     """The log, the index, the queues and the workers of one workflow, in memory.
 
     Every script is one call that appends entries atomically, with the rules of its Lua
@@ -81,6 +82,8 @@ class Simulator(Inputs):
         fail_until: outcome plan: task node id -> its attempts 1..k raise
             ``SimulatedFailure`` instead of running the body.
         on_failure: the workflow's on_failure actor (as ``App.submit`` takes it).
+        child_plan: the outcome plan of each child workflow a ``Child`` node starts,
+            from the node, its attempt and the child's definition (default: none fail).
     """
 
     def __init__(
@@ -90,6 +93,7 @@ class Simulator(Inputs):
         actors: Actors = (),
         fail_until: Mapping[int, int] | None = None,
         on_failure: Actor[..., Any] | None = None,
+        child_plan: ChildPlan | None = None,
     ) -> None:
         if isinstance(canvas, Compiled):
             self.compiled = canvas
@@ -101,9 +105,7 @@ class Simulator(Inputs):
             self.actors.setdefault(on_failure.name, on_failure)
         self.definition = self.compiled.definition
         tasks = [n for n in self.definition.nodes if isinstance(n, TaskNode)]
-        if any(n.child for n in tasks):
-            raise ValueError("the simulator does not run child workflows (Child nodes) yet")
-        missing = {n.actor for n in tasks if n.signal is None}
+        missing = {n.actor for n in tasks if n.signal is None and not n.child}
         missing -= set(self.actors)
         if missing:
             raise ValueError(f"no actor function for {sorted(missing)} (pass them as actors=)")
@@ -120,6 +122,13 @@ class Simulator(Inputs):
         self.stats: collections.Counter[str] = collections.Counter()
         self._ms = 1_700_000_000_000
         self._msgs = 0
+        self.workflow_id = "0-51"
+        """The id child workflows' ids derive from (its tasks see ``WORKFLOW_ID``)."""
+        self.options: dict[str, Any] = {}
+        """The submission's options (a child's link to its parent)."""
+        self.children = {}
+        self.told = set()
+        self.child_plan = child_plan
 
     # -- scripts ----------------------------------------------------------------------
 
@@ -152,7 +161,10 @@ class Simulator(Inputs):
     def submit(self) -> list[Entry]:
         """submit.lua: WorkflowSubmitted and the roots' enqueues, decided by ``decide``."""
         submitted = WorkflowSubmitted(
-            def_hash=self.definition.hash, args=self.compiled.args, options={}, engine_version="sim"
+            def_hash=self.definition.hash,
+            args=self.compiled.args,
+            options=self.options,
+            engine_version="sim",
         )
         first = Entry(seq=1, stream_id="0-0", event=submitted)
         decisions = decide(self.definition, fold_all([first]), first)
@@ -215,14 +227,20 @@ class Simulator(Inputs):
             self._ack(message)
             return None
         owner = idx.owner.get(node)
-        if owner is not None and owner != message.msg_id:
+        takeover = owner is not None and owner != message.msg_id
+        if takeover and any(m.msg_id == owner for m in self.queue):
             self.stats["dup"] += 1
             self._ack(message)
             return None
         self.stats["run"] += 1
-        started = TaskStarted(node=node, attempt=attempt, worker="sim", msg_id=message.msg_id)
+        started = TaskStarted(
+            node=node, attempt=attempt, worker="sim", msg_id=message.msg_id, takeover=takeover
+        )
         start_seq = self._script([started])[0].seq
-        job = Job(message, self.bodies.run(node, attempt, start_seq, self.idx, self.log))
+        if self.definition.task(node).child:
+            job = self._run_child(message, node, attempt, start_seq)
+        else:
+            job = Job(message, self.bodies.run(node, attempt, start_seq, self.idx, self.log))
         self.jobs.append(job)
         return job
 
@@ -236,6 +254,11 @@ class Simulator(Inputs):
         after (``project=False``, see ``crash``), projects it inline and acknowledges."""
         self.jobs.remove(job)
         event = job.outcome
+        if event is None:  # parked: acknowledged, then (unless it died) it looks again
+            self._ack(job.message)
+            if project:
+                self._look_again(job.message)
+            return []
         node, attempt = event.node, event.attempt
         idx = self.idx
         if not self._open(node) or idx.attempt.get(node) != attempt:
@@ -343,18 +366,33 @@ class Simulator(Inputs):
             self.stats["conflicts"] += 1
         return entries
 
+    def _new_child(self, compiled: Compiled, fail_until: Mapping[int, int]) -> Simulator:
+        return Simulator(compiled, actors=self.actors, fail_until=fail_until)
+
+    def _outcome_of(
+        self, node: int, attempt: int, start_seq: int, exc: Exception
+    ) -> TaskSucceeded | TaskFailed:
+        return self.bodies.failure(node, attempt, start_seq, exc, self.idx)
+
     def drain(self, max_rounds: int = 1000) -> None:
-        """Run everything left, without further faults, until nothing is pending."""
+        """Run everything left in the family (children too), without further faults,
+        until nothing is pending."""
         for _ in range(max_rounds):
-            if not (self.jobs or self.queue or self.wakeups):
+            family = [m for m in self.family() if isinstance(m, Simulator)]
+            for parent, node, attempt in self.ended_untold():
+                parent.tell(node, attempt)
+            for sim in family:
+                sim.sweep()
+            if not any(s.jobs or s.queue or s.wakeups for s in family):
                 return
-            for job in list(self.jobs):
-                self.finish(job)
-            while self.wakeups:
-                self.recover()
-            for message in list(self.queue):
-                if message in self.queue:
-                    self.deliver(self.queue.index(message))
+            for sim in family:
+                for job in list(sim.jobs):
+                    sim.finish(job)
+                while sim.wakeups:
+                    sim.recover()
+                for message in list(sim.queue):
+                    if message in sim.queue:
+                        sim.deliver(sim.queue.index(message))
         raise AssertionError(f"not drained after {max_rounds} rounds: {self.queue}")
 
     def result(self) -> SimResult:
