@@ -61,7 +61,12 @@ def check(site: Path) -> None:
     if missing:
         raise DocsError(f"the API reference lacks {missing}")
     bench = (site / "benchmarks" / "index.html").read_text()
-    for table in ("reference.md", "reference-cluster.md"):
+    for table in (
+        "reference.md",
+        "reference-plain.md",
+        "reference-plain-processes.md",
+        "reference-cluster.md",
+    ):
         cells = first_row(ROOT / "bench" / "results" / table)
         if not cells or not all(html.escape(cell, quote=False) in bench for cell in cells):
             raise DocsError(f"the benchmarks page lacks bench/results/{table}'s {cells}")

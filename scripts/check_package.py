@@ -2,7 +2,9 @@
 and a wheel (the wheel built from the sdist, so the sdist is complete enough to build);
 both carry the Lua scripts, ``py.typed`` and the LICENSE; the wheel installs in a fresh
 venv, its dependencies from the index, and there ``streamflow --version`` and
-``streamflow demo`` (on the embedded server) run and print what they should.
+``streamflow demo`` (on the embedded server) run and print what they should; so does the
+sdist, in another fresh venv, built there by pip as for a user who installs from it (in
+an isolated build environment, with the backend ``[build-system]`` asks for).
 
 Run by ``scripts/test`` after the tests, and by ``scripts/check-package``. The build uses
 the backend pinned in requirements/build.txt, the one the project's venv holds
@@ -68,11 +70,12 @@ def check_wheel(path: Path, version: str) -> None:
     expect(names, wanted, path.name)
 
 
-def check_installed(wheel: Path, version: str, work: Path) -> None:
-    """A fresh venv takes the wheel and runs the command from it, not from this tree."""
-    venv = work / "venv"
+def check_installed(artefact: Path, version: str, work: Path) -> None:
+    """A fresh venv of its own takes ``artefact`` (the wheel, or the sdist, which pip
+    builds first) and runs the command from it, not from this tree."""
+    venv = work / f"venv-{'wheel' if artefact.suffix == '.whl' else 'sdist'}"
     run([sys.executable, "-m", "venv", str(venv)], cwd=work)
-    run([str(venv / "bin" / "pip"), "install", "-q", str(wheel)], cwd=work)
+    run([str(venv / "bin" / "pip"), "install", "-q", str(artefact)], cwd=work)
     env = {k: v for k, v in os.environ.items() if k not in {"STREAMFLOW_REDIS_URL", "PYTHONPATH"}}
     where = run(
         [str(venv / "bin" / "python"), "-c", "import streamflow; print(streamflow.__file__)"],
@@ -83,11 +86,13 @@ def check_installed(wheel: Path, version: str, work: Path) -> None:
         raise PackageError(f"streamflow was imported from {where.strip()}, not from {venv}")
     shown = run([str(venv / "bin" / "streamflow"), "--version"], cwd=work, env=env)
     if shown.strip() != f"streamflow {version}":
-        raise PackageError(f"streamflow --version printed {shown.strip()!r}")
+        raise PackageError(f"streamflow --version from {artefact.name} printed {shown.strip()!r}")
     output = run([str(venv / "bin" / "streamflow"), "demo"], cwd=work, env=env)
     missing = [line for line in DEMO_LINES if line not in output]
     if missing:
-        raise PackageError(f"streamflow demo did not print {missing}:\n{output}")
+        raise PackageError(
+            f"streamflow demo from {artefact.name} did not print {missing}:\n{output}"
+        )
 
 
 def main() -> int:
@@ -105,8 +110,12 @@ def main() -> int:
         check_sdist(sdist, version)
         check_wheel(wheel, version)
         check_installed(wheel, version, work)
+        check_installed(sdist, version, work)
     took = time.monotonic() - started
-    print(f"package ok: streamflow {version}: sdist, wheel built, installed, run ({took:.0f} s)")
+    print(
+        f"package ok: streamflow {version}: sdist and wheel built, each installed in a "
+        f"fresh venv and run ({took:.0f} s)"
+    )
     return 0
 
 

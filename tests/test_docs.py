@@ -77,3 +77,7 @@ def test_page_examples_run(
         close_apps(*spaces)  # their subscriptions would outlive the test
         for name in modules:
             sys.modules.pop(name, None)
+        if "sentry_sdk" in sys.modules:  # a page's sentry_sdk.init: no client outlives it
+            sentry_sdk = sys.modules["sentry_sdk"]
+            sentry_sdk.get_client().close()
+            sentry_sdk.get_global_scope().set_client(None)

@@ -1,18 +1,18 @@
 """Flask, the extra ``streamflow[flask]``: an extension for the application-factory
 pattern, and the ``flask streamflow worker`` command.
 
-::
+```python
+sf = Streamflow()                 # in a module of its own, e.g. extensions.py
 
-    sf = Streamflow()                 # in a module of its own, e.g. extensions.py
+@sf.actor                         # actors register on the extension
+def send_welcome(user_id): ...
 
-    @sf.actor                         # actors register on the extension
-    def send_welcome(user_id): ...
-
-    def create_app():
-        flask_app = Flask(__name__)
-        flask_app.config.from_prefixed_env()   # e.g. FLASK_STREAMFLOW_URL
-        sf.init_app(flask_app)
-        return flask_app
+def create_app():
+    flask_app = Flask(__name__)
+    flask_app.config.from_prefixed_env()   # e.g. FLASK_STREAMFLOW_URL
+    sf.init_app(flask_app)
+    return flask_app
+```
 
 Each application's App is made by ``init_app`` from its config: every key
 ``STREAMFLOW_<NAME>`` is the ``App`` argument ``<name>`` (``STREAMFLOW_URL``,

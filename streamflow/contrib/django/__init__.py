@@ -1,17 +1,21 @@
 """Django, the extra ``streamflow[django]``.
 
 Add ``"streamflow.contrib.django"`` to ``INSTALLED_APPS`` and describe the App in
-settings; every key is an ``App`` argument in capitals, all optional::
+settings; every key is an ``App`` argument in capitals, all optional:
 
-    STREAMFLOW = {"URL": "redis://localhost:6379/0", "PREFIX": "sf", "RETENTION": 86400}
+```python
+STREAMFLOW = {"URL": "redis://localhost:6379/0", "PREFIX": "sf", "RETENTION": 86400}
+```
 
 (no ``URL``: ``STREAMFLOW_REDIS_URL``, as for ``App()``). Actors go in the ``tasks``
-module of an installed application, registered on the App these settings make::
+module of an installed application, registered on the App these settings make:
 
-    from streamflow.contrib.django import app
+```python
+from streamflow.contrib.django import app
 
-    @app.actor
-    def send_welcome(user_id): ...
+@app.actor
+def send_welcome(user_id): ...
+```
 
 ``python manage.py streamflow_worker [options]`` runs a worker for it, with every option
 of ``streamflow worker``, after importing every installed application's ``tasks``
