@@ -306,6 +306,8 @@ class Checker:
         """(node, attempt) a resume re-runs."""
         self.base: dict[int, int] = {}
         """Task -> attempts it had before the last resume."""
+        self.kept: set[int] = set()
+        """Tasks whose results a fork keeps (decided, never run)."""
         self.ended = False
 
     def feed(self, entries: Sequence[Entry]) -> None:
@@ -323,6 +325,8 @@ class Checker:
         assert not self.ended or isinstance(event, WorkflowResumed), f"{where} after the end"
         assert event.cause < seq, f"{where}: its cause is not earlier"
         assert isinstance(event, WorkflowSubmitted) == (seq == 1), where
+        if isinstance(event, WorkflowSubmitted):
+            self.kept = set(event.options.get("fork", {}).get("results", {}))
         if isinstance(event, TaskEnqueued):
             node, attempt = event.node, event.attempt
             assert self.enqueued.get(node, 0) < attempt, f"second or backward enqueue: {where}"
@@ -369,7 +373,11 @@ class Checker:
         elif isinstance(event, (TaskSucceeded, TaskFailed)):
             node, attempt = event.node, event.attempt
             name = d.task(node).signal
-            if name is None:
+            if node in self.kept:  # decided, never run: the result the fork keeps
+                assert isinstance(event, TaskSucceeded) and attempt == 1, where
+                assert (node, attempt) not in self.started, f"a kept task ran: {where}"
+                self.started.add((node, attempt))
+            elif name is None:
                 assert (node, attempt) in self.started, f"outcome without a start: {where}"
             else:  # decided, never run: its signal's payload, once the signal came
                 assert isinstance(event, TaskSucceeded), f"no timeout here: {where}"

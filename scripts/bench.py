@@ -512,6 +512,8 @@ def main() -> int:
                         continue
                     runs: list[dict[str, Any]] = []
                     for i in range(args.repeat):
+                        # Said before each run too: a long one shows what it is on.
+                        progress(f"{name} n={n:,} {system} run {i + 1}/{args.repeat} ...")
                         client.flushall()
                         try:
                             if system == "streamflow":

@@ -8,24 +8,32 @@ starts the endpoint. What is counted (Prometheus's naming conventions: base unit
 - tasks started, succeeded, retried and failed (for good), by actor and queue; how long
   bodies ran, and how long messages waited in their queue before they started, as
   histograms; the tasks running now;
-- workflows submitted by this process, and ended here by status;
-- Redis errors, and the round trip of the pipelines that run the scripts, by script;
-- read from Redis at each scrape (at most every ``QUEUE_READ_S``): per queue, the
-  messages waiting (the consumer group's lag), in flight, the age of the oldest in
-  flight, delayed, parked, and dead letters.
+- workflows submitted by this process, and ended here by status; messages it
+  dead-lettered, by queue;
+- Redis errors it caught and rode out, by the part that met them (a role's name, the
+  scripts' pipelines, an outcome's recording), and the round trip of the pipelines that
+  run the scripts, by script;
+- read from Redis at each scrape (at most every ``QUEUE_READ_S``): per queue, its
+  stream's length, the messages waiting (the consumer group's lag), in flight, the age of
+  the oldest in flight, delayed, parked, and dead letters; and the worker processes on
+  the roster by state (live, silent, stopped).
+
+``Metrics`` is told in the thread that does the work, so each of its methods only adds
+to a counter or a histogram; what Redis holds is read when scraped, not as work happens.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from streamflow.logs import get_logger
 from streamflow.model.events import TaskFailed, TaskSucceeded
 from streamflow.runtime.jobs import Job
 from streamflow.runtime.observe import Observer, outcome_of, waited_s
+from streamflow.store import roster
 from streamflow.store.queues import QueueStats, queue_stats, totals
 from streamflow.store.scripts import Call
 
@@ -48,7 +56,10 @@ SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 1
 SCRIPT_SECONDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
 """Histogram buckets of script round trips (s)."""
 QUEUE_READ_S = 5.0
-"""Queue gauges are read from Redis at most this often (scrapes in between reuse them)."""
+"""The gauges of what Redis holds (queues, the roster) are read at most this often
+(scrapes in between reuse them)."""
+
+T = TypeVar("T")
 
 
 class Metrics(Observer):
@@ -96,9 +107,15 @@ class Metrics(Observer):
             ("status",),
             registry=registry,
         )
+        self.dead_letters = prometheus_client.Counter(
+            "streamflow_dead_letters",
+            "Messages this process put on the dead-letter stream, by queue.",
+            ("queue",),
+            registry=registry,
+        )
         self.redis_errors = prometheus_client.Counter(
             "streamflow_redis_errors",
-            "Redis commands that failed, by the part that sent them.",
+            "Redis errors this process caught and rode out, by the part that met them.",
             ("where",),
             registry=registry,
         )
@@ -132,6 +149,9 @@ class Metrics(Observer):
     def redis_error(self, where: str) -> None:
         self.redis_errors.labels(where).inc()
 
+    def dead_lettered(self, queue: str, reason: str) -> None:
+        self.dead_letters.labels(queue).inc()
+
     def scripts_ran(
         self, calls: Sequence[Call], seconds: float, error: BaseException | None
     ) -> None:
@@ -143,12 +163,36 @@ class Metrics(Observer):
             self.scripts.labels(call.script).observe(seconds)
 
 
+class Throttled(Generic[T]):
+    """``read()``'s value, read again at most every ``QUEUE_READ_S`` (one scrape at a
+    time reads); when Redis fails, the last value stays (a scrape never fails for Redis:
+    the gauges go stale, and the error is logged)."""
+
+    def __init__(self, read: Callable[[], T], empty: T, what: str) -> None:
+        self._read = read
+        self._what = what
+        self._lock = threading.Lock()
+        self._read_at = -QUEUE_READ_S
+        self._value = empty
+
+    def get(self) -> T:
+        with self._lock:
+            if time.monotonic() - self._read_at >= QUEUE_READ_S:
+                try:
+                    self._value = self._read()
+                except Exception:
+                    log.warning("gauges_not_read", gauges=self._what, exc_info=True)
+                self._read_at = time.monotonic()
+            return self._value
+
+
 class QueueGauges(Collector):
     """Per queue, what it holds, read from Redis when scraped (at most every
     ``QUEUE_READ_S``)."""
 
     GAUGES = (
-        ("waiting", "Messages waiting for a worker (the consumer group's lag)."),
+        ("length", "Entries in the queue's stream (XLEN): waiting and in flight."),
+        ("waiting", "Messages not yet delivered to a worker (the consumer group's lag)."),
         ("in_flight", "Messages delivered to a worker and not yet acknowledged."),
         ("delayed", "Messages waiting for their time (delays, retries' backoff)."),
         ("parked", "Messages set aside while their queue or actor is paused."),
@@ -156,13 +200,11 @@ class QueueGauges(Collector):
     )
 
     def __init__(self, app: App) -> None:
-        self.app = app
-        self._lock = threading.Lock()
-        self._read_at = -QUEUE_READ_S
-        self._stats: list[QueueStats] = []
+        empty: list[QueueStats] = []
+        self._stats = Throttled(lambda: totals(queue_stats(app.store)), empty, "queues")
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        stats = self._read()
+        stats = self._stats.get()
         for name, says in self.GAUGES:
             family = GaugeMetricFamily(f"streamflow_queue_{name}", says, labels=["queue"])
             for each in stats:
@@ -177,15 +219,29 @@ class QueueGauges(Collector):
             oldest.add_metric([each.queue], (each.oldest_in_flight_ms or 0) / 1000)
         yield oldest
 
-    def _read(self) -> list[QueueStats]:
-        with self._lock:
-            if time.monotonic() - self._read_at >= QUEUE_READ_S:
-                try:
-                    self._stats = totals(queue_stats(self.app.store))
-                except Exception:  # a scrape never fails for Redis: the gauges go stale
-                    log.warning("queue_gauges_not_read", exc_info=True)
-                self._read_at = time.monotonic()
-            return self._stats
+
+class WorkerGauges(Collector):
+    """The worker processes on the roster by state, read from Redis when scraped (at
+    most every ``QUEUE_READ_S``; one round trip)."""
+
+    def __init__(self, app: App) -> None:
+        def read() -> dict[str, int]:
+            cards, now_ms = roster.read_at(app.client, app.keys)
+            return roster.counts(cards, now_ms)
+
+        empty: dict[str, int] = {}
+        self._counts = Throttled(read, empty, "workers")
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "streamflow_workers",
+            "Worker processes on the roster: live (beat within 10 s), silent (gone without "
+            "a word) and stopped within the last hour.",
+            labels=["state"],
+        )
+        for state, count in self._counts.get().items():
+            family.add_metric([state], count)
+        yield family
 
 
 def instrument(app: App, registry: CollectorRegistry | None = None) -> Metrics:
@@ -194,6 +250,7 @@ def instrument(app: App, registry: CollectorRegistry | None = None) -> Metrics:
     registry = prometheus_client.REGISTRY if registry is None else registry
     metrics = Metrics(registry)
     registry.register(QueueGauges(app))
+    registry.register(WorkerGauges(app))
     app.observers.add(metrics)
     app.store.scripts.timed = metrics.scripts_ran
     return metrics

@@ -198,3 +198,16 @@ def cli(url: str, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]
     done = subprocess.run([*CLI, *args, "--url", url], capture_output=True, text=True, timeout=60)
     assert done.returncode == code, (done.stdout, done.stderr)
     return done
+
+
+def watched(url: str, *args: str, draws: int = 3) -> list[str]:
+    """``streamflow <args> --watch 0.1``: its first ``draws`` lines; then SIGINT, which
+    must end it with exit status 130 and nothing on stderr (no traceback)."""
+    command = [*CLI, *args, "--watch", "0.1", "--url", url]
+    watching = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert watching.stdout is not None
+    lines = [watching.stdout.readline() for _ in range(draws)]
+    watching.send_signal(signal.SIGINT)
+    _, err = watching.communicate(timeout=30)
+    assert watching.returncode == 130 and err == "", (watching.returncode, err)
+    return lines

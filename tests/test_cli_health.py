@@ -1,15 +1,21 @@
 """``streamflow health``: a container probe. Exit status 0 when Redis answers and the
-scripts are there (loaded if missing), and a named worker beats; else 1."""
+scripts are there (loaded if missing), and a named worker beat within ``--max-age``
+seconds; else 1."""
 
 from __future__ import annotations
 
+import re
+import signal
 import socket
+import subprocess
+from pathlib import Path
 
 import pytest
 import redis
 
 from streamflow import App
-from tests.helpers import cli
+from tests.helpers import CLI, cli, stop, worker_process
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -45,3 +51,32 @@ def test_redis_down() -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     assert health(f"redis://127.0.0.1:{port}/0", code=1).startswith("redis    down: ")
+
+
+def test_a_stale_beat_fails_the_probe(
+    app: App, r: redis.Redis, redis_url: str, tmp_path: Path
+) -> None:
+    """A worker process that stops beating (paused here, as a wedged process would be)
+    fails the probe once its last beat is older than ``--max-age``, and passes again
+    once it beats."""
+    log = tmp_path / "worker.log"
+    process = worker_process("tests.sample_app:app", redis_url, log)
+    try:
+        (raw,) = wait_until(lambda: r.zrange(app.keys.beats(0), 0, -1), 30, message="a beat")
+        name = raw.decode()
+
+        def probe() -> subprocess.CompletedProcess[str]:
+            command = [*CLI, "health", "--worker", name, "--max-age", "1", "--url", redis_url]
+            return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+        assert probe().returncode == 0
+        process.send_signal(signal.SIGSTOP)
+        try:
+            stale = wait_until(lambda: (done := probe()).returncode == 1 and done, 30)
+        finally:
+            process.send_signal(signal.SIGCONT)
+        last = stale.stdout.splitlines()[-1]
+        assert re.fullmatch(rf"worker   {re.escape(name)} beat \d+\.\d s ago: too long", last)
+        wait_until(lambda: probe().returncode == 0, 30, message="the worker beating again")
+    finally:
+        stop(process, log)

@@ -1,11 +1,9 @@
-"""``streamflow queues``: per queue (and shard), what waits, what is in flight and for how
-long, what is delayed, parked by a pause, or dead-lettered."""
+"""``streamflow queues``: per queue (and shard), its stream's length, what waits, what is
+in flight and for how long, what is delayed, parked by a pause, or dead-lettered."""
 
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
 from typing import Any
 
 import pytest
@@ -14,7 +12,7 @@ import redis
 from streamflow import App
 from streamflow.model.messages import shard_of
 from streamflow.store import pauses
-from tests.helpers import CLI, cli, hold
+from tests.helpers import cli, hold, watched
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -65,6 +63,7 @@ def test_what_each_queue_holds(
         assert rows["default"] == {
             "queue": "default",
             "shard": None,
+            "length": 1,  # the gate's message: the others were handled and deleted
             "waiting": 0,
             "in_flight": 1,  # the gate
             "oldest_in_flight_ms": rows["default"]["oldest_in_flight_ms"],
@@ -73,11 +72,13 @@ def test_what_each_queue_holds(
             "dead": 1,
         }
         assert rows["default"]["oldest_in_flight_ms"] >= 0
-        assert (rows["idle"]["waiting"], rows["idle"]["in_flight"]) == (2, 0)
+        idle = rows["idle"]
+        assert (idle["length"], idle["waiting"], idle["in_flight"]) == (2, 2, 0)
         table = queues(redis_url).splitlines()
         assert table[0].split() == [
             "QUEUE",
             "SHARD",
+            "LENGTH",
             "WAITING",
             "IN",
             "FLIGHT",
@@ -86,9 +87,9 @@ def test_what_each_queue_holds(
             "PARKED",
             "DEAD",
         ]
-        assert [line.split()[:3] for line in table[1:]] == [
-            ["default", "all", "0"],
-            ["idle", "all", "2"],
+        assert [line.split()[:4] for line in table[1:]] == [
+            ["default", "all", "1", "0"],
+            ["idle", "all", "2", "2"],
         ]
         shards = json.loads(queues(redis_url, "--json", "--by-shard"))
         assert all(row["shard"] is not None for row in shards)
@@ -97,16 +98,33 @@ def test_what_each_queue_holds(
         running.get_result(block=True, timeout=10)
 
 
+def test_dead_letters_are_counted_on_their_own_shard(r: redis.Redis, redis_url: str) -> None:
+    app = App(redis_url, shards=3)
+    try:
+
+        @app.actor
+        def noop() -> None:
+            pass
+
+        with app.worker(concurrency=1):
+            # Bytes that are no task message, on shard 2's queue: dead-lettered there.
+            for _ in range(2):
+                r.xadd(app.keys.queue(2, "default"), {"m": b"not a message"})
+            wait_until(lambda: len(app.dead_letters.list(10)) == 2, 10)
+        rows = json.loads(queues(redis_url, "--json", "--by-shard"))
+        dead = {(row["queue"], row["shard"]): row["dead"] for row in rows}
+        assert dead == {("default", 0): 0, ("default", 1): 0, ("default", 2): 2}
+        assert by_queue(redis_url)["default"]["dead"] == 2
+        # A dead letter whose queue's stream is gone still counts, on its shard.
+        r.delete(app.keys.queue(2, "default"))
+        rows = json.loads(queues(redis_url, "--json", "--by-shard"))
+        gone = [row for row in rows if row["shard"] == 2]
+        assert [(row["queue"], row["length"], row["dead"]) for row in gone] == [("default", 0, 2)]
+    finally:
+        app.close()
+
+
 def test_watch_redraws_until_interrupted(app: App, redis_url: str) -> None:
-    watching = subprocess.Popen(
-        [*CLI, "queues", "--watch", "0.1", "--url", redis_url],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert watching.stdout is not None
-    lines = [watching.stdout.readline() for _ in range(3)]  # three draws
-    watching.send_signal(signal.SIGINT)
-    _, err = watching.communicate(timeout=30)
+    # Three draws, then SIGINT: exit status 130, no traceback.
+    lines = watched(redis_url, "queues")
     assert lines == ["no queue holds anything\n"] * 3
-    assert watching.returncode == 130 and err == ""  # no traceback

@@ -11,7 +11,7 @@ import redis
 
 from streamflow import App, group
 from streamflow.store import stats
-from tests.helpers import cli
+from tests.helpers import cli, watched
 
 pytestmark = pytest.mark.integration
 
@@ -86,3 +86,10 @@ def test_percentiles_are_read_off_the_buckets() -> None:
     assert each.run_percentile(0.95) == 50
     assert each.run_percentile(0.99) == float("inf")
     assert each.wait_percentile(0.5) is None
+
+
+def test_watch_redraws_until_interrupted(app: App, redis_url: str) -> None:
+    # Three draws, then SIGINT: exit status 130, no traceback.
+    lines = watched(redis_url, "stats", "--minutes", "2")
+    quiet = "last 2 min: 0 attempts ended (0.0/s): 0 succeeded, 0 retried, 0 failed; "
+    assert lines == [quiet + "workflows ended: none\n"] * 3

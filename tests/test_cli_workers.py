@@ -14,7 +14,7 @@ import redis
 
 from streamflow import App, __version__
 from streamflow.store import roster
-from tests.helpers import cli, hold
+from tests.helpers import cli, hold, watched
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -64,23 +64,57 @@ def test_no_worker(app: App, redis_url: str) -> None:
     assert json.loads(workers(redis_url, "--json")) == []
 
 
-def test_cards_of_workers_long_gone_are_forgotten(app: App) -> None:
-    card: Any = roster.WorkerCard(
-        consumer="old:1:ab",
-        host="old",
+def card_of(consumer: str, last_beat_ms: int) -> roster.WorkerCard:
+    return roster.WorkerCard(
+        consumer=consumer,
+        host=consumer.partition(":")[0],
         pid=1,
         queues=("default",),
         shards=1,
         concurrency=8,
         in_flight=0,
         version="0.0.1",
-        started_ms=1,
-        last_beat_ms=1000,
+        started_ms=last_beat_ms - 1000,
+        last_beat_ms=last_beat_ms,
     )
+
+
+def test_cards_of_workers_long_gone_are_forgotten(app: App) -> None:
+    now_ms = app.store.now_ms(0)
+    card: Any = card_of("old:1:ab", now_ms - 60_000)
     roster.write(app.client, app.keys, card)
     assert roster.read(app.client, app.keys) == [card]
-    assert card.state(now_ms=1000 + roster.LIVE_MS) == "live"
-    assert card.state(now_ms=1001 + roster.LIVE_MS) == "silent"
-    assert roster.forget(app.client, app.keys, before_ms=1000) == 0
-    assert roster.forget(app.client, app.keys, before_ms=1001) == 1
+    assert card.state(now_ms=card.last_beat_ms + roster.LIVE_MS) == "live"
+    assert card.state(now_ms=card.last_beat_ms + roster.LIVE_MS + 1) == "silent"
+    assert roster.forget(app.client, app.keys, before_ms=card.last_beat_ms) == 0
+    assert roster.forget(app.client, app.keys, before_ms=card.last_beat_ms + 1) == 1
     assert roster.read(app.client, app.keys) == []
+
+
+def test_the_roster_is_a_heartbeat_with_a_time_to_live(
+    app: App, r: redis.Redis, redis_url: str
+) -> None:
+    """Each write sets the roster to expire a day later (a roster of workers all gone
+    disappears); cards silent for a day are dropped as the roster is read, by whoever
+    reads it."""
+    now_ms = app.store.now_ms(0)
+    gone = card_of("gone:1:ab", now_ms - roster.FORGET_MS - 60_000)
+    here = card_of("here:1:ab", now_ms)
+    roster.write(app.client, app.keys, gone)
+    ttl_ms = r.pttl(app.keys.workers())
+    assert roster.FORGET_MS - 60_000 < ttl_ms <= roster.FORGET_MS
+    r.pexpire(app.keys.workers(), 1000)
+    roster.write(app.client, app.keys, here)  # refreshed at each write
+    assert r.pttl(app.keys.workers()) > roster.FORGET_MS - 60_000
+    assert roster.read(app.client, app.keys) == [here]
+    assert r.hkeys(app.keys.workers()) == [b"here:1:ab"]  # dropped from Redis too
+    roster.write(app.client, app.keys, gone)
+    listed = json.loads(workers(redis_url, "--json", "--all"))
+    assert [card["consumer"] for card in listed] == ["here:1:ab"]
+    assert r.hkeys(app.keys.workers()) == [b"here:1:ab"]
+
+
+def test_watch_redraws_until_interrupted(app: App, redis_url: str) -> None:
+    # Three draws, then SIGINT: exit status 130, no traceback.
+    lines = watched(redis_url, "workers")
+    assert lines == ["no worker beat within the last hour (--all: every one remembered)\n"] * 3

@@ -74,16 +74,18 @@ def test_example_runs(
         assert sorted(lines[:2]) == ["fetch 1", "fetch 2"]
         assert lines[2:] == ["failed: the billing API is down", "[3]", "3"]
     if index == 16:
-        assert printed.splitlines() == ["total 5"]
+        assert printed.splitlines() == ["extract runs", "40", "80"]
     if index == 17:
-        assert printed.splitlines() == ["[0, 1, 4]"]
+        assert printed.splitlines() == ["total 5"]
     if index == 18:
+        assert printed.splitlines() == ["[0, 1, 4]"]
+    if index == 19:
         assert printed.splitlines() == [
             "4",
             "['streamflow submit', 'streamflow task double', 'streamflow task double']",
             "1",
         ]
-    if index == 19:
+    if index == 20:
         assert printed.strip() == ("48" if ON_CLUSTER else "1")
     if index == 1:
         assert "ValueError no luck" in printed
@@ -111,3 +113,22 @@ def test_every_extra_is_in_the_extras_table() -> None:
     )
     for extra in pyproject["project"]["optional-dependencies"]:
         assert f"| `{extra}` |" in README, extra
+
+
+def test_every_yaml_block_parses_and_the_alerts_are_there() -> None:
+    import yaml
+
+    blocks = [yaml.safe_load(block) for block in re.findall(r"```yaml\n(.*?)```", README, re.S)]
+    assert len(blocks) >= 3  # the liveness probe, the scrape config, the alert rules
+    (rules,) = [block for block in blocks if isinstance(block, dict) and "groups" in block]
+    alerts = {rule["alert"]: rule for group in rules["groups"] for rule in group["rules"]}
+    assert set(alerts) == {
+        "StreamflowQueueStalled",
+        "StreamflowTaskStuck",
+        "StreamflowDeadLettersRising",
+        "StreamflowFailuresHigh",
+        "StreamflowWorkersGone",
+    }
+    assert "by (queue)" in alerts["StreamflowQueueStalled"]["expr"]  # per queue
+    assert "streamflow_dead_letters_total" in alerts["StreamflowDeadLettersRising"]["expr"]
+    assert 'streamflow_workers{state="silent"}' in alerts["StreamflowWorkersGone"]["expr"]

@@ -4,6 +4,7 @@ bodies, the Host header), errors that name the bad value, and the command itself
 
 from __future__ import annotations
 
+import os
 import secrets
 import subprocess
 import sys
@@ -106,7 +107,7 @@ def test_every_page_reads_its_endpoint(app: App, seen: Scene) -> None:
         queues = get(base, "/api/queues")
         assert queues["paused"] == {"queues": ["slow"], "actors": []}
         (default,) = [q for q in queues["queues"] if q["queue"] == "default"]
-        assert (default["in_flight"], default["dead"]) == (1, 1)
+        assert (default["length"], default["in_flight"], default["dead"]) == (1, 1, 1)
         assert all(q["shard"] is not None for q in get(base, "/api/queues?by_shard=1")["queues"])
 
         letters = get(base, "/api/dead-letters")
@@ -252,6 +253,30 @@ def test_the_command_serves_on_loopback_and_says_where(redis_url: str, r: redis.
         served.communicate(timeout=30)
 
 
+def test_the_command_takes_its_token_from_the_environment(
+    app: App, redis_url: str, r: redis.Redis
+) -> None:
+    app.pause(queue="slow")
+    command = [*CLI, "web", "--port", "0", "--url", redis_url]
+    environment = {**os.environ, "STREAMFLOW_WEB_TOKEN": "s3cret"}
+    served = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment
+    )
+    try:
+        assert served.stdout is not None
+        base = served.stdout.readline().split()[-1]
+        assert get(base, "/api/config")["token_required"] is True
+        needs = "this action needs the header Authorization: Bearer <token>"
+        assert post(base, "/api/resume", {"queue": "slow"}, status=401)["error"] == needs
+        assert app.paused().queues == {"slow"}
+        resumed = post(base, "/api/resume", {"queue": "slow"}, Authorization="Bearer s3cret")
+        assert resumed == {"resumed": {"queue": "slow", "actor": None}}
+        assert not app.paused()
+    finally:
+        served.terminate()
+        served.communicate(timeout=30)
+
+
 def test_without_the_extra_the_command_says_how_to_get_it(redis_url: str) -> None:
     hide = "import sys; sys.modules['starlette'] = None; from streamflow.cli.main import main; "
     done = subprocess.run(
@@ -332,3 +357,37 @@ def test_a_large_result_is_named_not_read(r: redis.Redis, redis_url: str) -> Non
             assert task["result"].startswith("(a large result, stored out of line in field ")
     finally:
         app.close()
+
+
+def test_a_workflow_names_its_parent_and_its_children(app: App) -> None:
+    from streamflow import Child, current_task
+
+    @app.actor
+    def leaf(n: int) -> int:
+        return n
+
+    @app.actor
+    def starter() -> str:
+        task = current_task()
+        assert task is not None
+        return task.submit(leaf.message(2), detached=True).id
+
+    with app.worker(concurrency=2):
+        parent = app.submit(
+            Chain(Child(leaf.message(1)), starter.message_with_options(pipe_ignore=True))
+        )
+        detached_id = parent.result(timeout=15)
+        app.handle(detached_id).result(timeout=15)
+    child_id = next(iter(parent.snapshot().state.children))
+    with serving(create_app(app)) as base:
+        shown = get(base, f"/api/workflows/{parent.id}")
+        assert shown["parent"] is None
+        assert [(c["workflow_id"], c["node"], c["detached"]) for c in shown["children"]] == [
+            (child_id, 0, False),
+            (detached_id, 2, True),
+        ]
+        child = get(base, f"/api/workflows/{child_id}")
+        assert child["parent"] == {"workflow_id": parent.id, "node": 0, "attempt": 1}
+        assert child["children"] == []
+        detached = get(base, f"/api/workflows/{detached_id}")
+        assert detached["parent"]["detached"] is True

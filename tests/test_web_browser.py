@@ -3,9 +3,11 @@
 
 It opens every page, checks the DAG's nodes and their states, sees a new workflow appear
 without a reload, cancels a running workflow through the confirmation and the token
-prompt, resumes a paused queue and a failed workflow, and finds no action on a read-only
-dashboard. Each page's screenshot goes to a temporary folder, or to
-``STREAMFLOW_WEB_SCREENSHOTS`` (``scripts/screenshots`` sets it to docs/).
+prompt, resumes a paused queue and a failed workflow, finds no action on a read-only
+dashboard, and opens a dead letter, requeues it and purges the dead letters, each
+through the confirmation (and each checked in Redis). Each page's screenshot goes to a
+temporary folder, or to ``STREAMFLOW_WEB_SCREENSHOTS`` (``scripts/screenshots`` sets it
+to docs/).
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ def test_the_dashboard_in_a_browser(app: App, r: redis.Redis, page: Page, tmp_pa
         _resume_workflow(app, page, base, seen)
         with serving(create_app(app, read_only=True)) as read_only:
             _no_actions(page, read_only, seen)
+        _dead_letters(app, page, base, seen)
 
 
 def _workflows(app: App, page: Page, base: str, seen: Scene, shots: Path) -> None:
@@ -179,3 +182,35 @@ def _no_actions(page: Page, base: str, seen: Scene) -> None:
     page.goto(f"{base}/#/workflows/{seen.failed.id}")
     expect(page.locator('svg.dag [data-node="2"]')).to_have_attribute("data-state", "failed")
     expect(page.locator("button[data-action]")).to_have_count(0)
+
+
+def _dead_letters(app: App, page: Page, base: str, seen: Scene) -> None:
+    """A dead letter's page says what it holds; Requeue asks first and puts it back on its
+    queue (where the worker, finding no task message, dead-letters it again); Purge asks
+    first and deletes every dead letter."""
+    page.goto(f"{base}/#/dead-letters")
+    page.click(f'tr[data-dead-letter="{seen.dead_id}"] a')
+    expect(page.locator("h1")).to_have_text(f"Dead letter {seen.dead_id}")
+    expect(page.locator("pre.value").last).to_have_text(b"not a message".hex())
+    page.click('button[data-action="requeue"]')
+    dialog = page.locator("dialog#confirm")
+    expect(dialog).to_contain_text(f"Put dead letter {seen.dead_id} back on its queue?")
+    expect(dialog.locator(".token")).to_be_hidden()  # the session kept the token
+    dialog.locator("#confirm-yes").click()
+    expect(page.locator("#notice")).to_contain_text("Requeued as ")
+    (again,) = wait_until(
+        lambda: [d for d in app.dead_letters.list(10) if d.id != seen.dead_id],
+        10,
+        message="the requeued message dead-lettered again",
+    )
+    assert [d.id for d in app.dead_letters.list(10)] == [again.id]  # the old one is gone
+    assert again.data == b"not a message"
+
+    page.goto(f"{base}/#/dead-letters")
+    expect(page.locator(f'tr[data-dead-letter="{again.id}"]')).to_be_visible()
+    page.click('button[data-action="purge"]')
+    expect(dialog).to_contain_text("Delete all 1 dead letters? Their bytes are lost.")
+    dialog.locator("#confirm-yes").click()
+    expect(page.locator("#notice")).to_have_text("Purged 1 dead letters.")
+    expect(page.locator("tr[data-dead-letter]")).to_have_count(0)
+    assert app.dead_letters.list(10) == []

@@ -11,6 +11,7 @@ from streamflow.api.actors import Actor, callback_of
 from streamflow.api.app_async import SUBMIT_CHUNK, AsyncMethods
 from streamflow.api.canvas import Canvas, Chain, Group, Message
 from streamflow.api.children import run_child, start_child, tell_parent
+from streamflow.api.forks import Forking
 from streamflow.api.handles import WorkflowHandle, read_results
 from streamflow.api.pausing import Pausing
 from streamflow.api.prepare import prepare
@@ -56,7 +57,7 @@ def _said_embedded(url: str) -> None:
     )
 
 
-class App(AsyncMethods, Pausing, Scheduling, Registering):
+class App(AsyncMethods, Pausing, Scheduling, Registering, Forking):
     """The entry point: where workflows are submitted and actors registered.
 
     Args:

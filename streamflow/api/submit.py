@@ -22,7 +22,7 @@ from streamflow.model.events import Entry, WorkflowSubmitted
 from streamflow.model.messages import encode_wake, shard_of
 from streamflow.model.options import HistoryBudget, to_ms
 from streamflow.model.state import fold_all
-from streamflow.runtime.projector import APPLY_CHUNK, Projector, Trigger
+from streamflow.runtime.projector import Projector, Trigger, split_first
 from streamflow.store import scripts
 from streamflow.store.connection import Store
 from streamflow.store.decisions import slots_of
@@ -125,7 +125,7 @@ class Submission:
 
 
 def _call(store: Store, s: Submission, grace_ms: int, definition_bytes: bytes) -> Call:
-    first, rest = s.decisions[:APPLY_CHUNK], s.decisions[APPLY_CHUNK:]
+    first, rest = split_first(s.decisions)
     return scripts.submit(
         wf=store.keys.workflow(s.workflow_id),
         definition=store.keys.definition(s.shard, s.definition.hash),
@@ -207,7 +207,7 @@ def write_many(store: Store, projector: Projector, submissions: Sequence[Submiss
 
 
 def _project_rest(projector: Projector, s: Submission, raw: Any) -> None:
-    if len(s.decisions) > APPLY_CHUNK and reply_code(raw) is Reply.OK:
+    if split_first(s.decisions)[1] and reply_code(raw) is Reply.OK:
         submitted_ms = int(raw[3].decode().split("-")[0])
         cause = Entry(seq=1, stream_id=f"{submitted_ms}-0", event=s.submitted)
         wake = encode_wake(s.workflow_id, schema.SUBMITTED)

@@ -1,6 +1,11 @@
 """Live views of a deployment: ``streamflow workers``, ``streamflow queues`` and
 ``streamflow stats``. Each takes ``--json``; ``--watch S`` redraws every S seconds until
-interrupted."""
+interrupted.
+
+``queues`` shows, per queue (and shard): LENGTH, the entries of its stream (``XLEN``);
+WAITING, those not yet delivered to a worker (the consumer group's lag); IN FLIGHT,
+delivered and not yet acknowledged, and how long the OLDEST of them has been in its
+queue; DELAYED, PARKED (by a pause) and DEAD letters."""
 
 from __future__ import annotations
 
@@ -16,22 +21,13 @@ from streamflow.cli.common import connect
 from streamflow.store import roster, stats
 from streamflow.store.queues import QueueStats, queue_stats, totals
 
-RECENT_MS = 3600 * 1000
-"""Workers that stopped (or went silent) within this long are listed too."""
-
 
 def cmd_workers(args: argparse.Namespace) -> int:
     app = connect(args)
 
     def draw() -> str:
-        now_ms = app.store.now_ms(0)
-        cards = [
-            card
-            for card in roster.read(app.client, app.keys)
-            if args.all
-            or now_ms - (card.stopped_ms or card.last_beat_ms) <= RECENT_MS
-            or card.state(now_ms) == "live"
-        ]
+        cards, now_ms = roster.read_at(app.client, app.keys)
+        cards = [card for card in cards if args.all or card.recent(now_ms)]
         if args.json:
             return json.dumps([{**dataclasses.asdict(c), "state": c.state(now_ms)} for c in cards])
         rows = [("CONSUMER", "STATE", "QUEUES", "BUSY", "SHARDS", "VERSION", "UP", "BEAT")]
@@ -64,13 +60,26 @@ def cmd_queues(args: argparse.Namespace) -> int:
         shown = stats if args.by_shard else totals(stats)
         if args.json:
             return json.dumps([dataclasses.asdict(each) for each in shown])
-        head = ("QUEUE", "SHARD", "WAITING", "IN FLIGHT", "OLDEST", "DELAYED", "PARKED", "DEAD")
-        rows: list[tuple[str, ...]] = [head, *(_queue_row(each) for each in shown)]
+        rows: list[tuple[str, ...]] = [QUEUE_HEAD, *(_queue_row(each) for each in shown)]
         if len(rows) == 1:
             return "no queue holds anything"
         return _table(rows)
 
     return watch(draw, args.watch)
+
+
+QUEUE_HEAD = (
+    "QUEUE",
+    "SHARD",
+    "LENGTH",
+    "WAITING",
+    "IN FLIGHT",
+    "OLDEST",
+    "DELAYED",
+    "PARKED",
+    "DEAD",
+)
+"""The columns of ``streamflow queues`` (WAITING: the consumer group's lag)."""
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
@@ -164,6 +173,7 @@ def _queue_row(each: QueueStats) -> tuple[str, ...]:
     return (
         each.queue,
         "all" if each.shard is None else str(each.shard),
+        str(each.length),
         str(each.waiting),
         str(each.in_flight),
         "-" if oldest is None else _duration(oldest),

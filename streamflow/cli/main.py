@@ -143,7 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     workers.set_defaults(func=cmd_workers)
     queues = sub.add_parser(
         "queues",
-        help="per queue: waiting, in flight and its oldest, delayed, parked, dead letters",
+        help="per queue: length, waiting (the group's lag), in flight and its oldest, delayed, "
+        "parked, dead letters",
         parents=[live],
     )
     queues.add_argument("--by-shard", action="store_true", help="a row per queue and shard")
@@ -203,6 +204,15 @@ def build_parser() -> argparse.ArgumentParser:
                 "workflow_id",
                 nargs="?",
                 help="a failed workflow: run it again from where it failed",
+            )
+            pausing.add_argument(
+                "--from",
+                dest="from_node",
+                type=int,
+                metavar="NODE",
+                help="fork it instead: a new workflow runs task NODE (as `show` numbers it) "
+                "and what follows from it again, with the same inputs, keeping every other "
+                "result (the workflow may have any status)",
             )
             pausing.add_argument("--reason", default="", help="why (recorded with it)")
             pausing.add_argument("--by", default="streamflow resume", help="who asks")

@@ -126,9 +126,22 @@ def cmd_pause(args: argparse.Namespace) -> int:
     if getattr(args, "workflow_id", None):
         if args.queue or args.actor:
             raise SystemExit("resume takes a workflow id, or --queue / --actor, not both")
+        if args.from_node is not None:
+            fork = app.fork_workflow(
+                args.workflow_id, args.from_node, reason=args.reason, by=args.by
+            )
+            submitted = fork.history()[0].event
+            kept = len(submitted.options["fork"]["results"])  # type: ignore[attr-defined]
+            print(
+                f"forked {args.workflow_id} as {fork.id}: node {args.from_node} and what "
+                f"follows from it run again, {kept} result{'s' * (kept != 1)} kept"
+            )
+            return 0
         nodes = app.resume_workflow(args.workflow_id, reason=args.reason, by=args.by)
         print(f"resumed {args.workflow_id}: node{'s' * (len(nodes) != 1)} {nodes} run again")
         return 0
+    if getattr(args, "from_node", None) is not None:
+        raise SystemExit("--from NODE needs a workflow id")
     (app.pause if args.command == "pause" else app.resume)(queue=args.queue, actor=args.actor)
     said = " and ".join(
         f"{kind} {name}" for kind, name in (("queue", args.queue), ("actor", args.actor)) if name

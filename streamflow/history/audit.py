@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Container, Sequence
 
 from streamflow.model.decide import decide
 from streamflow.model.definition import NONE, Definition
@@ -31,6 +31,7 @@ from streamflow.model.events import (
     WorkflowResumed,
     WorkflowSubmitted,
 )
+from streamflow.model.fork import kept
 from streamflow.model.state import State, fold, fold_all
 
 
@@ -287,10 +288,11 @@ def _signal_outcome(
     return []
 
 
-def _decided(event: object, definition: Definition) -> bool:
-    """Whether a logged event is a decision (a signal node's success is one)."""
+def _decided(event: object, definition: Definition, kept: Container[int]) -> bool:
+    """Whether a logged event is a decision (a signal node's success is one, and so is
+    the success of a node a fork keeps)."""
     if isinstance(event, TaskSucceeded):
-        return definition.task(event.node).signal is not None
+        return definition.task(event.node).signal is not None or event.node in kept
     return isinstance(event, DECISIONS)
 
 
@@ -304,10 +306,11 @@ def replay(entries: Sequence[Entry], definition: Definition) -> list[Divergence]
     # the closure of one cause is decided once, not once per decision (a submission
     # enqueues every root of a wide group).
     made_by: dict[int, set[str | None]] = {}
+    forked = kept(fold_all(entries[:1]))
     for entry in entries:
         event = entry.event
         cause = by_seq.get(event.cause)
-        if _decided(event, definition) and cause is not None:
+        if _decided(event, definition, forked) and cause is not None:
             key = event.idempotency_key()
             made = made_by.get(cause.seq)
             if made is None or key not in made:

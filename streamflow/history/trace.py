@@ -81,6 +81,7 @@ def trace(workflow_id: str, history: Sequence[Entry], definition: Definition) ->
         "error": state.end.get("error"),
         "reason": state.end.get("reason"),
         "parent": state.options.get("parent"),
+        "fork": {k: v for k, v in (state.options.get("fork") or {}).items() if k != "results"},
         "children": [build(definition.full_spec)],
     }
     if definition.on_failure != NONE:
@@ -117,6 +118,10 @@ def render_tree(
     parent = tree.get("parent")
     if parent:
         yield f"  parent: {parent['workflow_id']} node {parent['node']} attempt {parent['attempt']}"
+    fork = tree.get("fork")
+    if fork:
+        why = f" ({fork['reason']})" if fork.get("reason") else ""
+        yield f"  forked from: {fork['workflow_id']} node {fork['node']}{why}"
     children = tree["children"] + [{**c, "label": "on_failure"} for c in tree.get("callbacks", [])]
     yield from _lines(children, "", paint, duration)
 

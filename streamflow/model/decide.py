@@ -28,6 +28,7 @@ from streamflow.model.events import (
     WorkflowResumed,
     WorkflowSubmitted,
 )
+from streamflow.model.fork import kept
 from streamflow.model.schema import RUNNING
 from streamflow.model.state import State
 
@@ -95,10 +96,10 @@ def decide(definition: Definition, state: State, entry: Entry) -> list[Event]:
         _succeeded(definition, closure, event.node)
     elif isinstance(event, SignalReceived):
         for node in definition.signals.get(event.name, ()):
-            _take_signal(definition, closure, node)
+            _take_known(definition, closure, node)
     elif isinstance(event, TaskEnqueued):
         # Recovery re-checks enqueues: a signal may have come before its node was reached.
-        _take_signal(definition, closure, event.node)
+        _take_known(definition, closure, event.node)
     elif isinstance(event, TaskFailed):
         _failed(definition, closure, event)
     elif isinstance(event, BarrierDecremented):
@@ -176,8 +177,8 @@ def _enqueue(
 ) -> None:
     enqueued = TaskEnqueued(node=node, attempt=attempt, delay_ms=delay_ms, cause=closure.cause)
     fresh = closure.ensure(enqueued)
-    if definition.task(node).signal is not None:
-        _take_signal(definition, closure, node, attempt if fresh else None)
+    if definition.task(node).signal is not None or node in kept(closure.state):
+        _take_known(definition, closure, node, attempt if fresh else None)
 
 
 def _succeeded(definition: Definition, closure: _Closure, node: int) -> None:
@@ -190,27 +191,36 @@ def _succeeded(definition: Definition, closure: _Closure, node: int) -> None:
         _check_complete(definition, closure)
 
 
-def _take_signal(
+def _take_known(
     definition: Definition, closure: _Closure, node: int, attempt: int | None = None
 ) -> None:
-    """A signal node whose signal has been received succeeds with its payload, once: its
-    current attempt (``attempt``: one enqueued in this closure), if it has no outcome
-    yet. The apply script refuses the success if a worker recorded one meanwhile (the
-    node's timeout), and the decision is made again."""
-    name = definition.task(node).signal
+    """A node whose result is known without running it succeeds with it, once: a signal
+    node whose signal was received (its payload), or a node a fork keeps (its result in
+    the workflow it was forked from). Its current attempt (``attempt``: one enqueued in
+    this closure) takes it, if it has no outcome yet. The apply script refuses the
+    success if a worker recorded one meanwhile (a signal node's timeout), and the
+    decision is made again."""
     state = closure.state
-    if name is None or name not in state.signals:
-        return
+    name = definition.task(node).signal
+    if name is not None:
+        if name not in state.signals:
+            return
+        result, ref = state.signals[name], ""
+    else:
+        known = kept(state).get(node)
+        if known is None:
+            return
+        result, ref = known
     if node in state.results:
         # Taken already: what follows is still decided from here (monotone: a fold
-        # past the success decides from the signal what it did before it).
+        # past the success decides from it what it did before it).
         _succeeded(definition, closure, node)
         return
     attempt = attempt if attempt is not None else state.attempt.get(node)
     if attempt is None:
-        return  # not reached yet: its enqueue takes the signal
+        return  # not reached yet: its enqueue takes it
     success = TaskSucceeded(
-        node=node, attempt=attempt, result=state.signals[name], cause=closure.cause
+        node=node, attempt=attempt, result=result, result_ref=ref, cause=closure.cause
     )
     if closure.ensure(success):
         _succeeded(definition, closure, node)

@@ -202,3 +202,7 @@ class SignalError(StreamflowError, ValueError):
 
 class ResumeError(StreamflowError, ValueError):
     """A workflow that cannot be resumed: unknown, or not failed."""
+
+
+class ForkError(StreamflowError, ValueError):
+    """A workflow that cannot be forked: unknown, or no such task node."""

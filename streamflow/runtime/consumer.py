@@ -113,13 +113,12 @@ class Consumer:
         while not stopping.is_set():
             try:
                 self._fetch(stopping)
-            except redis.ResponseError as exc:
-                if lost_group(exc):
+            except redis.RedisError as exc:
+                self.executor.observer.redis_error("read")
+                if isinstance(exc, redis.ResponseError) and lost_group(exc):
                     regroup()
                 else:
                     stopping.wait(self._outage.down(exc))
-            except redis.RedisError as exc:
-                stopping.wait(self._outage.down(exc))
             except Exception:
                 # A bug must not kill the worker: the batch's messages stay pending and
                 # are taken over after their lease.
@@ -395,4 +394,5 @@ class Consumer:
 
     def _dead_letter(self, queue_key: str, msg_id: str, data: bytes, reason: str) -> None:
         self.store.dead_letters.add(queue_key, msg_id, data, reason)
+        self.executor.observer.dead_lettered(queue_key.rpartition(":q:")[2], reason)
         self._log.error("message_dead_lettered", queue=queue_key, msg_id=msg_id, reason=reason)

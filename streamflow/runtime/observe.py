@@ -68,6 +68,10 @@ class Observer:
     def redis_error(self, where: str) -> None:
         """A Redis command failed (``where``: the part of the worker that sent it)."""
 
+    def dead_lettered(self, queue: str, reason: str) -> None:
+        """This process put a message of ``queue`` (the queue's name) on the dead-letter
+        stream, for ``reason``."""
+
 
 class Observers(Observer):
     """Tells each of ``observers``; one that raises is logged, never raised."""
@@ -127,6 +131,9 @@ class Observers(Observer):
 
     def redis_error(self, where: str) -> None:
         self._tell("redis_error", where)
+
+    def dead_lettered(self, queue: str, reason: str) -> None:
+        self._tell("dead_lettered", queue, reason)
 
     def _tell(self, method: str, *args: object) -> None:
         for told in self._told.get(method, ()):

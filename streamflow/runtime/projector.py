@@ -9,7 +9,7 @@ idempotency keys, so any number of projectors may work on one workflow at once.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from streamflow.logs import get_logger
@@ -22,6 +22,7 @@ from streamflow.model.events import (
     Entry,
     Event,
     HistoryWarning,
+    TaskSucceeded,
     WorkflowCancelled,
     WorkflowCompleted,
     WorkflowFailed,
@@ -56,6 +57,28 @@ class Applied(NamedTuple):
 
 APPLY_CHUNK = 1000
 """At most this many decisions per script call, so no call blocks Redis for long."""
+
+
+def split_first(decisions: Sequence[Event]) -> tuple[list[Event], list[Event]]:
+    """The first apply call's decisions (``APPLY_CHUNK``, or one more where the chunk
+    would end between a node's enqueue and its decided success: the enqueue sends no
+    message only beside it), and the rest."""
+    end = APPLY_CHUNK
+    if end < len(decisions) and isinstance(decisions[end], TaskSucceeded):
+        end += 1
+    return list(decisions[:end]), list(decisions[end:])
+
+
+def chunked(decisions: Sequence[Event]) -> list[list[Event]]:
+    """``decisions`` in apply calls, each split as ``split_first`` splits."""
+    chunks: list[list[Event]] = []
+    rest = list(decisions)
+    while rest:
+        chunk, rest = split_first(rest)
+        chunks.append(chunk)
+    return chunks
+
+
 MAX_ROUNDS = 50
 ARCHIVE_INLINE = 1000
 """A workflow ending with at most this many events is archived by the apply script
@@ -169,7 +192,7 @@ class Projector:
         workflow (``done``: it is finished once these decisions are in), and whether
         this call recorded its end."""
         archived = ended = False
-        chunks = [decisions[i : i + APPLY_CHUNK] for i in range(0, len(decisions), APPLY_CHUNK)]
+        chunks = chunked(decisions)
         for i, chunk in enumerate(chunks or [[]]):
             last = i == len(chunks) - 1 or not chunks
             call = self.apply_call(

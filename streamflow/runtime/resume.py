@@ -23,7 +23,14 @@ from streamflow.model.index import index_fields
 from streamflow.model.messages import encode_wake
 from streamflow.model.resume import not_resumable, resume_nodes
 from streamflow.model.state import State, fold, fold_all
-from streamflow.runtime.projector import APPLY_CHUNK, MAX_ROUNDS, Applied, Projector, Trigger
+from streamflow.runtime.projector import (
+    MAX_ROUNDS,
+    Applied,
+    Projector,
+    Trigger,
+    chunked,
+    split_first,
+)
 from streamflow.store import scripts
 from streamflow.store.decisions import slots_of
 from streamflow.store.log import log_plan
@@ -70,7 +77,7 @@ def resume_plan(
             reason,
             by,
         )
-        first, rest = decisions[:APPLY_CHUNK], decisions[APPLY_CHUNK:]
+        first, rest = split_first(decisions)
         wake = Trigger("", "", encode_wake(workflow_id, schema.resumed_key(state.epoch)))
         if rest:  # if this stops between chunks, recovery decides the rest
             due = clock_ms(clock) + projector.recovery_grace_ms
@@ -133,7 +140,7 @@ def _resume_call(
         fields=fields,
         bases={node: attempt - 1 for node, attempt in nodes.items()},
         decided=slots_of(
-            store.keys, workflow_id, definition, decisions[:APPLY_CHUNK], {entry.seq: now_ms}
+            store.keys, workflow_id, definition, split_first(decisions)[0], {entry.seq: now_ms}
         ),
     )
     return call, decisions, nodes, done
@@ -152,7 +159,7 @@ def _rest(
     workflow is running again); whether they ended it. The last chunk cancels the
     wake-up scheduled before the first."""
     expected, ended = int(reply_raw[2]), False
-    chunks = [rest[i : i + APPLY_CHUNK] for i in range(0, len(rest), APPLY_CHUNK)]
+    chunks = chunked(rest)
     for i, chunk in enumerate(chunks):
         last = i == len(chunks) - 1
         trigger = wake if last else None

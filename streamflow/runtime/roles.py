@@ -9,6 +9,7 @@ from typing import Any
 
 import redis
 
+from streamflow.runtime.observe import Observer
 from streamflow.runtime.outage import Outage
 
 
@@ -20,8 +21,9 @@ def lost_group(exc: BaseException) -> bool:
 
 class Role:
     """Calls ``step`` until ``stopping`` is set. A Redis error waits out the outage (with
-    the shared backoff); any other exception is logged and the loop goes on after a
-    pause, so one bad workflow cannot stop delays, retries or recovery for a process.
+    the shared backoff) and is told to ``observer`` (``redis_error`` with the role's
+    name); any other exception is logged and the loop goes on after a pause, so one bad
+    workflow cannot stop delays, retries or recovery for a process.
 
     Args:
         name: the thread's name, and the role's in log lines.
@@ -32,12 +34,18 @@ class Role:
 
     def __init__(self, name: str, stopping: threading.Event, outage: Outage, log: Any) -> None:
         self.name = name
+        self.role = name
+        """The role's name, as told with its Redis errors (a subclass may give ``name``
+        another meaning: the heartbeat's is its consumer's)."""
         self.stopping = stopping
         self._outage = outage
         self._log = log
         self._thread: threading.Thread | None = None
         self.regroup: Callable[[], None] | None = None
         """Called when a consumer group is missing (Redis lost its data): recreates them."""
+        self.observer: Observer = Observer()
+        """Told of each Redis error the loop rides out: whoever runs the role gives it the
+        App's observers (the default listens to nothing)."""
 
     def step(self) -> None:
         """One round of the role's work (may block a little, e.g. on a read)."""
@@ -52,13 +60,12 @@ class Role:
             try:
                 self.step()
                 self._outage.up()
-            except redis.ResponseError as exc:
-                if not (lost_group(exc) and self.regroup is not None):
+            except redis.RedisError as exc:  # told here: a healthy loop pays nothing
+                self.observer.redis_error(self.role)
+                if lost_group(exc) and self.regroup is not None:
+                    self.regroup()
+                else:
                     self.stopping.wait(self._outage.down(exc))
-                    continue
-                self.regroup()
-            except redis.RedisError as exc:
-                self.stopping.wait(self._outage.down(exc))
             except Exception:
                 self._log.exception("role_failed", role=self.name)
                 self.stopping.wait(1.0)

@@ -34,7 +34,7 @@ from streamflow.model.options import ActorOptions
 from streamflow.model.schema import RUNNING, signal_key
 from streamflow.model.signals import timed_out
 from streamflow.model.state import fold, fold_all
-from streamflow.runtime.projector import APPLY_CHUNK, MAX_ROUNDS, Applied, Projector, Trigger
+from streamflow.runtime.projector import MAX_ROUNDS, Applied, Projector, Trigger, chunked
 from streamflow.store.log import raw_plan
 from streamflow.store.plan import Plan, checked, clock_ms, run
 from streamflow.store.scripts import Reply, reply_code
@@ -130,7 +130,7 @@ def signal_plan(
         fold(state, entry)
         decisions: list[Event] = [received, *decide(definition, state, entry)]
         done = finished(definition, state, decisions)
-        chunks = [decisions[i : i + APPLY_CHUNK] for i in range(0, len(decisions), APPLY_CHUNK)]
+        chunks = chunked(decisions)
         wake = Trigger("", "", encode_wake(workflow_id, signal_key(name)))
         if len(chunks) > 1:  # if this stops between chunks, recovery decides the rest
             due = clock_ms(clock) + projector.recovery_grace_ms

@@ -347,6 +347,7 @@ class Worker:
             roles.append(self.recovery)
         for role in roles:
             role.regroup = self._regroup
+            role.observer = self.executor.observer
             role.start()
         return roles
 

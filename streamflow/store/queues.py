@@ -1,6 +1,8 @@
-"""What the queues hold, for ``streamflow queues`` and the dashboard: per queue and shard,
-the messages waiting, those delivered and not yet acknowledged (in flight) and the age of
-the oldest of them, the delayed, the parked (paused) and the dead-lettered ones."""
+"""What the queues hold, for ``streamflow queues``, the dashboard and the metrics: per
+queue and shard, the entries of its stream (its length), those not yet delivered to any
+worker (waiting: the consumer group's lag), those delivered and not yet acknowledged (in
+flight) and the age of the oldest of them, the delayed, the parked (paused) and the
+dead-lettered ones."""
 
 from __future__ import annotations
 
@@ -25,8 +27,12 @@ class QueueStats:
 
     queue: str
     shard: int | None
+    length: int = 0
+    """Entries in the queue's stream (``XLEN``): waiting and in flight (a handled message
+    is deleted)."""
     waiting: int = 0
-    """Messages not yet delivered to any worker (the group's lag)."""
+    """Messages not yet delivered to any worker: the consumer group's lag (without one
+    known, the length less those in flight)."""
     in_flight: int = 0
     """Delivered to a worker and not yet acknowledged."""
     oldest_in_flight_ms: int | None = None
@@ -36,13 +42,15 @@ class QueueStats:
     parked: int = 0
     """Set aside while their queue or actor is paused."""
     dead: int = 0
-    """Dead letters of this queue (among the newest ``DEAD_SCAN``)."""
+    """Dead letters that came from this queue on this shard (among the newest
+    ``DEAD_SCAN``)."""
 
     def __add__(self, other: QueueStats) -> QueueStats:
         ages = [a for a in (self.oldest_in_flight_ms, other.oldest_in_flight_ms) if a is not None]
         return QueueStats(
             queue=self.queue,
             shard=None,
+            length=self.length + other.length,
             waiting=self.waiting + other.waiting,
             in_flight=self.in_flight + other.in_flight,
             oldest_in_flight_ms=max(ages) if ages else None,
@@ -53,16 +61,21 @@ class QueueStats:
 
 
 _QUEUE_KEY = re.compile(r":\{(\d+)\.\d+\}:q:([^:]+)$")
+"""A queue stream's key: its shard and its queue's name."""
 
 
 def queue_stats(store: Store) -> list[QueueStats]:
-    """Every queue with a stream on some shard, per shard, by queue then shard."""
+    """Every queue with a stream or a dead letter on some shard, per shard, by queue then
+    shard."""
     keys = store.keys
     found: dict[tuple[str, int], str] = {}
     for raw in store.client.scan_iter(match=f"{_escaped(keys.prefix)}:*:q:*", count=1000):
         key = raw.decode() if isinstance(raw, bytes) else raw
-        if key.startswith(f"{keys.prefix}:") and (match := _QUEUE_KEY.search(key)):
-            found[(match[2], int(match[1]))] = key
+        if key.startswith(f"{keys.prefix}:") and (where := _queue_of(key)):
+            found[where] = key
+    dead = _dead(store)
+    for queue, shard in dead:  # its stream may be gone: its dead letters still count
+        found.setdefault((queue, shard), keys.queue(shard, queue))
     pairs = sorted(found)
     now = store.now_ms(0)
     look: list[Any] = []
@@ -76,24 +89,26 @@ def queue_stats(store: Store) -> list[QueueStats]:
         ]
     replies = store.execute(look) if look else []
     parked = _parked(store, {shard for _, shard in pairs})
-    dead = _dead(store)
     stats = []
     for i, (queue, shard) in enumerate(pairs):
         length, groups, pending, delayed = replies[4 * i : 4 * i + 4]
+        length = 0 if isinstance(length, redis.ResponseError) else int(length)
         in_flight, oldest = _pending(pending, now)
         lag = _lag(groups)
         stats.append(
             QueueStats(
                 queue=queue,
                 shard=shard,
-                waiting=max(0, int(length) - in_flight) if lag is None else lag,
+                length=length,
+                waiting=max(0, length - in_flight) if lag is None else lag,
                 in_flight=in_flight,
                 oldest_in_flight_ms=oldest,
                 delayed=0 if isinstance(delayed, redis.ResponseError) else int(delayed),
                 parked=parked.get((queue, shard), 0),
+                dead=dead.get((queue, shard), 0),
             )
         )
-    return _dead_once(stats, dead)
+    return stats
 
 
 def totals(stats: Iterable[QueueStats]) -> list[QueueStats]:
@@ -104,15 +119,10 @@ def totals(stats: Iterable[QueueStats]) -> list[QueueStats]:
     return [dataclasses.replace(s, shard=None) for _, s in sorted(summed.items())]
 
 
-def _dead_once(stats: list[QueueStats], dead: dict[str, int]) -> list[QueueStats]:
-    """Dead letters are per queue, not per shard: counted on each queue's first shard."""
-    seen: set[str] = set()
-    out = []
-    for each in stats:
-        count = 0 if each.queue in seen else dead.get(each.queue, 0)
-        seen.add(each.queue)
-        out.append(dataclasses.replace(each, dead=count))
-    return out
+def _queue_of(key: str) -> tuple[str, int] | None:
+    """The queue's name and shard of a queue stream's key (None: not one)."""
+    match = _QUEUE_KEY.search(key)
+    return (match[2], int(match[1])) if match else None
 
 
 def _escaped(text: str) -> str:
@@ -164,12 +174,13 @@ def _parked(store: Store, shards: set[int]) -> dict[tuple[str, int], int]:
     return found
 
 
-def _dead(store: Store) -> dict[str, int]:
-    """Dead letters per queue name, among the newest ``DEAD_SCAN``."""
-    found: dict[str, int] = {}
+def _dead(store: Store) -> dict[tuple[str, int], int]:
+    """Dead letters per queue and shard (each keeps the key of the stream it came from),
+    among the newest ``DEAD_SCAN``; those of other streams (wake-ups) are not a queue's."""
+    found: dict[tuple[str, int], int] = {}
     entries: Any = store.client.xrevrange(store.keys.dead(), count=DEAD_SCAN)
     for _, fields in entries:
-        key = bytes(fields.get(b"queue", b"")).decode(errors="replace")
-        queue = key.rpartition(":q:")[2] or key
-        found[queue] = found.get(queue, 0) + 1
+        where = _queue_of(bytes(fields.get(b"queue", b"")).decode(errors="replace"))
+        if where is not None:
+            found[where] = found.get(where, 0) + 1
     return found

@@ -202,12 +202,13 @@ class Simulator(Inputs, Children):
         return "OK", entries
 
     def _messaged(self, enqueued: TaskEnqueued, applied: set[str]) -> bool:
-        """Whether an enqueue sends a message: a task's does; a signal node's only with a
-        timeout (its message fails it), and not when it takes its signal at once."""
+        """Whether an enqueue sends a message: not when its node succeeds in the same
+        decisions (a signal taken at once, a result a fork keeps); a signal node's only
+        with a timeout (its message fails it)."""
         task = self.definition.task(enqueued.node)
-        if task.signal is None:
-            return True
         taken = schema.outcome_key(enqueued.node, enqueued.attempt) in applied
+        if task.signal is None:
+            return not taken
         return task.options.time_limit_ms is not None and not taken
 
     def deliver(self, pick: int = 0) -> Job | None:

@@ -1,7 +1,7 @@
 """An app whose worker processes tests observe from outside (metrics, traces):
 ``streamflow worker tests.samples.observed:app``. Its actors succeed, fail once then
-succeed, or always fail; ``actors(app)`` registers the same ones on a test's own App,
-to submit them."""
+succeed, always fail, or wait until a test pushes to a list; ``actors(app)`` registers
+the same ones on a test's own App, to submit them."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 from streamflow import App
 from streamflow.store.cluster import connect
+from tests.helpers import hold
 
 
 def actors(app: App) -> dict[str, Any]:
@@ -34,7 +35,13 @@ def actors(app: App) -> dict[str, Any]:
     def broken() -> None:
         raise RuntimeError("always fails")
 
-    return {"fine": fine, "step": step, "flaky": flaky, "broken": broken}
+    @app.actor
+    def held(key: str) -> str:
+        """Run until a test pushes to the list ``key`` (at most 30 s)."""
+        hold(client, key, 30)
+        return key
+
+    return {"fine": fine, "step": step, "flaky": flaky, "broken": broken, "held": held}
 
 
 if "STREAMFLOW_REDIS_URL" in os.environ:  # imported by a worker process

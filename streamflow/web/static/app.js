@@ -219,7 +219,12 @@ async function drawDeadLetter(params, id) {
   return [
     h("div", { class: "title" }, h("h1", { class: "mono" }, `Dead letter ${d.id}`),
       action("Requeue", `Put dead letter ${d.id} back on its queue?`,
-        `/api/dead-letters/${d.id}/requeue`, {}, (r) => `Requeued as ${r.message_id}.`)),
+        `/api/dead-letters/${d.id}/requeue`, {}, (r) => {
+          // No dead letter any more: the redraw that follows shows the list (no hashchange,
+          // which would clear this notice).
+          history.replaceState(null, "", "#/dead-letters");
+          return `Requeued as ${r.message_id}.`;
+        })),
     h("dl", { class: "facts" }, facts.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
     h("section", { class: "card" }, h("h2", {}, "What it says"), json(d.contents)),
     h("section", { class: "card" }, h("h2", {}, "Bytes (hex)"), h("pre", { class: "value" }, d.data_hex)),
@@ -244,7 +249,7 @@ async function drawQueues(params) {
   const data = await api(`/api/queues?by_shard=${params.get("by_shard") === "1" ? 1 : 0}`);
   const rows = data.queues.map((q) => h("tr", { "data-queue": q.queue },
     h("td", {}, q.queue), h("td", {}, q.shard === null ? "all" : q.shard),
-    h("td", { class: "num" }, q.waiting), h("td", { class: "num" }, q.in_flight),
+    h("td", { class: "num" }, q.length), h("td", { class: "num" }, q.waiting), h("td", { class: "num" }, q.in_flight),
     h("td", { class: "num" }, q.oldest_in_flight_ms === null ? "" : duration(q.oldest_in_flight_ms)),
     h("td", { class: "num" }, q.delayed), h("td", { class: "num" }, q.parked),
     h("td", { class: "num" }, q.dead)));
@@ -253,7 +258,7 @@ async function drawQueues(params) {
     h("tr", { "data-paused": `${kind}:${name}` }, h("td", {}, kind), h("td", {}, name),
       h("td", {}, action("Resume", `Resume ${kind} ${name} for every worker?`, "/api/resume",
         { [kind]: name }, () => `Resumed ${kind} ${name}.`))));
-  return [table(["Queue", "Shard", "Waiting", "In flight", "Oldest in flight", "Delayed", "Parked", "Dead"],
+  return [table(["Queue", "Shard", "Length", "Waiting (lag)", "In flight", "Oldest in flight", "Delayed", "Parked", "Dead"],
       rows, "No queue holds anything."),
     h("h2", {}, "Paused"),
     table(["Kind", "Name", ""], paused, "Nothing is paused.")];

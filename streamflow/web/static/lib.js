@@ -99,8 +99,9 @@ async function act(question, path, body, done) {
     if (!(await confirmed(question, needsToken))) return;
     try {
       const result = await api(path, body || {});
-      notice(done(result), "info");
+      const said = done(result); // it may move to another page
       await draw();
+      notice(said, "info");
       return;
     } catch (error) {
       if (error.status === 401) {
