@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import redis
 
-from streamflow import App, Chain, ForkError, Group, ResultFailure
+from streamflow import App, Chain, Child, ForkError, Group, ResultFailure, Signal
 from streamflow.model.events import TaskStarted, TaskSucceeded, WorkflowSubmitted
 from streamflow.runtime.projector import APPLY_CHUNK
 from tests.helpers import audited, cli, events_of, runs
@@ -151,3 +151,18 @@ def test_the_cli_and_asyncio_fork(app: App, r: redis.Redis, redis_url: str) -> N
         assert asyncio.run(fork_async()) == 3
     failed = cli(redis_url, "resume", "--from", "2", code=1)
     assert "--from NODE needs a workflow id" in failed.stderr
+
+
+def test_a_signal_taken_and_a_child_run_are_kept(app: App, r: redis.Redis) -> None:
+    step, *_ = actors(app, r)
+    canvas = Chain(Signal("go"), Child(step.message(5)), step.message(6))
+    with app.worker(concurrency=2):
+        original = app.submit(canvas)
+        assert app.signal(original.id, "go", 1)
+        assert original.result(timeout=10) == 6 + 5
+        fork = app.fork_workflow(original.id, 4)  # the last step only
+        assert fork.result(timeout=10) == 6 + 5  # no signal sent to it, no child started
+    history = audited(app, fork.id)
+    assert started_nodes(history) == {4}
+    assert not fork.snapshot().state.children
+    assert (runs(r, "step5"), runs(r, "step6")) == (1, 2)

@@ -31,7 +31,7 @@ from streamflow.model.events import (
     WorkflowResumed,
     WorkflowSubmitted,
 )
-from streamflow.model.fork import kept
+from streamflow.model.fork import FORK, kept
 from streamflow.model.state import State, fold, fold_all
 
 
@@ -96,12 +96,16 @@ class _Audit:
         self.epoch = 0
         self.children: set[tuple[int, int]] = set()
         """(node, attempt) that started a child workflow."""
+        self.kept: Container[int] = ()
+        """Tasks whose results a fork keeps (decided, never run)."""
 
     def violation(self, invariant: str, seq: int, detail: str) -> None:
         self.found.append(Violation(invariant, seq, detail))
 
     def check(self, event: Event, seq: int) -> None:
-        if isinstance(event, TaskEnqueued):
+        if isinstance(event, WorkflowSubmitted):
+            self.kept = set(event.options.get(FORK, {}).get("results", {}))
+        elif isinstance(event, TaskEnqueued):
             self.enqueue(event, seq)
         elif isinstance(event, TaskStarted):
             self.start(event, seq)
@@ -169,9 +173,11 @@ class _Audit:
             self.violation("one_outcome", seq, f"node {key[0]} attempt {key[1]}")
         self.outcomes.add(key)
         task = self.definition.task(event.node)
-        if task.child and isinstance(event, TaskSucceeded) and key not in self.children:
+        if event.node in self.kept and isinstance(event, TaskSucceeded):
+            pass  # a fork's: the result its source had (replay checks it was decided so)
+        elif task.child and isinstance(event, TaskSucceeded) and key not in self.children:
             self.violation("child_outcome_after_child", seq, f"node {key[0]} attempt {key[1]}")
-        if task.signal is not None:
+        elif task.signal is not None:
             self.found += _signal_outcome(event, task.signal, self.signals.get(task.signal), seq)
         if isinstance(event, TaskSucceeded):
             self.done.setdefault(event.node, seq)

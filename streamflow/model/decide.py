@@ -202,15 +202,13 @@ def _take_known(
     decision is made again."""
     state = closure.state
     name = definition.task(node).signal
-    if name is not None:
-        if name not in state.signals:
-            return
+    known = kept(state).get(node)  # a fork's first (a signal node's too)
+    if known is not None:
+        result, ref = known
+    elif name is not None and name in state.signals:
         result, ref = state.signals[name], ""
     else:
-        known = kept(state).get(node)
-        if known is None:
-            return
-        result, ref = known
+        return
     if node in state.results:
         # Taken already: what follows is still decided from here (monotone: a fold
         # past the success decides from it what it did before it).
