@@ -6,8 +6,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import yaml
-
 ROOT = Path(__file__).resolve().parent.parent
 YAML = re.compile(r"```yaml\n(.*?)```", flags=re.DOTALL)
 
@@ -18,6 +16,8 @@ def blocks(path: Path) -> dict[str, str]:
 
 
 def test_the_operations_page_has_the_readmes_rules_and_scrape_config() -> None:
+    import yaml  # here: the floor leg's venv has no yaml, and deselects this test
+
     readme, page = blocks(ROOT / "README.md"), blocks(ROOT / "docs" / "operations.md")
     for name in ("# rules.yml", "# prometheus.yml"):
         assert page[name] == readme[name], name
