@@ -14,7 +14,7 @@ import dataclasses
 import json
 import signal
 import sys
-import threading
+import time
 from collections.abc import Callable, Sequence
 
 from streamflow.cli.common import connect
@@ -194,21 +194,25 @@ def watch(draw: Callable[[], str], every_s: float | None) -> int:
     if every_s is None:
         print(draw())
         return 0
-    stop = threading.Event()
+    # A plain flag, not a threading.Event: the handler runs on the main thread, maybe
+    # while it holds the Event's lock inside wait(), and set() would then deadlock.
+    stop = [False]
 
     def interrupted(*_: object) -> None:
-        if stop.is_set():
+        if stop[0]:
             raise KeyboardInterrupt
-        stop.set()
+        stop[0] = True
 
     previous = signal.signal(signal.SIGINT, interrupted)
     try:
-        while not stop.is_set():
+        while not stop[0]:
             text = draw()
             if sys.stdout.isatty():
                 sys.stdout.write("\x1b[H\x1b[2J")  # home, clear: redraw in place
             print(text, flush=True)
-            stop.wait(every_s)
+            until = time.monotonic() + every_s
+            while not stop[0] and time.monotonic() < until:
+                time.sleep(min(0.05, max(0.0, until - time.monotonic())))
     finally:
         signal.signal(signal.SIGINT, previous)
     return 130
