@@ -77,8 +77,9 @@ class Forking:
         """``fork_workflow`` for asyncio code: the fork's ``AsyncWorkflowHandle``."""
         face = self._face()
         store = face.store
-        plan = fork_plan(store, workflow_id, from_node, reason, by, fork_id)
-        submission = await face.run(plan)
+        submission: Submission = await face.retrying(
+            lambda: face.run(fork_plan(store, workflow_id, from_node, reason, by, fork_id))
+        )
         await face.retrying(lambda: face.run(submit_plan(store, submission, ASYNC_GRACE_MS)))
         return self.handle_async(submission.workflow_id)
 
