@@ -7,6 +7,11 @@ records its parent (``options["parent"]``) in its ``WorkflowSubmitted``. When th
 ends, the process that ended it sends the parent node's message again; that run finds
 the child ended and records its outcome. Should that process die first, the parent's
 sweep re-sends the message (the attempt is started, and its message gone).
+
+A task starts children of its own with ``current_task().submit(canvas)``
+(``start_child``): the k-th child of an attempt has an id derived from it, and nothing
+waits for it. Either way the parent's log records ``ChildStarted`` before the child is
+submitted, and cancelling the parent cancels every child not started detached.
 """
 
 from __future__ import annotations
