@@ -41,6 +41,7 @@ from streamflow.model.events import (
     WorkflowResumed,
     WorkflowSubmitted,
 )
+from streamflow.model.fork import kept_of
 from streamflow.model.options import ActorOptions
 from streamflow.testing import NOTHING, task_ids
 from streamflow.testing import Evaluation as Expected
@@ -326,7 +327,7 @@ class Checker:
         assert event.cause < seq, f"{where}: its cause is not earlier"
         assert isinstance(event, WorkflowSubmitted) == (seq == 1), where
         if isinstance(event, WorkflowSubmitted):
-            self.kept = set(event.options.get("fork", {}).get("results", {}))
+            self.kept = set(kept_of(event.options))
         if isinstance(event, TaskEnqueued):
             node, attempt = event.node, event.attempt
             assert self.enqueued.get(node, 0) < attempt, f"second or backward enqueue: {where}"

@@ -34,12 +34,12 @@ from tests.test_events import EVENTS
 
 
 @actor
-def double(x: int, *piped: object) -> int:
+def twice(x: int, *piped: object) -> int:
     return 2 * x
 
 
 @actor(max_retries=1, min_backoff=0.01)
-def flaky(x: int, *piped: object) -> int:
+def shaky(x: int, *piped: object) -> int:
     return x
 
 
@@ -52,8 +52,8 @@ def _run(sim: Simulator) -> list[Entry]:
 def plain() -> Simulator:
     """Every plain event type: a group's barrier, a retried task, completion."""
     sim = Simulator(
-        Chain(Group(double.message(1), flaky.message(2)), double.message(3)),
-        fail_until={1: 1},  # flaky (node 1) fails once, then succeeds
+        Chain(Group(twice.message(1), shaky.message(2)), twice.message(3)),
+        fail_until={1: 1},  # shaky (node 1) fails once, then succeeds
     )
     _run(sim)
     return sim
@@ -61,7 +61,7 @@ def plain() -> Simulator:
 
 def failing() -> Simulator:
     """A final failure, a resume, and a signal."""
-    sim = Simulator(Chain(Signal("go"), flaky.message(1)), fail_until={2: 2})
+    sim = Simulator(Chain(Signal("go"), shaky.message(1)), fail_until={2: 2})
     sim.submit()
     assert sim.signal("go", 7)
     sim.drain()
@@ -74,14 +74,14 @@ def failing() -> Simulator:
 
 
 def warned() -> Simulator:
-    sim = Simulator(Chain(double.message(1), double.message(2)))
+    sim = Simulator(Chain(twice.message(1), twice.message(2)))
     sim.options = {"history": [3, 10**9, 10**6, 10**9]}  # warn past three events
     _run(sim)
     return sim
 
 
 def with_child() -> Simulator:
-    sim = Simulator(Chain(double.message(1), Child(double.message(2))))
+    sim = Simulator(Chain(twice.message(1), Child(twice.message(2))))
     _run(sim)
     return sim
 
@@ -97,7 +97,7 @@ def forked() -> Simulator:
 
 
 def cancelled() -> tuple[list[Entry], Simulator]:
-    sim = Simulator(Chain(double.message(1), double.message(2)))
+    sim = Simulator(Chain(twice.message(1), twice.message(2)))
     sim.submit()
     sim.deliver(0)
     last = sim.log[-1]

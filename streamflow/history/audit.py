@@ -31,7 +31,7 @@ from streamflow.model.events import (
     WorkflowResumed,
     WorkflowSubmitted,
 )
-from streamflow.model.fork import FORK, kept
+from streamflow.model.fork import kept, kept_of
 from streamflow.model.state import State, fold, fold_all
 
 
@@ -104,7 +104,7 @@ class _Audit:
 
     def check(self, event: Event, seq: int) -> None:
         if isinstance(event, WorkflowSubmitted):
-            self.kept = set(event.options.get(FORK, {}).get("results", {}))
+            self.kept = set(kept_of(event.options))
         elif isinstance(event, TaskEnqueued):
             self.enqueue(event, seq)
         elif isinstance(event, TaskStarted):

@@ -9,6 +9,7 @@ sent, nothing runs), as it takes a signal's payload: a fork's log replays like a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from streamflow.model.definition import NONE, TASK, WORKFLOW_ON_FAILURE, Definition, TaskNode
@@ -63,5 +64,10 @@ def kept_results(definition: Definition, state: State, node: int) -> dict[int, l
 
 def kept(state: State) -> dict[int, list[Any]]:
     """The results a fork keeps (empty for any other workflow)."""
-    fork = state.options.get(FORK)
+    return kept_of(state.options)
+
+
+def kept_of(options: Mapping[str, Any]) -> dict[int, list[Any]]:
+    """The results a fork keeps, from its submission's options."""
+    fork = options.get(FORK)
     return fork["results"] if fork else {}

@@ -19,9 +19,10 @@ from streamflow.api.compile import Compiled
 from streamflow.model import codec, schema
 from streamflow.model.children import child_workflow_id
 from streamflow.model.definition import Definition, TaskNode
-from streamflow.model.events import ChildStarted, Entry, Event, TaskFailed, TaskSucceeded
+from streamflow.model.events import ChildStarted, Entry, Event, TaskSucceeded
 from streamflow.model.schema import COMPLETED, RUNNING
 from streamflow.model.state import State
+from streamflow.testing.bodies import Bodies
 from streamflow.testing.records import Job, QueueMessage, SimResult
 
 ChildPlan = Callable[[TaskNode, int, Definition], Mapping[int, int]]
@@ -46,6 +47,7 @@ class Children:
     jobs: list[Job]
     stats: Any
     actors: dict[str, Any]
+    bodies: Bodies
     workflow_id: str
     options: dict[str, Any]
     children: dict[tuple[int, int], Children]
@@ -61,10 +63,6 @@ class Children:
         def _new_message(self, node: int, attempt: int) -> None: ...
 
         def _ack(self, message: QueueMessage) -> None: ...
-
-        def _outcome_of(
-            self, node: int, attempt: int, start_seq: int, exc: Exception
-        ) -> TaskSucceeded | TaskFailed: ...
 
         def _new_child(self, compiled: Compiled, fail_until: Mapping[int, int]) -> Children: ...
 
@@ -87,7 +85,7 @@ class Children:
                 message, TaskSucceeded(node=node, attempt=attempt, result=value, cause=start_seq)
             )
         failed = ChildFailedInSim(f"child workflow {child.workflow_id} {child.idx.status}")
-        return Job(message, self._outcome_of(node, attempt, start_seq, failed))
+        return Job(message, self.bodies.failure(node, attempt, start_seq, failed, self.idx))
 
     def _start_child(self, node: int, attempt: int) -> Children:
         """Record ChildStarted (note.lua), then submit the child."""

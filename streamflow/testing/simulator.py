@@ -370,11 +370,6 @@ class Simulator(Inputs, Children):
     def _new_child(self, compiled: Compiled, fail_until: Mapping[int, int]) -> Simulator:
         return Simulator(compiled, actors=self.actors, fail_until=fail_until)
 
-    def _outcome_of(
-        self, node: int, attempt: int, start_seq: int, exc: Exception
-    ) -> TaskSucceeded | TaskFailed:
-        return self.bodies.failure(node, attempt, start_seq, exc, self.idx)
-
     def drain(self, max_rounds: int = 1000) -> None:
         """Run everything left in the family (children too), without further faults,
         until nothing is pending."""
