@@ -21,8 +21,18 @@ from streamflow import (
     Signal,
     SignalError,
 )
-from streamflow.model.events import SignalReceived, TaskEnqueued, TaskSucceeded
-from tests.helpers import audited, cli, definition_of, events_of
+from streamflow.model.events import (
+    SignalReceived,
+    TaskEnqueued,
+    TaskStarted,
+    TaskSucceeded,
+    encode_event,
+)
+from streamflow.runtime.signals import signal_plan, signalled
+from streamflow.store.calls import Call
+from streamflow.store.plan import Command, run
+from streamflow.store.scripts import Reply, reply_code
+from tests.helpers import audited, cli, definition_of, events_of, start_call
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -185,6 +195,34 @@ def test_a_signal_racing_its_timeout_has_one_outcome(app: App, r: redis.Redis) -
                 assert failed.error["type"] == "SignalTimeout"
     for handle in handles:
         audited(app, handle.id)
+
+
+def test_a_signal_is_decided_again_when_an_event_lands_after_its_read(app: App) -> None:
+    """The node's timeout message delivered between the signal's read of the log and its
+    apply: the TaskStarted takes the sequence number the signal was decided at, so that
+    apply is refused and the signal decided again, its decisions naming it as their
+    cause (replay finds no divergence)."""
+    double, _ = actors(app)
+    handle = app.submit(Chain(Signal("race", timeout=60), double.piped()))
+    started = encode_event(TaskStarted(node=0, attempt=1, worker="w", msg_id="1-0"))
+    execute, slipped, applies = app.projector.store.execute, [], []
+
+    def racing(commands: list[Command]) -> list[Any]:
+        if commands and isinstance(commands[0], Call) and commands[0].script == "apply":
+            if not slipped:
+                slipped.append(app.scripts.run(start_call(app, handle.id, started=started)))
+            applies.append(commands[0])
+        return execute(commands)
+
+    applied = run(signal_plan(app.projector, handle.id, "race", 1, "tests"), racing)
+    assert reply_code(slipped[0]) is Reply.RUN and len(applies) == 2
+    assert signalled(app.projector, handle.id, applied)
+    with app.worker(concurrency=1):
+        assert handle.result(timeout=10) == 2
+    history = audited(app, handle.id)
+    kinds = [type(entry.event).__name__ for entry in history[1:4]]
+    assert kinds == ["TaskEnqueued", "TaskStarted", "SignalReceived"]
+    assert {entry.event.cause for entry in history[4:8]} == {history[3].seq}
 
 
 def test_the_cli_sends_a_signal(app: App, redis_url: str) -> None:

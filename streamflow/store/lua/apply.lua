@@ -12,7 +12,8 @@
 -- ARGV[10] '1': once these decisions are in, the workflow has ended and no callback may
 -- still run - archive it   ARGV[11], ARGV[12] sequence number and stream id of the last
 -- event the caller folded (its fold must be a prefix of this log: after a failover or a
--- lost write it may not be; then CONFLICT -1)
+-- lost write it may not be; then CONFLICT -1; a batch holding a signal must come right
+-- after that event, else CONFLICT -1 too)
 -- ARGV[13], ARGV[14], ARGV[15] guard ('' none): decisions made ahead of their cause,
 -- sent in the same pipeline as the outcome script; they hold only if that outcome was
 -- recorded under index key ARGV[13] at sequence number ARGV[14] with the encoded event
@@ -59,16 +60,22 @@ if is_terminal(redis.call('HGET', idx, STATUS)) then
 end
 local d = tonumber(redis.call('HGET', idx, LAST_DECISION) or '0')
 if d > tonumber(ARGV[2]) then return {REPLY_CONFLICT, d} end
+local minted = false
 for i = 0, tonumber(ARGV[8]) - 1 do
   -- A decided outcome (a signal node's success) holds only if no worker recorded one.
   local b = 16 + i * 8
   if ARGV[b] == DECISION_OUTCOME and redis.call('HEXISTS', idx, ARGV[b + 1]) == 1 then
     return {REPLY_CONFLICT, -3}
   end
+  minted = minted or ARGV[b] == DECISION_SIGNAL
 end
 if ARGV[12] ~= '0-0' then
   local last = redis.call('XRANGE', log, ARGV[12], ARGV[12])[1]
   if not last or last[2][4] ~= ARGV[11] then return {REPLY_CONFLICT, -1} end
+  -- A signal's decisions name it by the sequence number the caller gave it, the one
+  -- after its fold: any event that came since (a TaskStarted, a ChildStarted), even one
+  -- that is not a decision, would move it.
+  if minted and n ~= tonumber(ARGV[11]) then return {REPLY_CONFLICT, -1} end
 end
 local ended
 n, d, ended = append_decisions(log, idx, active, KEYS[8], ARGV[1], 16, tonumber(ARGV[8]), n, d, due_base, 8, false)
