@@ -231,3 +231,33 @@ def test_the_sweep_sends_no_copy_of_a_lone_task_queued_or_running(
     assert ran == [1]
     assert r.xlen(app.keys.queue(0, "nobody-serves")) == 1
     assert not any(e["event"] == "lost_message_resent" for e in logs)
+
+
+def test_the_sweep_sends_no_copy_of_a_lone_task_that_ends_as_it_looks(
+    app: App, r: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sweep read the log while the task ran; the task ended (its message deleted)
+    before the sweep looked for the message: no copy, which a worker would run again
+    (a lone task's body runs before anything is read)."""
+    from streamflow.runtime.sweep import StuckSweep
+
+    ran: list[int] = []
+
+    @app.actor(queue="later")
+    def quick() -> str:
+        ran.append(1)
+        return "ok"
+
+    handle = quick.send()
+    look = StuckSweep._still_there
+
+    def ending_first(self: StuckSweep, *args: Any) -> bool:
+        with app.worker(queues=["later"]):
+            assert handle.result(timeout=10) == "ok"
+        return look(self, *args)
+
+    monkeypatch.setattr(StuckSweep, "_still_there", ending_first)
+    sweep = StuckSweep(app.store, app.projector, stuck_after_ms=0)
+    assert sweep._resend_lost(handle.id) == 0
+    assert r.xlen(app.keys.queue(shard_of(handle.id), "later")) == 0
+    assert ran == [1]

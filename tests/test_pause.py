@@ -96,6 +96,37 @@ def test_parked_messages_survive_the_workers_that_parked_them(app: App, r: redis
         assert sorted(h.get_result(block=True, timeout=10) for h in handles) == ["0", "1", "2"]
 
 
+def test_the_sweep_leaves_parked_messages_where_they_are(
+    app: App, r: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A paused workflow makes no progress, so the sweep looks at it again and again: its
+    message, set aside, is not lost, and sending a copy would run a lone task twice."""
+    from structlog.testing import capture_logs
+
+    from streamflow.runtime.sweep import StuckSweep
+
+    count = counted(app, r)
+    looked: list[str] = []
+    resend = StuckSweep._resend_lost
+
+    def looking(self: StuckSweep, workflow_id: str) -> int:
+        looked.append(workflow_id)
+        return resend(self, workflow_id)
+
+    monkeypatch.setattr(StuckSweep, "_resend_lost", looking)
+    app.pause(queue="default")
+    sweeping = {"stuck_after_s": 0.1, "sweep_interval_s": 0.1}
+    with capture_logs() as logs, app.worker(concurrency=1, **sweeping):
+        handles = [count.send("lone"), app.submit(Chain(count.message("a"), count.message("b")))]
+        for handle in handles:
+            wait_until(lambda h=handle: looked.count(h.id) >= 3, 10, message=handle.id)
+        assert parked(app, r, handles, "default", "count_default") == 2
+        app.resume(queue="default")
+        assert [h.get_result(block=True, timeout=10) for h in handles] == ["lone", "b"]
+    assert sorted(ran(r)) == ["a", "b", "lone"]
+    assert not [e for e in logs if e["event"] == "lost_message_resent"]
+
+
 def test_pausing_needs_a_name(app: App) -> None:
     with pytest.raises(ValueError, match="name a queue or an actor"):
         app.pause()

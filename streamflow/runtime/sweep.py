@@ -2,7 +2,10 @@
 again, and re-sends task messages that were lost (DESIGN §8).
 
 Messages are at-least-once: a re-sent message whose attempt is running or done is
-dropped by the start script, so re-sending errs on the safe side.
+dropped by the start script, so re-sending errs on the safe side. A lone task's body
+runs before its start is recorded, though, so a message is re-sent only when it is in
+none of the places a message waits (queue, delayed set, parked set, a pending list) and
+the log has not moved since it was read.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import redis
 
 from streamflow.logs import get_logger
 from streamflow.model import schema
+from streamflow.model.definition import TaskNode
 from streamflow.model.events import TaskEnqueued, WorkflowSubmitted, to_entry
 from streamflow.model.lone import is_lone
 from streamflow.model.messages import encode_task_message, shard_of
@@ -103,8 +107,12 @@ class StuckSweep:
                 workflow_id, node, attempt, definition.hash, lone if attempt == 1 else None
             )
             owner = state.owner.get(node)
-            if self._still_there(workflow_id, queue, message, enqueued.time_ms, delay, owner):
+            if self._still_there(workflow_id, task, message, enqueued.time_ms, delay, owner):
                 continue
+            if store.client.xlen(store.keys.log(workflow_id)) != len(entries):
+                # It moved since the log was read (the task ended, and its message went
+                # with it): not stuck. A copy now would run a lone task's body again.
+                return resent
             due = enqueued.time_ms + delay
             if owner is None and due > store.now_ms(shard_of(workflow_id)):
                 # Not due yet (a delay, a signal's timeout): back to the delayed set.
@@ -119,24 +127,30 @@ class StuckSweep:
     def _still_there(
         self,
         workflow_id: str,
-        queue: str,
+        task: TaskNode,
         message: bytes,
         enqueued_ms: int,
         delay: int,
         owner: str | None,
     ) -> bool:
-        client = self.store.client
+        client, keys, shard = self.store.client, self.store.keys, shard_of(workflow_id)
+        queue = keys.queue(shard, task.options.queue)
         if owner is not None:  # started: is its message still in a pending list?
             pending: Any = client.xpending_range(queue, WORKER_GROUP, min=owner, max=owner, count=1)
             return bool(pending)
-        if delay:
-            delayed = self.store.keys.delayed(shard_of(workflow_id), queue.rsplit(":", 1)[1])
-            if client.zscore(delayed, message) is not None:
-                return True
+        if delay and client.zscore(keys.delayed(shard, task.options.queue), message) is not None:
+            return True
+        # Set aside while its queue or actor is paused (it goes back when resumed); looked
+        # for before and after the queue, as a worker may park it in between.
+        parked = keys.parked(shard, task.options.queue, task.actor)
+        if client.zscore(parked, message) is not None:
+            return True
         # Queued by the script that appended its TaskEnqueued (Redis time stands still
         # within a script: the same millisecond), or by the timer once due; a message
-        # is deleted only when acknowledged. Beyond 1,000 entries we re-send anyway: a
-        # duplicate is dropped at start.
+        # is deleted only when acknowledged. Beyond 1,000 entries we re-send anyway (a
+        # duplicate is dropped at start, but a lone task's body runs before its start).
         start = enqueued_ms + delay
         found: Any = client.xrange(queue, min=f"{start}-0", max="+", count=1000)
-        return any(fields.get(schema.MESSAGE_FIELD.encode()) == message for _, fields in found)
+        if any(fields.get(schema.MESSAGE_FIELD.encode()) == message for _, fields in found):
+            return True
+        return client.zscore(parked, message) is not None
