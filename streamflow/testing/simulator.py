@@ -53,6 +53,7 @@ from streamflow.testing.actors import Actors, actor_registry
 from streamflow.testing.bodies import Bodies
 from streamflow.testing.children import ChildPlan, Children
 from streamflow.testing.inputs import Inputs
+from streamflow.testing.mishaps import Mishaps
 from streamflow.testing.records import Job, QueueMessage, SimResult, remember
 
 DECIDABLE = (
@@ -66,7 +67,7 @@ DECIDABLE = (
 """Events ``decide`` reacts to: the causes a projector may be handed."""
 
 
-class Simulator(Inputs, Children):
+class Simulator(Inputs, Children, Mishaps):
     """The log, the index, the queues and the workers of one workflow, in memory.
 
     Every script is one call that appends entries atomically, with the rules of its Lua
@@ -305,22 +306,6 @@ class Simulator(Inputs, Children):
         assert isinstance(counter, int)
         return len(self.idx.decremented.get(counter, ()))
 
-    def crash(self, job: Job) -> list[Entry]:
-        """The worker records the outcome, then dies before projecting it; the outcome's
-        wake-up is left for ``recover``."""
-        return self.finish(job, project=False)
-
-    def drop(self, job: Job) -> None:
-        """The worker dies mid-task: no outcome; the message waits for redelivery."""
-        self.stats["drops"] += 1
-        self.jobs.remove(job)
-
-    def duplicate(self, pick: int = 0) -> None:
-        """The queue holds message ``pick`` twice (at-least-once delivery): a new id."""
-        self.stats["duplicates"] += 1
-        message = self.queue[pick % len(self.queue)]
-        self._new_message(message.node, message.attempt)
-
     def project(self, cause: Entry, trigger: QueueMessage | None = None) -> list[Entry]:
         """Inline projection: a fresh fold, decide, apply (again on CONFLICT), ack."""
         out: list[Entry] = []
@@ -350,21 +335,6 @@ class Simulator(Inputs, Children):
         _, entries = self.apply(
             decide_all(self.definition, state, self.log), expected=state.last_decision
         )
-        return entries
-
-    def project_stale(self, cause: Entry, lag: int, *, check_conflict: bool = True) -> list[Entry]:
-        """A projector whose fold stops ``lag`` entries short of the log (but includes
-        ``cause``); ``check_conflict=False`` takes the apply script's serialisation away,
-        leaving idempotency keys and the terminal check: the core alone must be right."""
-        self.stats["stale_projections"] += 1
-        upto = max(cause.seq, len(self.log) - lag)
-        state = fold_all(self.log[:upto])
-        decisions = decide(self.definition, state, cause)
-        reply, entries = self.apply(
-            decisions, expected=state.last_decision, check_conflict=check_conflict
-        )
-        if reply == "CONFLICT":
-            self.stats["conflicts"] += 1
         return entries
 
     def _new_child(self, compiled: Compiled, fail_until: Mapping[int, int]) -> Simulator:
