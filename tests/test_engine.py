@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -477,3 +478,25 @@ def test_result_timeout(app: App) -> None:
     with pytest.raises(ResultTimeout, match=r"within 0\.2 s"):
         handle.result(timeout=0.2)
     assert handle.status().counts["queued"] == 1
+
+
+def test_a_read_of_the_queues_ends_before_the_socket_timeout(redis_binary: str) -> None:
+    """A worker whose reads would wait longer than its connection allows is refused (each
+    would fail as a timeout); a URL's socket_timeout sets what it allows."""
+    from streamflow.store.embedded import EmbeddedRedis
+
+    with EmbeddedRedis(binary=redis_binary, appendfsync="no") as server:
+        app = App(f"{server.url}?socket_timeout=0.5")
+
+        @app.actor
+        def hello() -> str:
+            return "hello"
+
+        for block_ms in (500, 0):
+            with pytest.raises(ValueError, match=rf"shorter than 500 \(got {block_ms}\)"):
+                app.worker(block_ms=block_ms)
+        with capture_logs() as logs, app.worker(concurrency=1, block_ms=400):
+            time.sleep(1.5)  # idle: reads that end empty, each within the timeout
+            assert hello.send().get_result(block=True, timeout=10) == "hello"
+        assert not [e for e in logs if e["event"] == "redis_unreachable"]
+        app.close()

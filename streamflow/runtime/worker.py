@@ -79,7 +79,8 @@ class Worker:
         recovery: run a recovery projector on the wake-up streams.
         timer: move due delayed tasks, retries and wake-ups into their streams.
         consumer: consumer name (default: host, pid and a random suffix).
-        block_ms: how long one read of the queues waits for messages.
+        block_ms: how long one read of the queues waits for messages; on one Redis,
+            shorter than its connection's socket timeout (5 s by default on redis-py 8).
         grace_s: on stop, how long in-flight tasks may take to finish.
         sweep_interval_s: how often the timer removes workflows past their retention.
         max_deliveries: deliveries of one attempt (counted from its TaskStarted events)

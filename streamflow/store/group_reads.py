@@ -61,6 +61,14 @@ class BlockingReads:
     def __init__(
         self, wire: Wire, group: str, consumer: str, streams: Mapping[str, int], block_ms: int
     ) -> None:
+        timeout = wire.socket_timeout_s()
+        if block_ms < 1 or (timeout is not None and block_ms >= timeout * 1000):
+            limit = "" if timeout is None else f" and shorter than {timeout * 1000:g}"
+            raise ValueError(
+                f"block_ms must be at least 1{limit} (got {block_ms!r}): a read of the "
+                "queues must end before the Redis connection's socket timeout, or it fails "
+                "as a timeout (to wait longer, raise ?socket_timeout= in the Redis URL)"
+            )
         self._wire = wire
         keys = list(streams)
         self._group: tuple[Any, ...] = ("XREADGROUP", "GROUP", group, consumer)

@@ -55,6 +55,13 @@ class Wire:
             result: list[Any] = retry.call_with_retry(lambda: self._attempt(commands), self._broken)
             return result
 
+    def socket_timeout_s(self) -> float | None:
+        """How long a reply may take on this connection before it fails as a timeout
+        (None: no limit; redis-py 8's default is 5 s, a URL's ``socket_timeout`` sets it)."""
+        with self._lock:
+            timeout: float | None = self._connection().socket_timeout
+            return timeout
+
     def close(self) -> None:
         """Give the connection back to the pool."""
         with self._lock:
