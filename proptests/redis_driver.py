@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import dataclasses
 import inspect
 import itertools
 from collections.abc import Callable, Iterator
@@ -41,231 +40,23 @@ from typing import Any
 
 import redis
 
-import streamflow.runtime.consumer
-import streamflow.runtime.executor
-import streamflow.runtime.projector
-import streamflow.runtime.recorder
-import streamflow.runtime.recovery
-from proptests.simulator import ACTORS, DECIDABLE, Case, evaluate, task_ids
-from streamflow.api.app import App
-from streamflow.api.canvas import Canvas, Chain, Group, Message, WithDelay
+from proptests.redis_faults import Faults
+from proptests.redis_process import QUEUES, Crash, Process, armed
+from proptests.redis_records import QueueMessage, Tracked, child_canvas
+from proptests.simulator import Case
 from streamflow.api.compile import compile_canvas
 from streamflow.api.handles import WorkflowHandle
-from streamflow.model.definition import Definition
 from streamflow.model.events import Entry, WorkflowSubmitted, to_entry
-from streamflow.model.index import index_fields
 from streamflow.model.messages import decode_task_message, decode_wake
 from streamflow.model.schema import PROJECTOR_GROUP, WORKER_GROUP
-from streamflow.model.state import fold_all
-from streamflow.runtime.context import current_task
 from streamflow.runtime.sweep import StuckSweep
 from streamflow.runtime.timer import move_due
 from streamflow.runtime.worker import Worker
 from streamflow.store.cluster import connect
 from streamflow.store.keys import Keys
 from streamflow.store.log import read_raw
-from streamflow.store.runner import Scripts
-from streamflow.store.scripts import Call, reply_code
 
-QUEUES = ("default", "other")
 SHARD = 0
-
-# -- crashes ---------------------------------------------------------------------------
-
-
-class Crash(BaseException):
-    """The process dies here (a BaseException: the worker's ``except Exception`` must not
-    turn it into a task failure)."""
-
-
-_armed: list[str] = []
-
-
-def _crash_point(name: str) -> None:
-    if _armed and _armed[0] == name:
-        _armed.clear()
-        raise Crash(name)
-
-
-@contextlib.contextmanager
-def crash_points() -> Iterator[None]:
-    """Make the code's crash points raise ``Crash`` when armed (see ``armed``)."""
-    modules = (
-        streamflow.runtime.consumer,
-        streamflow.runtime.executor,
-        streamflow.runtime.projector,
-        streamflow.runtime.recorder,
-        streamflow.runtime.recovery,
-    )
-    saved = [m.crash_point for m in modules]
-    for module in modules:
-        module.crash_point = _crash_point  # type: ignore[attr-defined]
-    try:
-        yield
-    finally:
-        _armed.clear()
-        for module, original in zip(modules, saved, strict=True):
-            module.crash_point = original  # type: ignore[attr-defined]
-
-
-@contextlib.contextmanager
-def armed(point: str | None) -> Iterator[None]:
-    """Crash at ``point`` (its first hit) within the block; None: no crash."""
-    _armed[:] = [point] if point else []
-    try:
-        yield
-    finally:
-        _armed.clear()
-
-
-# -- a worker without threads ----------------------------------------------------------
-
-
-class DeferredPool:
-    """Stands in for the worker's task threads: keeps each submitted call for a later
-    step, which reports its end to ``ended`` as a task thread does."""
-
-    def __init__(self) -> None:
-        self.items: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
-        self.ended: Callable[[BaseException | None], None] = lambda error: None
-
-    def submit(self, fn: Callable[..., Any], *args: Any, priority: float = 0) -> None:
-        self.items.append((fn, args))  # the machine picks what runs next, not ``priority``
-
-    def take(self, keep: Callable[[Callable[..., Any], tuple[Any, ...]], bool]) -> list[Any]:
-        taken = [args for fn, args in self.items if not keep(fn, args)]
-        self.items = [(fn, args) for fn, args in self.items if keep(fn, args)]
-        return taken
-
-    def shutdown(self, wait: bool) -> None:
-        self.items.clear()
-
-
-class Boom(Exception):
-    """A planned failure of an attempt."""
-
-
-class RecordingScripts:
-    """The worker's scripts, counting the start and outcome scripts' replies."""
-
-    def __init__(self, scripts: Scripts, stats: collections.Counter[str]) -> None:
-        self._scripts = scripts
-        self._stats = stats
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._scripts, name)
-
-    def run(self, call: Call) -> Any:
-        raw = self._scripts.run(call)
-        if call.script in ("start", "outcome"):
-            self._stats[f"{call.script} {reply_code(raw).value}"] += 1
-        return raw
-
-    def batch(self, calls: list[Call]) -> list[Any]:
-        results = self._scripts.batch(calls)
-        names = {name for name, _, _ in calls}
-        for (name, _, _), raw in zip(calls, results, strict=True):
-            if name in ("start", "outcome", "apply") and not isinstance(raw, Exception):
-                # An apply sent with its outcome: decisions made ahead (speculation).
-                label = "speculative apply" if name == "apply" and "outcome" in names else name
-                self._stats[f"{label} {reply_code(raw).value}"] += 1
-        return results
-
-
-class Process:
-    """One worker process: an App (connection, projector cache) and its Worker."""
-
-    def __init__(
-        self,
-        url: str,
-        prefix: str,
-        name: str,
-        plan: dict[str, Case],
-        stats: Any,
-        options: dict[str, Any],
-    ) -> None:
-        self.name = name
-        self.app = App(url, prefix=prefix, shards=1)  # the machine drives shard 0
-        for actor_name, actor in ACTORS.items():
-            self.app.actor(
-                _body(actor_name, plan), actor_name=actor_name, queue=actor.options.queue
-            )
-        self.pool = DeferredPool()
-        self.worker = Worker(
-            self.app,
-            queues=QUEUES,
-            concurrency=1,
-            lease_ms=0,  # every pending message may be claimed: its lease has run out
-            max_deliveries=10**6,  # poison detection is not what this test is about
-            consumer=name,
-            timer=False,
-            recovery=False,
-            pool=self.pool,
-            **options,
-        )
-        self.pool.ended = self.worker.executor.ended
-        self.app.store.scripts = RecordingScripts(self.app.scripts, stats)  # type: ignore[assignment]
-        self.worker.create_groups()
-
-    def close(self) -> None:
-        self.app.close()
-
-
-def _body(name: str, plan: dict[str, Case]) -> Callable[..., Any]:
-    fn = ACTORS[name].fn
-
-    def body(*args: Any, **kwargs: Any) -> Any:
-        task = current_task()
-        assert task is not None
-        case = plan.get(task.workflow_id)  # a child workflow: none of its tasks fail
-        if case is not None and task.attempt <= case.fail_until.get(task.node, 0):
-            raise Boom(f"attempt {task.attempt}")
-        return fn(*args, **kwargs)
-
-    body.__name__ = name
-    return body
-
-
-# -- cases, shown briefly --------------------------------------------------------------
-
-
-def child_canvas(case: Case, node: int) -> Canvas:
-    """The canvas of the ``Child`` node ``node`` of a case."""
-    messages = dict(zip(task_ids(case.definition), evaluate(case.canvas).messages, strict=True))
-    canvas = messages[node].child
-    assert canvas is not None, f"node {node} is no Child node"
-    return canvas
-
-
-def describe(canvas: Canvas) -> str:
-    """A canvas in a line: ``Chain(f(1), Group(flaky(2, ignore, 1ms)))``."""
-    if isinstance(canvas, Message) and canvas.child is not None:
-        return f"Child({describe(canvas.child)}, retries={canvas.options.max_retries})"
-    if isinstance(canvas, Message):
-        parts = [repr(a) for a in canvas.args]
-        parts += [f"{k}={v!r}" for k, v in canvas.kwargs.items()]
-        parts += ["ignore"] if canvas.pipe_ignore else []
-        parts += [f"{canvas.delay_ms}ms"] if canvas.delay_ms else []
-        return f"{canvas.actor_name}({', '.join(parts)})"
-    if isinstance(canvas, WithDelay):
-        return f"WithDelay({describe(canvas.child)}, {canvas.delay_ms}ms)"
-    if isinstance(canvas, Group):
-        return f"Group({', '.join(describe(c) for c in canvas.children)})"
-    assert isinstance(canvas, Chain)
-    return f"Chain({', '.join(describe(c) for c in canvas.steps)})"
-
-
-class Planned:
-    """A case, with a repr a failing example can be read from (the canvas in a line,
-    and which attempts of which task nodes fail). Not a dataclass: hypothesis would
-    print its every field."""
-
-    def __init__(self, case: Case) -> None:
-        self.case = case
-
-    def __repr__(self) -> str:
-        return f"<{describe(self.case.canvas)} fail_until={self.case.fail_until}>"
-
 
 # -- the cluster -----------------------------------------------------------------------
 
@@ -273,33 +64,12 @@ INBOX = "inbox"
 """The consumer new messages are read under until a worker takes one (XCLAIM)."""
 
 
-@dataclasses.dataclass(frozen=True, order=True)
-class QueueMessage:
-    order: tuple[int, int, int, tuple[int, int]]
-    queue: str
-    msg_id: str
-    data: bytes
-    holder: str | None
-    """Consumer whose pending list holds it (None: not yet read)."""
-
-
 def _id_key(stream_id: str) -> tuple[int, int]:
     ms, _, n = stream_id.partition("-")
     return int(ms), int(n)
 
 
-@dataclasses.dataclass
-class Tracked:
-    """What the test keeps per workflow."""
-
-    workflow_id: str
-    case: Case
-    entries: list[Entry] = dataclasses.field(default_factory=list)
-    """The log as last read (a prefix of every later read)."""
-    archived: bool = False
-
-
-class Cluster:
+class Cluster(Faults):
     """Worker processes, workflows and the steps that drive them."""
 
     def __init__(self, url: str, prefix: str, processes: int = 2) -> None:
@@ -346,14 +116,6 @@ class Cluster:
         except Crash as crash:
             self.stats[f"crash {crash}"] += 1
             self.kill(index)
-
-    def kill(self, index: int) -> None:
-        """The process dies (SIGKILL): in-flight jobs and cache lost, messages pending."""
-        proc = self.procs[index]
-        self.stats["killed with jobs in flight"] += bool(proc.pool.items)
-        proc.pool.items.clear()
-        proc.close()
-        self.procs[index] = self._spawn(index)
 
     # -- steps ---------------------------------------------------------------------
 
@@ -449,14 +211,6 @@ class Cluster:
                 self.stats["claimed"] += len(messages)
                 proc.worker.consumer.dispatch(messages)
 
-    def duplicate(self, pick: int) -> None:
-        """At-least-once: a message is in its queue twice (a new id, same bytes)."""
-        found = self.messages()
-        if found:
-            m = found[pick % len(found)]
-            self.client.xadd(m.queue, {"m": m.data})
-            self.stats["duplicated"] += 1
-
     def run_job(self, pick: int, point: str | None) -> None:
         """A pool thread of some worker runs one of its jobs: body, outcome, inline
         projection, ack (or, for ALREADY_DONE, the projection again and the ack)."""
@@ -543,48 +297,6 @@ class Cluster:
                 proc.app.store, proc.app.projector, stuck_after_ms=0
             ).run((SHARD,))
 
-    def lose_message(self, pick: int, *, owners: bool = False) -> None:
-        """A queue message vanishes (XACK + XDEL by someone else, a failover): the sweep
-        must notice and re-send it. ``owners``: also a message that started its attempt
-        (see ``test_sweep_resends_a_lost_started_message``)."""
-        found = self.messages()
-        if not owners:
-            found = [m for m in found if not self._owns_its_attempt(m.msg_id, m.data)]
-        if found:
-            m = found[pick % len(found)]
-            self.client.xack(m.queue, WORKER_GROUP, m.msg_id)
-            self.client.xdel(m.queue, m.msg_id)
-            self.stats["messages lost"] += 1
-
-    def _owns_its_attempt(self, msg_id: str, data: bytes) -> bool:
-        workflow_id, node, attempt, _ = decode_task_message(data)
-        tracked = next(t for t in self.workflows if t.workflow_id == workflow_id)
-        state = fold_all(self.read(tracked)[0])
-        return state.attempt.get(node) == attempt and state.owner.get(node) == msg_id
-
-    def project_again(self, index: int, pick: int) -> None:
-        """A projection of an old cause runs again (a slow thread, a redelivered wake-up):
-        the real projector with this process's (possibly stale) cache."""
-        causes = [
-            (t.workflow_id, e)
-            for t in self.workflows
-            if not t.archived
-            for e in t.entries
-            if isinstance(e.event, DECIDABLE)
-        ]
-        if causes:
-            workflow_id, cause = causes[pick % len(causes)]
-            with self.running(index) as proc:
-                proc.app.projector.project(workflow_id, cause)
-                self.stats["projected again"] += 1
-
-    def delete_index(self, pick: int) -> None:
-        """Contract 5: the index is derived; delete it (the next script says REBUILD)."""
-        live = [t for t in self.workflows if not t.archived]
-        if live:
-            self.client.delete(self.keys.idx(live[pick % len(live)].workflow_id))
-            self.stats["index deleted"] += 1
-
     # -- reading ---------------------------------------------------------------------
 
     def queue_keys(self) -> list[str]:
@@ -658,13 +370,3 @@ class Cluster:
                 if self.stats["resent by sweep"] == resent:
                     return
         raise AssertionError(f"not drained after {max_rounds} rounds")
-
-
-def expected_index(entries: list[Entry], definition: Definition) -> dict[str, bytes]:
-    """The index the scripts should hold for this log: the pure fold's, as Redis stores
-    it (every value a byte string)."""
-    out: dict[str, bytes] = {}
-    state = fold_all(entries)
-    for field, value in index_fields(state, definition if state.def_hash else None).items():
-        out[field] = value if isinstance(value, bytes) else str(value).encode()
-    return out

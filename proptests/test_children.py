@@ -17,7 +17,8 @@ import hypothesis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proptests.simulator import Case, Checker, Simulator, child_canvases, evaluate
+from proptests.checker import Checker
+from proptests.simulator import Case, Simulator, child_canvases, evaluate
 from proptests.test_core import check_finished
 from streamflow.api.canvas import Canvas, Chain, Group
 from streamflow.api.children import Child

@@ -25,13 +25,13 @@ from hypothesis.stateful import (
     rule,
 )
 
+from proptests.checker import Checker
 from proptests.simulator import (
     DECIDABLE,
     FLAKY,
     FRAGILE,
     NOTHING,
     Case,
-    Checker,
     Expected,
     F,
     H,

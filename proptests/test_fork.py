@@ -10,7 +10,8 @@ import hypothesis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from proptests.simulator import Case, Checker, Simulator, cases, evaluate
+from proptests.checker import Checker
+from proptests.simulator import Case, Simulator, cases, evaluate
 from proptests.test_core import check_finished
 from streamflow.model.definition import TASK, TaskNode
 from streamflow.model.events import TaskStarted

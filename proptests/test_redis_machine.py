@@ -49,18 +49,13 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from proptests.redis_driver import (
-    SHARD,
-    Cluster,
-    Planned,
-    Tracked,
-    crash_points,
-    expected_index,
-)
+from proptests.checker import Checker
+from proptests.redis_driver import SHARD, Cluster
+from proptests.redis_process import crash_points
+from proptests.redis_records import Planned, Tracked, expected_index
 from proptests.simulator import (
     SIGNALS,
     Case,
-    Checker,
     F,
     cases,
     child_cases,

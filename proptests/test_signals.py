@@ -14,7 +14,8 @@ from hypothesis import Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import initialize, rule
 
-from proptests.simulator import SIGNALS, Case, Checker, F, Simulator, evaluate, payload_of
+from proptests.checker import Checker
+from proptests.simulator import SIGNALS, Case, F, Simulator, evaluate, payload_of
 from proptests.simulator import signal_cases as cases
 from proptests.test_core import SerialisedMachine, WorkflowMachine, _decidable, check_finished
 from streamflow.api.canvas import Chain, Group
