@@ -23,6 +23,7 @@ from streamflow.model.events import (
     TaskSucceeded,
     WorkflowSubmitted,
 )
+from streamflow.runtime.worker import Worker
 from streamflow.store import scripts
 from streamflow.store.cluster import is_cluster
 from streamflow.store.scripts import Call
@@ -57,6 +58,11 @@ def pattern_subscriptions(r: Any) -> int:
 def active_workflows(app: App, r: Any) -> int:
     """Workflows not ended, on every shard."""
     return sum(int(r.scard(app.keys.active(shard))) for shard in range(app.shards))
+
+
+def run_worker(app: App, **options: Any) -> Worker:
+    """A worker of ``app``, started (4 task threads unless ``concurrency`` says)."""
+    return app.worker(concurrency=options.pop("concurrency", 4), **options).start()
 
 
 def start_call(
