@@ -57,10 +57,11 @@ class Wire:
 
     def socket_timeout_s(self) -> float | None:
         """How long a reply may take on this connection before it fails as a timeout
-        (None: no limit; redis-py 8's default is 5 s, a URL's ``socket_timeout`` sets it)."""
-        with self._lock:
-            timeout: float | None = self._connection().socket_timeout
-            return timeout
+        (None: no limit; redis-py 8's default is 5 s, a URL's ``socket_timeout`` sets it).
+        Read from a connection made but not connected: Redis may not be up yet."""
+        pool = self.client.connection_pool
+        timeout: float | None = pool.connection_class(**pool.connection_kwargs).socket_timeout
+        return timeout
 
     def close(self) -> None:
         """Give the connection back to the pool."""
