@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -261,3 +262,29 @@ def test_the_sweep_sends_no_copy_of_a_lone_task_that_ends_as_it_looks(
     assert sweep._resend_lost(handle.id) == 0
     assert r.xlen(app.keys.queue(shard_of(handle.id), "later")) == 0
     assert ran == [1]
+
+
+def test_the_sweep_finds_a_message_behind_more_than_a_page_of_others(
+    app: App, r: redis.Redis
+) -> None:
+    """More messages than one read returns were queued between a lone task's enqueue and
+    its message (a burst in one millisecond, or, as here, a stream whose ids run ahead
+    of the clock): the sweep reads on until it finds the message, and sends no copy."""
+    from streamflow.runtime import sweep as sweeping
+    from streamflow.store.keys import new_workflow_id
+
+    @app.actor(queue="later")
+    def quick() -> str:
+        return "ok"
+
+    workflow_id = new_workflow_id(app.shards - 1)
+    queue = app.keys.queue(shard_of(workflow_id), "later")
+    ahead_ms = int(time.time() * 1000) + 600_000  # ten minutes ahead of any clock here
+    pipe = r.pipeline(transaction=False)
+    for n in range(sweeping.LOOK_PAGE + 500):  # ids ahead: the message is queued after them
+        pipe.xadd(queue, {"m": b"other"}, id=f"{ahead_ms}-{n}")
+    pipe.execute()
+    handle = app.submit(quick.message(), workflow_id=workflow_id)
+    sweep = sweeping.StuckSweep(app.store, app.projector, stuck_after_ms=0)
+    assert sweep._resend_lost(handle.id) == 0
+    assert r.xlen(queue) == sweeping.LOOK_PAGE + 501

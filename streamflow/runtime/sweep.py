@@ -29,6 +29,11 @@ from streamflow.store.log import iter_log
 
 log = get_logger(__name__)
 SCAN_COUNT = 200
+LOOK_PAGE = 1000
+"""Queue entries read at a time while looking for a message that may be lost."""
+LOOK_PAGES = 20
+"""At most this many pages are read (a burst of queued messages in one millisecond can
+put that many ahead of it); past them it counts as lost."""
 
 
 class StuckSweep:
@@ -147,10 +152,15 @@ class StuckSweep:
             return True
         # Queued by the script that appended its TaskEnqueued (Redis time stands still
         # within a script: the same millisecond), or by the timer once due; a message
-        # is deleted only when acknowledged. Beyond 1,000 entries we re-send anyway (a
-        # duplicate is dropped at start, but a lone task's body runs before its start).
-        start = enqueued_ms + delay
-        found: Any = client.xrange(queue, min=f"{start}-0", max="+", count=1000)
-        if any(fields.get(schema.MESSAGE_FIELD.encode()) == message for _, fields in found):
-            return True
+        # is deleted only when acknowledged. It is looked for page by page from there;
+        # past LOOK_PAGES pages it is re-sent anyway (a duplicate is dropped at start,
+        # but a lone task's body runs before its start).
+        since = f"{enqueued_ms + delay}-0"
+        for _ in range(LOOK_PAGES):
+            found: Any = client.xrange(queue, min=since, max="+", count=LOOK_PAGE)
+            if any(fields.get(schema.MESSAGE_FIELD.encode()) == message for _, fields in found):
+                return True
+            if len(found) < LOOK_PAGE:
+                break
+            since = "(" + found[-1][0].decode()  # after the last one read
         return client.zscore(parked, message) is not None
