@@ -197,11 +197,11 @@ def test_a_signal_racing_its_timeout_has_one_outcome(app: App, r: redis.Redis) -
         audited(app, handle.id)
 
 
-def test_a_signal_is_decided_again_when_an_event_lands_after_its_read(app: App) -> None:
+def test_a_signal_is_numbered_again_when_an_event_lands_after_its_read(app: App) -> None:
     """The node's timeout message delivered between the signal's read of the log and its
     apply: the TaskStarted takes the sequence number the signal was decided at, so that
-    apply is refused and the signal decided again, its decisions naming it as their
-    cause (replay finds no divergence)."""
+    apply is refused and the signal sent again after it, its decisions naming it as
+    their cause (replay finds no divergence)."""
     double, _ = actors(app)
     handle = app.submit(Chain(Signal("race", timeout=60), double.piped()))
     started = encode_event(TaskStarted(node=0, attempt=1, worker="w", msg_id="1-0"))
@@ -223,6 +223,23 @@ def test_a_signal_is_decided_again_when_an_event_lands_after_its_read(app: App) 
     kinds = [type(entry.event).__name__ for entry in history[1:4]]
     assert kinds == ["TaskEnqueued", "TaskStarted", "SignalReceived"]
     assert {entry.event.cause for entry in history[4:8]} == {history[3].seq}
+
+
+def test_a_signal_lands_on_a_busy_workflow_and_replays(app: App) -> None:
+    """Starts, outcomes and decrements of other tasks come between the signal's read and
+    its apply: it is numbered again until it lands, and the log audits and replays."""
+    double, _ = actors(app)
+    waiting_then = Chain(Signal("go"), double.piped())
+    handle = app.submit(Group(waiting_then, Group(*[double.message(i) for i in range(400)])))
+    with app.worker(concurrency=8):
+        wait_until(lambda: len(handle.history()) > 200, 30, message="the group under way")
+        assert app.signal(handle.id, "go", 21) is True
+        results = handle.result(timeout=60)
+    assert results[0] == 42 and results[1] == [2 * i for i in range(400)]
+    history = audited(app, handle.id)
+    (received,) = (e for e in history if isinstance(e.event, SignalReceived))
+    (taken,) = (e for e in history if isinstance(e.event, TaskSucceeded) and e.event.node == 0)
+    assert taken.seq == received.seq + 1 and taken.event.cause == received.seq
 
 
 def test_the_cli_sends_a_signal(app: App, redis_url: str) -> None:

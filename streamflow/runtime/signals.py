@@ -35,12 +35,16 @@ from streamflow.model.schema import RUNNING, signal_key
 from streamflow.model.signals import timed_out
 from streamflow.model.state import fold, fold_all
 from streamflow.runtime.projector import MAX_ROUNDS, Applied, Projector, Trigger, chunked
-from streamflow.store.log import raw_plan
+from streamflow.store.log import parse_raw, raw_plan
 from streamflow.store.plan import Plan, checked, clock_ms, run
 from streamflow.store.scripts import Reply, reply_code
 
 log = get_logger(__name__)
 
+SIGNAL_ROUNDS = 4 * MAX_ROUNDS
+"""Rounds a signal may take to land: each is cheap (the new entries, and the apply)."""
+MOVED = -4
+"""The apply script's CONFLICT code for a signal whose log grew since its fold."""
 MAX_PAYLOAD_BYTES = 64 * 1024
 """The largest encoded payload a signal may carry (it is kept in the log twice: the
 signal, and its node's result)."""
@@ -98,6 +102,12 @@ def signal_plan(
     """Record SignalReceived ``name`` once, with what it decides; what it applied (for
     ``Projector.settle``), or None if the workflow had received that signal already.
 
+    The signal's decisions name it by its sequence number, the one after the fold they
+    were made from. Events that are not decisions may land in between (a task's start
+    or outcome): the decisions stand and are numbered again after the log's last event
+    (``_apply``). A decision landing in between means deciding again, from the fold
+    and what is new (read in one round trip).
+
     Raises:
         SignalError: the workflow is unknown, waits for no signal ``name``, or has
             ended without receiving it.
@@ -105,13 +115,27 @@ def signal_plan(
     """
     encoded_payload(name, payload)
     keys = projector.store.keys
-    for _ in range(MAX_ROUNDS):
-        try:
-            raw, _ = yield from raw_plan(keys, workflow_id)  # an archive too: a duplicate?
-        except WorkflowNotFoundError:
-            raise SignalError(f"no workflow {workflow_id!r} (unknown, or expired)") from None
-        (clock,) = yield [("TIME",)]
-        state = fold_all([to_entry(item) for item in raw])
+    log_key = keys.workflow(workflow_id).log
+    entries: list[Entry] = []  # the log as last read (empty: read it whole)
+    for _ in range(SIGNAL_ROUNDS):
+        if entries:
+            state = fold_all(entries)  # before the read: the window to the apply is short
+            tail, clock = yield [("XRANGE", log_key, f"({entries[-1].stream_id}", "+"), ("TIME",)]
+            new = [to_entry(item) for item in parse_raw(checked(tail))]
+            if not new:  # no longer a live log that grew (archived, say): read it all
+                entries = []
+                continue
+            for entry in new:
+                fold(state, entry)
+            entries += new
+        else:
+            try:
+                raw, _ = yield from raw_plan(keys, workflow_id)  # an archive too: a duplicate?
+            except WorkflowNotFoundError:
+                raise SignalError(f"no workflow {workflow_id!r} (unknown, or expired)") from None
+            (clock,) = yield [("TIME",)]
+            entries = [to_entry(item) for item in raw]
+            state = fold_all(entries)
         definition = yield from projector.store.definitions.get_plan(state.def_hash, workflow_id)
         if name not in definition.signals:
             waits = ", ".join(repr(s) for s in definition.signals) or "none"
@@ -139,11 +163,11 @@ def signal_plan(
             projector, workflow_id, definition, chunks, wake, entry, expected, folded, done
         )
         if applied is None:
-            continue  # a decision came first (CONFLICT), or it ended: read the log again
-        archived, ended = applied
+            continue  # a decision came first, or it ended: read what is new
+        decisions, archived, ended = applied
         log.info("signal_received", workflow_id=workflow_id, signal=name)
         return Applied(decisions, archived, ended, done)
-    raise ScriptError(f"signalling {workflow_id} did not settle in {MAX_ROUNDS} rounds")
+    raise ScriptError(f"signalling {workflow_id} did not settle in {SIGNAL_ROUNDS} rounds")
 
 
 def _apply(
@@ -156,16 +180,28 @@ def _apply(
     expected: int,
     folded: tuple[int, str],
     done: bool,
-) -> Plan[tuple[bool, bool] | None]:
-    """Apply the signal's decisions chunk by chunk (the signal in the first); whether
-    the workflow was archived and ended, or None if the first chunk was refused."""
+) -> Plan[tuple[list[Event], bool, bool] | None]:
+    """Apply the signal's decisions chunk by chunk (the signal in the first); the
+    decisions as applied, and whether the workflow was archived and ended; or None if
+    the first chunk was refused.
+
+    Events that are not decisions may come between the fold and the apply (a task's
+    start or outcome: on a busy workflow, nearly always). The decisions stand, as a
+    projection's do when such events land before it (no decision came, and what
+    ``decide`` makes from a fold it makes from a later one: replay checks it), but the
+    signal moved: they are numbered again after the log's last event and sent again,
+    a round trip each time.
+    """
     archived = ended = False
-    for i, chunk in enumerate(chunks):
+    i = 0
+    for _ in range(SIGNAL_ROUNDS):
+        if i == len(chunks):
+            break
         last = i == len(chunks) - 1
         call = projector.apply_call(
             workflow_id,
             definition,
-            chunk,
+            chunks[i],
             {entry.seq: entry.time_ms},
             expected,
             folded,
@@ -174,14 +210,32 @@ def _apply(
         )
         (raw,) = yield [call]
         reply = reply_code(checked(raw))
+        if reply is Reply.CONFLICT and i == 0 and int(raw[1]) == MOVED:
+            folded = (int(raw[2]), raw[3].decode() if isinstance(raw[3], bytes) else raw[3])
+            entry, chunks = _renumbered(entry, chunks, folded[0] + 1)
+            continue
         if reply is Reply.REBUILD and i == 0:
             yield from projector.rebuild_plan(workflow_id)
         if reply is not Reply.OK:
             # Past the first chunk the signal is in: recovery (its wake-up) goes on.
-            return None if i == 0 else (archived, ended)
+            return None if i == 0 else ([e for c in chunks for e in c], archived, ended)
         expected = int(raw[2])
         archived, ended = archived or bool(int(raw[3])), ended or bool(int(raw[4]))
-    return archived, ended
+        i += 1
+    if i == 0:
+        return None  # moved on every round: decide again from what is new
+    return [e for c in chunks for e in c], archived, ended
+
+
+def _renumbered(
+    entry: Entry, chunks: list[list[Event]], seq: int
+) -> tuple[Entry, list[list[Event]]]:
+    """The signal at sequence number ``seq``, and its decisions naming it there."""
+    old = entry.seq
+    return dataclasses.replace(entry, seq=seq), [
+        [dataclasses.replace(e, cause=seq) if e.cause == old else e for e in chunk]
+        for chunk in chunks
+    ]
 
 
 def signal(projector: Projector, workflow_id: str, name: str, payload: Any, sender: str) -> bool:

@@ -13,7 +13,7 @@
 -- still run - archive it   ARGV[11], ARGV[12] sequence number and stream id of the last
 -- event the caller folded (its fold must be a prefix of this log: after a failover or a
 -- lost write it may not be; then CONFLICT -1; a batch holding a signal must come right
--- after that event, else CONFLICT -1 too)
+-- after that event, else {CONFLICT, -4, n, stream id of event n}: where the log ends)
 -- ARGV[13], ARGV[14], ARGV[15] guard ('' none): decisions made ahead of their cause,
 -- sent in the same pipeline as the outcome script; they hold only if that outcome was
 -- recorded under index key ARGV[13] at sequence number ARGV[14] with the encoded event
@@ -29,7 +29,8 @@
 -- A finished workflow (ARGV[10]) is archived at once if its log holds at most ARGV[9]
 -- entries (uncompressed; see codec.py, flag 0x02); a longer log is left to the caller.
 --
--- Returns {OK, n, d, archived, ended by this call} | {CONFLICT, d or -1 or -2} |
+-- Returns {OK, n, d, archived, ended by this call} | {CONFLICT, d or -1 or -2 or -3} |
+-- {CONFLICT, -4, n, id} |
 -- {REBUILD} | {GONE} | {TERMINAL}; GONE and TERMINAL still acknowledge the trigger
 -- (nothing more can follow from it).
 local log, idx, archive, active, wake_due = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -73,9 +74,13 @@ if ARGV[12] ~= '0-0' then
   local last = redis.call('XRANGE', log, ARGV[12], ARGV[12])[1]
   if not last or last[2][4] ~= ARGV[11] then return {REPLY_CONFLICT, -1} end
   -- A signal's decisions name it by the sequence number the caller gave it, the one
-  -- after its fold: any event that came since (a TaskStarted, a ChildStarted), even one
-  -- that is not a decision, would move it.
-  if minted and n ~= tonumber(ARGV[11]) then return {REPLY_CONFLICT, -1} end
+  -- after its fold: an event that came since (a TaskStarted, an outcome, a
+  -- ChildStarted; no decision, or LAST_DECISION would have said so) moves it. The
+  -- caller is told where the log ends, to number them again.
+  if minted and n ~= tonumber(ARGV[11]) then
+    local tip = redis.call('XREVRANGE', log, '+', '-', 'COUNT', 1)[1]
+    return {REPLY_CONFLICT, -4, n, tip[1]}
+  end
 end
 local ended
 n, d, ended = append_decisions(log, idx, active, KEYS[8], ARGV[1], 16, tonumber(ARGV[8]), n, d, due_base, 8, false)
