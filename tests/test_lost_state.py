@@ -15,7 +15,7 @@ import pytest
 import redis
 from structlog.testing import capture_logs
 
-from streamflow import App, Chain, ResultMissing
+from streamflow import App, Chain, ResultMissing, ResultTimeout
 from streamflow.model import schema
 from streamflow.model.messages import shard_of
 from tests.waiting import wait_until
@@ -47,7 +47,13 @@ def test_new_workflows_run_again_after_redis_lost_its_data(
             # Round the shards and more: the first shards' definitions were stored.
             count = max(20, app.shards + 2)
             after = [app.submit(Chain(c(f"a{i}"), c(f"b{i}"))) for i in range(count)]
-            assert [h.result(timeout=30) for h in after] == [f"b{i}" for i in range(count)]
+            try:
+                results = [h.result(timeout=30) for h in after]
+            except ResultTimeout as stuck:  # where it stands, and what the worker said
+                history = "\n".join(map(str, app.history(stuck.workflow_id)))
+                tail = log.read_text()[-4000:]
+                raise AssertionError(f"{stuck}\n{history}\nworker:\n{tail}") from stuck
+            assert results == [f"b{i}" for i in range(count)]
         assert time.monotonic() - started < 15  # within seconds, with nothing restarted
         assert worker.poll() is None
         # Said by the submitter once per shard whose stored definition was gone (one on
