@@ -28,6 +28,7 @@ from streamflow.model.events import (
     TaskSucceeded,
     encode_event,
 )
+from streamflow.runtime.projector import APPLY_CHUNK
 from streamflow.runtime.signals import signal_plan, signalled
 from streamflow.store.calls import Call
 from streamflow.store.plan import Command, run
@@ -240,6 +241,21 @@ def test_a_signal_lands_on_a_busy_workflow_and_replays(app: App) -> None:
     (received,) = (e for e in history if isinstance(e.event, SignalReceived))
     (taken,) = (e for e in history if isinstance(e.event, TaskSucceeded) and e.event.node == 0)
     assert taken.seq == received.seq + 1 and taken.event.cause == received.seq
+
+
+def test_a_signal_that_releases_more_than_a_chunk(app: App) -> None:
+    """What a signal decides is applied a chunk at a time, the signal in the first."""
+
+    @app.actor
+    def index(i: int, *piped: Any) -> int:
+        return i
+
+    width = APPLY_CHUNK + 50
+    handle = app.submit(Chain(Signal("go"), Group(*[index.message(i) for i in range(width)])))
+    assert app.signal(handle.id, "go", 1) is True
+    with app.worker(concurrency=8):
+        assert handle.result(timeout=60) == list(range(width))
+    audited(app, handle.id)
 
 
 def test_the_cli_sends_a_signal(app: App, redis_url: str) -> None:

@@ -193,10 +193,8 @@ def _apply(
     a round trip each time.
     """
     archived = ended = False
-    i = 0
-    for _ in range(SIGNAL_ROUNDS):
-        if i == len(chunks):
-            break
+    i = moves = 0
+    while i < len(chunks):
         last = i == len(chunks) - 1
         call = projector.apply_call(
             workflow_id,
@@ -211,6 +209,9 @@ def _apply(
         (raw,) = yield [call]
         reply = reply_code(checked(raw))
         if reply is Reply.CONFLICT and i == 0 and int(raw[1]) == MOVED:
+            moves += 1
+            if moves == SIGNAL_ROUNDS:
+                return None  # moved on every round: decide again from what is new
             folded = (int(raw[2]), raw[3].decode() if isinstance(raw[3], bytes) else raw[3])
             entry, chunks = _renumbered(entry, chunks, folded[0] + 1)
             continue
@@ -222,8 +223,6 @@ def _apply(
         expected = int(raw[2])
         archived, ended = archived or bool(int(raw[3])), ended or bool(int(raw[4]))
         i += 1
-    if i == 0:
-        return None  # moved on every round: decide again from what is new
     return [e for c in chunks for e in c], archived, ended
 
 
