@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from typing import Any
 
 import pytest
@@ -19,7 +18,8 @@ from streamflow.model.events import (
     TaskSucceeded,
     WorkflowCompleted,
 )
-from tests.helpers import check_contract, definition_of, events_of, run_worker
+from tests.helpers import check_contract, command_calls, definition_of, events_of, run_worker
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -272,8 +272,10 @@ def test_a_read_of_the_queues_ends_before_the_socket_timeout(redis_binary: str) 
         for block_ms in (500, 0):
             with pytest.raises(ValueError, match=rf"shorter than 500 \(got {block_ms}\)"):
                 app.worker(block_ms=block_ms)
+        reads = command_calls(app.client).get("xreadgroup", 0)
         with capture_logs() as logs, app.worker(concurrency=1, block_ms=400):
-            time.sleep(1.5)  # idle: reads that end empty, each within the timeout
+            # Idle: reads that end empty after 400 ms each, within the 0.5 s timeout.
+            wait_until(lambda: command_calls(app.client).get("xreadgroup", 0) >= reads + 6, 10)
             assert hello.send().get_result(block=True, timeout=10) == "hello"
         assert not [e for e in logs if e["event"] == "redis_unreachable"]
         app.close()
